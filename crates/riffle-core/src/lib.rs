@@ -1,1 +1,18 @@
-//! placeholder
+//! Riffle's validated domain types, free of I/O and HTTP.
+//!
+//! - [`seqnum::SeqNum`]: AWS's version-2 sequence-number layout; its counter
+//!   is a record's offset in the stream log.
+//! - [`iterator::IteratorCodec`]: signed, expiring shard iterators.
+//! - [`hashkey`]: MD5 routing and hash-key ranges.
+//! - [`names`]: ARNs and shard ids.
+//! - [`limits`]: every enforced limit.
+//! - [`clock::Clock`]: injected time.
+
+pub mod clock;
+pub mod hashkey;
+pub mod iterator;
+pub mod limits;
+pub mod names;
+pub mod seqnum;
+
+pub use clock::Clock;

@@ -69,9 +69,11 @@ pub enum Shape {
         pattern: Option<&'static Pattern>,
         enums: &'static [&'static str],
     },
+    /// `long` tells Integer from Long, which AWS names in type errors.
     Integer {
         min: Option<i64>,
         max: Option<i64>,
+        long: bool,
     },
     Boolean,
     Blob {
@@ -149,66 +151,164 @@ fn render(v: &Value) -> String {
 }
 
 fn type_error(shape: &Shape, got: &Value) -> Invalid {
+    const NUMBER: &str = "class com.amazon.coral.value.json.numbers.TruncatingBigNumber";
+    let class = match got {
+        Value::Bool(_) => "class java.lang.Boolean",
+        Value::Str(_) => "class java.lang.String",
+        Value::Bytes(_) => "class java.nio.HeapByteBuffer",
+        _ => NUMBER,
+    };
     let msg = match (shape, got) {
-        (Shape::Structure(_) | Shape::Map { .. }, Value::List(_)) => {
-            "Start of list found where not expected".to_owned()
+        (_, Value::List(_)) => "Start of list found where not expected".to_owned(),
+        (_, Value::Map(_)) => "Start of structure or map found where not expected.".to_owned(),
+        (Shape::List { .. }, _) => "Expected list or null".to_owned(),
+        (Shape::Map { .. }, _) => "Expected map or null".to_owned(),
+        (Shape::Structure(_), _) => "Expected null".to_owned(),
+        (Shape::String { .. }, _) => format!("{class} can not be converted to an String"),
+        (Shape::Integer { long, .. }, _) => {
+            format!("{class} can not be converted to an {}", if *long { "Long" } else { "Integer" })
         }
-        (Shape::List { .. }, Value::Map(_)) | (_, Value::Map(_)) => {
-            "Start of structure or map found where not expected.".to_owned()
+        (Shape::Double, _) => format!("{class} can not be converted to an Double"),
+        (Shape::Boolean, Value::Str(s)) => {
+            format!("'{}' can not be converted to an Boolean", s.to_uppercase())
         }
-        (Shape::List { .. } | Shape::Structure(_) | Shape::Map { .. }, _) | (_, Value::List(_)) => {
-            "Unexpected field type".to_owned()
-        }
-        (Shape::String { .. }, Value::Int(_) | Value::Float(_)) => {
-            "NUMBER_VALUE cannot be converted to String".to_owned()
-        }
-        (Shape::String { .. }, Value::Bool(b)) => {
-            format!("{}_VALUE cannot be converted to String", if *b { "TRUE" } else { "FALSE" })
-        }
-        (Shape::Integer { .. }, Value::Str(_)) => {
-            "STRING_VALUE can not be converted to an Integer".to_owned()
-        }
-        (Shape::Integer { .. }, Value::Bool(_)) => {
-            "TRUE_VALUE can not be converted to an Integer".to_owned()
-        }
-        (Shape::Boolean, Value::Str(_)) => "STRING_VALUE can not be converted to a Boolean".to_owned(),
-        (Shape::Boolean, _) => "NUMBER_VALUE can not be converted to a Boolean".to_owned(),
-        (Shape::Blob { .. }, Value::Int(_) | Value::Float(_)) => {
-            "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to a Blob"
-                .to_owned()
-        }
-        (Shape::Blob { .. }, Value::Bool(_)) => {
-            "class java.lang.Boolean can not be converted to a Blob".to_owned()
-        }
-        (Shape::Timestamp, Value::Bool(_)) => {
-            "class java.lang.Boolean can not be converted to milliseconds since epoch".to_owned()
-        }
-        (Shape::Timestamp, _) => {
-            "class java.lang.String can not be converted to milliseconds since epoch".to_owned()
-        }
-        _ => format!("Unexpected {} value", got.kind_name()),
+        (Shape::Boolean, _) => format!("{class} can not be converted to an Boolean"),
+        (Shape::Blob { .. }, _) => format!("{class} can not be converted to a Blob"),
+        (Shape::Timestamp, _) => format!("{class} can not be converted to milliseconds since epoch"),
     };
     Invalid::Serialization(msg)
 }
 
+/// AWS reports at most this many constraint violations in one message.
+const MAX_ERRORS: usize = 10;
+
+/// The constraint texts a scalar shape imposes, in AWS's order.
+fn constraints(shape: &Shape) -> Vec<String> {
+    let mut out = Vec::new();
+    match shape {
+        Shape::String { min, max, pattern, enums } => {
+            if let Some(p) = pattern {
+                out.push(format!("Member must satisfy regular expression pattern: {}", p.src));
+            }
+            if let Some(max) = max {
+                out.push(format!("Member must have length less than or equal to {max}"));
+            }
+            if let Some(min) = min {
+                out.push(format!("Member must have length greater than or equal to {min}"));
+            }
+            if !enums.is_empty() {
+                out.push(format!("Member must satisfy enum value set: [{}]", enums.join(", ")));
+            }
+        }
+        Shape::Integer { min, max, .. } => {
+            if let Some(max) = max {
+                out.push(format!("Member must have value less than or equal to {max}"));
+            }
+            if let Some(min) = min {
+                out.push(format!("Member must have value greater than or equal to {min}"));
+            }
+        }
+        Shape::Blob { min, max } => {
+            if let Some(max) = max {
+                out.push(format!("Member must have length less than or equal to {max}"));
+            }
+            if let Some(min) = min {
+                out.push(format!("Member must have length greater than or equal to {min}"));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The constraints a normalised scalar breaks, in AWS's order: range, then
+/// pattern, then length, then enum.
+fn violations(shape: &Shape, v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let length = |out: &mut Vec<String>, len: u64, min: &Option<u64>, max: &Option<u64>| {
+        if let Some(min) = min.filter(|m| len < *m) {
+            out.push(format!("Member must have length greater than or equal to {min}"));
+        }
+        if let Some(max) = max.filter(|m| len > *m) {
+            out.push(format!("Member must have length less than or equal to {max}"));
+        }
+    };
+    match (shape, v) {
+        (Shape::String { min, max, pattern, enums }, Value::Str(s)) => {
+            if let Some(p) = pattern.filter(|p| !p.is_match(s)) {
+                out.push(format!("Member must satisfy regular expression pattern: {}", p.src));
+            }
+            length(&mut out, s.chars().count() as u64, min, max);
+            if !enums.is_empty() && !enums.contains(&s.as_str()) {
+                out.push(format!("Member must satisfy enum value set: [{}]", enums.join(", ")));
+            }
+        }
+        (Shape::Integer { min, max, .. }, Value::Int(n)) => {
+            if let Some(min) = min.filter(|m| n < m) {
+                out.push(format!("Member must have value greater than or equal to {min}"));
+            }
+            if let Some(max) = max.filter(|m| n > m) {
+                out.push(format!("Member must have value less than or equal to {max}"));
+            }
+        }
+        (Shape::Blob { min, max }, Value::Bytes(b)) => length(&mut out, b.len() as u64, min, max),
+        (Shape::List { min, max, .. }, Value::List(l)) => length(&mut out, l.len() as u64, min, max),
+        (Shape::Map { min, max, .. }, Value::Map(m)) => length(&mut out, m.len() as u64, min, max),
+        _ => {}
+    }
+    out
+}
+
+fn is_scalar(shape: &Shape) -> bool {
+    !matches!(shape, Shape::Structure(_) | Shape::List { .. } | Shape::Map { .. })
+}
+
 impl Validator {
-    fn fail(&mut self, value: Option<&Value>, path: &str, constraint: String) {
+    fn fail(&mut self, value: Option<&Value>, path: &str, constraint: &str) {
+        if self.errors.len() >= MAX_ERRORS {
+            return;
+        }
         let shown = match value {
             None | Some(Value::Null) => "null".to_owned(),
             Some(v) => format!("'{}'", render(v)),
         };
         self.errors.push(format!(
-            "Value {shown} at '{path}' failed to satisfy constraint: Member must {constraint}"
+            "Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
         ));
     }
 
-    fn length(&mut self, v: &Value, path: &str, len: u64, min: Option<u64>, max: Option<u64>) {
-        if let Some(min) = min.filter(|m| len < *m) {
-            self.fail(Some(v), path, format!("have length greater than or equal to {min}"));
+    fn check(&mut self, shape: &Shape, v: &Value, path: &str) {
+        for c in violations(shape, v) {
+            self.fail(Some(v), path, &c);
         }
-        if let Some(max) = max.filter(|m| len > *m) {
-            self.fail(Some(v), path, format!("have length less than or equal to {max}"));
-        }
+    }
+
+    /// Normalises a scalar to its model type, or fails with AWS's type error.
+    fn scalar(&mut self, shape: &Shape, v: Value) -> Result<Value, Invalid> {
+        Ok(match (shape, v) {
+            (Shape::String { .. }, v @ Value::Str(_)) => v,
+            // Coral floors fractional numbers and clamps to the Java type's range.
+            (Shape::Integer { long, .. }, Value::Int(n)) => Value::Int(clamp(n, *long)),
+            (Shape::Integer { long, .. }, Value::Float(f)) if f.is_finite() => {
+                Value::Int(clamp(f.floor() as i64, *long))
+            }
+            (Shape::Double, Value::Int(n)) => Value::Float(n as f64),
+            (Shape::Double, v @ Value::Float(_)) => v,
+            (Shape::Boolean, v @ Value::Bool(_)) => v,
+            (Shape::Boolean, Value::Str(s)) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Value::Bool(true),
+                "false" | "0" | "no" => Value::Bool(false),
+                _ => return Err(type_error(shape, &Value::Str(s))),
+            },
+            (Shape::Blob { .. }, v @ Value::Bytes(_)) => v,
+            (Shape::Blob { .. }, Value::Str(s)) => Value::Bytes(decode_base64(&s)?),
+            (Shape::Timestamp, v @ Value::Timestamp(_)) => v,
+            (Shape::Timestamp, Value::Int(secs)) => Value::Timestamp(secs.saturating_mul(1000)),
+            (Shape::Timestamp, Value::Float(secs)) if secs.is_finite() => {
+                Value::Timestamp((secs * 1000.0).round() as i64)
+            }
+            (_, v) => return Err(type_error(shape, &v)),
+        })
     }
 
     fn value(&mut self, shape: &Shape, v: Value, path: &str) -> Result<Value, Invalid> {
@@ -227,7 +327,7 @@ impl Validator {
                     match m.take(member.name) {
                         None | Some(Value::Null) => {
                             if member.required {
-                                self.fail(None, &sub, "not be null".into());
+                                self.fail(None, &sub, "Member must not be null");
                             }
                         }
                         Some(x) => {
@@ -238,141 +338,101 @@ impl Validator {
                 }
                 Ok(Value::Map(out))
             }
-            Shape::List { member, min, max } => {
+            Shape::List { member, .. } => {
                 let Value::List(items) = v else {
                     return Err(type_error(shape, &v));
                 };
                 let mut out = Vec::with_capacity(items.len());
+                let mut member_broken = false;
                 for (i, item) in items.into_iter().enumerate() {
-                    let sub = format!("{path}.{}.member", i + 1);
                     if item == Value::Null {
-                        self.fail(None, &sub, "not be null".into());
                         continue;
                     }
-                    out.push(self.value(member, item, &sub)?);
+                    if is_scalar(member) {
+                        let item = self.scalar(member, item)?;
+                        member_broken |= !violations(member, &item).is_empty();
+                        out.push(item);
+                    } else {
+                        out.push(self.value(member, item, &format!("{path}.{}.member", i + 1))?);
+                    }
                 }
                 let out = Value::List(out);
-                self.length(&out, path, count(&out), *min, *max);
+                self.check(shape, &out, path);
+                if member_broken {
+                    let all = constraints(member).join(", ");
+                    self.fail(Some(&out), path, &format!("Member must satisfy constraint: [{all}]"));
+                }
                 Ok(out)
             }
-            Shape::Map { key, value, min, max } => {
+            Shape::Map { key, value, .. } => {
                 let Value::Map(m) = v else {
                     return Err(type_error(shape, &v));
                 };
                 let mut out = Map::with_capacity(m.len());
+                let (mut keys_broken, mut values_broken) = (false, false);
                 for (k, item) in m.0 {
-                    let kv = self.value(key, Value::Str(k), &format!("{path}.key"))?;
-                    let Value::Str(k) = kv else { continue };
+                    keys_broken |= !violations(key, &Value::Str(k.clone())).is_empty();
                     if item == Value::Null {
                         continue;
                     }
-                    let item = self.value(value, item, &format!("{path}.value"))?;
+                    let item = if is_scalar(value) {
+                        let item = self.scalar(value, item)?;
+                        values_broken |= !violations(value, &item).is_empty();
+                        item
+                    } else {
+                        self.value(value, item, &format!("{path}.{k}"))?
+                    };
                     out.0.push((k, item));
                 }
                 let out = Value::Map(out);
-                self.length(&out, path, count(&out), *min, *max);
+                self.check(shape, &out, path);
+                if keys_broken {
+                    let all = constraints(key).join(", ");
+                    self.fail(Some(&out), path, &format!("Map keys must satisfy constraint: [{all}]"));
+                }
+                if values_broken {
+                    let all = constraints(value).join(", ");
+                    self.fail(Some(&out), path, &format!("Map value must satisfy constraint: [{all}]"));
+                }
                 Ok(out)
             }
-            Shape::String { min, max, pattern, enums } => {
-                let Value::Str(s) = &v else {
-                    return Err(type_error(shape, &v));
-                };
-                let len = s.chars().count() as u64;
-                self.length(&v, path, len, *min, *max);
-                if let Some(p) = pattern {
-                    if !p.is_match(s) {
-                        self.fail(
-                            Some(&v),
-                            path,
-                            format!("satisfy regular expression pattern: {}", p.src),
-                        );
-                    }
-                }
-                if !enums.is_empty() && !enums.contains(&s.as_str()) {
-                    self.fail(
-                        Some(&v),
-                        path,
-                        format!("satisfy enum value set: [{}]", enums.join(", ")),
-                    );
-                }
-                Ok(v)
-            }
-            Shape::Integer { min, max } => {
-                let n = match v {
-                    Value::Int(n) => n,
-                    // Coral truncates fractional numbers to integers.
-                    Value::Float(f) if f.is_finite() => f.trunc() as i64,
-                    _ => return Err(type_error(shape, &v)),
-                };
-                let shown = Value::Int(n);
-                if let Some(min) = min.filter(|m| n < *m) {
-                    self.fail(Some(&shown), path, format!("have value greater than or equal to {min}"));
-                }
-                if let Some(max) = max.filter(|m| n > *m) {
-                    self.fail(Some(&shown), path, format!("have value less than or equal to {max}"));
-                }
-                Ok(shown)
-            }
-            Shape::Double => match v {
-                Value::Int(n) => Ok(Value::Float(n as f64)),
-                Value::Float(_) => Ok(v),
-                _ => Err(type_error(shape, &v)),
-            },
-            Shape::Boolean => match v {
-                Value::Bool(_) => Ok(v),
-                _ => Err(type_error(shape, &v)),
-            },
-            Shape::Blob { min, max } => {
-                let b = match v {
-                    Value::Bytes(b) => b,
-                    Value::Str(s) => decode_base64(&s)?,
-                    _ => return Err(type_error(shape, &v)),
-                };
-                let out = Value::Bytes(b);
-                let len = match &out {
-                    Value::Bytes(b) => b.len() as u64,
-                    _ => 0,
-                };
-                self.length(&out, path, len, *min, *max);
+            _ => {
+                let out = self.scalar(shape, v)?;
+                self.check(shape, &out, path);
                 Ok(out)
             }
-            Shape::Timestamp => match v {
-                Value::Timestamp(_) => Ok(v),
-                Value::Int(secs) => Ok(Value::Timestamp(secs.saturating_mul(1000))),
-                Value::Float(secs) if secs.is_finite() => {
-                    Ok(Value::Timestamp((secs * 1000.0).round() as i64))
-                }
-                _ => Err(type_error(shape, &v)),
-            },
         }
     }
 }
 
-fn count(v: &Value) -> u64 {
-    match v {
-        Value::List(l) => l.len() as u64,
-        Value::Map(m) => m.len() as u64,
-        _ => 0,
+fn clamp(n: i64, long: bool) -> i64 {
+    if long {
+        n
+    } else {
+        n.clamp(i64::from(i32::MIN), i64::from(i32::MAX))
     }
 }
 
 /// Decodes a JSON blob the way AWS does: standard alphabet, padding optional.
 pub fn decode_base64(s: &str) -> Result<Bytes, Invalid> {
-    let trimmed = s.trim_end_matches('=');
-    if trimmed.len() % 4 == 1 {
-        return Err(Invalid::Serialization(format!(
+    let fail = |why: String| Invalid::Serialization(format!("'{s}' can not be converted to a Blob: {why}"));
+    if s.len() % 4 != 0 {
+        return Err(fail(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()
         )));
     }
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
+    let body = s.trim_end_matches('=');
+    if s.len() - body.len() > 2 {
+        return Err(fail("Invalid Base64 character: '='".into()));
+    }
+    if let Some(c) = body.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/')) {
+        return Err(fail(format!("Invalid Base64 character: '{c}'")));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
         .map(Bytes::from)
-        .map_err(|_| {
-            Invalid::Serialization(
-                "Invalid Base64 character detected in the encoded data".to_owned(),
-            )
-        })
+        .map_err(|_| fail("Invalid last non-pad Base64 character dectected".into()))
 }
 
 /// Typed views of validated values, used by generated model code.
@@ -515,7 +575,7 @@ mod tests {
         pattern: Some(&NAME_PATTERN),
         enums: &[],
     };
-    static COUNT: Shape = Shape::Integer { min: Some(1), max: None };
+    static COUNT: Shape = Shape::Integer { min: Some(1), max: None, long: false };
     static DATA: Shape = Shape::Blob { min: None, max: Some(4) };
     static INPUT: Shape = Shape::Structure(&[
         Member { name: "StreamName", shape: &NAME, required: true },
@@ -555,12 +615,18 @@ mod tests {
     fn type_errors_are_serialization_errors() {
         assert_eq!(
             validate(&INPUT, body(r#"{"StreamName":1}"#)).unwrap_err(),
-            Invalid::Serialization("NUMBER_VALUE cannot be converted to String".into())
+            Invalid::Serialization(
+                "class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be \
+                 converted to an String"
+                    .into()
+            )
         );
         assert_eq!(
             validate(&INPUT, body(r#"{"StreamName":"s","Data":"a"}"#)).unwrap_err(),
             Invalid::Serialization(
-                "Base64 encoded length is expected a multiple of 4 bytes but found: 1".into()
+                "'a' can not be converted to a Blob: Base64 encoded length is expected a \
+                 multiple of 4 bytes but found: 1"
+                    .into()
             )
         );
     }
