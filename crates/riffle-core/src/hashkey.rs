@@ -47,7 +47,11 @@ impl HashRange {
             base + extra
         };
         let start = bound(i);
-        let end = if i + 1 >= n { u128::MAX } else { bound(i + 1) - 1 };
+        let end = if i + 1 >= n {
+            u128::MAX
+        } else {
+            bound(i + 1) - 1
+        };
         HashRange { start, end }
     }
 }
@@ -59,11 +63,26 @@ mod tests {
     #[test]
     fn splits_like_aws() {
         let r: Vec<_> = (0..3).map(|i| HashRange::split_even(i, 3)).collect();
-        assert_eq!(r[0].end, 113_427_455_640_312_821_154_458_202_477_256_070_484);
-        assert_eq!(r[1].start, 113_427_455_640_312_821_154_458_202_477_256_070_485);
-        assert_eq!(r[1].end, 226_854_911_280_625_642_308_916_404_954_512_140_969);
+        assert_eq!(
+            r[0].end,
+            113_427_455_640_312_821_154_458_202_477_256_070_484
+        );
+        assert_eq!(
+            r[1].start,
+            113_427_455_640_312_821_154_458_202_477_256_070_485
+        );
+        assert_eq!(
+            r[1].end,
+            226_854_911_280_625_642_308_916_404_954_512_140_969
+        );
         assert_eq!(r[2].end, u128::MAX);
-        assert_eq!(HashRange::split_even(0, 1), HashRange { start: 0, end: u128::MAX });
+        assert_eq!(
+            HashRange::split_even(0, 1),
+            HashRange {
+                start: 0,
+                end: u128::MAX
+            }
+        );
         let two = HashRange::split_even(1, 2);
         assert_eq!(two.start, 1u128 << 127);
         for n in [1u32, 2, 3, 7, 10, 100, 9999] {
@@ -81,7 +100,10 @@ mod tests {
     fn md5_routing() {
         // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
         assert_eq!(partition_hash("a"), 0x0cc175b9c0f1b6a831c399e269772661);
-        assert_eq!(parse("340282366920938463463374607431768211455"), Some(u128::MAX));
+        assert_eq!(
+            parse("340282366920938463463374607431768211455"),
+            Some(u128::MAX)
+        );
         assert_eq!(parse("340282366920938463463374607431768211456"), None);
         assert_eq!(parse("-1"), None);
     }

@@ -52,6 +52,34 @@ impl IteratorCodec {
         out
     }
 
+    /// Seals an arbitrary payload (pagination tokens) with the same key;
+    /// `kind` keeps one kind of token from being accepted as another.
+    pub fn seal(&self, kind: u8, payload: &[u8]) -> String {
+        let mut b = Vec::with_capacity(10 + payload.len() + MAC_LEN);
+        b.extend_from_slice(&MAGIC);
+        b.push(0x80 | kind);
+        b.extend_from_slice(payload);
+        let mac = self.mac(&b);
+        b.extend_from_slice(&mac);
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// The payload of a token sealed with `kind`, if genuine.
+    pub fn open(&self, kind: u8, token: &str) -> Option<Vec<u8>> {
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()?;
+        if b.len() < 9 + MAC_LEN || b[..8] != MAGIC || b[8] != 0x80 | kind {
+            return None;
+        }
+        let (body, mac) = b.split_at(b.len() - MAC_LEN);
+        let expect = self.mac(body);
+        if expect.iter().zip(mac).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+            return None;
+        }
+        Some(body[9..].to_vec())
+    }
+
     pub fn encode(&self, it: &ShardIterator) -> String {
         let name = it.stream_name.as_bytes();
         let mut b = Vec::with_capacity(46 + name.len() + MAC_LEN);
@@ -70,7 +98,9 @@ impl IteratorCodec {
 
     /// Decodes a token; `None` for anything this server did not issue.
     pub fn decode(&self, token: &str) -> Option<ShardIterator> {
-        let b = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()?;
         if b.len() < 38 + MAC_LEN || b[..8] != MAGIC || b[8] != VERSION {
             return None;
         }
@@ -112,11 +142,17 @@ mod tests {
         assert!(tok.starts_with("AAAAAAAAAAE"));
         assert!(tok.len() <= 512);
         assert_eq!(codec.decode(&tok), Some(it));
-        let mut raw = base64::engine::general_purpose::STANDARD.decode(&tok).unwrap();
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(&tok)
+            .unwrap();
         raw[30] ^= 1;
         let forged = base64::engine::general_purpose::STANDARD.encode(raw);
         assert_eq!(codec.decode(&forged), None);
         assert_eq!(IteratorCodec::new([8; 32]).decode(&tok), None);
         assert_eq!(codec.decode("garbage"), None);
+        let t = codec.seal(3, b"payload");
+        assert_eq!(codec.open(3, &t), Some(b"payload".to_vec()));
+        assert_eq!(codec.open(4, &t), None);
+        assert_eq!(codec.decode(&t), None);
     }
 }

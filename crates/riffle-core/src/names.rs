@@ -21,8 +21,14 @@ pub struct StreamArn {
 /// Parses `arn:<partition>:kinesis:<region>:<account>:stream/<name>`.
 pub fn parse_stream_arn(arn: &str) -> Option<StreamArn> {
     let mut p = arn.splitn(6, ':');
-    let (arn_, _partition, service, region, account, resource) =
-        (p.next()?, p.next()?, p.next()?, p.next()?, p.next()?, p.next()?);
+    let (arn_, _partition, service, region, account, resource) = (
+        p.next()?,
+        p.next()?,
+        p.next()?,
+        p.next()?,
+        p.next()?,
+        p.next()?,
+    );
     if arn_ != "arn" || service != "kinesis" {
         return None;
     }
@@ -30,7 +36,11 @@ pub fn parse_stream_arn(arn: &str) -> Option<StreamArn> {
     if name.is_empty() || name.contains('/') {
         return None;
     }
-    Some(StreamArn { region: region.into(), account: account.into(), name: name.into() })
+    Some(StreamArn {
+        region: region.into(),
+        account: account.into(),
+        name: name.into(),
+    })
 }
 
 /// The parts of a consumer ARN: its stream ARN, name and creation seconds.
@@ -80,11 +90,18 @@ mod tests {
         assert_eq!(arn, "arn:aws:kinesis:us-east-1:000000000000:stream/s");
         assert_eq!(
             parse_stream_arn(&arn),
-            Some(StreamArn { region: "us-east-1".into(), account: "000000000000".into(), name: "s".into() })
+            Some(StreamArn {
+                region: "us-east-1".into(),
+                account: "000000000000".into(),
+                name: "s".into()
+            })
         );
         let c = consumer_arn(&arn, "c", 1_731_291_806);
         let parsed = parse_consumer_arn(&c).unwrap();
-        assert_eq!((parsed.name.as_str(), parsed.created_secs), ("c", 1_731_291_806));
+        assert_eq!(
+            (parsed.name.as_str(), parsed.created_secs),
+            ("c", 1_731_291_806)
+        );
         assert_eq!(parsed.stream_arn, arn);
         assert_eq!(parse_stream_arn("arn:aws:kinesis:r:1:queue/x"), None);
     }
@@ -96,7 +113,13 @@ mod tests {
             assert_eq!(parse_shard_id(ok), Some(5), "{ok}");
         }
         assert_eq!(parse_shard_id("a-00002147483647"), Some(2_147_483_647));
-        for bad in ["ABKLFD8", "2.14E4", "2147483648", "shardId-002147483648", "shardId-"] {
+        for bad in [
+            "ABKLFD8",
+            "2.14E4",
+            "2147483648",
+            "shardId-002147483648",
+            "shardId-",
+        ] {
             assert_eq!(parse_shard_id(bad), None, "{bad}");
         }
     }

@@ -154,21 +154,43 @@ mod tests {
         let s = SeqNum::decode("49546986683135544286507457936321625675700192471156785154").unwrap();
         assert_eq!(
             s,
-            SeqNum { shard_created_secs: 1_421_279_230, counter: 469, record_secs: 1_421_279_386, shard_index: 0 }
+            SeqNum {
+                shard_created_secs: 1_421_279_230,
+                counter: 469,
+                record_secs: 1_421_279_386,
+                shard_index: 0
+            }
         );
-        assert_eq!(s.encode(), "49546986683135544286507457936321625675700192471156785154");
+        assert_eq!(
+            s.encode(),
+            "49546986683135544286507457936321625675700192471156785154"
+        );
         let s = SeqNum::decode("49590338271490256608559692538361571095921575989136588898").unwrap();
         assert_eq!(s.shard_index, 6);
         assert_eq!(s.counter, 1_734_642_199);
-        assert_eq!(s.encode(), "49590338271490256608559692538361571095921575989136588898");
+        assert_eq!(
+            s.encode(),
+            "49590338271490256608559692538361571095921575989136588898"
+        );
     }
 
     #[test]
     fn adjacent_shards_differ_by_aws_gap() {
         // AWS: consecutive shards created together start 2^144 + 16 apart.
-        let a = SeqNum { shard_created_secs: 1_421_279_230, counter: 0, record_secs: 1_421_279_230, shard_index: 0 };
-        let b = SeqNum { shard_index: 1, ..a };
-        let (x, y) = (from_decimal(&a.encode()).unwrap(), from_decimal(&b.encode()).unwrap());
+        let a = SeqNum {
+            shard_created_secs: 1_421_279_230,
+            counter: 0,
+            record_secs: 1_421_279_230,
+            shard_index: 0,
+        };
+        let b = SeqNum {
+            shard_index: 1,
+            ..a
+        };
+        let (x, y) = (
+            from_decimal(&a.encode()).unwrap(),
+            from_decimal(&b.encode()).unwrap(),
+        );
         let gap = from_decimal("22300745198530623141535718272648361505980432").unwrap();
         let mut sum = x;
         let mut carry = 0u128;

@@ -1,1 +1,126 @@
-//! placeholder
+//! The record log behind Data Streams, as a small object-safe trait.
+//!
+//! - [`LogEngine`] opens and removes one [`StreamLog`] per stream incarnation.
+//! - [`StreamLog`] is an append-only log of all of a stream's shards
+//!   interleaved. Offsets start at 1 (0 is never a record, so "just before
+//!   the first record" is always expressible) and are assigned at [`StreamLog::append`] time, in call
+//!   order, so a caller that holds its stream's lock while appending gets a
+//!   total order that matches its routing decisions; the returned
+//!   [`Appended::durable`] future resolves once the records survive a crash.
+//!   Readers only ever see durable records.
+//! - [`memory::MemoryEngine`]: everything in memory; records are durable as
+//!   soon as they are appended. Used by tests and `--storage memory`.
+//!
+//! Nothing above this trait assumes a local file: an engine may keep its
+//! data anywhere that can order appends and serve ranges by (shard, offset).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub mod memory;
+
+/// Identifies one incarnation of a stream: a recreated stream gets a new id.
+pub type LogId = u64;
+
+/// A record to append, already routed to its shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    pub shard: u32,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub offset: u64,
+    pub shard: u32,
+    /// Epoch milliseconds; never decreases along the log.
+    pub arrival_ms: i64,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+/// Failures of the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("the log has no room left: {0}")]
+    NoSpace(String),
+    #[error("log I/O failed: {0}")]
+    Io(String),
+    #[error("log data is corrupt at offset {offset}: {reason}")]
+    Corrupt { offset: u64, reason: String },
+    #[error("the stream log was removed")]
+    Removed,
+}
+
+/// Resolves once appended records are durable.
+pub type Durable = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
+
+/// The outcome of an append: offsets `first_offset..first_offset + n`, all
+/// stamped with `arrival_ms`.
+pub struct Appended {
+    pub first_offset: u64,
+    pub arrival_ms: i64,
+    pub durable: Durable,
+}
+
+/// Limits of one read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub max_records: usize,
+    /// Data + partition-key bytes; the first record is always returned.
+    pub max_bytes: usize,
+}
+
+/// Records of one shard from a position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadBatch {
+    pub records: Vec<StoredRecord>,
+    /// Where the next read of this shard continues.
+    pub next_position: u64,
+}
+
+/// One stream's log.
+pub trait StreamLog: Send + Sync {
+    /// Assigns the next offsets to `records`, in order, stamped with the
+    /// later of `now_ms` and the previous arrival time.
+    fn append(&self, records: Vec<NewRecord>, now_ms: i64) -> Result<Appended, LogError>;
+
+    /// Durable records of `shard` with offset >= `from`, trimmed ones skipped.
+    fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError>;
+
+    /// The offset the next appended record will get.
+    fn next_offset(&self) -> u64;
+
+    /// Every offset below this is durable.
+    fn durable_offset(&self) -> u64;
+
+    /// The offset of the first record of `shard` that arrived at or after
+    /// `ms` (or the durable tip when there is none).
+    fn seek_time(&self, shard: u32, ms: i64) -> u64;
+
+    /// The newest durable record of `shard`, if any.
+    fn last_record(&self, shard: u32) -> Option<StoredRecord>;
+
+    /// Drops records that arrived before `cutoff_ms`.
+    fn trim(&self, cutoff_ms: i64);
+
+    /// Changes whenever the durable tip moves; for long-polling readers.
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// A storage engine: a factory of stream logs.
+pub trait LogEngine: Send + Sync {
+    /// Opens the log of `id`, creating it empty if it does not exist.
+    fn open(&self, id: LogId) -> Result<Arc<dyn StreamLog>, LogError>;
+
+    /// Removes the log of `id` and its data.
+    fn remove(&self, id: LogId) -> Result<(), LogError>;
+
+    /// A short name for logs and metrics.
+    fn name(&self) -> &'static str;
+}

@@ -1,1 +1,387 @@
-//! placeholder
+//! Riffle's HTTP front, the only crate that knows HTTP.
+//!
+//! - [`serve`] accepts connections and speaks HTTP/1.1 and cleartext HTTP/2
+//!   (prior knowledge) on the same port, and shuts down gracefully.
+//! - [`App`] routes a request: AWS's pre-checks (size, method, content type,
+//!   target), SigV4, then the service; errors leave in AWS's envelopes.
+//! - [`body::Body`] carries whole responses and event streams.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use riffle_core::clock::SystemClock;
+use riffle_core::Clock;
+use riffle_streams::subscribe::Event;
+use riffle_streams::{Ctx, KinesisError, Service};
+use riffle_wire::{error as wire_error, eventstream, sigv4, Encoding, Value};
+use tokio::net::TcpListener;
+
+pub mod body;
+
+use body::Body;
+
+/// Bodies larger than this are refused with 413, as AWS does.
+const MAX_BODY: usize = 7 * 1024 * 1024;
+const KINESIS_PREFIX: &str = "Kinesis_20131202";
+
+/// Everything a request needs.
+pub struct App {
+    pub streams: Arc<Service>,
+    /// Access key id → secret; empty means any well-formed request is accepted.
+    pub credentials: HashMap<String, String>,
+    /// When set, `POST /_riffle/clock` moves this clock (tests only).
+    pub test_clock: Option<Arc<SystemClock>>,
+    pub default_region: String,
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn base(status: StatusCode) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header("x-amzn-RequestId", request_id())
+        .header("x-amz-id-2", uuid::Uuid::new_v4().simple().to_string())
+}
+
+fn xml(status: StatusCode, name: &str, message: Option<&str>) -> Response<Body> {
+    let text = match message {
+        Some(m) => format!("<{name}>\n  <Message>{m}</Message>\n</{name}>\n"),
+        None => format!("<{name}/>\n"),
+    };
+    base(status)
+        .body(Body::full(text))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// An AWS error in the request's encoding.
+fn error(
+    encoding: Encoding,
+    status: u16,
+    error_type: &str,
+    message: Option<&str>,
+) -> Response<Body> {
+    base(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .header("content-type", encoding.content_type())
+        .header("x-amzn-ErrorType", format!("{error_type}:"))
+        .body(Body::full(wire_error::encode(
+            encoding, error_type, message,
+        )))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response<Body> {
+    if let KinesisError::Internal(detail) = e {
+        tracing::error!(%detail, "internal failure");
+    }
+    error(encoding, e.status(), e.error_type(), e.message().as_deref())
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl App {
+    /// Handles one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let (parts, incoming) = req.into_parts();
+        let mut resp = self.route(parts, incoming).await;
+        resp.headers_mut()
+            .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        resp
+    }
+
+    async fn route(&self, parts: http::request::Parts, incoming: Incoming) -> Response<Body> {
+        if parts.method == Method::OPTIONS {
+            let echo = |n: &str| {
+                parts
+                    .headers
+                    .get(n)
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static("*"))
+            };
+            return base(StatusCode::OK)
+                .header(
+                    "access-control-allow-headers",
+                    echo("access-control-request-headers"),
+                )
+                .header(
+                    "access-control-allow-methods",
+                    echo("access-control-request-method"),
+                )
+                .header("access-control-max-age", "172800")
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty()));
+        }
+        if parts.method == Method::GET && parts.uri.path() == "/_riffle/health" {
+            return base(StatusCode::OK)
+                .body(Body::full("ok\n"))
+                .unwrap_or_else(|_| Response::new(Body::empty()));
+        }
+        let body = match read_body(incoming).await {
+            Some(b) => b,
+            None => {
+                return base(StatusCode::PAYLOAD_TOO_LARGE)
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| Response::new(Body::empty()))
+            }
+        };
+        if parts.method == Method::POST && parts.uri.path() == "/_riffle/clock" {
+            return self.move_clock(&body);
+        }
+        if parts.method != Method::POST {
+            return xml(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                Some("Unable to determine service/operation name to be authorized"),
+            );
+        }
+        let content_type = header(&parts.headers, "content-type").map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let target = header(&parts.headers, "x-amz-target").unwrap_or("");
+        let (service, operation) = target.split_once('.').unwrap_or((target, ""));
+        let encoding = match content_type.as_deref() {
+            Some("application/x-amz-json-1.1") | Some("application/json") => Encoding::Json,
+            Some("application/x-amz-cbor-1.1") => Encoding::Cbor,
+            _ => {
+                if service.is_empty() || operation.is_empty() {
+                    return xml(
+                        StatusCode::FORBIDDEN,
+                        "AccessDeniedException",
+                        Some("Unable to determine service/operation name to be authorized"),
+                    );
+                }
+                return xml(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+            }
+        };
+        let known = service == KINESIS_PREFIX
+            && (riffle_streams::model::OPERATIONS
+                .iter()
+                .any(|(n, _)| *n == operation)
+                || operation == "SubscribeToShard");
+        if !known {
+            return error(encoding, 400, "UnknownOperationException", None);
+        }
+        if body.is_empty() {
+            return error(encoding, 400, "SerializationException", None);
+        }
+        let doc = match encoding.decode(&body) {
+            Ok(v @ Value::Map(_)) => v,
+            _ => return error(encoding, 400, "SerializationException", None),
+        };
+        let region = match self.authenticate(&parts, &body) {
+            Ok(r) => r,
+            Err(e) => return error(encoding, 400, e.error_type(), Some(&e.message())),
+        };
+        let ctx = Ctx { region };
+        let span = tracing::debug_span!("op", operation);
+        let _enter = span.enter();
+        if operation == "SubscribeToShard" {
+            return self.subscribe(&ctx, encoding, doc).await;
+        }
+        match self.streams.call(&ctx, operation, doc).await {
+            Ok(Value::Null) => base(StatusCode::OK)
+                .header("content-type", encoding.content_type())
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty())),
+            Ok(v) => base(StatusCode::OK)
+                .header("content-type", encoding.content_type())
+                .body(Body::full(encoding.encode(&v)))
+                .unwrap_or_else(|_| Response::new(Body::empty())),
+            Err(e) => kinesis_error(encoding, &e),
+        }
+    }
+
+    /// Checks SigV4 and returns the request's region.
+    fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<String, sigv4::AuthError> {
+        let headers: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let host = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let mut with_host = headers.clone();
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            if let Some(h) = host.as_deref() {
+                with_host.push(("host", h));
+            }
+        }
+        let req = sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &with_host,
+            body,
+        };
+        let sig = match sigv4::parse(&req) {
+            Ok(s) => s,
+            Err(sigv4::AuthError::MissingAuthenticationToken) if self.credentials.is_empty() => {
+                return Ok(self.default_region.clone())
+            }
+            Err(e) => return Err(e),
+        };
+        if !self.credentials.is_empty() {
+            let secret = self
+                .credentials
+                .get(&sig.access_key)
+                .ok_or(sigv4::AuthError::UnrecognizedClient)?;
+            sigv4::verify(&req, &sig, secret, self.streams.now_ms() / 1000)?;
+        }
+        Ok(if sig.region.is_empty() {
+            self.default_region.clone()
+        } else {
+            sig.region
+        })
+    }
+
+    async fn subscribe(&self, ctx: &Ctx, encoding: Encoding, doc: Value) -> Response<Body> {
+        let mut events = match self.streams.subscribe(ctx, doc).await {
+            Ok(rx) => rx,
+            Err(e) => return kinesis_error(encoding, &e),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let ct = encoding.content_type();
+        let initial = eventstream::event(
+            "initial-response",
+            ct,
+            &encoding.encode(&Value::Map(Default::default())),
+        );
+        tokio::spawn(async move {
+            if tx.send(Bytes::from(initial)).await.is_err() {
+                return;
+            }
+            while let Some(ev) = events.recv().await {
+                let frame = match ev {
+                    Event::Records(e) => {
+                        use riffle_wire::shape::IntoValue;
+                        eventstream::event(
+                            "SubscribeToShardEvent",
+                            ct,
+                            &encoding.encode(&e.into_value()),
+                        )
+                    }
+                    Event::Error(e) => {
+                        let payload =
+                            wire_error::encode(encoding, e.error_type(), e.message().as_deref());
+                        eventstream::exception(e.error_type(), ct, &payload)
+                    }
+                };
+                if tx.send(Bytes::from(frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        base(StatusCode::OK)
+            .header("content-type", "application/vnd.amazon.eventstream")
+            .body(Body::Channel(rx))
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+
+    fn move_clock(&self, body: &[u8]) -> Response<Body> {
+        let Some(clock) = &self.test_clock else {
+            return xml(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                Some("The test clock is not enabled"),
+            );
+        };
+        let ms = match riffle_wire::json::decode(body) {
+            Ok(Value::Map(m)) => match m.get("advance_ms") {
+                Some(Value::Int(n)) => *n,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        clock.advance(ms);
+        let mut m = riffle_wire::Map::new();
+        m.put("offset_ms", Value::Int(clock.offset_ms()));
+        m.put("now_ms", Value::Int(clock.now_ms()));
+        base(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(Body::full(riffle_wire::json::encode(&Value::Map(m))))
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+}
+
+/// Collects a request body, or `None` past [`MAX_BODY`].
+async fn read_body(mut incoming: Incoming) -> Option<Bytes> {
+    let mut buf = Vec::new();
+    while let Some(frame) = incoming.frame().await {
+        let Ok(frame) = frame else {
+            return Some(Bytes::new());
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                return None;
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Some(Bytes::from(buf))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (up to `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish in time");
+    }
+    Ok(())
+}

@@ -43,7 +43,10 @@ enum Item {
 
 impl Decoder<'_> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| err("unexpected end of CBOR input"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| err("unexpected end of CBOR input"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -62,8 +65,12 @@ impl Decoder<'_> {
         let n = match info {
             0..=23 => u64::from(info),
             24 => u64::from(self.byte()?),
-            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().unwrap_or_default())),
-            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().unwrap_or_default())),
+            25 => u64::from(u16::from_be_bytes(
+                self.take(2)?.try_into().unwrap_or_default(),
+            )),
+            26 => u64::from(u32::from_be_bytes(
+                self.take(4)?.try_into().unwrap_or_default(),
+            )),
             27 => u64::from_be_bytes(self.take(8)?.try_into().unwrap_or_default()),
             31 => return Ok(Item::Indefinite),
             _ => return Err(err("invalid CBOR additional information")),
@@ -188,7 +195,9 @@ impl Decoder<'_> {
                 26 => Value::Float(f64::from(f32::from_be_bytes(
                     self.take(4)?.try_into().unwrap_or_default(),
                 ))),
-                27 => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().unwrap_or_default())),
+                27 => Value::Float(f64::from_be_bytes(
+                    self.take(8)?.try_into().unwrap_or_default(),
+                )),
                 _ => return Err(err("unsupported CBOR simple value")),
             },
         })
@@ -338,7 +347,9 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
-            any::<f64>().prop_filter("NaN", |f| !f.is_nan()).prop_map(Value::Float),
+            any::<f64>()
+                .prop_filter("NaN", |f| !f.is_nan())
+                .prop_map(Value::Float),
             ".*".prop_map(Value::Str),
             prop::collection::vec(any::<u8>(), 0..64).prop_map(|v| Value::Bytes(Bytes::from(v))),
             any::<i64>().prop_map(Value::Timestamp),

@@ -10,7 +10,11 @@ pub fn encode(encoding: Encoding, error_type: &str, message: Option<&str>) -> Ve
     let mut m = Map::new();
     m.put("__type", Value::Str(error_type.to_owned()));
     if let Some(msg) = message {
-        let key = if error_type == "SerializationException" { "Message" } else { "message" };
+        let key = if error_type == "SerializationException" {
+            "Message"
+        } else {
+            "message"
+        };
         m.put(key, Value::Str(msg.to_owned()));
     }
     encoding.encode(&Value::Map(m))

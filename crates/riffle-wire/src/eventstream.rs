@@ -67,7 +67,10 @@ pub struct Message {
 
 impl Message {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -133,7 +136,11 @@ mod tests {
 
     #[test]
     fn detects_corruption_and_partial_frames() {
-        let mut frame = event("SubscribeToShardEvent", "application/x-amz-json-1.1", b"{\"a\":1}");
+        let mut frame = event(
+            "SubscribeToShardEvent",
+            "application/x-amz-json-1.1",
+            b"{\"a\":1}",
+        );
         assert_eq!(decode(&frame[..frame.len() - 1]).unwrap(), None);
         let n = frame.len();
         frame[n - 5] ^= 1;

@@ -37,7 +37,12 @@ impl Encoding {
     /// treated as JSON, as AWS does for `application/json` and friends.
     pub fn from_content_type(ct: Option<&str>) -> Encoding {
         match ct {
-            Some(ct) if ct.trim().to_ascii_lowercase().starts_with("application/x-amz-cbor") => {
+            Some(ct)
+                if ct
+                    .trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-amz-cbor") =>
+            {
                 Encoding::Cbor
             }
             _ => Encoding::Json,

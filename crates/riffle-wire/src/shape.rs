@@ -25,7 +25,10 @@ pub struct Pattern {
 
 impl Pattern {
     pub const fn new(src: &'static str) -> Self {
-        Pattern { src, re: OnceLock::new() }
+        Pattern {
+            src,
+            re: OnceLock::new(),
+        }
     }
 
     /// Whether `s` matches; a pattern that does not compile matches anything
@@ -138,7 +141,10 @@ fn render(v: &Value) -> String {
         Value::Bytes(b) => format!("java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", b.len()),
         Value::Timestamp(ms) => ms.to_string(),
         Value::List(items) => {
-            format!("[{}]", items.iter().map(render).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(render).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::Map(m) => format!(
             "{{{}}}",
@@ -166,7 +172,10 @@ fn type_error(shape: &Shape, got: &Value) -> Invalid {
         (Shape::Structure(_), _) => "Expected null".to_owned(),
         (Shape::String { .. }, _) => format!("{class} can not be converted to an String"),
         (Shape::Integer { long, .. }, _) => {
-            format!("{class} can not be converted to an {}", if *long { "Long" } else { "Integer" })
+            format!(
+                "{class} can not be converted to an {}",
+                if *long { "Long" } else { "Integer" }
+            )
         }
         (Shape::Double, _) => format!("{class} can not be converted to an Double"),
         (Shape::Boolean, Value::Str(s)) => {
@@ -174,7 +183,9 @@ fn type_error(shape: &Shape, got: &Value) -> Invalid {
         }
         (Shape::Boolean, _) => format!("{class} can not be converted to an Boolean"),
         (Shape::Blob { .. }, _) => format!("{class} can not be converted to a Blob"),
-        (Shape::Timestamp, _) => format!("{class} can not be converted to milliseconds since epoch"),
+        (Shape::Timestamp, _) => {
+            format!("{class} can not be converted to milliseconds since epoch")
+        }
     };
     Invalid::Serialization(msg)
 }
@@ -186,34 +197,57 @@ const MAX_ERRORS: usize = 10;
 fn constraints(shape: &Shape) -> Vec<String> {
     let mut out = Vec::new();
     match shape {
-        Shape::String { min, max, pattern, enums } => {
+        Shape::String {
+            min,
+            max,
+            pattern,
+            enums,
+        } => {
             if let Some(p) = pattern {
-                out.push(format!("Member must satisfy regular expression pattern: {}", p.src));
+                out.push(format!(
+                    "Member must satisfy regular expression pattern: {}",
+                    p.src
+                ));
             }
             if let Some(max) = max {
-                out.push(format!("Member must have length less than or equal to {max}"));
+                out.push(format!(
+                    "Member must have length less than or equal to {max}"
+                ));
             }
             if let Some(min) = min {
-                out.push(format!("Member must have length greater than or equal to {min}"));
+                out.push(format!(
+                    "Member must have length greater than or equal to {min}"
+                ));
             }
             if !enums.is_empty() {
-                out.push(format!("Member must satisfy enum value set: [{}]", enums.join(", ")));
+                out.push(format!(
+                    "Member must satisfy enum value set: [{}]",
+                    enums.join(", ")
+                ));
             }
         }
         Shape::Integer { min, max, .. } => {
             if let Some(max) = max {
-                out.push(format!("Member must have value less than or equal to {max}"));
+                out.push(format!(
+                    "Member must have value less than or equal to {max}"
+                ));
             }
             if let Some(min) = min {
-                out.push(format!("Member must have value greater than or equal to {min}"));
+                out.push(format!(
+                    "Member must have value greater than or equal to {min}"
+                ));
             }
         }
         Shape::Blob { min, max } => {
             if let Some(max) = max {
-                out.push(format!("Member must have length less than or equal to {max}"));
+                out.push(format!(
+                    "Member must have length less than or equal to {max}"
+                ));
             }
             if let Some(min) = min {
-                out.push(format!("Member must have length greater than or equal to {min}"));
+                out.push(format!(
+                    "Member must have length greater than or equal to {min}"
+                ));
             }
         }
         _ => {}
@@ -227,32 +261,56 @@ fn violations(shape: &Shape, v: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let length = |out: &mut Vec<String>, len: u64, min: &Option<u64>, max: &Option<u64>| {
         if let Some(min) = min.filter(|m| len < *m) {
-            out.push(format!("Member must have length greater than or equal to {min}"));
+            out.push(format!(
+                "Member must have length greater than or equal to {min}"
+            ));
         }
         if let Some(max) = max.filter(|m| len > *m) {
-            out.push(format!("Member must have length less than or equal to {max}"));
+            out.push(format!(
+                "Member must have length less than or equal to {max}"
+            ));
         }
     };
     match (shape, v) {
-        (Shape::String { min, max, pattern, enums }, Value::Str(s)) => {
+        (
+            Shape::String {
+                min,
+                max,
+                pattern,
+                enums,
+            },
+            Value::Str(s),
+        ) => {
             if let Some(p) = pattern.filter(|p| !p.is_match(s)) {
-                out.push(format!("Member must satisfy regular expression pattern: {}", p.src));
+                out.push(format!(
+                    "Member must satisfy regular expression pattern: {}",
+                    p.src
+                ));
             }
             length(&mut out, s.chars().count() as u64, min, max);
             if !enums.is_empty() && !enums.contains(&s.as_str()) {
-                out.push(format!("Member must satisfy enum value set: [{}]", enums.join(", ")));
+                out.push(format!(
+                    "Member must satisfy enum value set: [{}]",
+                    enums.join(", ")
+                ));
             }
         }
         (Shape::Integer { min, max, .. }, Value::Int(n)) => {
             if let Some(min) = min.filter(|m| n < m) {
-                out.push(format!("Member must have value greater than or equal to {min}"));
+                out.push(format!(
+                    "Member must have value greater than or equal to {min}"
+                ));
             }
             if let Some(max) = max.filter(|m| n > m) {
-                out.push(format!("Member must have value less than or equal to {max}"));
+                out.push(format!(
+                    "Member must have value less than or equal to {max}"
+                ));
             }
         }
         (Shape::Blob { min, max }, Value::Bytes(b)) => length(&mut out, b.len() as u64, min, max),
-        (Shape::List { min, max, .. }, Value::List(l)) => length(&mut out, l.len() as u64, min, max),
+        (Shape::List { min, max, .. }, Value::List(l)) => {
+            length(&mut out, l.len() as u64, min, max)
+        }
         (Shape::Map { min, max, .. }, Value::Map(m)) => length(&mut out, m.len() as u64, min, max),
         _ => {}
     }
@@ -260,7 +318,10 @@ fn violations(shape: &Shape, v: &Value) -> Vec<String> {
 }
 
 fn is_scalar(shape: &Shape) -> bool {
-    !matches!(shape, Shape::Structure(_) | Shape::List { .. } | Shape::Map { .. })
+    !matches!(
+        shape,
+        Shape::Structure(_) | Shape::List { .. } | Shape::Map { .. }
+    )
 }
 
 impl Validator {
@@ -360,7 +421,11 @@ impl Validator {
                 self.check(shape, &out, path);
                 if member_broken {
                     let all = constraints(member).join(", ");
-                    self.fail(Some(&out), path, &format!("Member must satisfy constraint: [{all}]"));
+                    self.fail(
+                        Some(&out),
+                        path,
+                        &format!("Member must satisfy constraint: [{all}]"),
+                    );
                 }
                 Ok(out)
             }
@@ -388,11 +453,19 @@ impl Validator {
                 self.check(shape, &out, path);
                 if keys_broken {
                     let all = constraints(key).join(", ");
-                    self.fail(Some(&out), path, &format!("Map keys must satisfy constraint: [{all}]"));
+                    self.fail(
+                        Some(&out),
+                        path,
+                        &format!("Map keys must satisfy constraint: [{all}]"),
+                    );
                 }
                 if values_broken {
                     let all = constraints(value).join(", ");
-                    self.fail(Some(&out), path, &format!("Map value must satisfy constraint: [{all}]"));
+                    self.fail(
+                        Some(&out),
+                        path,
+                        &format!("Map value must satisfy constraint: [{all}]"),
+                    );
                 }
                 Ok(out)
             }
@@ -415,7 +488,9 @@ fn clamp(n: i64, long: bool) -> i64 {
 
 /// Decodes a JSON blob the way AWS does: standard alphabet, padding optional.
 pub fn decode_base64(s: &str) -> Result<Bytes, Invalid> {
-    let fail = |why: String| Invalid::Serialization(format!("'{s}' can not be converted to a Blob: {why}"));
+    let fail = |why: String| {
+        Invalid::Serialization(format!("'{s}' can not be converted to a Blob: {why}"))
+    };
     if s.len() % 4 != 0 {
         return Err(fail(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
@@ -426,7 +501,10 @@ pub fn decode_base64(s: &str) -> Result<Bytes, Invalid> {
     if s.len() - body.len() > 2 {
         return Err(fail("Invalid Base64 character: '='".into()));
     }
-    if let Some(c) = body.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/')) {
+    if let Some(c) = body
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '+' || *c == '/'))
+    {
         return Err(fail(format!("Invalid Base64 character: '{c}'")));
     }
     base64::engine::general_purpose::STANDARD
@@ -500,9 +578,20 @@ impl<T: FromValue> FromValue for Vec<T> {
 impl<T: FromValue> FromValue for BTreeMap<String, T> {
     fn from_value(v: Value) -> Self {
         match v {
-            Value::Map(m) => m.0.into_iter().map(|(k, v)| (k, T::from_value(v))).collect(),
+            Value::Map(m) => {
+                m.0.into_iter()
+                    .map(|(k, v)| (k, T::from_value(v)))
+                    .collect()
+            }
             _ => BTreeMap::new(),
         }
+    }
+}
+
+/// Operations with no output answer with an empty body.
+impl IntoValue for () {
+    fn into_value(self) -> Value {
+        Value::Null
     }
 }
 
@@ -544,7 +633,10 @@ impl<T: IntoValue> IntoValue for Vec<T> {
 
 impl<T: IntoValue> IntoValue for BTreeMap<String, T> {
     fn into_value(self) -> Value {
-        Value::Map(Map(self.into_iter().map(|(k, v)| (k, v.into_value())).collect()))
+        Value::Map(Map(self
+            .into_iter()
+            .map(|(k, v)| (k, v.into_value()))
+            .collect()))
     }
 }
 
@@ -575,12 +667,31 @@ mod tests {
         pattern: Some(&NAME_PATTERN),
         enums: &[],
     };
-    static COUNT: Shape = Shape::Integer { min: Some(1), max: None, long: false };
-    static DATA: Shape = Shape::Blob { min: None, max: Some(4) };
+    static COUNT: Shape = Shape::Integer {
+        min: Some(1),
+        max: None,
+        long: false,
+    };
+    static DATA: Shape = Shape::Blob {
+        min: None,
+        max: Some(4),
+    };
     static INPUT: Shape = Shape::Structure(&[
-        Member { name: "StreamName", shape: &NAME, required: true },
-        Member { name: "ShardCount", shape: &COUNT, required: false },
-        Member { name: "Data", shape: &DATA, required: false },
+        Member {
+            name: "StreamName",
+            shape: &NAME,
+            required: true,
+        },
+        Member {
+            name: "ShardCount",
+            shape: &COUNT,
+            required: false,
+        },
+        Member {
+            name: "Data",
+            shape: &DATA,
+            required: false,
+        },
     ]);
 
     fn body(json: &str) -> Value {
@@ -633,7 +744,11 @@ mod tests {
 
     #[test]
     fn normalises_blobs_and_drops_unknown_members() {
-        let m = validate(&INPUT, body(r#"{"StreamName":"s","Data":"aGk=","Other":[1]}"#)).unwrap();
+        let m = validate(
+            &INPUT,
+            body(r#"{"StreamName":"s","Data":"aGk=","Other":[1]}"#),
+        )
+        .unwrap();
         let mut expect = Map::new();
         expect.put("StreamName", Value::Str("s".into()));
         expect.put("Data", Value::Bytes(Bytes::from_static(b"hi")));

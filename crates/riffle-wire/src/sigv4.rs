@@ -130,7 +130,9 @@ fn parse_header(req: &Request, auth: &str) -> Result<Signature, AuthError> {
         missing.push("Authorization header requires 'SignedHeaders' parameter.");
     }
     if date.is_none() {
-        missing.push("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.");
+        missing.push(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+        );
     }
     if !missing.is_empty() {
         return Err(AuthError::IncompleteSignature(format!(
@@ -159,7 +161,12 @@ fn parse_header(req: &Request, auth: &str) -> Result<Signature, AuthError> {
 
 fn parse_query(get: &dyn Fn(&str) -> Option<String>) -> Result<Signature, AuthError> {
     let mut missing = Vec::new();
-    for k in ["X-Amz-Credential", "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Date"] {
+    for k in [
+        "X-Amz-Credential",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Date",
+    ] {
         if get(k).is_none() {
             missing.push(format!("AWS query-string parameters must include '{k}'."));
         }
@@ -236,7 +243,10 @@ fn percent_decode(s: &str) -> String {
 fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for &c in s.as_bytes() {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') || (keep_slash && c == b'/') {
+        if c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && c == b'/')
+        {
             out.push(c as char);
         } else {
             out.push_str(&format!("%{c:02X}"));
@@ -246,7 +256,8 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = HmacSha256::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(data);
     m.finalize().into_bytes().to_vec()
 }
@@ -404,12 +415,22 @@ mod tests {
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
     fn vanilla<'a>(headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
-        Request { method: "GET", path: "/", query: "", headers, body: b"" }
+        Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers,
+            body: b"",
+        }
     }
 
     #[test]
     fn verifies_aws_test_suite_vector() {
-        let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z"), ("Authorization", AUTH)];
+        let headers = [
+            ("Host", "example.amazonaws.com"),
+            ("X-Amz-Date", "20150830T123600Z"),
+            ("Authorization", AUTH),
+        ];
         let req = vanilla(&headers);
         let sig = parse(&req).unwrap();
         assert_eq!(sig.region, "us-east-1");
@@ -429,7 +450,10 @@ mod tests {
     fn pre_auth_errors() {
         let req = vanilla(&[]);
         assert_eq!(parse(&req), Err(AuthError::MissingAuthenticationToken));
-        let headers = [("Authorization", "AWS4-HMAC-SHA256 Credential=a/20150830/us-east-1/kinesis/aws4_request")];
+        let headers = [(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=a/20150830/us-east-1/kinesis/aws4_request",
+        )];
         let err = parse(&vanilla(&headers)).unwrap_err();
         assert_eq!(
             err,

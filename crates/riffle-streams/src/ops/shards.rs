@@ -1,0 +1,408 @@
+//! ListShards, SplitShard, MergeShards, UpdateShardCount.
+
+use riffle_core::hashkey::{self, HashRange};
+use riffle_core::{limits, names};
+
+use crate::error::Result;
+use crate::model::*;
+use crate::state::{require_active, Mode, Msg, Shard, Status, Stream};
+use crate::{token_kind, Ctx, KinesisError, Service};
+
+/// A ListShards continuation: stream, last shard index returned, filter.
+struct ShardsToken {
+    region: String,
+    name: String,
+    after: u32,
+    max: usize,
+    issued_ms: i64,
+}
+
+impl ShardsToken {
+    fn seal(&self, svc: &Service) -> String {
+        let payload = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.region, self.name, self.after, self.max, self.issued_ms
+        );
+        svc.tokens.seal(token_kind::LIST_SHARDS, payload.as_bytes())
+    }
+
+    fn open(svc: &Service, token: &str) -> Option<ShardsToken> {
+        let raw = String::from_utf8(svc.tokens.open(token_kind::LIST_SHARDS, token)?).ok()?;
+        let mut p = raw.split('\n');
+        Some(ShardsToken {
+            region: p.next()?.into(),
+            name: p.next()?.into(),
+            after: p.next()?.parse().ok()?,
+            max: p.next()?.parse().ok()?,
+            issued_ms: p.next()?.parse().ok()?,
+        })
+    }
+}
+
+fn filter_shards<'a>(s: &'a Stream, f: Option<&ShardFilter>, now: i64) -> Result<Vec<&'a Shard>> {
+    let horizon = now - s.retention_ms();
+    let live = |sh: &&Shard| sh.closed.is_none_or(|c| c.at_ms >= horizon);
+    let all = s.shards.iter().filter(live);
+    let Some(f) = f else { return Ok(all.collect()) };
+    let need_ts = || {
+        f.timestamp.ok_or_else(|| {
+            KinesisError::InvalidArgument(format!(
+                "Timestamp must be specified for ShardFilter of type {}.",
+                f.r#type
+            ))
+        })
+    };
+    Ok(match f.r#type.as_str() {
+        "AFTER_SHARD_ID" => {
+            let id = f.shard_id.as_deref().ok_or_else(|| {
+                KinesisError::InvalidArgument(
+                    "ShardId must be specified for ShardFilter of type AFTER_SHARD_ID.".into(),
+                )
+            })?;
+            let after = names::parse_shard_id(id).unwrap_or(0);
+            all.filter(|sh| sh.index > after).collect()
+        }
+        "AT_LATEST" => all.filter(|sh| sh.is_open()).collect(),
+        "AT_TRIM_HORIZON" => all
+            .filter(|sh| {
+                sh.parent
+                    .is_none_or(|p| !s.shards.iter().any(|x| x.index == p && live(&x)))
+            })
+            .collect(),
+        "FROM_TRIM_HORIZON" => all.collect(),
+        "AT_TIMESTAMP" => {
+            let ts = need_ts()?.0;
+            all.filter(|sh| {
+                (sh.created_secs as i64) * 1000 <= ts.max(s.created_ms)
+                    && sh.closed.is_none_or(|c| c.at_ms > ts)
+            })
+            .collect()
+        }
+        "FROM_TIMESTAMP" => {
+            let ts = need_ts()?.0;
+            all.filter(|sh| sh.closed.is_none_or(|c| c.at_ms > ts))
+                .collect()
+        }
+        other => {
+            return Err(KinesisError::InvalidArgument(format!(
+                "Invalid ShardFilter type {other}."
+            )))
+        }
+    })
+}
+
+pub async fn list_shards(
+    svc: &Service,
+    ctx: &Ctx,
+    input: ListShardsInput,
+) -> Result<ListShardsOutput> {
+    let account = svc.account().to_owned();
+    let now = svc.now_ms();
+    let named = input.stream_name.is_some() || input.stream_arn.is_some();
+    let (key, after, max) = match &input.next_token {
+        Some(t) => {
+            if named {
+                return Err(KinesisError::InvalidArgument(
+                    "NextToken and StreamName cannot be provided together.".into(),
+                ));
+            }
+            if input.exclusive_start_shard_id.is_some()
+                || input.stream_creation_timestamp.is_some()
+                || input.shard_filter.is_some()
+            {
+                return Err(KinesisError::InvalidArgument(
+                    "NextToken cannot be combined with ExclusiveStartShardId, StreamCreationTimestamp or ShardFilter.".into(),
+                ));
+            }
+            let tok = ShardsToken::open(svc, t)
+                .ok_or_else(|| KinesisError::InvalidArgument(format!("Invalid NextToken: {t}")))?;
+            if now - tok.issued_ms > limits::NEXT_TOKEN_TTL_MS {
+                return Err(KinesisError::ExpiredNextToken(format!(
+                    "The timestampInMillis parameter of NextToken {t} is expired.",
+                )));
+            }
+            let max = input.max_results.map_or(tok.max, |m| m as usize);
+            ((tok.region, tok.name), Some(tok.after), max)
+        }
+        None => {
+            if !named {
+                return Err(KinesisError::InvalidArgument(
+                    "Either NextToken or StreamName should be provided.".into(),
+                ));
+            }
+            let key = svc.key(
+                ctx,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            let after = match &input.exclusive_start_shard_id {
+                Some(id) => Some(names::parse_shard_id(id).unwrap_or(0)),
+                None => None,
+            };
+            (
+                key,
+                after,
+                input
+                    .max_results
+                    .map_or(limits::LIST_SHARDS_DEFAULT, |m| m as usize),
+            )
+        }
+    };
+    let max = max
+        .min(limits::LIST_SHARDS_DEFAULT.max(max))
+        .clamp(1, 10_000);
+    let g = svc.lock();
+    let s = g
+        .streams
+        .get(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    if let Some(ts) = input.stream_creation_timestamp {
+        if ts.0 / 1000 != s.created_ms / 1000 {
+            return Err(Msg::stream_not_found(&key.1, &account));
+        }
+    }
+    if matches!(s.status, Status::Creating { .. }) {
+        return Err(Msg::not_active(s, &account));
+    }
+    let shards: Vec<_> = filter_shards(s, input.shard_filter.as_ref(), now)?
+        .into_iter()
+        .filter(|sh| after.is_none_or(|a| sh.index > a))
+        .collect();
+    let page: Vec<_> = shards.iter().take(max).collect();
+    let next_token = if shards.len() > page.len() {
+        page.last().map(|last| {
+            ShardsToken {
+                region: key.0.clone(),
+                name: key.1.clone(),
+                after: last.index,
+                max,
+                issued_ms: now,
+            }
+            .seal(svc)
+        })
+    } else {
+        None
+    };
+    Ok(ListShardsOutput {
+        shards: Some(page.iter().map(|sh| sh.to_model()).collect()),
+        next_token,
+    })
+}
+
+/// Resolves a client's shard id or fails with AWS's "Could not find shard".
+fn shard_index(id: &str, stream: &str, account: &str) -> Result<u32> {
+    names::parse_shard_id(id).ok_or_else(|| Msg::shard_not_found(id, stream, account))
+}
+
+fn reshardable(s: &Stream, account: &str) -> Result<()> {
+    require_active(s, account)?;
+    if s.mode == Mode::OnDemand {
+        return Err(Msg::on_demand(s, account));
+    }
+    Ok(())
+}
+
+fn mark_updating(svc: &Service, s: &mut Stream, now: i64) {
+    if svc.cfg.status_delay_ms > 0 {
+        s.status = Status::Updating {
+            until_ms: now + svc.cfg.status_delay_ms,
+        };
+    }
+}
+
+fn open_shard<'a>(s: &'a Stream, index: u32, account: &str) -> Result<&'a Shard> {
+    let sh = s
+        .shard(index)
+        .ok_or_else(|| Msg::shard_not_found(&names::shard_id(index), &s.name, account))?;
+    if !sh.is_open() {
+        return Err(Msg::already_closed(&sh.id(), &s.name, account));
+    }
+    Ok(sh)
+}
+
+pub async fn split_shard(svc: &Service, ctx: &Ctx, input: SplitShardInput) -> Result<()> {
+    let account = svc.account().to_owned();
+    let now = svc.now_ms();
+    let key = svc.key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let index = shard_index(&input.shard_to_split, &key.1, &account)?;
+    let mut g = svc.lock();
+    let open: usize = g
+        .streams
+        .values()
+        .filter(|s| s.region == key.0)
+        .map(Stream::open_shard_count)
+        .sum();
+    let s = g
+        .streams
+        .get_mut(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    reshardable(s, &account)?;
+    let sh = open_shard(s, index, &account)?.clone();
+    if open + 1 > svc.cfg.shard_limit as usize {
+        return Err(Msg::shard_limit(
+            &account,
+            &key.0,
+            open,
+            svc.cfg.shard_limit,
+            1,
+        ));
+    }
+    let k = hashkey::parse(&input.new_starting_hash_key)
+        .filter(|k| sh.range.start.checked_add(1).is_some_and(|s1| s1 < *k) && *k < sh.range.end);
+    let Some(k) = k else {
+        return Err(KinesisError::InvalidArgument(format!(
+            "NewStartingHashKey {} used in SplitShard() on shard {} in stream {} under account {account} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
+            input.new_starting_hash_key, sh.id(), s.name, sh.range.start, sh.range.end
+        )));
+    };
+    s.close_shard(index, now);
+    s.add_shard(
+        HashRange {
+            start: sh.range.start,
+            end: k - 1,
+        },
+        Some(index),
+        None,
+        now,
+    );
+    s.add_shard(
+        HashRange {
+            start: k,
+            end: sh.range.end,
+        },
+        Some(index),
+        None,
+        now,
+    );
+    mark_updating(svc, s, now);
+    Ok(())
+}
+
+pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> Result<()> {
+    let account = svc.account().to_owned();
+    let now = svc.now_ms();
+    let key = svc.key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let a = shard_index(&input.shard_to_merge, &key.1, &account)?;
+    let b = shard_index(&input.adjacent_shard_to_merge, &key.1, &account)?;
+    let mut g = svc.lock();
+    let s = g
+        .streams
+        .get_mut(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    reshardable(s, &account)?;
+    let sa = open_shard(s, a, &account)?.clone();
+    let sb = open_shard(s, b, &account)?.clone();
+    if sa.range.end.checked_add(1) != Some(sb.range.start) {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Shards {} and {} in stream {} under account {account} are not an adjacent pair of shards eligible for merging",
+            sa.id(), sb.id(), s.name
+        )));
+    }
+    s.close_shard(a, now);
+    s.close_shard(b, now);
+    s.add_shard(
+        HashRange {
+            start: sa.range.start,
+            end: sb.range.end,
+        },
+        Some(a),
+        Some(b),
+        now,
+    );
+    mark_updating(svc, s, now);
+    Ok(())
+}
+
+pub async fn update_shard_count(
+    svc: &Service,
+    ctx: &Ctx,
+    input: UpdateShardCountInput,
+) -> Result<UpdateShardCountOutput> {
+    let account = svc.account().to_owned();
+    let now = svc.now_ms();
+    let key = svc.key(
+        ctx,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let mut g = svc.lock();
+    let open_all: usize = g
+        .streams
+        .values()
+        .filter(|s| s.region == key.0)
+        .map(Stream::open_shard_count)
+        .sum();
+    let s = g
+        .streams
+        .get_mut(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    reshardable(s, &account)?;
+    let current = s.open_shard_count();
+    let target = input.target_shard_count as usize;
+    let counts = format!("Current open shard count: {current}, Target shard count: {target}");
+    if target > current * 2 {
+        return Err(KinesisError::LimitExceeded(format!(
+            "UpdateShardCount cannot scale up over double your current open shard count. {counts}"
+        )));
+    }
+    if target * 2 < current {
+        return Err(KinesisError::LimitExceeded(format!(
+            "UpdateShardCount cannot scale down below half your current open shard count. {counts}"
+        )));
+    }
+    if target > limits::MAX_SHARDS_PER_STREAM as usize {
+        return Err(KinesisError::LimitExceeded(format!(
+            "Target shard count or number of open shards cannot be greater than {}. {counts}",
+            limits::MAX_SHARDS_PER_STREAM
+        )));
+    }
+    if open_all - current + target > svc.cfg.shard_limit as usize {
+        return Err(Msg::shard_limit(
+            &account,
+            &key.0,
+            open_all,
+            svc.cfg.shard_limit,
+            target.saturating_sub(current),
+        ));
+    }
+    s.scalings.retain(|t| now - t < 86_400_000);
+    if s.scalings.len() >= limits::MAX_SCALINGS_PER_DAY {
+        return Err(KinesisError::LimitExceeded(format!(
+            "Exceeded the maximum number of UpdateShardCount operations ({}) for stream {} under account {account} in a rolling 24-hour period.",
+            limits::MAX_SCALINGS_PER_DAY, s.name
+        )));
+    }
+    s.scalings.push(now);
+    if target != current {
+        let old: Vec<Shard> = s.open_shards().cloned().collect();
+        for sh in &old {
+            s.close_shard(sh.index, now);
+        }
+        for i in 0..target as u32 {
+            let range = HashRange::split_even(i, target as u32);
+            // Parents: the closed shards this range overlaps, lowest first.
+            let mut parents = old
+                .iter()
+                .filter(|o| o.range.start <= range.end && range.start <= o.range.end)
+                .map(|o| o.index);
+            let parent = parents.next();
+            let adjacent = parents.next();
+            s.add_shard(range, parent, adjacent, now);
+        }
+        mark_updating(svc, s, now);
+    }
+    Ok(UpdateShardCountOutput {
+        stream_name: Some(s.name.clone()),
+        current_shard_count: Some(current as i64),
+        target_shard_count: Some(target as i64),
+        stream_arn: Some(s.arn.clone()),
+    })
+}

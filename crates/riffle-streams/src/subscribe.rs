@@ -1,0 +1,166 @@
+//! SubscribeToShard: a consumer's push stream of one shard.
+//!
+//! [`Service::subscribe`] checks the request like any operation and returns a
+//! channel of [`Event`]s. A task reads the shard from the starting position,
+//! sends records as they become durable, an event at least every second
+//! while idle, the shard's children when a closed shard is drained, and ends
+//! the subscription after five minutes of the injected clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use riffle_core::{limits, names};
+use riffle_wire::shape::{self, FromValue};
+use riffle_wire::Value;
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::model::{self, SubscribeToShardEvent, SubscribeToShardInput};
+use crate::ops::records::{read_shard, start_position};
+use crate::state::{ConsumerStatus, Msg};
+use crate::{Ctx, KinesisError, Service, StreamKey};
+
+/// One message of a subscription.
+pub enum Event {
+    Records(SubscribeToShardEvent),
+    Error(KinesisError),
+}
+
+/// Records per event: AWS pushes at most about 1 MiB or 10,000 records.
+const EVENT_MAX_RECORDS: usize = 10_000;
+
+impl Service {
+    /// Validates a SubscribeToShard request and starts its event stream.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        ctx: &Ctx,
+        body: Value,
+    ) -> Result<mpsc::Receiver<Event>> {
+        let _ = ctx;
+        if !matches!(body, Value::Map(_)) {
+            return Err(KinesisError::Serialization(None));
+        }
+        let input = SubscribeToShardInput::from_value(Value::Map(shape::validate(
+            &model::SUBSCRIBE_TO_SHARD_INPUT,
+            body,
+        )?));
+        let account = self.account().to_owned();
+        let now = self.now_ms();
+        let carn = names::parse_consumer_arn(&input.consumer_arn).ok_or_else(|| {
+            KinesisError::InvalidArgument(format!("Invalid ConsumerARN: {}", input.consumer_arn))
+        })?;
+        let key: StreamKey = (carn.stream.region.clone(), carn.stream.name.clone());
+        let (stream_id, shard_index, mut position) = {
+            let g = self.lock();
+            let s = g
+                .streams
+                .get(&key)
+                .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+            let c = s
+                .consumers
+                .iter()
+                .find(|c| c.arn == input.consumer_arn)
+                .ok_or_else(|| {
+                    KinesisError::ResourceNotFound(format!(
+                        "Consumer {} under stream {} under account {account} not found.",
+                        carn.name, s.name
+                    ))
+                })?;
+            if c.status != ConsumerStatus::Active {
+                return Err(KinesisError::ResourceInUse(format!(
+                    "Consumer {} with creation timestamp {} under stream {} and account {account} is not in ACTIVE status.",
+                    c.name,
+                    c.created_ms / 1000,
+                    s.name
+                )));
+            }
+            let index = names::parse_shard_id(&input.shard_id)
+                .ok_or_else(|| Msg::shard_not_found(&input.shard_id, &s.name, &account))?;
+            let shard = s.shard(index).ok_or_else(|| {
+                Msg::shard_does_not_exist(&names::shard_id(index), &s.name, &account)
+            })?;
+            let pos = start_position(
+                s,
+                shard,
+                &input.starting_position.r#type,
+                input.starting_position.sequence_number.as_deref(),
+                input.starting_position.timestamp,
+                now,
+                &account,
+                "SubscribeToShard",
+            )?;
+            (s.id, index, pos)
+        };
+        if input.dry_run == Some(true) {
+            return Err(KinesisError::DryRunOperation(
+                "Request would have succeeded, but DryRun flag is set.".into(),
+            ));
+        }
+        let (tx, rx) = mpsc::channel(4);
+        let svc = Arc::clone(self);
+        let deadline = now + limits::SUBSCRIPTION_TTL_MS;
+        tokio::spawn(async move {
+            loop {
+                // Read under the lock, send outside it.
+                let step = {
+                    let g = svc.lock();
+                    match g.streams.get(&key).filter(|s| s.id == stream_id) {
+                        None => Err(Msg::stream_not_found(&key.1, &account)),
+                        Some(s) => match s.shard(shard_index) {
+                            None => Err(Msg::shard_does_not_exist(
+                                &names::shard_id(shard_index),
+                                &s.name,
+                                &account,
+                            )),
+                            Some(shard) => read_shard(&svc, s, shard, position, EVENT_MAX_RECORDS)
+                                .map(|read| {
+                                    let tip = (svc.now_ms() / 1000) as u64;
+                                    let continuation = read.records.last().map_or_else(
+                                        || {
+                                            shard.seq(
+                                                read.next_position.max(shard.start_offset) - 1,
+                                                tip,
+                                            )
+                                        },
+                                        |r| r.sequence_number.clone(),
+                                    );
+                                    (read, continuation, s.log.watch())
+                                }),
+                        },
+                    }
+                };
+                let (read, continuation, watch) = match step {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(Event::Error(e)).await;
+                        return;
+                    }
+                };
+                position = read.next_position;
+                let ended = read.children.is_some();
+                let event = Some((
+                    SubscribeToShardEvent {
+                        records: read.records,
+                        continuation_sequence_number: continuation,
+                        millis_behind_latest: read.millis_behind,
+                        child_shards: read.children,
+                    },
+                    ended,
+                ));
+                let Some((event, ended)) = event else { return };
+                let had_records = !event.records.is_empty();
+                if tx.send(Event::Records(event)).await.is_err()
+                    || ended
+                    || svc.now_ms() >= deadline
+                {
+                    return;
+                }
+                if !had_records {
+                    let mut watch = watch;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), watch.changed()).await;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

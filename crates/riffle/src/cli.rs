@@ -1,0 +1,103 @@
+//! Command-line flags; every flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "riffle",
+    version,
+    about = "A self-hosted, AWS-compatible Amazon Kinesis"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Kinesis APIs.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (HTTP/1.1 and cleartext HTTP/2).
+    #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+
+    /// Where Riffle keeps its data.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+
+    /// Storage engine for stream records.
+    #[arg(long, env = "RIFFLE_STORAGE", value_enum, default_value = "memory")]
+    pub storage: Storage,
+
+    /// Streams to create at start-up if missing: a file of `name:shards`
+    /// lines (`name` alone makes an on-demand stream).
+    #[arg(long, env = "RIFFLE_INIT_FILE")]
+    pub init: Option<PathBuf>,
+
+    /// Streams to create at start-up if missing, as `name:shards,name2:shards`.
+    #[arg(long, env = "RIFFLE_STREAMS")]
+    pub streams: Option<String>,
+
+    /// Account id used in ARNs and messages.
+    #[arg(long, env = "RIFFLE_ACCOUNT_ID", default_value = "000000000000")]
+    pub account: String,
+
+    /// Region for requests whose signature names none.
+    #[arg(long, env = "RIFFLE_REGION", default_value = "us-east-1")]
+    pub region: String,
+
+    /// How long streams and consumers stay CREATING, UPDATING or DELETING.
+    #[arg(long, env = "RIFFLE_STATUS_DELAY_MS", default_value_t = 500)]
+    pub status_delay_ms: i64,
+
+    /// Open shards allowed per region.
+    #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]
+    pub shard_limit: u32,
+
+    /// Enforce per-shard provisioned throughput (1 MiB/s and 1,000 records/s
+    /// in; 2 MiB/s and 5 reads/s out).
+    #[arg(long, env = "RIFFLE_THROTTLE")]
+    pub throttle: bool,
+
+    /// Access keys to verify signatures against: a file of
+    /// `ACCESS_KEY_ID:SECRET` lines. Without it any well-formed request is
+    /// accepted.
+    #[arg(long, env = "RIFFLE_CREDENTIALS_FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Access keys as `ID:SECRET,ID2:SECRET2`.
+    #[arg(long, env = "RIFFLE_CREDENTIALS", hide_env_values = true)]
+    pub credential_pairs: Option<String>,
+
+    /// Let tests move the server clock with `POST /_riffle/clock`.
+    #[arg(long, env = "RIFFLE_TEST_CLOCK")]
+    pub test_clock: bool,
+
+    /// Seconds to let in-flight requests finish at shutdown.
+    #[arg(long, env = "RIFFLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Records in memory; nothing survives a restart.
+    Memory,
+}
+
+/// `$XDG_DATA_HOME/riffle`, else `~/.local/share/riffle`, else `./riffle-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("riffle");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h).join(".local/share/riffle");
+    }
+    PathBuf::from("riffle-data")
+}

@@ -1,0 +1,12 @@
+//! The `riffle` command: `riffle serve` runs the server.
+
+pub mod cli;
+pub mod init;
+pub mod serve;
+
+/// Runs a parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+    }
+}

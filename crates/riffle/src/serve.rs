@@ -1,0 +1,130 @@
+//! `riffle serve`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use riffle_core::clock::SystemClock;
+use riffle_core::Clock;
+use riffle_log::memory::MemoryEngine;
+use riffle_log::LogEngine;
+use riffle_server::App;
+use riffle_streams::{Config, Service};
+
+use crate::cli::{ServeArgs, Storage};
+use crate::init;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RIFFLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let clock = SystemClock::new();
+    let engine: Arc<dyn LogEngine> = match args.storage {
+        Storage::Memory => MemoryEngine::new(),
+    };
+    let cfg = Config {
+        account: args.account.clone(),
+        status_delay_ms: args.status_delay_ms.max(0),
+        shard_limit: args.shard_limit,
+        throttle: args.throttle,
+        ..Config::default()
+    };
+    let service = Service::new(cfg, clock.clone() as Arc<dyn Clock>, engine, rand_secret());
+
+    let mut wanted = Vec::new();
+    if let Some(path) = &args.init {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        wanted.extend(init::parse_streams(&text)?);
+    }
+    if let Some(list) = &args.streams {
+        wanted.extend(init::parse_streams(list)?);
+    }
+    for s in &wanted {
+        let created = service
+            .ensure_stream(&args.region, &s.name, s.shards)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating stream {}: {}", s.name, e))?;
+        if created {
+            tracing::info!(stream = %s.name, shards = ?s.shards, "created stream");
+        }
+    }
+
+    let mut credentials = std::collections::HashMap::new();
+    if let Some(path) = &args.credentials {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        credentials.extend(init::parse_credentials(&text)?);
+    }
+    if let Some(pairs) = &args.credential_pairs {
+        credentials.extend(init::parse_credentials(pairs)?);
+    }
+
+    let app = Arc::new(App {
+        streams: service,
+        credentials,
+        test_clock: args.test_clock.then(|| clock.clone()),
+        default_region: args.region.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %args.data_dir.display(),
+        storage = ?args.storage,
+        "riffle is serving"
+    );
+    riffle_server::serve(
+        listener,
+        app,
+        shutdown_signal(),
+        Duration::from_secs(args.shutdown_grace_secs),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn rand_secret() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for chunk in k.chunks_mut(16) {
+        chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    k
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
