@@ -338,50 +338,152 @@ async fn read_body(mut incoming: Incoming) -> Option<Bytes> {
     Some(Bytes::from(buf))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish (up to `grace`).
+/// A listening socket, plain or TLS.
+pub struct Listener {
+    pub tcp: TcpListener,
+    /// With ALPN `h2` and `http/1.1`.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Serves `app` on every listener until `shutdown` resolves, then lets
+/// in-flight requests finish (up to `grace`).
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::channel(64);
+    let mut acceptors = tokio::task::JoinSet::new();
+    for l in listeners {
+        let tx = accepted_tx.clone();
+        acceptors.spawn(async move {
+            loop {
+                match l.tcp.accept().await {
+                    Ok((stream, peer)) => {
+                        if tx.send((stream, peer, l.tls.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
-    tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(accepted_tx);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer, tls): (
+            tokio::net::TcpStream,
+            SocketAddr,
+            Option<tokio_rustls::TlsAcceptor>,
+        ) = tokio::select! {
+            Some(x) = accepted.recv() => x,
+            () = &mut shutdown => break,
+            Some(_) = conns.join_next() => continue,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        conns.spawn(async move {
+            match tls {
+                None => serve_connection(TokioIo::new(stream), app, stop, peer).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => serve_connection(TokioIo::new(s), app, stop, peer).await,
+                    Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                },
+            }
+        });
+    }
+    acceptors.abort_all();
+    tracing::info!(
+        connections = conns.len(),
+        "shutting down: waiting for in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drain).await.is_err() {
         tracing::warn!("in-flight requests did not finish in time");
     }
     Ok(())
+}
+
+/// Serves one connection; on shutdown, finishes in-flight requests and closes.
+async fn serve_connection<I>(
+    io: I,
+    app: Arc<App>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(app.handle(req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let stopped = async move {
+        loop {
+            let stop_now = *stop.borrow_and_update();
+            if stop_now || stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stopped => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A TLS acceptor offering ALPN `h2` and `http/1.1`, from PEM files or, with
+/// none, a self-signed certificate for `localhost` and `127.0.0.1` whose PEM is
+/// returned so clients can trust it.
+pub fn tls_acceptor(
+    cert_key: Option<(&[u8], &[u8])>,
+) -> Result<(tokio_rustls::TlsAcceptor, String), String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert_pem, key_pem) = match cert_key {
+        Some((c, k)) => (
+            String::from_utf8_lossy(c).into_owned(),
+            String::from_utf8_lossy(k).into_owned(),
+        ),
+        None => {
+            let ck = rcgen::generate_simple_self_signed(vec![
+                "localhost".into(),
+                "127.0.0.1".into(),
+                "::1".into(),
+            ])
+            .map_err(|e| format!("generating a certificate: {e}"))?;
+            (ck.cert.pem(), ck.signing_key.serialize_pem())
+        }
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("reading certificates: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("reading the private key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), cert_pem))
 }

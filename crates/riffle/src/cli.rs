@@ -28,6 +28,19 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:4566")]
     pub listen: SocketAddr,
 
+    /// Also serve TLS (ALPN h2 and http/1.1) on this address.
+    #[arg(long, env = "RIFFLE_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain for the TLS listener; without it a self-signed
+    /// certificate is generated and written to `<data-dir>/tls/cert.pem`.
+    #[arg(long, env = "RIFFLE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "RIFFLE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Where Riffle keeps its data.
     #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,

@@ -8,7 +8,7 @@ use riffle_core::clock::SystemClock;
 use riffle_core::Clock;
 use riffle_log::memory::MemoryEngine;
 use riffle_log::LogEngine;
-use riffle_server::App;
+use riffle_server::{App, Listener};
 use riffle_streams::{Config, Service};
 
 use crate::cli::{ServeArgs, Storage};
@@ -21,6 +21,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,8 +90,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage = ?args.storage,
         "riffle is serving"
     );
+    let mut listeners = vec![Listener {
+        tcp: listener,
+        tls: None,
+    }];
+    if let Some(addr) = args.tls_listen {
+        listeners.push(tls_listener(&args, addr).await?);
+    }
     riffle_server::serve(
-        listener,
+        listeners,
         app,
         shutdown_signal(),
         Duration::from_secs(args.shutdown_grace_secs),
@@ -98,6 +106,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<Listener> {
+    let files = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("reading {}", c.display()))?,
+            std::fs::read(k).with_context(|| format!("reading {}", k.display()))?,
+        )),
+        _ => None,
+    };
+    let (acceptor, cert_pem) =
+        riffle_server::tls_acceptor(files.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())))
+            .map_err(anyhow::Error::msg)?;
+    if files.is_none() {
+        let dir = args.data_dir.join("tls");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cert.pem"), &cert_pem)?;
+        tracing::info!(cert = %dir.join("cert.pem").display(), "generated a self-signed TLS certificate");
+    }
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(listen = %tcp.local_addr()?, "serving TLS");
+    Ok(Listener {
+        tcp,
+        tls: Some(acceptor),
+    })
 }
 
 fn rand_secret() -> [u8; 32] {
