@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Result;
 use crate::model::{self, SubscribeToShardEvent, SubscribeToShardInput};
-use crate::ops::records::{read_shard, start_position};
+use crate::ops::records::{read_shard, start_position, StartAt};
 use crate::state::{ConsumerStatus, Msg};
 use crate::{Ctx, KinesisError, Service, StreamKey};
 
@@ -79,16 +79,12 @@ impl Service {
             let shard = s.shard(index).ok_or_else(|| {
                 Msg::shard_does_not_exist(&names::shard_id(index), &s.name, &account)
             })?;
-            let pos = start_position(
-                s,
-                shard,
-                &input.starting_position.r#type,
-                input.starting_position.sequence_number.as_deref(),
-                input.starting_position.timestamp,
-                now,
-                &account,
-                "SubscribeToShard",
-            )?;
+            let at = StartAt {
+                kind: &input.starting_position.r#type,
+                seq: input.starting_position.sequence_number.as_deref(),
+                timestamp: input.starting_position.timestamp,
+            };
+            let pos = start_position(s, shard, at, now, &account, "SubscribeToShard")?;
             (s.id, index, pos)
         };
         if input.dry_run == Some(true) {

@@ -491,7 +491,7 @@ pub fn decode_base64(s: &str) -> Result<Bytes, Invalid> {
     let fail = |why: String| {
         Invalid::Serialization(format!("'{s}' can not be converted to a Blob: {why}"))
     };
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return Err(fail(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             s.len()

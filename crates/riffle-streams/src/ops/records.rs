@@ -219,17 +219,28 @@ fn must_either(kind: &str, with_seq: bool) -> KinesisError {
     ))
 }
 
+/// Where a reader asks to start: an iterator type with its sequence number
+/// or timestamp.
+pub(crate) struct StartAt<'a> {
+    pub kind: &'a str,
+    pub seq: Option<&'a str>,
+    pub timestamp: Option<Timestamp>,
+}
+
 /// A starting position inside a shard, resolved to a log offset.
 pub(crate) fn start_position(
     s: &Stream,
     shard: &Shard,
-    kind: &str,
-    seq: Option<&str>,
-    timestamp: Option<Timestamp>,
+    at: StartAt<'_>,
     now: i64,
     account: &str,
     op: &str,
 ) -> Result<u64> {
+    let StartAt {
+        kind,
+        seq,
+        timestamp,
+    } = at;
     let end = shard.closed.map_or(u64::MAX, |c| c.offset);
     Ok(match kind {
         "TRIM_HORIZON" => shard.start_offset,
@@ -323,16 +334,12 @@ pub async fn get_shard_iterator(
         return Err(missing());
     }
     let shard = s.shard(index).ok_or_else(missing)?;
-    let position = start_position(
-        s,
-        shard,
-        &input.shard_iterator_type,
-        input.starting_sequence_number.as_deref(),
-        input.timestamp,
-        now,
-        &account,
-        "GetShardIterator",
-    )?;
+    let at = StartAt {
+        kind: &input.shard_iterator_type,
+        seq: input.starting_sequence_number.as_deref(),
+        timestamp: input.timestamp,
+    };
+    let position = start_position(s, shard, at, now, &account, "GetShardIterator")?;
     if input.dry_run == Some(true) {
         dry_run(input.dry_run)?;
     }

@@ -135,10 +135,10 @@ pub async fn list_shards(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            let after = match &input.exclusive_start_shard_id {
-                Some(id) => Some(names::parse_shard_id(id).unwrap_or(0)),
-                None => None,
-            };
+            let after = input
+                .exclusive_start_shard_id
+                .as_deref()
+                .map(|id| names::parse_shard_id(id).unwrap_or(0));
             (
                 key,
                 after,
