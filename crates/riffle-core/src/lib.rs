@@ -1,7 +1,7 @@
 //! Riffle's validated domain types, free of I/O and HTTP.
 //!
 //! - [`seqnum::SeqNum`]: AWS's version-2 sequence-number layout; its counter
-//!   is a record's offset in the stream log.
+//!   is a record's offset in its shard.
 //! - [`iterator::IteratorCodec`]: signed, expiring shard iterators.
 //! - [`hashkey`]: MD5 routing and hash-key ranges.
 //! - [`names`]: ARNs and shard ids.

@@ -7,10 +7,11 @@
 //!   | 00 (2) | record arrival, epoch s (9) | shard index (8) | 2
 //! ```
 //!
-//! Riffle's counter is the record's offset in its stream's log, so numbers
-//! increase within a shard and map straight to a log position. A shard's
-//! StartingSequenceNumber carries the log offset at the shard's creation; a
-//! closed shard's EndingSequenceNumber carries [`END_COUNTER`].
+//! Riffle's counter is the record's offset within its shard's part of the
+//! stream log, so numbers increase within a shard and map straight to a log
+//! position. A shard's StartingSequenceNumber carries the offset just before
+//! its first record; a closed shard's EndingSequenceNumber carries
+//! [`END_COUNTER`].
 
 /// The counter of a closed shard's EndingSequenceNumber.
 pub const END_COUNTER: u64 = 0x7fff_ffff_ffff_ffff;

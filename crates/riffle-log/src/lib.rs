@@ -2,12 +2,14 @@
 //!
 //! - [`LogEngine`] opens and removes one [`StreamLog`] per stream incarnation.
 //! - [`StreamLog`] is an append-only log of all of a stream's shards
-//!   interleaved. Offsets start at 1 (0 is never a record, so "just before
-//!   the first record" is always expressible) and are assigned at [`StreamLog::append`] time, in call
-//!   order, so a caller that holds its stream's lock while appending gets a
-//!   total order that matches its routing decisions; the returned
+//!   interleaved. Each shard numbers its records with its own offsets,
+//!   starting at 1 (0 is never a record, so "just before the first record" is
+//!   always expressible). Offsets are assigned at [`StreamLog::append`] time,
+//!   in call order, so a caller that holds its stream's lock while appending
+//!   gets an order that matches its routing decisions; the returned
 //!   [`Appended::durable`] future resolves once the records survive a crash.
-//!   Readers only ever see durable records.
+//!   Readers only ever see durable records. An append that fails is never
+//!   acknowledged and its offsets are never reused: they stay a gap.
 //! - [`memory::MemoryEngine`]: everything in memory; records are durable as
 //!   soon as they are appended. Used by tests and `--storage memory`.
 //!
@@ -60,10 +62,10 @@ pub enum LogError {
 /// Resolves once appended records are durable.
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
-/// The outcome of an append: offsets `first_offset..first_offset + n`, all
-/// stamped with `arrival_ms`.
+/// The outcome of an append: each record's offset within its shard, in
+/// input order, all stamped with `arrival_ms`.
 pub struct Appended {
-    pub first_offset: u64,
+    pub offsets: Vec<u64>,
     pub arrival_ms: i64,
     pub durable: Durable,
 }
@@ -86,30 +88,28 @@ pub struct ReadBatch {
 
 /// One stream's log.
 pub trait StreamLog: Send + Sync {
-    /// Assigns the next offsets to `records`, in order, stamped with the
-    /// later of `now_ms` and the previous arrival time.
+    /// Assigns each record the next offset of its shard, in order, stamped
+    /// with the later of `now_ms` and the previous arrival time.
     fn append(&self, records: Vec<NewRecord>, now_ms: i64) -> Result<Appended, LogError>;
 
     /// Durable records of `shard` with offset >= `from`, trimmed ones skipped.
     fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError>;
 
-    /// The offset the next appended record will get.
-    fn next_offset(&self) -> u64;
+    /// The offset the next record appended to `shard` will get.
+    fn next_offset(&self, shard: u32) -> u64;
 
-    /// Every offset below this is durable.
-    fn durable_offset(&self) -> u64;
+    /// Every offset of `shard` below this is settled: durable, or abandoned
+    /// by a failed append.
+    fn settled_offset(&self, shard: u32) -> u64;
 
     /// The offset of the first record of `shard` that arrived at or after
-    /// `ms` (or the durable tip when there is none).
+    /// `ms` (or the shard's next offset when there is none).
     fn seek_time(&self, shard: u32, ms: i64) -> u64;
-
-    /// The newest durable record of `shard`, if any.
-    fn last_record(&self, shard: u32) -> Option<StoredRecord>;
 
     /// Drops records that arrived before `cutoff_ms`.
     fn trim(&self, cutoff_ms: i64);
 
-    /// Changes whenever the durable tip moves; for long-polling readers.
+    /// Changes whenever durable data is added; for long-polling readers.
     fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 

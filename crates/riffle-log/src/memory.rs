@@ -45,10 +45,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-struct Inner {
-    shards: HashMap<u32, VecDeque<StoredRecord>>,
+#[derive(Default)]
+struct ShardLog {
+    records: VecDeque<StoredRecord>,
     next_offset: u64,
+}
+
+impl ShardLog {
+    fn new() -> Self {
+        ShardLog {
+            records: VecDeque::new(),
+            next_offset: 1,
+        }
+    }
+}
+
+struct Inner {
+    shards: HashMap<u32, ShardLog>,
     last_arrival: i64,
+    appends: u64,
 }
 
 /// One stream's log in memory.
@@ -62,10 +77,10 @@ impl MemoryLog {
         MemoryLog {
             inner: Mutex::new(Inner {
                 shards: HashMap::new(),
-                next_offset: 1,
                 last_arrival: 0,
+                appends: 0,
             }),
-            tip: watch::channel(1).0,
+            tip: watch::channel(0).0,
         }
     }
 }
@@ -75,23 +90,26 @@ impl StreamLog for MemoryLog {
         let mut g = lock(&self.inner);
         let arrival = now_ms.max(g.last_arrival);
         g.last_arrival = arrival;
-        let first = g.next_offset;
-        for (i, r) in records.into_iter().enumerate() {
-            let stored = StoredRecord {
-                offset: first + i as u64,
+        let mut offsets = Vec::with_capacity(records.len());
+        for r in records {
+            let shard = g.shards.entry(r.shard).or_insert_with(ShardLog::new);
+            let offset = shard.next_offset;
+            shard.next_offset += 1;
+            offsets.push(offset);
+            shard.records.push_back(StoredRecord {
+                offset,
                 shard: r.shard,
                 arrival_ms: arrival,
                 partition_key: r.partition_key,
                 data: r.data,
-            };
-            g.shards.entry(r.shard).or_default().push_back(stored);
-            g.next_offset += 1;
+            });
         }
-        let tip = g.next_offset;
+        g.appends += 1;
+        let n = g.appends;
         drop(g);
-        self.tip.send_replace(tip);
+        self.tip.send_replace(n);
         Ok(Appended {
-            first_offset: first,
+            offsets,
             arrival_ms: arrival,
             durable: Box::pin(async { Ok(()) }),
         })
@@ -99,7 +117,7 @@ impl StreamLog for MemoryLog {
 
     fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
         let g = lock(&self.inner);
-        let Some(q) = g.shards.get(&shard) else {
+        let Some(q) = g.shards.get(&shard).map(|s| &s.records) else {
             return Ok(ReadBatch {
                 records: Vec::new(),
                 next_position: from,
@@ -126,37 +144,33 @@ impl StreamLog for MemoryLog {
         })
     }
 
-    fn next_offset(&self) -> u64 {
-        lock(&self.inner).next_offset
+    fn next_offset(&self, shard: u32) -> u64 {
+        lock(&self.inner)
+            .shards
+            .get(&shard)
+            .map_or(1, |s| s.next_offset)
     }
 
-    fn durable_offset(&self) -> u64 {
-        lock(&self.inner).next_offset
+    fn settled_offset(&self, shard: u32) -> u64 {
+        self.next_offset(shard)
     }
 
     fn seek_time(&self, shard: u32, ms: i64) -> u64 {
         let g = lock(&self.inner);
         match g.shards.get(&shard) {
-            Some(q) => {
-                let i = q.partition_point(|r| r.arrival_ms < ms);
-                q.get(i).map_or(g.next_offset, |r| r.offset)
+            Some(s) => {
+                let i = s.records.partition_point(|r| r.arrival_ms < ms);
+                s.records.get(i).map_or(s.next_offset, |r| r.offset)
             }
-            None => g.next_offset,
+            None => 1,
         }
-    }
-
-    fn last_record(&self, shard: u32) -> Option<StoredRecord> {
-        lock(&self.inner)
-            .shards
-            .get(&shard)
-            .and_then(|q| q.back().cloned())
     }
 
     fn trim(&self, cutoff_ms: i64) {
         let mut g = lock(&self.inner);
-        for q in g.shards.values_mut() {
-            while q.front().is_some_and(|r| r.arrival_ms < cutoff_ms) {
-                q.pop_front();
+        for s in g.shards.values_mut() {
+            while s.records.front().is_some_and(|r| r.arrival_ms < cutoff_ms) {
+                s.records.pop_front();
             }
         }
     }
@@ -185,16 +199,16 @@ mod tests {
     };
 
     #[tokio::test]
-    async fn appends_interleave_shards_and_read_by_shard() {
+    async fn offsets_count_per_shard_from_one() {
         let engine = MemoryEngine::new();
         let log = engine.open(1).unwrap();
         let a = log
             .append(vec![rec(0, "a"), rec(1, "b"), rec(0, "c")], 1000)
             .unwrap();
         a.durable.await.unwrap();
-        assert_eq!(a.first_offset, 1);
+        assert_eq!(a.offsets, vec![1, 1, 2]);
         let b = log.append(vec![rec(1, "d")], 900).unwrap();
-        assert_eq!((b.first_offset, b.arrival_ms), (4, 1000));
+        assert_eq!((b.offsets, b.arrival_ms), (vec![2], 1000));
         let r = log.read(0, 0, ALL).unwrap();
         let got: Vec<_> = r
             .records
@@ -203,12 +217,14 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![(1, Bytes::from_static(b"a")), (3, Bytes::from_static(b"c"))]
+            vec![(1, Bytes::from_static(b"a")), (2, Bytes::from_static(b"c"))]
         );
-        assert_eq!(r.next_position, 4);
-        let r = log.read(1, 3, ALL).unwrap();
-        assert_eq!(r.records.len(), 1);
-        assert_eq!(r.records[0].offset, 4);
+        assert_eq!(r.next_position, 3);
+        let r = log.read(1, 2, ALL).unwrap();
+        assert_eq!(
+            r.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![2]
+        );
         let r = log
             .read(
                 1,
@@ -219,12 +235,13 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!((r.records.len(), r.next_position), (1, 3));
-        assert_eq!(log.seek_time(1, 1000), 2);
-        assert_eq!(log.seek_time(1, 1001), 5);
+        assert_eq!((r.records.len(), r.next_position), (1, 2));
+        assert_eq!(log.seek_time(1, 1000), 1);
+        assert_eq!(log.seek_time(1, 1001), 3);
+        assert_eq!((log.next_offset(0), log.next_offset(7)), (3, 1));
         log.trim(1001);
         assert_eq!(log.read(0, 0, ALL).unwrap().records, vec![]);
         engine.remove(1).unwrap();
-        assert_eq!(engine.open(1).unwrap().next_offset(), 1);
+        assert_eq!(engine.open(1).unwrap().next_offset(0), 1);
     }
 }

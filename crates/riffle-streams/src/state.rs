@@ -55,8 +55,8 @@ impl Mode {
     }
 }
 
-/// One shard. Its records live in the stream log with offsets at or above
-/// `start_offset`, and below `closed.offset` once closed.
+/// One shard. Its records live in the stream log under its index, with
+/// offsets at or above `start_offset`, and below `closed.offset` once closed.
 #[derive(Debug, Clone)]
 pub struct Shard {
     pub index: u32,
@@ -70,7 +70,7 @@ pub struct Shard {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Closed {
-    /// The stream log's next offset when the shard closed.
+    /// The shard's next log offset when it closed.
     pub offset: u64,
     pub at_ms: i64,
 }
@@ -258,14 +258,14 @@ impl Stream {
             parent,
             adjacent_parent: adjacent,
             created_secs: (now_ms / 1000) as u64,
-            start_offset: self.log.next_offset(),
+            start_offset: self.log.next_offset(index),
             closed: None,
         });
         index
     }
 
     pub fn close_shard(&mut self, index: u32, now_ms: i64) {
-        let offset = self.log.next_offset();
+        let offset = self.log.next_offset(index);
         if let Some(s) = self.shards.get_mut(index as usize) {
             s.closed.get_or_insert(Closed {
                 offset,

@@ -102,7 +102,7 @@ pub async fn put_record(
     appended.durable.await?;
     Ok(PutRecordOutput {
         shard_id: shard.id(),
-        sequence_number: shard.seq(appended.first_offset, (appended.arrival_ms / 1000) as u64),
+        sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
         encryption_type: encrypted.then(|| "KMS".to_owned()),
     })
 }
@@ -172,28 +172,24 @@ pub async fn put_records(
             Ok((plan, appended, s.encryption.is_some()))
         },
     )?;
-    let (mut offset, secs) = match appended {
+    let (offsets, secs) = match appended {
         Some(a) => {
-            let out = (a.first_offset, (a.arrival_ms / 1000) as u64);
             a.durable.await?;
-            out
+            (a.offsets, (a.arrival_ms / 1000) as u64)
         }
-        None => (0, 0),
+        None => (Vec::new(), 0),
     };
+    let mut offsets = offsets.into_iter();
     let mut failed = 0;
     let records = plan
         .into_iter()
         .map(|p| match p {
-            Ok(shard) => {
-                let e = PutRecordsResultEntry {
-                    sequence_number: Some(shard.seq(offset, secs)),
-                    shard_id: Some(shard.id()),
-                    error_code: None,
-                    error_message: None,
-                };
-                offset += 1;
-                e
-            }
+            Ok(shard) => PutRecordsResultEntry {
+                sequence_number: offsets.next().map(|o| shard.seq(o, secs)),
+                shard_id: Some(shard.id()),
+                error_code: None,
+                error_message: None,
+            },
             Err(e) => {
                 failed += 1;
                 PutRecordsResultEntry {
@@ -244,7 +240,7 @@ pub(crate) fn start_position(
     let end = shard.closed.map_or(u64::MAX, |c| c.offset);
     Ok(match kind {
         "TRIM_HORIZON" => shard.start_offset,
-        "LATEST" => s.log.next_offset().min(end),
+        "LATEST" => s.log.next_offset(shard.index).min(end),
         "AT_TIMESTAMP" => {
             let ts = timestamp.ok_or_else(|| {
                 KinesisError::InvalidArgument(
@@ -420,7 +416,7 @@ pub(crate) fn read_shard(
         _ => 0,
     };
     let drained = match shard.closed {
-        Some(c) => !more && s.log.durable_offset() >= c.offset,
+        Some(c) => !more && s.log.settled_offset(shard.index) >= c.offset,
         None => false,
     };
     Ok(ShardRead {
