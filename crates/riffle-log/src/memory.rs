@@ -92,7 +92,7 @@ impl StreamLog for MemoryLog {
         g.last_arrival = arrival;
         let mut offsets = Vec::with_capacity(records.len());
         for r in records {
-            let shard = g.shards.entry(r.shard).or_insert_with(ShardLog::new);
+            let shard = g.shards.entry(r.shard).or_default();
             let offset = shard.next_offset;
             shard.next_offset += 1;
             offsets.push(offset);
