@@ -45,14 +45,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[derive(Default)]
 struct ShardLog {
     records: VecDeque<StoredRecord>,
     next_offset: u64,
 }
 
-impl ShardLog {
-    fn new() -> Self {
+impl Default for ShardLog {
+    /// Offsets start at 1.
+    fn default() -> Self {
         ShardLog {
             records: VecDeque::new(),
             next_offset: 1,
