@@ -19,6 +19,40 @@ KEYWORDS = {"type", "match", "ref", "mod", "fn", "struct", "enum", "use", "as", 
 # Data Streams operations Riffle serves: everything but Channels and Queues.
 EXCLUDE = re.compile(r"Channel|Queue")
 
+# The order in which AWS reports validation errors is its own (a Java hash
+# order), not the model's. Where it was captured from real responses, members
+# listed here are validated first, in this order.
+MEMBER_ORDER = {
+    "AddTagsToStreamInput": ["Tags", "StreamName"],
+    "CreateStreamInput": ["ShardCount", "StreamName"],
+    "DecreaseStreamRetentionPeriodInput": ["RetentionPeriodHours", "StreamName"],
+    "IncreaseStreamRetentionPeriodInput": ["RetentionPeriodHours", "StreamName"],
+    "DescribeStreamInput": ["Limit", "ExclusiveStartShardId", "StreamName"],
+    "GetRecordsInput": ["Limit", "ShardIterator"],
+    "GetShardIteratorInput": ["ShardId", "ShardIteratorType", "StartingSequenceNumber", "StreamName", "Timestamp"],
+    "ListShardsInput": ["MaxResults", "ExclusiveStartShardId", "StreamName", "NextToken"],
+    "ListStreamsInput": ["Limit", "ExclusiveStartStreamName"],
+    "ListTagsForStreamInput": ["Limit", "ExclusiveStartTagKey", "StreamName"],
+    "MergeShardsInput": ["ShardToMerge", "AdjacentShardToMerge", "StreamName"],
+    "PutRecordInput": ["SequenceNumberForOrdering", "PartitionKey", "ExplicitHashKey", "Data", "StreamName"],
+    "PutRecordsInput": ["Records", "StreamName"],
+    "PutRecordsRequestEntry": ["PartitionKey", "ExplicitHashKey", "Data"],
+    "RemoveTagsFromStreamInput": ["TagKeys", "StreamName"],
+    "SplitShardInput": ["NewStartingHashKey", "StreamName", "ShardToSplit"],
+}
+
+# Enum value sets as AWS prints them in validation messages.
+ENUM_ORDER = {
+    "ShardIteratorType": ["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"],
+}
+
+
+def ordered_members(name, shape):
+    members = list(shape.get("members", {}).items())
+    first = MEMBER_ORDER.get(name, [])
+    rank = {m: i for i, m in enumerate(first)}
+    return sorted(members, key=lambda kv: rank.get(kv[0], len(first)))
+
 
 def load(service, version):
     base = os.path.join(os.path.dirname(botocore.__file__), "data", service, version)
@@ -114,7 +148,7 @@ def main():
         if t == "structure":
             req = set(s.get("required", []))
             members = []
-            for mn, m in s["members"].items():
+            for mn, m in ordered_members(name, s):
                 if m["shape"] not in reachable:
                     continue
                 members.append(f'    Member {{ name: "{mn}", shape: &{screaming(m["shape"])}, required: {str(mn in req).lower()} }},')
@@ -131,7 +165,10 @@ def main():
                 pn = f"P_{st}"
                 patterns[pn] = s["pattern"]
                 pat = f"Some(&{pn})"
-            enums = ", ".join(json.dumps(e) for e in s.get("enum", []))
+            values = s.get("enum", [])
+            shown = ENUM_ORDER.get(name, values)
+            assert sorted(shown) == sorted(values), name
+            enums = ", ".join(json.dumps(e) for e in shown)
             shape_lines.append(f"pub static {st}: Shape = Shape::String {{ min: {opt(s.get('min'))}, max: {opt(s.get('max'))}, pattern: {pat}, enums: &[{enums}] }};")
         elif t in ("integer", "long"):
             shape_lines.append(f"pub static {st}: Shape = Shape::Integer {{ min: {opt(s.get('min'))}, max: {opt(s.get('max'))}, long: {str(t == 'long').lower()} }};")
@@ -172,7 +209,7 @@ def main():
         if s["type"] != "structure":
             continue
         req = set(s.get("required", []))
-        members = [(mn, m) for mn, m in s["members"].items() if m["shape"] in reachable]
+        members = [(mn, m) for mn, m in ordered_members(name, s) if m["shape"] in reachable]
         doc = " ".join(re.sub(r"<[^>]+>", "", s.get("documentation", "")).split())[:200]
         if doc:
             lines.append(f"/// {doc}")

@@ -271,12 +271,7 @@ impl App {
             while let Some(ev) = events.recv().await {
                 let frame = match ev {
                     Event::Records(e) => {
-                        use riffle_wire::shape::IntoValue;
-                        eventstream::event(
-                            "SubscribeToShardEvent",
-                            ct,
-                            &encoding.encode(&e.into_value()),
-                        )
+                        eventstream::event("SubscribeToShardEvent", ct, &encoding.encode(&e))
                     }
                     Event::Error(e) => {
                         let payload =

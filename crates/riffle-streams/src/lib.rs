@@ -83,6 +83,7 @@ pub struct Service {
     state: Mutex<State>,
     next_id: AtomicU64,
     pub(crate) throttle: ops::throttle::Throttle,
+    pub(crate) subscriptions: subscribe::Subscriptions,
 }
 
 /// Kinds of sealed pagination tokens.
@@ -110,6 +111,7 @@ impl Service {
             }),
             next_id: AtomicU64::new(1),
             throttle: ops::throttle::Throttle::default(),
+            subscriptions: subscribe::Subscriptions::default(),
         })
     }
 

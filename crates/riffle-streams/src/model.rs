@@ -23,8 +23,8 @@ pub static P_STREAM_NAME: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
 pub static PATTERNS: &[&Pattern] = &[&P_CONSUMER_ARN, &P_CONSUMER_NAME, &P_HASH_KEY, &P_RESOURCE_ARN, &P_SEQUENCE_NUMBER, &P_SHARD_ID, &P_STREAM_ARN, &P_STREAM_ID, &P_STREAM_NAME];
 
 pub static ADD_TAGS_TO_STREAM_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "Tags", shape: &TAG_MAP, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -55,8 +55,8 @@ pub static CONSUMER_LIST: Shape = Shape::List { member: &CONSUMER, min: None, ma
 pub static CONSUMER_NAME: Shape = Shape::String { min: Some(1), max: Some(128), pattern: Some(&P_CONSUMER_NAME), enums: &[] };
 pub static CONSUMER_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["CREATING", "DELETING", "ACTIVE"] };
 pub static CREATE_STREAM_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "ShardCount", shape: &POSITIVE_INTEGER_OBJECT, required: false },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "StreamModeDetails", shape: &STREAM_MODE_DETAILS, required: false },
     Member { name: "Tags", shape: &TAG_MAP, required: false },
     Member { name: "WarmThroughputMiBps", shape: &NATURAL_INTEGER_OBJECT, required: false },
@@ -65,8 +65,8 @@ pub static CREATE_STREAM_INPUT: Shape = Shape::Structure(&[
 ]);
 pub static DATA: Shape = Shape::Blob { min: Some(0), max: Some(10485760) };
 pub static DECREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "RetentionPeriodHours", shape: &RETENTION_PERIOD_HOURS, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -111,9 +111,9 @@ pub static DESCRIBE_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure(&[
     Member { name: "ConsumerDescription", shape: &CONSUMER_DESCRIPTION, required: true },
 ]);
 pub static DESCRIBE_STREAM_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "Limit", shape: &DESCRIBE_STREAM_INPUT_LIMIT, required: false },
     Member { name: "ExclusiveStartShardId", shape: &SHARD_ID, required: false },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -155,8 +155,8 @@ pub static ENHANCED_MONITORING_OUTPUT: Shape = Shape::Structure(&[
 pub static ERROR_CODE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static ERROR_MESSAGE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static GET_RECORDS_INPUT: Shape = Shape::Structure(&[
-    Member { name: "ShardIterator", shape: &SHARD_ITERATOR, required: true },
     Member { name: "Limit", shape: &GET_RECORDS_INPUT_LIMIT, required: false },
+    Member { name: "ShardIterator", shape: &SHARD_ITERATOR, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
@@ -176,10 +176,10 @@ pub static GET_RESOURCE_POLICY_OUTPUT: Shape = Shape::Structure(&[
     Member { name: "Policy", shape: &POLICY, required: true },
 ]);
 pub static GET_SHARD_ITERATOR_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "ShardIteratorType", shape: &SHARD_ITERATOR_TYPE, required: true },
     Member { name: "StartingSequenceNumber", shape: &SEQUENCE_NUMBER, required: false },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "Timestamp", shape: &TIMESTAMP, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
@@ -194,17 +194,17 @@ pub static HASH_KEY_RANGE: Shape = Shape::Structure(&[
     Member { name: "EndingHashKey", shape: &HASH_KEY, required: true },
 ]);
 pub static INCREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "RetentionPeriodHours", shape: &RETENTION_PERIOD_HOURS, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
 pub static KEY_ID: Shape = Shape::String { min: Some(1), max: Some(2048), pattern: None, enums: &[] };
 pub static LIST_SHARDS_INPUT: Shape = Shape::Structure(&[
+    Member { name: "MaxResults", shape: &LIST_SHARDS_INPUT_LIMIT, required: false },
+    Member { name: "ExclusiveStartShardId", shape: &SHARD_ID, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
-    Member { name: "ExclusiveStartShardId", shape: &SHARD_ID, required: false },
-    Member { name: "MaxResults", shape: &LIST_SHARDS_INPUT_LIMIT, required: false },
     Member { name: "StreamCreationTimestamp", shape: &TIMESTAMP, required: false },
     Member { name: "ShardFilter", shape: &SHARD_FILTER, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
@@ -247,9 +247,9 @@ pub static LIST_TAGS_FOR_RESOURCE_OUTPUT: Shape = Shape::Structure(&[
     Member { name: "Tags", shape: &TAG_LIST, required: false },
 ]);
 pub static LIST_TAGS_FOR_STREAM_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
-    Member { name: "ExclusiveStartTagKey", shape: &TAG_KEY, required: false },
     Member { name: "Limit", shape: &LIST_TAGS_FOR_STREAM_INPUT_LIMIT, required: false },
+    Member { name: "ExclusiveStartTagKey", shape: &TAG_KEY, required: false },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -260,9 +260,9 @@ pub static LIST_TAGS_FOR_STREAM_OUTPUT: Shape = Shape::Structure(&[
 ]);
 pub static MAX_RECORD_SIZE_IN_KI_B: Shape = Shape::Integer { min: Some(1024), max: Some(10240), long: false };
 pub static MERGE_SHARDS_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardToMerge", shape: &SHARD_ID, required: true },
     Member { name: "AdjacentShardToMerge", shape: &SHARD_ID, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -288,11 +288,11 @@ pub static PARTITION_KEY: Shape = Shape::String { min: Some(1), max: Some(256), 
 pub static POLICY: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static POSITIVE_INTEGER_OBJECT: Shape = Shape::Integer { min: Some(1), max: None, long: false };
 pub static PUT_RECORD_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
-    Member { name: "Data", shape: &DATA, required: true },
+    Member { name: "SequenceNumberForOrdering", shape: &SEQUENCE_NUMBER, required: false },
     Member { name: "PartitionKey", shape: &PARTITION_KEY, required: false },
     Member { name: "ExplicitHashKey", shape: &HASH_KEY, required: false },
-    Member { name: "SequenceNumberForOrdering", shape: &SEQUENCE_NUMBER, required: false },
+    Member { name: "Data", shape: &DATA, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
@@ -315,9 +315,9 @@ pub static PUT_RECORDS_OUTPUT: Shape = Shape::Structure(&[
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: false },
 ]);
 pub static PUT_RECORDS_REQUEST_ENTRY: Shape = Shape::Structure(&[
-    Member { name: "Data", shape: &DATA, required: true },
-    Member { name: "ExplicitHashKey", shape: &HASH_KEY, required: false },
     Member { name: "PartitionKey", shape: &PARTITION_KEY, required: false },
+    Member { name: "ExplicitHashKey", shape: &HASH_KEY, required: false },
+    Member { name: "Data", shape: &DATA, required: true },
 ]);
 pub static PUT_RECORDS_REQUEST_ENTRY_LIST: Shape = Shape::List { member: &PUT_RECORDS_REQUEST_ENTRY, min: Some(1), max: Some(500) };
 pub static PUT_RECORDS_RESULT_ENTRY: Shape = Shape::Structure(&[
@@ -352,8 +352,8 @@ pub static REGISTER_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure(&[
     Member { name: "Consumer", shape: &CONSUMER, required: true },
 ]);
 pub static REMOVE_TAGS_FROM_STREAM_INPUT: Shape = Shape::Structure(&[
-    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "TagKeys", shape: &TAG_KEY_LIST, required: true },
+    Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -382,12 +382,12 @@ pub static SHARD_FILTER_TYPE: Shape = Shape::String { min: None, max: None, patt
 pub static SHARD_ID: Shape = Shape::String { min: Some(1), max: Some(128), pattern: Some(&P_SHARD_ID), enums: &[] };
 pub static SHARD_ID_LIST: Shape = Shape::List { member: &SHARD_ID, min: None, max: None };
 pub static SHARD_ITERATOR: Shape = Shape::String { min: Some(1), max: Some(512), pattern: None, enums: &[] };
-pub static SHARD_ITERATOR_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] };
+pub static SHARD_ITERATOR_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"] };
 pub static SHARD_LIST: Shape = Shape::List { member: &SHARD, min: None, max: None };
 pub static SPLIT_SHARD_INPUT: Shape = Shape::Structure(&[
+    Member { name: "NewStartingHashKey", shape: &HASH_KEY, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardToSplit", shape: &SHARD_ID, required: true },
-    Member { name: "NewStartingHashKey", shape: &HASH_KEY, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
 ]);
@@ -593,8 +593,8 @@ pub static EMPTY: Shape = Shape::Structure(&[]);
 /// Represents the input for AddTagsToStream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AddTagsToStreamInput {
-    pub stream_name: Option<String>,
     pub tags: BTreeMap<String, String>,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -603,8 +603,8 @@ impl FromValue for AddTagsToStreamInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             tags: m.take("Tags").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -614,8 +614,8 @@ impl FromValue for AddTagsToStreamInput {
 impl IntoValue for AddTagsToStreamInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(4);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("Tags", self.tags.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -721,8 +721,8 @@ impl IntoValue for ConsumerDescription {
 /// Represents the input for CreateStream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateStreamInput {
-    pub stream_name: String,
     pub shard_count: Option<i64>,
+    pub stream_name: String,
     pub stream_mode_details: Option<StreamModeDetails>,
     pub tags: Option<BTreeMap<String, String>>,
     pub warm_throughput_mi_bps: Option<i64>,
@@ -734,8 +734,8 @@ impl FromValue for CreateStreamInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value).unwrap_or_default(),
             shard_count: m.take("ShardCount").map(FromValue::from_value),
+            stream_name: m.take("StreamName").map(FromValue::from_value).unwrap_or_default(),
             stream_mode_details: m.take("StreamModeDetails").map(FromValue::from_value),
             tags: m.take("Tags").map(FromValue::from_value),
             warm_throughput_mi_bps: m.take("WarmThroughputMiBps").map(FromValue::from_value),
@@ -748,8 +748,8 @@ impl FromValue for CreateStreamInput {
 impl IntoValue for CreateStreamInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(7);
-        m.put("StreamName", self.stream_name.into_value());
         m.put("ShardCount", self.shard_count.map(IntoValue::into_value));
+        m.put("StreamName", self.stream_name.into_value());
         m.put("StreamModeDetails", self.stream_mode_details.map(IntoValue::into_value));
         m.put("Tags", self.tags.map(IntoValue::into_value));
         m.put("WarmThroughputMiBps", self.warm_throughput_mi_bps.map(IntoValue::into_value));
@@ -762,8 +762,8 @@ impl IntoValue for CreateStreamInput {
 /// Represents the input for DecreaseStreamRetentionPeriod.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecreaseStreamRetentionPeriodInput {
-    pub stream_name: Option<String>,
     pub retention_period_hours: i64,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -772,8 +772,8 @@ impl FromValue for DecreaseStreamRetentionPeriodInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             retention_period_hours: m.take("RetentionPeriodHours").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -783,8 +783,8 @@ impl FromValue for DecreaseStreamRetentionPeriodInput {
 impl IntoValue for DecreaseStreamRetentionPeriodInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(4);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("RetentionPeriodHours", self.retention_period_hours.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -1030,9 +1030,9 @@ impl IntoValue for DescribeStreamConsumerOutput {
 /// Represents the input for DescribeStream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeStreamInput {
-    pub stream_name: Option<String>,
     pub limit: Option<i64>,
     pub exclusive_start_shard_id: Option<String>,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -1041,9 +1041,9 @@ impl FromValue for DescribeStreamInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             limit: m.take("Limit").map(FromValue::from_value),
             exclusive_start_shard_id: m.take("ExclusiveStartShardId").map(FromValue::from_value),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -1053,9 +1053,9 @@ impl FromValue for DescribeStreamInput {
 impl IntoValue for DescribeStreamInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(5);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("Limit", self.limit.map(IntoValue::into_value));
         m.put("ExclusiveStartShardId", self.exclusive_start_shard_id.map(IntoValue::into_value));
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -1257,8 +1257,8 @@ impl IntoValue for EnhancedMonitoringOutput {
 /// Represents the input for GetRecords.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetRecordsInput {
-    pub shard_iterator: String,
     pub limit: Option<i64>,
+    pub shard_iterator: String,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
     pub dry_run: Option<bool>,
@@ -1268,8 +1268,8 @@ impl FromValue for GetRecordsInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            shard_iterator: m.take("ShardIterator").map(FromValue::from_value).unwrap_or_default(),
             limit: m.take("Limit").map(FromValue::from_value),
+            shard_iterator: m.take("ShardIterator").map(FromValue::from_value).unwrap_or_default(),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
             dry_run: m.take("DryRun").map(FromValue::from_value),
@@ -1280,8 +1280,8 @@ impl FromValue for GetRecordsInput {
 impl IntoValue for GetRecordsInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(5);
-        m.put("ShardIterator", self.shard_iterator.into_value());
         m.put("Limit", self.limit.map(IntoValue::into_value));
+        m.put("ShardIterator", self.shard_iterator.into_value());
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         m.put("DryRun", self.dry_run.map(IntoValue::into_value));
@@ -1371,10 +1371,10 @@ impl IntoValue for GetResourcePolicyOutput {
 /// Represents the input for GetShardIterator.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetShardIteratorInput {
-    pub stream_name: Option<String>,
     pub shard_id: String,
     pub shard_iterator_type: String,
     pub starting_sequence_number: Option<String>,
+    pub stream_name: Option<String>,
     pub timestamp: Option<Timestamp>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
@@ -1385,10 +1385,10 @@ impl FromValue for GetShardIteratorInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             shard_id: m.take("ShardId").map(FromValue::from_value).unwrap_or_default(),
             shard_iterator_type: m.take("ShardIteratorType").map(FromValue::from_value).unwrap_or_default(),
             starting_sequence_number: m.take("StartingSequenceNumber").map(FromValue::from_value),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             timestamp: m.take("Timestamp").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
@@ -1400,10 +1400,10 @@ impl FromValue for GetShardIteratorInput {
 impl IntoValue for GetShardIteratorInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(8);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("ShardId", self.shard_id.into_value());
         m.put("ShardIteratorType", self.shard_iterator_type.into_value());
         m.put("StartingSequenceNumber", self.starting_sequence_number.map(IntoValue::into_value));
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("Timestamp", self.timestamp.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
@@ -1464,8 +1464,8 @@ impl IntoValue for HashKeyRange {
 /// Represents the input for IncreaseStreamRetentionPeriod.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncreaseStreamRetentionPeriodInput {
-    pub stream_name: Option<String>,
     pub retention_period_hours: i64,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -1474,8 +1474,8 @@ impl FromValue for IncreaseStreamRetentionPeriodInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             retention_period_hours: m.take("RetentionPeriodHours").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -1485,8 +1485,8 @@ impl FromValue for IncreaseStreamRetentionPeriodInput {
 impl IntoValue for IncreaseStreamRetentionPeriodInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(4);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("RetentionPeriodHours", self.retention_period_hours.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -1495,10 +1495,10 @@ impl IntoValue for IncreaseStreamRetentionPeriodInput {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListShardsInput {
+    pub max_results: Option<i64>,
+    pub exclusive_start_shard_id: Option<String>,
     pub stream_name: Option<String>,
     pub next_token: Option<String>,
-    pub exclusive_start_shard_id: Option<String>,
-    pub max_results: Option<i64>,
     pub stream_creation_timestamp: Option<Timestamp>,
     pub shard_filter: Option<ShardFilter>,
     pub stream_arn: Option<String>,
@@ -1509,10 +1509,10 @@ impl FromValue for ListShardsInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
+            max_results: m.take("MaxResults").map(FromValue::from_value),
+            exclusive_start_shard_id: m.take("ExclusiveStartShardId").map(FromValue::from_value),
             stream_name: m.take("StreamName").map(FromValue::from_value),
             next_token: m.take("NextToken").map(FromValue::from_value),
-            exclusive_start_shard_id: m.take("ExclusiveStartShardId").map(FromValue::from_value),
-            max_results: m.take("MaxResults").map(FromValue::from_value),
             stream_creation_timestamp: m.take("StreamCreationTimestamp").map(FromValue::from_value),
             shard_filter: m.take("ShardFilter").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
@@ -1524,10 +1524,10 @@ impl FromValue for ListShardsInput {
 impl IntoValue for ListShardsInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(8);
+        m.put("MaxResults", self.max_results.map(IntoValue::into_value));
+        m.put("ExclusiveStartShardId", self.exclusive_start_shard_id.map(IntoValue::into_value));
         m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("NextToken", self.next_token.map(IntoValue::into_value));
-        m.put("ExclusiveStartShardId", self.exclusive_start_shard_id.map(IntoValue::into_value));
-        m.put("MaxResults", self.max_results.map(IntoValue::into_value));
         m.put("StreamCreationTimestamp", self.stream_creation_timestamp.map(IntoValue::into_value));
         m.put("ShardFilter", self.shard_filter.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
@@ -1731,9 +1731,9 @@ impl IntoValue for ListTagsForResourceOutput {
 /// Represents the input for ListTagsForStream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListTagsForStreamInput {
-    pub stream_name: Option<String>,
-    pub exclusive_start_tag_key: Option<String>,
     pub limit: Option<i64>,
+    pub exclusive_start_tag_key: Option<String>,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -1742,9 +1742,9 @@ impl FromValue for ListTagsForStreamInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
-            exclusive_start_tag_key: m.take("ExclusiveStartTagKey").map(FromValue::from_value),
             limit: m.take("Limit").map(FromValue::from_value),
+            exclusive_start_tag_key: m.take("ExclusiveStartTagKey").map(FromValue::from_value),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -1754,9 +1754,9 @@ impl FromValue for ListTagsForStreamInput {
 impl IntoValue for ListTagsForStreamInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(5);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
-        m.put("ExclusiveStartTagKey", self.exclusive_start_tag_key.map(IntoValue::into_value));
         m.put("Limit", self.limit.map(IntoValue::into_value));
+        m.put("ExclusiveStartTagKey", self.exclusive_start_tag_key.map(IntoValue::into_value));
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -1792,9 +1792,9 @@ impl IntoValue for ListTagsForStreamOutput {
 /// Represents the input for MergeShards.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MergeShardsInput {
-    pub stream_name: Option<String>,
     pub shard_to_merge: String,
     pub adjacent_shard_to_merge: String,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -1803,9 +1803,9 @@ impl FromValue for MergeShardsInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             shard_to_merge: m.take("ShardToMerge").map(FromValue::from_value).unwrap_or_default(),
             adjacent_shard_to_merge: m.take("AdjacentShardToMerge").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -1815,9 +1815,9 @@ impl FromValue for MergeShardsInput {
 impl IntoValue for MergeShardsInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(5);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("ShardToMerge", self.shard_to_merge.into_value());
         m.put("AdjacentShardToMerge", self.adjacent_shard_to_merge.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -1882,11 +1882,11 @@ impl IntoValue for MinimumThroughputBillingCommitmentOutput {
 /// Represents the input for PutRecord.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PutRecordInput {
-    pub stream_name: Option<String>,
-    pub data: Bytes,
+    pub sequence_number_for_ordering: Option<String>,
     pub partition_key: Option<String>,
     pub explicit_hash_key: Option<String>,
-    pub sequence_number_for_ordering: Option<String>,
+    pub data: Bytes,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
     pub dry_run: Option<bool>,
@@ -1896,11 +1896,11 @@ impl FromValue for PutRecordInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
-            data: m.take("Data").map(FromValue::from_value).unwrap_or_default(),
+            sequence_number_for_ordering: m.take("SequenceNumberForOrdering").map(FromValue::from_value),
             partition_key: m.take("PartitionKey").map(FromValue::from_value),
             explicit_hash_key: m.take("ExplicitHashKey").map(FromValue::from_value),
-            sequence_number_for_ordering: m.take("SequenceNumberForOrdering").map(FromValue::from_value),
+            data: m.take("Data").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
             dry_run: m.take("DryRun").map(FromValue::from_value),
@@ -1911,11 +1911,11 @@ impl FromValue for PutRecordInput {
 impl IntoValue for PutRecordInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(8);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
-        m.put("Data", self.data.into_value());
+        m.put("SequenceNumberForOrdering", self.sequence_number_for_ordering.map(IntoValue::into_value));
         m.put("PartitionKey", self.partition_key.map(IntoValue::into_value));
         m.put("ExplicitHashKey", self.explicit_hash_key.map(IntoValue::into_value));
-        m.put("SequenceNumberForOrdering", self.sequence_number_for_ordering.map(IntoValue::into_value));
+        m.put("Data", self.data.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         m.put("DryRun", self.dry_run.map(IntoValue::into_value));
@@ -2019,18 +2019,18 @@ impl IntoValue for PutRecordsOutput {
 /// Represents the output for PutRecords.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PutRecordsRequestEntry {
-    pub data: Bytes,
-    pub explicit_hash_key: Option<String>,
     pub partition_key: Option<String>,
+    pub explicit_hash_key: Option<String>,
+    pub data: Bytes,
 }
 
 impl FromValue for PutRecordsRequestEntry {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            data: m.take("Data").map(FromValue::from_value).unwrap_or_default(),
-            explicit_hash_key: m.take("ExplicitHashKey").map(FromValue::from_value),
             partition_key: m.take("PartitionKey").map(FromValue::from_value),
+            explicit_hash_key: m.take("ExplicitHashKey").map(FromValue::from_value),
+            data: m.take("Data").map(FromValue::from_value).unwrap_or_default(),
         }
     }
 }
@@ -2038,9 +2038,9 @@ impl FromValue for PutRecordsRequestEntry {
 impl IntoValue for PutRecordsRequestEntry {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(3);
-        m.put("Data", self.data.into_value());
-        m.put("ExplicitHashKey", self.explicit_hash_key.map(IntoValue::into_value));
         m.put("PartitionKey", self.partition_key.map(IntoValue::into_value));
+        m.put("ExplicitHashKey", self.explicit_hash_key.map(IntoValue::into_value));
+        m.put("Data", self.data.into_value());
         Value::Map(m)
     }
 }
@@ -2196,8 +2196,8 @@ impl IntoValue for RegisterStreamConsumerOutput {
 /// Represents the input for RemoveTagsFromStream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RemoveTagsFromStreamInput {
-    pub stream_name: Option<String>,
     pub tag_keys: Vec<String>,
+    pub stream_name: Option<String>,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -2206,8 +2206,8 @@ impl FromValue for RemoveTagsFromStreamInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
-            stream_name: m.take("StreamName").map(FromValue::from_value),
             tag_keys: m.take("TagKeys").map(FromValue::from_value).unwrap_or_default(),
+            stream_name: m.take("StreamName").map(FromValue::from_value),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -2217,8 +2217,8 @@ impl FromValue for RemoveTagsFromStreamInput {
 impl IntoValue for RemoveTagsFromStreamInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(4);
-        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("TagKeys", self.tag_keys.into_value());
+        m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)
@@ -2318,9 +2318,9 @@ impl IntoValue for ShardFilter {
 /// Represents the input for SplitShard.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SplitShardInput {
+    pub new_starting_hash_key: String,
     pub stream_name: Option<String>,
     pub shard_to_split: String,
-    pub new_starting_hash_key: String,
     pub stream_arn: Option<String>,
     pub stream_id: Option<String>,
 }
@@ -2329,9 +2329,9 @@ impl FromValue for SplitShardInput {
     fn from_value(v: Value) -> Self {
         let mut m = match v { Value::Map(m) => m, _ => Map::new() };
         Self {
+            new_starting_hash_key: m.take("NewStartingHashKey").map(FromValue::from_value).unwrap_or_default(),
             stream_name: m.take("StreamName").map(FromValue::from_value),
             shard_to_split: m.take("ShardToSplit").map(FromValue::from_value).unwrap_or_default(),
-            new_starting_hash_key: m.take("NewStartingHashKey").map(FromValue::from_value).unwrap_or_default(),
             stream_arn: m.take("StreamARN").map(FromValue::from_value),
             stream_id: m.take("StreamId").map(FromValue::from_value),
         }
@@ -2341,9 +2341,9 @@ impl FromValue for SplitShardInput {
 impl IntoValue for SplitShardInput {
     fn into_value(self) -> Value {
         let mut m = Map::with_capacity(5);
+        m.put("NewStartingHashKey", self.new_starting_hash_key.into_value());
         m.put("StreamName", self.stream_name.map(IntoValue::into_value));
         m.put("ShardToSplit", self.shard_to_split.into_value());
-        m.put("NewStartingHashKey", self.new_starting_hash_key.into_value());
         m.put("StreamARN", self.stream_arn.map(IntoValue::into_value));
         m.put("StreamId", self.stream_id.map(IntoValue::into_value));
         Value::Map(m)

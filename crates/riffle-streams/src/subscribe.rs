@@ -6,11 +6,12 @@
 //! while idle, the shard's children when a closed shard is drained, and ends
 //! the subscription after five minutes of the injected clock.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use riffle_core::{limits, names};
-use riffle_wire::shape::{self, FromValue};
+use riffle_wire::shape::{self, FromValue, IntoValue};
 use riffle_wire::Value;
 use tokio::sync::mpsc;
 
@@ -20,10 +21,37 @@ use crate::ops::records::{read_shard, start_position, StartAt};
 use crate::state::{ConsumerStatus, Msg};
 use crate::{Ctx, KinesisError, Service, StreamKey};
 
-/// One message of a subscription.
+/// One message of a subscription: a `SubscribeToShardEvent` document, or a
+/// modeled error.
 pub enum Event {
-    Records(SubscribeToShardEvent),
+    Records(Value),
     Error(KinesisError),
+}
+
+/// Live subscriptions, one per consumer and shard, as AWS allows.
+#[derive(Default)]
+pub struct Subscriptions(Mutex<HashSet<(String, u32)>>);
+
+/// Removes its subscription from the registry when the subscription ends.
+struct Active<'a>(&'a Subscriptions, (String, u32));
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0
+             .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
+impl Subscriptions {
+    fn claim(&self, consumer_arn: &str, shard: u32) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((consumer_arn.to_owned(), shard))
+    }
 }
 
 /// Records per event: AWS pushes at most about 1 MiB or 10,000 records.
@@ -92,10 +120,19 @@ impl Service {
                 "Request would have succeeded, but DryRun flag is set.".into(),
             ));
         }
+        if !self.subscriptions.claim(&input.consumer_arn, shard_index) {
+            return Err(KinesisError::ResourceInUse(format!(
+                "Another active subscription exists for consumer {} on shard {}.",
+                input.consumer_arn,
+                names::shard_id(shard_index)
+            )));
+        }
         let (tx, rx) = mpsc::channel(4);
         let svc = Arc::clone(self);
         let deadline = now + limits::SUBSCRIPTION_TTL_MS;
+        let claim = (input.consumer_arn.clone(), shard_index);
         tokio::spawn(async move {
+            let _active = Active(&svc.subscriptions, claim);
             loop {
                 // Read under the lock, send outside it.
                 let step = {
@@ -134,17 +171,21 @@ impl Service {
                 };
                 position = read.next_position;
                 let ended = read.children.is_some();
-                let event = Some((
-                    SubscribeToShardEvent {
-                        records: read.records,
-                        continuation_sequence_number: continuation,
-                        millis_behind_latest: read.millis_behind,
-                        child_shards: read.children,
-                    },
-                    ended,
-                ));
-                let Some((event, ended)) = event else { return };
-                let had_records = !event.records.is_empty();
+                let had_records = !read.records.is_empty();
+                let mut event = SubscribeToShardEvent {
+                    records: read.records,
+                    continuation_sequence_number: continuation,
+                    millis_behind_latest: read.millis_behind,
+                    child_shards: read.children,
+                }
+                .into_value();
+                if ended {
+                    // At the end of a shard AWS sends ChildShards and no
+                    // continuation; consumers detect shard end by its absence.
+                    if let Value::Map(m) = &mut event {
+                        m.take("ContinuationSequenceNumber");
+                    }
+                }
                 if tx.send(Event::Records(event)).await.is_err()
                     || ended
                     || svc.now_ms() >= deadline
