@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod disk;
 pub mod memory;
 
 /// Identifies one incarnation of a stream: a recreated stream gets a new id.

@@ -245,3 +245,34 @@ mod tests {
         assert_eq!(engine.open(1).unwrap().next_offset(0), 1);
     }
 }
+
+#[cfg(test)]
+mod conformance_tests {
+    use proptest::prelude::*;
+
+    use super::MemoryEngine;
+    use crate::conformance;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn conforms() {
+        let rt = rt();
+        rt.block_on(conformance::offsets_and_reads(MemoryEngine::new()));
+        rt.block_on(conformance::seek_by_time(MemoryEngine::new()));
+        rt.block_on(conformance::trim_keeps_newer(MemoryEngine::new()));
+        rt.block_on(conformance::remove_forgets(MemoryEngine::new()));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_reference_model(ops in conformance::ops()) {
+            rt().block_on(conformance::model_check(MemoryEngine::new(), ops));
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The disk engine: conformance, recovery, torn tails, corruption.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+use crate::conformance::{self, ALL};
+
+fn engine(dir: &Path, segment_bytes: u64) -> Arc<DiskEngine> {
+    DiskEngine::open(
+        dir,
+        DiskConfig {
+            durability: Durability::Fsync,
+            segment_bytes,
+        },
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn rec(shard: u32, data: &[u8]) -> NewRecord {
+    NewRecord {
+        shard,
+        partition_key: format!("k{}", data.len()),
+        data: Bytes::copy_from_slice(data),
+    }
+}
+
+async fn put(log: &Arc<dyn StreamLog>, recs: Vec<NewRecord>, now: i64) -> Vec<u64> {
+    let a = log.append(recs, now).unwrap();
+    let o = a.offsets.clone();
+    a.durable.await.unwrap();
+    o
+}
+
+fn data_of(log: &Arc<dyn StreamLog>, shard: u32) -> Vec<(u64, Vec<u8>)> {
+    log.read(shard, 0, ALL)
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| (r.offset, r.data.to_vec()))
+        .collect()
+}
+
+#[test]
+fn conforms() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    rt.block_on(conformance::offsets_and_reads(engine(d.path(), 1 << 20)));
+    rt.block_on(conformance::seek_by_time(engine(d.path(), 1 << 20)));
+    rt.block_on(conformance::trim_keeps_newer(engine(d.path(), 1024)));
+    rt.block_on(conformance::remove_forgets(engine(d.path(), 1 << 20)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #[test]
+    fn matches_the_reference_model(ops in conformance::ops(), seg in 200u64..5000) {
+        let d = tempfile::tempdir().unwrap();
+        rt().block_on(conformance::model_check(engine(d.path(), seg), ops));
+    }
+}
+
+#[test]
+fn recovers_everything_acknowledged_across_segments() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let want: Vec<(u64, Vec<u8>)> = rt.block_on(async {
+        let e = engine(d.path(), 2048);
+        let log = e.open(1).unwrap();
+        let mut want = Vec::new();
+        for i in 0..100u32 {
+            let data = vec![i as u8; (i as usize * 7) % 300];
+            let o = put(
+                &log,
+                vec![rec(0, &data), rec(1, b"other")],
+                1000 + i64::from(i),
+            )
+            .await;
+            want.push((o[0], data));
+        }
+        want
+    });
+    let segs = segment::list(&d.path().join(format!("{:016x}", 1))).unwrap();
+    assert!(
+        segs.len() > 5,
+        "expected several segments, got {}",
+        segs.len()
+    );
+    // A fresh engine on the same directory sees the same log.
+    let e = engine(d.path(), 2048);
+    let log = e.open(1).unwrap();
+    assert_eq!(data_of(&log, 0), want);
+    assert_eq!(data_of(&log, 1).len(), 100);
+    assert_eq!((log.next_offset(0), log.next_offset(1)), (101, 101));
+    // Deleted index files are rebuilt from the segments.
+    for seq in &segs {
+        let _ = std::fs::remove_file(segment::idx_path(
+            &d.path().join(format!("{:016x}", 1)),
+            *seq,
+        ));
+    }
+    drop(log);
+    drop(e);
+    let e = engine(d.path(), 2048);
+    let log = e.open(1).unwrap();
+    assert_eq!(data_of(&log, 0), want);
+    assert!(segment::read_index(&d.path().join(format!("{:016x}", 1)), segs[0]).is_some());
+}
+
+/// Cutting the active segment at every byte of its last frame keeps exactly
+/// the frames before it.
+#[test]
+fn torn_tail_at_every_offset_keeps_the_frames_before() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(format!("{:016x}", 1));
+    rt.block_on(async {
+        let e = engine(d.path(), 1 << 30);
+        let log = e.open(1).unwrap();
+        put(&log, vec![rec(0, b"first"), rec(0, b"second")], 10).await;
+        put(&log, vec![rec(0, &[7u8; 120])], 20).await;
+    });
+    let seg = segment::seg_path(&dir, 1);
+    let full = std::fs::read(&seg).unwrap();
+    let last_frame_start = {
+        let f = File::open(&seg).unwrap();
+        let s = segment::scan(&f, full.len() as u64).unwrap();
+        assert_eq!(s.entries.len(), 2);
+        s.entries[1].pos as usize
+    };
+    for cut in last_frame_start..full.len() {
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        let e = engine(d.path(), 1 << 30);
+        let log = e.open(1).unwrap();
+        assert_eq!(
+            data_of(&log, 0),
+            vec![(1, b"first".to_vec()), (2, b"second".to_vec())],
+            "cut at {cut}"
+        );
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len() as usize,
+            last_frame_start
+        );
+        // The log goes on from there.
+        let o = rt.block_on(put(&log, vec![rec(0, b"after")], 30));
+        assert_eq!(o, vec![3]);
+        assert_eq!(data_of(&log, 0).last().unwrap(), &(3, b"after".to_vec()));
+    }
+}
+
+#[test]
+fn bit_flips_in_the_tail_truncate_and_mid_log_are_reported() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(format!("{:016x}", 1));
+    rt.block_on(async {
+        let e = engine(d.path(), 1 << 30);
+        let log = e.open(1).unwrap();
+        for i in 0..3u8 {
+            put(&log, vec![rec(0, &[i; 50])], 10).await;
+        }
+    });
+    let seg = segment::seg_path(&dir, 1);
+    let full = std::fs::read(&seg).unwrap();
+    let entries = segment::scan(&File::open(&seg).unwrap(), full.len() as u64)
+        .unwrap()
+        .entries;
+    // Tail: a flip in the last frame's data drops that frame.
+    let mut bad = full.clone();
+    bad[entries[2].pos as usize + 40] ^= 1;
+    std::fs::write(&seg, &bad).unwrap();
+    {
+        let e = engine(d.path(), 1 << 30);
+        let log = e.open(1).unwrap();
+        assert_eq!(data_of(&log, 0), vec![(1, vec![0; 50]), (2, vec![1; 50])]);
+        assert_eq!(
+            e.stats.torn_bytes_truncated.load(Ordering::Relaxed),
+            u64::from(entries[2].size)
+        );
+    }
+    // Mid-log: a flip in the first frame is reported, never served as data.
+    let mut bad = full.clone();
+    bad[entries[0].pos as usize + 40] ^= 1;
+    std::fs::write(&seg, &bad).unwrap();
+    let e = engine(d.path(), 1 << 30);
+    let log = e.open(1).unwrap();
+    assert_eq!(e.stats.corrupt_frames.load(Ordering::Relaxed), 1);
+    let err = log.read(0, 0, ALL).unwrap_err();
+    assert_eq!(
+        err,
+        LogError::Corrupt {
+            offset: 1,
+            reason: "frame failed its checksum".into()
+        }
+    );
+    // The frames after it are intact.
+    assert_eq!(
+        log.read(0, 2, ALL)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| (r.offset, r.data.to_vec()))
+            .collect::<Vec<_>>(),
+        vec![(2, vec![1; 50]), (3, vec![2; 50])]
+    );
+}
+
+#[test]
+fn offsets_survive_retention_deleting_every_frame() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let e = engine(d.path(), 256);
+        let log = e.open(1).unwrap();
+        for i in 0..20 {
+            put(&log, vec![rec(3, &[1; 100])], i).await;
+        }
+        put(&log, vec![rec(4, b"x")], 1000).await;
+        log.trim(1000);
+        assert!(data_of(&log, 3).is_empty());
+    });
+    let e = engine(d.path(), 256);
+    let log = e.open(1).unwrap();
+    assert_eq!(log.next_offset(3), 21);
+}
+
+#[test]
+fn concurrent_appends_group_commit() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(d.path(), 1 << 30);
+    let log = e.open(1).unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..8u8 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..50u8 {
+                    put(&log, vec![rec(u32::from(w % 2), &[w, i])], 1).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(data_of(&log, 0).len() + data_of(&log, 1).len(), 400);
+    let syncs = e.stats.syncs.load(Ordering::Relaxed);
+    assert!(syncs < 400, "group commit should share syncs, got {syncs}");
+}
