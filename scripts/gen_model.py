@@ -152,9 +152,10 @@ def main():
                 if m["shape"] not in reachable:
                     continue
                 members.append(f'    Member {{ name: "{mn}", shape: &{screaming(m["shape"])}, required: {str(mn in req).lower()} }},')
-            shape_lines.append(f"pub static {st}: Shape = Shape::Structure(&[")
+            cls = f"com.amazonaws.{service}.v{version.replace('-', '')}.{name}"
+            shape_lines.append(f'pub static {st}: Shape = Shape::Structure {{ class: "{cls}", members: &[')
             shape_lines += members
-            shape_lines.append("]);")
+            shape_lines.append("] };")
         elif t == "list":
             shape_lines.append(f"pub static {st}: Shape = Shape::List {{ member: &{screaming(s['member']['shape'])}, min: {opt(s.get('min'))}, max: {opt(s.get('max'))} }};")
         elif t == "map":
@@ -200,7 +201,7 @@ def main():
         inp = ops[n].get("input", {}).get("shape")
         lines.append(f'    ("{n}", &{screaming(inp)}),' if inp else f'    ("{n}", &EMPTY),')
     lines.append("];")
-    lines.append("pub static EMPTY: Shape = Shape::Structure(&[]);")
+    lines.append('pub static EMPTY: Shape = Shape::Structure { class: "Empty", members: &[] };')
     lines.append("")
 
     # Typed structures.

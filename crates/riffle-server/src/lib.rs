@@ -154,8 +154,11 @@ impl App {
         });
         let target = header(&parts.headers, "x-amz-target").unwrap_or("");
         let (service, operation) = target.split_once('.').unwrap_or((target, ""));
+        if content_type.as_deref() == Some("application/json") {
+            return coral_json(&body);
+        }
         let encoding = match content_type.as_deref() {
-            Some("application/x-amz-json-1.1") | Some("application/json") => Encoding::Json,
+            Some("application/x-amz-json-1.1") => Encoding::Json,
             Some("application/x-amz-cbor-1.1") => Encoding::Cbor,
             _ => {
                 if service.is_empty() || operation.is_empty() {
@@ -314,6 +317,21 @@ impl App {
             .body(Body::full(riffle_wire::json::encode(&Value::Map(m))))
             .unwrap_or_else(|_| Response::new(Body::empty()))
     }
+}
+
+/// AWS answers plain `application/json` requests in its internal envelope:
+/// 404 unknown operation for a JSON object, 400 serialization error otherwise.
+fn coral_json(body: &[u8]) -> Response<Body> {
+    let (status, kind) = match riffle_wire::json::decode(body) {
+        Ok(Value::Map(_)) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+        _ => (StatusCode::BAD_REQUEST, "SerializationException"),
+    };
+    let text =
+        format!(r#"{{"Output":{{"__type":"com.amazon.coral.service#{kind}"}},"Version":"1.0"}}"#);
+    base(status)
+        .header("content-type", "application/json")
+        .body(Body::full(text))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 /// Collects a request body, or `None` past [`MAX_BODY`].

@@ -24,6 +24,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod error;
+pub mod meta;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
@@ -82,9 +83,29 @@ pub struct Service {
     pub tokens: IteratorCodec,
     state: Mutex<State>,
     next_id: AtomicU64,
+    meta: Box<dyn meta::MetaStore>,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
 }
+
+/// Operations that never change metadata.
+const READ_ONLY: &[&str] = &[
+    "PutRecord",
+    "PutRecords",
+    "GetRecords",
+    "GetShardIterator",
+    "DescribeStream",
+    "DescribeStreamSummary",
+    "DescribeStreamConsumer",
+    "DescribeLimits",
+    "DescribeAccountSettings",
+    "ListStreams",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListTagsForStream",
+    "ListTagsForResource",
+    "GetResourcePolicy",
+];
 
 /// Kinds of sealed pagination tokens.
 pub(crate) mod token_kind {
@@ -94,25 +115,117 @@ pub(crate) mod token_kind {
 }
 
 impl Service {
+    /// A service with nothing persisted: streams live as long as the process.
     pub fn new(
         cfg: Config,
         clock: Arc<dyn Clock>,
         engine: Arc<dyn LogEngine>,
         secret: [u8; 32],
     ) -> Arc<Self> {
-        Arc::new(Service {
+        Arc::new(Self::build(
+            cfg,
+            clock,
+            engine,
+            secret,
+            Box::new(meta::NoMeta),
+            BTreeMap::new(),
+        ))
+    }
+
+    fn build(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        engine: Arc<dyn LogEngine>,
+        secret: [u8; 32],
+        meta: Box<dyn meta::MetaStore>,
+        streams: BTreeMap<StreamKey, Stream>,
+    ) -> Service {
+        let last_id = streams.values().map(|s| s.id).max().unwrap_or(0);
+        Service {
             cfg,
             clock,
             engine,
             tokens: IteratorCodec::new(secret),
             state: Mutex::new(State {
-                streams: BTreeMap::new(),
+                streams,
                 billing_commitment: None,
             }),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(last_id + 1),
+            meta,
             throttle: ops::throttle::Throttle::default(),
             subscriptions: subscribe::Subscriptions::default(),
-        })
+        }
+    }
+
+    /// A service whose metadata lives in `meta`: stored streams are loaded
+    /// and their logs opened; the iterator secret is kept there too, so
+    /// iterators survive restarts.
+    pub fn open(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        engine: Arc<dyn LogEngine>,
+        meta: Box<dyn meta::MetaStore>,
+    ) -> std::result::Result<Arc<Self>, String> {
+        let secret = match meta.get_server("iterator-secret")? {
+            Some(b) if b.len() == 32 => {
+                let mut k = [0u8; 32];
+                k.copy_from_slice(&b);
+                k
+            }
+            _ => {
+                let k: [u8; 32] = rand::random();
+                meta.put_server("iterator-secret", &k)?;
+                k
+            }
+        };
+        let mut streams = BTreeMap::new();
+        for row in meta.load()? {
+            let stored = meta::decode_stream(&row).ok_or("a stored stream could not be read")?;
+            let log = engine.open(stored.id).map_err(|e| e.to_string())?;
+            let s = stored.with_log(log);
+            streams.insert((s.region.clone(), s.name.clone()), s);
+        }
+        Ok(Arc::new(Self::build(
+            cfg, clock, engine, secret, meta, streams,
+        )))
+    }
+
+    /// Writes the metadata of streams that changed, and forgets removed ones.
+    pub fn persist(&self) -> Result<()> {
+        let g = self.lock();
+        let put: Vec<(String, Vec<u8>)> = g
+            .streams
+            .values()
+            .map(|s| (meta::row_key(&s.region, &s.name), meta::encode_stream(s)))
+            .collect();
+        let live: std::collections::HashSet<&String> = put.iter().map(|(k, _)| k).collect();
+        let delete: Vec<String> = self
+            .meta
+            .stored_keys()
+            .into_iter()
+            .filter(|k| !live.contains(k))
+            .collect();
+        self.meta
+            .apply(&put, &delete)
+            .map_err(KinesisError::Internal)
+    }
+
+    /// Applies retention to every stream's log and persists status changes;
+    /// the server runs this periodically.
+    pub fn maintain(&self) {
+        let now = self.now_ms();
+        let logs: Vec<_> = self
+            .lock()
+            .streams
+            .values()
+            .map(|s| (s.log.clone(), now - s.retention_ms()))
+            .collect();
+        for (log, cutoff) in logs {
+            log.trim(cutoff);
+        }
+        if let Err(e) = self.persist() {
+            tracing::error!(error = %e, "persisting metadata failed");
+        }
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -123,10 +236,21 @@ impl Service {
         &self.cfg.account
     }
 
+    /// Ids grow with time, so a stream created after a restart never takes
+    /// the id (and so the log, or the iterators) of one deleted before it.
     pub(crate) fn next_stream_id(&self) -> u64 {
-        // Unique across restarts of an in-memory server is not needed; a
-        // durable engine persists its own high-water mark.
-        self.next_id.fetch_add(1, Ordering::SeqCst) ^ ((self.now_ms() as u64) << 20)
+        let floor = (self.now_ms().max(0) as u64) << 10;
+        let mut cur = self.next_id.load(Ordering::SeqCst);
+        loop {
+            let id = cur.max(floor);
+            match self
+                .next_id
+                .compare_exchange(cur, id + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return id,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Locks the state and completes every status transition that is due.
@@ -218,7 +342,11 @@ impl Service {
             return Err(KinesisError::Serialization(None));
         }
         let input = Value::Map(shape::validate(shape, body)?);
-        ops::dispatch(self, ctx, operation, input).await
+        let out = ops::dispatch(self, ctx, operation, input).await;
+        if !READ_ONLY.contains(&operation) {
+            self.persist()?;
+        }
+        out
     }
 }
 
@@ -267,6 +395,7 @@ impl Service {
         {
             s.status = Status::Active;
         }
+        self.persist()?;
         Ok(true)
     }
 }

@@ -22,39 +22,39 @@ pub static P_STREAM_NAME: Pattern = Pattern::new("[a-zA-Z0-9_.-]+");
 /// Every pattern, for the test that they all compile.
 pub static PATTERNS: &[&Pattern] = &[&P_CONSUMER_ARN, &P_CONSUMER_NAME, &P_HASH_KEY, &P_RESOURCE_ARN, &P_SEQUENCE_NUMBER, &P_SHARD_ID, &P_STREAM_ARN, &P_STREAM_ID, &P_STREAM_NAME];
 
-pub static ADD_TAGS_TO_STREAM_INPUT: Shape = Shape::Structure(&[
+pub static ADD_TAGS_TO_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.AddTagsToStreamInput", members: &[
     Member { name: "Tags", shape: &TAG_MAP, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static BOOLEAN_OBJECT: Shape = Shape::Boolean;
 pub static CHANNEL_COUNT_OBJECT: Shape = Shape::Integer { min: Some(0), max: Some(1000000), long: false };
-pub static CHILD_SHARD: Shape = Shape::Structure(&[
+pub static CHILD_SHARD: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ChildShard", members: &[
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "ParentShards", shape: &SHARD_ID_LIST, required: true },
     Member { name: "HashKeyRange", shape: &HASH_KEY_RANGE, required: true },
-]);
+] };
 pub static CHILD_SHARD_LIST: Shape = Shape::List { member: &CHILD_SHARD, min: None, max: None };
-pub static CONSUMER: Shape = Shape::Structure(&[
+pub static CONSUMER: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.Consumer", members: &[
     Member { name: "ConsumerName", shape: &CONSUMER_NAME, required: true },
     Member { name: "ConsumerARN", shape: &CONSUMER_ARN, required: true },
     Member { name: "ConsumerStatus", shape: &CONSUMER_STATUS, required: true },
     Member { name: "ConsumerCreationTimestamp", shape: &TIMESTAMP, required: true },
-]);
+] };
 pub static CONSUMER_ARN: Shape = Shape::String { min: Some(1), max: Some(2048), pattern: Some(&P_CONSUMER_ARN), enums: &[] };
 pub static CONSUMER_COUNT_OBJECT: Shape = Shape::Integer { min: Some(0), max: Some(1000000), long: false };
-pub static CONSUMER_DESCRIPTION: Shape = Shape::Structure(&[
+pub static CONSUMER_DESCRIPTION: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ConsumerDescription", members: &[
     Member { name: "ConsumerName", shape: &CONSUMER_NAME, required: true },
     Member { name: "ConsumerARN", shape: &CONSUMER_ARN, required: true },
     Member { name: "ConsumerStatus", shape: &CONSUMER_STATUS, required: true },
     Member { name: "ConsumerCreationTimestamp", shape: &TIMESTAMP, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
-]);
+] };
 pub static CONSUMER_LIST: Shape = Shape::List { member: &CONSUMER, min: None, max: None };
 pub static CONSUMER_NAME: Shape = Shape::String { min: Some(1), max: Some(128), pattern: Some(&P_CONSUMER_NAME), enums: &[] };
 pub static CONSUMER_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["CREATING", "DELETING", "ACTIVE"] };
-pub static CREATE_STREAM_INPUT: Shape = Shape::Structure(&[
+pub static CREATE_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.CreateStreamInput", members: &[
     Member { name: "ShardCount", shape: &POSITIVE_INTEGER_OBJECT, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "StreamModeDetails", shape: &STREAM_MODE_DETAILS, required: false },
@@ -62,120 +62,120 @@ pub static CREATE_STREAM_INPUT: Shape = Shape::Structure(&[
     Member { name: "WarmThroughputMiBps", shape: &NATURAL_INTEGER_OBJECT, required: false },
     Member { name: "MaxRecordSizeInKiB", shape: &MAX_RECORD_SIZE_IN_KI_B, required: false },
     Member { name: "RecordDistributionStrategy", shape: &RECORD_DISTRIBUTION_STRATEGY, required: false },
-]);
+] };
 pub static DATA: Shape = Shape::Blob { min: Some(0), max: Some(10485760) };
-pub static DECREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure(&[
+pub static DECREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DecreaseStreamRetentionPeriodInput", members: &[
     Member { name: "RetentionPeriodHours", shape: &RETENTION_PERIOD_HOURS, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DELETE_RESOURCE_POLICY_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DELETE_RESOURCE_POLICY_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DeleteResourcePolicyInput", members: &[
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DELETE_STREAM_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DELETE_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DeleteStreamInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "EnforceConsumerDeletion", shape: &BOOLEAN_OBJECT, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DEREGISTER_STREAM_CONSUMER_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DEREGISTER_STREAM_CONSUMER_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DeregisterStreamConsumerInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "ConsumerName", shape: &CONSUMER_NAME, required: false },
     Member { name: "ConsumerARN", shape: &CONSUMER_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DESCRIBE_ACCOUNT_SETTINGS_INPUT: Shape = Shape::Structure(&[
-]);
-pub static DESCRIBE_ACCOUNT_SETTINGS_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_ACCOUNT_SETTINGS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeAccountSettingsInput", members: &[
+] };
+pub static DESCRIBE_ACCOUNT_SETTINGS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeAccountSettingsOutput", members: &[
     Member { name: "MinimumThroughputBillingCommitment", shape: &MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT, required: false },
-]);
-pub static DESCRIBE_LIMITS_INPUT: Shape = Shape::Structure(&[
-]);
-pub static DESCRIBE_LIMITS_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_LIMITS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeLimitsInput", members: &[
+] };
+pub static DESCRIBE_LIMITS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeLimitsOutput", members: &[
     Member { name: "ShardLimit", shape: &SHARD_COUNT_OBJECT, required: true },
     Member { name: "OpenShardCount", shape: &SHARD_COUNT_OBJECT, required: true },
     Member { name: "OnDemandStreamCount", shape: &ON_DEMAND_STREAM_COUNT_OBJECT, required: true },
     Member { name: "OnDemandStreamCountLimit", shape: &ON_DEMAND_STREAM_COUNT_LIMIT_OBJECT, required: true },
     Member { name: "ChannelCount", shape: &CHANNEL_COUNT_OBJECT, required: false },
     Member { name: "ChannelCountLimit", shape: &CHANNEL_COUNT_OBJECT, required: false },
-]);
-pub static DESCRIBE_STREAM_CONSUMER_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_STREAM_CONSUMER_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamConsumerInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "ConsumerName", shape: &CONSUMER_NAME, required: false },
     Member { name: "ConsumerARN", shape: &CONSUMER_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DESCRIBE_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamConsumerOutput", members: &[
     Member { name: "ConsumerDescription", shape: &CONSUMER_DESCRIPTION, required: true },
-]);
-pub static DESCRIBE_STREAM_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamInput", members: &[
     Member { name: "Limit", shape: &DESCRIBE_STREAM_INPUT_LIMIT, required: false },
     Member { name: "ExclusiveStartShardId", shape: &SHARD_ID, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static DESCRIBE_STREAM_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(10000), long: false };
-pub static DESCRIBE_STREAM_OUTPUT: Shape = Shape::Structure(&[
+pub static DESCRIBE_STREAM_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamOutput", members: &[
     Member { name: "StreamDescription", shape: &STREAM_DESCRIPTION, required: true },
-]);
-pub static DESCRIBE_STREAM_SUMMARY_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_STREAM_SUMMARY_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamSummaryInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static DESCRIBE_STREAM_SUMMARY_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static DESCRIBE_STREAM_SUMMARY_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DescribeStreamSummaryOutput", members: &[
     Member { name: "StreamDescriptionSummary", shape: &STREAM_DESCRIPTION_SUMMARY, required: true },
-]);
-pub static DISABLE_ENHANCED_MONITORING_INPUT: Shape = Shape::Structure(&[
+] };
+pub static DISABLE_ENHANCED_MONITORING_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.DisableEnhancedMonitoringInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardLevelMetrics", shape: &METRICS_NAME_LIST, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static ENABLE_ENHANCED_MONITORING_INPUT: Shape = Shape::Structure(&[
+] };
+pub static ENABLE_ENHANCED_MONITORING_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.EnableEnhancedMonitoringInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardLevelMetrics", shape: &METRICS_NAME_LIST, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static ENCRYPTION_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["NONE", "KMS"] };
-pub static ENHANCED_METRICS: Shape = Shape::Structure(&[
+pub static ENHANCED_METRICS: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.EnhancedMetrics", members: &[
     Member { name: "ShardLevelMetrics", shape: &METRICS_NAME_LIST, required: false },
-]);
+] };
 pub static ENHANCED_MONITORING_LIST: Shape = Shape::List { member: &ENHANCED_METRICS, min: None, max: None };
-pub static ENHANCED_MONITORING_OUTPUT: Shape = Shape::Structure(&[
+pub static ENHANCED_MONITORING_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.EnhancedMonitoringOutput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "CurrentShardLevelMetrics", shape: &METRICS_NAME_LIST, required: false },
     Member { name: "DesiredShardLevelMetrics", shape: &METRICS_NAME_LIST, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
-]);
+] };
 pub static ERROR_CODE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static ERROR_MESSAGE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
-pub static GET_RECORDS_INPUT: Shape = Shape::Structure(&[
+pub static GET_RECORDS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetRecordsInput", members: &[
     Member { name: "Limit", shape: &GET_RECORDS_INPUT_LIMIT, required: false },
     Member { name: "ShardIterator", shape: &SHARD_ITERATOR, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
-]);
+] };
 pub static GET_RECORDS_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(10000), long: false };
-pub static GET_RECORDS_OUTPUT: Shape = Shape::Structure(&[
+pub static GET_RECORDS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetRecordsOutput", members: &[
     Member { name: "Records", shape: &RECORD_LIST, required: true },
     Member { name: "NextShardIterator", shape: &SHARD_ITERATOR, required: false },
     Member { name: "MillisBehindLatest", shape: &MILLIS_BEHIND_LATEST, required: false },
     Member { name: "ChildShards", shape: &CHILD_SHARD_LIST, required: false },
-]);
-pub static GET_RESOURCE_POLICY_INPUT: Shape = Shape::Structure(&[
+] };
+pub static GET_RESOURCE_POLICY_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetResourcePolicyInput", members: &[
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static GET_RESOURCE_POLICY_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static GET_RESOURCE_POLICY_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetResourcePolicyOutput", members: &[
     Member { name: "Policy", shape: &POLICY, required: true },
-]);
-pub static GET_SHARD_ITERATOR_INPUT: Shape = Shape::Structure(&[
+] };
+pub static GET_SHARD_ITERATOR_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetShardIteratorInput", members: &[
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "ShardIteratorType", shape: &SHARD_ITERATOR_TYPE, required: true },
     Member { name: "StartingSequenceNumber", shape: &SEQUENCE_NUMBER, required: false },
@@ -184,23 +184,23 @@ pub static GET_SHARD_ITERATOR_INPUT: Shape = Shape::Structure(&[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
-]);
-pub static GET_SHARD_ITERATOR_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static GET_SHARD_ITERATOR_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.GetShardIteratorOutput", members: &[
     Member { name: "ShardIterator", shape: &SHARD_ITERATOR, required: false },
-]);
+] };
 pub static HASH_KEY: Shape = Shape::String { min: None, max: None, pattern: Some(&P_HASH_KEY), enums: &[] };
-pub static HASH_KEY_RANGE: Shape = Shape::Structure(&[
+pub static HASH_KEY_RANGE: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.HashKeyRange", members: &[
     Member { name: "StartingHashKey", shape: &HASH_KEY, required: true },
     Member { name: "EndingHashKey", shape: &HASH_KEY, required: true },
-]);
-pub static INCREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure(&[
+] };
+pub static INCREASE_STREAM_RETENTION_PERIOD_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.IncreaseStreamRetentionPeriodInput", members: &[
     Member { name: "RetentionPeriodHours", shape: &RETENTION_PERIOD_HOURS, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static KEY_ID: Shape = Shape::String { min: Some(1), max: Some(2048), pattern: None, enums: &[] };
-pub static LIST_SHARDS_INPUT: Shape = Shape::Structure(&[
+pub static LIST_SHARDS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListShardsInput", members: &[
     Member { name: "MaxResults", shape: &LIST_SHARDS_INPUT_LIMIT, required: false },
     Member { name: "ExclusiveStartShardId", shape: &SHARD_ID, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
@@ -209,76 +209,76 @@ pub static LIST_SHARDS_INPUT: Shape = Shape::Structure(&[
     Member { name: "ShardFilter", shape: &SHARD_FILTER, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static LIST_SHARDS_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(10000), long: false };
-pub static LIST_SHARDS_OUTPUT: Shape = Shape::Structure(&[
+pub static LIST_SHARDS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListShardsOutput", members: &[
     Member { name: "Shards", shape: &SHARD_LIST, required: false },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
-]);
-pub static LIST_STREAM_CONSUMERS_INPUT: Shape = Shape::Structure(&[
+] };
+pub static LIST_STREAM_CONSUMERS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListStreamConsumersInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
     Member { name: "MaxResults", shape: &LIST_STREAM_CONSUMERS_INPUT_LIMIT, required: false },
     Member { name: "StreamCreationTimestamp", shape: &TIMESTAMP, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static LIST_STREAM_CONSUMERS_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(10000), long: false };
-pub static LIST_STREAM_CONSUMERS_OUTPUT: Shape = Shape::Structure(&[
+pub static LIST_STREAM_CONSUMERS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListStreamConsumersOutput", members: &[
     Member { name: "Consumers", shape: &CONSUMER_LIST, required: false },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
-]);
-pub static LIST_STREAMS_INPUT: Shape = Shape::Structure(&[
+] };
+pub static LIST_STREAMS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListStreamsInput", members: &[
     Member { name: "Limit", shape: &LIST_STREAMS_INPUT_LIMIT, required: false },
     Member { name: "ExclusiveStartStreamName", shape: &STREAM_NAME, required: false },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
-]);
+] };
 pub static LIST_STREAMS_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(10000), long: false };
-pub static LIST_STREAMS_OUTPUT: Shape = Shape::Structure(&[
+pub static LIST_STREAMS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListStreamsOutput", members: &[
     Member { name: "StreamNames", shape: &STREAM_NAME_LIST, required: true },
     Member { name: "HasMoreStreams", shape: &BOOLEAN_OBJECT, required: true },
     Member { name: "NextToken", shape: &NEXT_TOKEN, required: false },
     Member { name: "StreamSummaries", shape: &STREAM_SUMMARY_LIST, required: false },
-]);
-pub static LIST_TAGS_FOR_RESOURCE_INPUT: Shape = Shape::Structure(&[
+] };
+pub static LIST_TAGS_FOR_RESOURCE_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListTagsForResourceInput", members: &[
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static LIST_TAGS_FOR_RESOURCE_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static LIST_TAGS_FOR_RESOURCE_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListTagsForResourceOutput", members: &[
     Member { name: "Tags", shape: &TAG_LIST, required: false },
-]);
-pub static LIST_TAGS_FOR_STREAM_INPUT: Shape = Shape::Structure(&[
+] };
+pub static LIST_TAGS_FOR_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListTagsForStreamInput", members: &[
     Member { name: "Limit", shape: &LIST_TAGS_FOR_STREAM_INPUT_LIMIT, required: false },
     Member { name: "ExclusiveStartTagKey", shape: &TAG_KEY, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static LIST_TAGS_FOR_STREAM_INPUT_LIMIT: Shape = Shape::Integer { min: Some(1), max: Some(50), long: false };
-pub static LIST_TAGS_FOR_STREAM_OUTPUT: Shape = Shape::Structure(&[
+pub static LIST_TAGS_FOR_STREAM_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ListTagsForStreamOutput", members: &[
     Member { name: "Tags", shape: &TAG_LIST, required: true },
     Member { name: "HasMoreTags", shape: &BOOLEAN_OBJECT, required: true },
-]);
+] };
 pub static MAX_RECORD_SIZE_IN_KI_B: Shape = Shape::Integer { min: Some(1024), max: Some(10240), long: false };
-pub static MERGE_SHARDS_INPUT: Shape = Shape::Structure(&[
+pub static MERGE_SHARDS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.MergeShardsInput", members: &[
     Member { name: "ShardToMerge", shape: &SHARD_ID, required: true },
     Member { name: "AdjacentShardToMerge", shape: &SHARD_ID, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static METRICS_NAME: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords", "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded", "IteratorAgeMilliseconds", "ALL"] };
 pub static METRICS_NAME_LIST: Shape = Shape::List { member: &METRICS_NAME, min: Some(1), max: Some(7) };
 pub static MILLIS_BEHIND_LATEST: Shape = Shape::Integer { min: Some(0), max: None, long: true };
-pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_INPUT: Shape = Shape::Structure(&[
+pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.MinimumThroughputBillingCommitmentInput", members: &[
     Member { name: "Status", shape: &MINIMUM_THROUGHPUT_BILLING_COMMITMENT_INPUT_STATUS, required: true },
-]);
+] };
 pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_INPUT_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["ENABLED", "DISABLED"] };
-pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT: Shape = Shape::Structure(&[
+pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.MinimumThroughputBillingCommitmentOutput", members: &[
     Member { name: "Status", shape: &MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT_STATUS, required: true },
     Member { name: "StartedAt", shape: &TIMESTAMP, required: false },
     Member { name: "EndedAt", shape: &TIMESTAMP, required: false },
     Member { name: "EarliestAllowedEndAt", shape: &TIMESTAMP, required: false },
-]);
+] };
 pub static MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["ENABLED", "DISABLED", "ENABLED_UNTIL_EARLIEST_ALLOWED_END"] };
 pub static NATURAL_INTEGER_OBJECT: Shape = Shape::Integer { min: Some(0), max: None, long: false };
 pub static NEXT_TOKEN: Shape = Shape::String { min: Some(1), max: Some(1048576), pattern: None, enums: &[] };
@@ -287,7 +287,7 @@ pub static ON_DEMAND_STREAM_COUNT_OBJECT: Shape = Shape::Integer { min: Some(0),
 pub static PARTITION_KEY: Shape = Shape::String { min: Some(1), max: Some(256), pattern: None, enums: &[] };
 pub static POLICY: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static POSITIVE_INTEGER_OBJECT: Shape = Shape::Integer { min: Some(1), max: None, long: false };
-pub static PUT_RECORD_INPUT: Shape = Shape::Structure(&[
+pub static PUT_RECORD_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordInput", members: &[
     Member { name: "SequenceNumberForOrdering", shape: &SEQUENCE_NUMBER, required: false },
     Member { name: "PartitionKey", shape: &PARTITION_KEY, required: false },
     Member { name: "ExplicitHashKey", shape: &HASH_KEY, required: false },
@@ -296,122 +296,122 @@ pub static PUT_RECORD_INPUT: Shape = Shape::Structure(&[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
-]);
-pub static PUT_RECORD_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static PUT_RECORD_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordOutput", members: &[
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "SequenceNumber", shape: &SEQUENCE_NUMBER, required: true },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: false },
-]);
-pub static PUT_RECORDS_INPUT: Shape = Shape::Structure(&[
+] };
+pub static PUT_RECORDS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordsInput", members: &[
     Member { name: "Records", shape: &PUT_RECORDS_REQUEST_ENTRY_LIST, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
-]);
-pub static PUT_RECORDS_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static PUT_RECORDS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordsOutput", members: &[
     Member { name: "FailedRecordCount", shape: &POSITIVE_INTEGER_OBJECT, required: false },
     Member { name: "Records", shape: &PUT_RECORDS_RESULT_ENTRY_LIST, required: true },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: false },
-]);
-pub static PUT_RECORDS_REQUEST_ENTRY: Shape = Shape::Structure(&[
+] };
+pub static PUT_RECORDS_REQUEST_ENTRY: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordsRequestEntry", members: &[
     Member { name: "PartitionKey", shape: &PARTITION_KEY, required: false },
     Member { name: "ExplicitHashKey", shape: &HASH_KEY, required: false },
     Member { name: "Data", shape: &DATA, required: true },
-]);
+] };
 pub static PUT_RECORDS_REQUEST_ENTRY_LIST: Shape = Shape::List { member: &PUT_RECORDS_REQUEST_ENTRY, min: Some(1), max: Some(500) };
-pub static PUT_RECORDS_RESULT_ENTRY: Shape = Shape::Structure(&[
+pub static PUT_RECORDS_RESULT_ENTRY: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutRecordsResultEntry", members: &[
     Member { name: "SequenceNumber", shape: &SEQUENCE_NUMBER, required: false },
     Member { name: "ShardId", shape: &SHARD_ID, required: false },
     Member { name: "ErrorCode", shape: &ERROR_CODE, required: false },
     Member { name: "ErrorMessage", shape: &ERROR_MESSAGE, required: false },
-]);
+] };
 pub static PUT_RECORDS_RESULT_ENTRY_LIST: Shape = Shape::List { member: &PUT_RECORDS_RESULT_ENTRY, min: Some(1), max: Some(500) };
-pub static PUT_RESOURCE_POLICY_INPUT: Shape = Shape::Structure(&[
+pub static PUT_RESOURCE_POLICY_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.PutResourcePolicyInput", members: &[
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "Policy", shape: &POLICY, required: true },
-]);
+] };
 pub static QUEUE_COUNT_OBJECT: Shape = Shape::Integer { min: Some(0), max: Some(1000000), long: false };
-pub static RECORD: Shape = Shape::Structure(&[
+pub static RECORD: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.Record", members: &[
     Member { name: "SequenceNumber", shape: &SEQUENCE_NUMBER, required: true },
     Member { name: "ApproximateArrivalTimestamp", shape: &TIMESTAMP, required: false },
     Member { name: "Data", shape: &DATA, required: true },
     Member { name: "PartitionKey", shape: &PARTITION_KEY, required: false },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: false },
-]);
+] };
 pub static RECORD_DISTRIBUTION_STRATEGY: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["AUTO", "USER_PARTITION_KEY"] };
 pub static RECORD_LIST: Shape = Shape::List { member: &RECORD, min: None, max: None };
-pub static REGISTER_STREAM_CONSUMER_INPUT: Shape = Shape::Structure(&[
+pub static REGISTER_STREAM_CONSUMER_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.RegisterStreamConsumerInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "ConsumerName", shape: &CONSUMER_NAME, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "Tags", shape: &TAG_MAP, required: false },
-]);
-pub static REGISTER_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static REGISTER_STREAM_CONSUMER_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.RegisterStreamConsumerOutput", members: &[
     Member { name: "Consumer", shape: &CONSUMER, required: true },
-]);
-pub static REMOVE_TAGS_FROM_STREAM_INPUT: Shape = Shape::Structure(&[
+] };
+pub static REMOVE_TAGS_FROM_STREAM_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.RemoveTagsFromStreamInput", members: &[
     Member { name: "TagKeys", shape: &TAG_KEY_LIST, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static RESOURCE_ARN: Shape = Shape::String { min: Some(1), max: Some(2048), pattern: Some(&P_RESOURCE_ARN), enums: &[] };
 pub static RETENTION_PERIOD_HOURS: Shape = Shape::Integer { min: None, max: None, long: false };
 pub static SCALING_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["UNIFORM_SCALING"] };
 pub static SEQUENCE_NUMBER: Shape = Shape::String { min: None, max: None, pattern: Some(&P_SEQUENCE_NUMBER), enums: &[] };
-pub static SEQUENCE_NUMBER_RANGE: Shape = Shape::Structure(&[
+pub static SEQUENCE_NUMBER_RANGE: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.SequenceNumberRange", members: &[
     Member { name: "StartingSequenceNumber", shape: &SEQUENCE_NUMBER, required: true },
     Member { name: "EndingSequenceNumber", shape: &SEQUENCE_NUMBER, required: false },
-]);
-pub static SHARD: Shape = Shape::Structure(&[
+] };
+pub static SHARD: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.Shard", members: &[
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "ParentShardId", shape: &SHARD_ID, required: false },
     Member { name: "AdjacentParentShardId", shape: &SHARD_ID, required: false },
     Member { name: "HashKeyRange", shape: &HASH_KEY_RANGE, required: true },
     Member { name: "SequenceNumberRange", shape: &SEQUENCE_NUMBER_RANGE, required: true },
-]);
+] };
 pub static SHARD_COUNT_OBJECT: Shape = Shape::Integer { min: Some(0), max: Some(1000000), long: false };
-pub static SHARD_FILTER: Shape = Shape::Structure(&[
+pub static SHARD_FILTER: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.ShardFilter", members: &[
     Member { name: "Type", shape: &SHARD_FILTER_TYPE, required: true },
     Member { name: "ShardId", shape: &SHARD_ID, required: false },
     Member { name: "Timestamp", shape: &TIMESTAMP, required: false },
-]);
+] };
 pub static SHARD_FILTER_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON", "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"] };
 pub static SHARD_ID: Shape = Shape::String { min: Some(1), max: Some(128), pattern: Some(&P_SHARD_ID), enums: &[] };
 pub static SHARD_ID_LIST: Shape = Shape::List { member: &SHARD_ID, min: None, max: None };
 pub static SHARD_ITERATOR: Shape = Shape::String { min: Some(1), max: Some(512), pattern: None, enums: &[] };
 pub static SHARD_ITERATOR_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["AFTER_SEQUENCE_NUMBER", "LATEST", "AT_TIMESTAMP", "AT_SEQUENCE_NUMBER", "TRIM_HORIZON"] };
 pub static SHARD_LIST: Shape = Shape::List { member: &SHARD, min: None, max: None };
-pub static SPLIT_SHARD_INPUT: Shape = Shape::Structure(&[
+pub static SPLIT_SHARD_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.SplitShardInput", members: &[
     Member { name: "NewStartingHashKey", shape: &HASH_KEY, required: true },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "ShardToSplit", shape: &SHARD_ID, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static START_STREAM_ENCRYPTION_INPUT: Shape = Shape::Structure(&[
+] };
+pub static START_STREAM_ENCRYPTION_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StartStreamEncryptionInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: true },
     Member { name: "KeyId", shape: &KEY_ID, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static STARTING_POSITION: Shape = Shape::Structure(&[
+] };
+pub static STARTING_POSITION: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StartingPosition", members: &[
     Member { name: "Type", shape: &SHARD_ITERATOR_TYPE, required: true },
     Member { name: "SequenceNumber", shape: &SEQUENCE_NUMBER, required: false },
     Member { name: "Timestamp", shape: &TIMESTAMP, required: false },
-]);
-pub static STOP_STREAM_ENCRYPTION_INPUT: Shape = Shape::Structure(&[
+] };
+pub static STOP_STREAM_ENCRYPTION_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StopStreamEncryptionInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: true },
     Member { name: "KeyId", shape: &KEY_ID, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static STREAM_ARN: Shape = Shape::String { min: Some(1), max: Some(2048), pattern: Some(&P_STREAM_ARN), enums: &[] };
-pub static STREAM_DESCRIPTION: Shape = Shape::Structure(&[
+pub static STREAM_DESCRIPTION: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StreamDescription", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "StreamStatus", shape: &STREAM_STATUS, required: true },
@@ -423,8 +423,8 @@ pub static STREAM_DESCRIPTION: Shape = Shape::Structure(&[
     Member { name: "EnhancedMonitoring", shape: &ENHANCED_MONITORING_LIST, required: true },
     Member { name: "EncryptionType", shape: &ENCRYPTION_TYPE, required: false },
     Member { name: "KeyId", shape: &KEY_ID, required: false },
-]);
-pub static STREAM_DESCRIPTION_SUMMARY: Shape = Shape::Structure(&[
+] };
+pub static STREAM_DESCRIPTION_SUMMARY: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StreamDescriptionSummary", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
@@ -442,108 +442,108 @@ pub static STREAM_DESCRIPTION_SUMMARY: Shape = Shape::Structure(&[
     Member { name: "ChannelCount", shape: &CHANNEL_COUNT_OBJECT, required: false },
     Member { name: "RecordDistributionStrategy", shape: &RECORD_DISTRIBUTION_STRATEGY, required: false },
     Member { name: "QueueCount", shape: &QUEUE_COUNT_OBJECT, required: false },
-]);
+] };
 pub static STREAM_ID: Shape = Shape::String { min: Some(1), max: Some(24), pattern: Some(&P_STREAM_ID), enums: &[] };
 pub static STREAM_MODE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["PROVISIONED", "ON_DEMAND"] };
-pub static STREAM_MODE_DETAILS: Shape = Shape::Structure(&[
+pub static STREAM_MODE_DETAILS: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StreamModeDetails", members: &[
     Member { name: "StreamMode", shape: &STREAM_MODE, required: true },
-]);
+] };
 pub static STREAM_NAME: Shape = Shape::String { min: Some(1), max: Some(128), pattern: Some(&P_STREAM_NAME), enums: &[] };
 pub static STREAM_NAME_LIST: Shape = Shape::List { member: &STREAM_NAME, min: None, max: None };
 pub static STREAM_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["CREATING", "DELETING", "ACTIVE", "UPDATING"] };
-pub static STREAM_SUMMARY: Shape = Shape::Structure(&[
+pub static STREAM_SUMMARY: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.StreamSummary", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "StreamStatus", shape: &STREAM_STATUS, required: true },
     Member { name: "StreamModeDetails", shape: &STREAM_MODE_DETAILS, required: false },
     Member { name: "StreamCreationTimestamp", shape: &TIMESTAMP, required: false },
-]);
+] };
 pub static STREAM_SUMMARY_LIST: Shape = Shape::List { member: &STREAM_SUMMARY, min: None, max: None };
-pub static SUBSCRIBE_TO_SHARD_EVENT: Shape = Shape::Structure(&[
+pub static SUBSCRIBE_TO_SHARD_EVENT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.SubscribeToShardEvent", members: &[
     Member { name: "Records", shape: &RECORD_LIST, required: true },
     Member { name: "ContinuationSequenceNumber", shape: &SEQUENCE_NUMBER, required: true },
     Member { name: "MillisBehindLatest", shape: &MILLIS_BEHIND_LATEST, required: true },
     Member { name: "ChildShards", shape: &CHILD_SHARD_LIST, required: false },
-]);
-pub static SUBSCRIBE_TO_SHARD_INPUT: Shape = Shape::Structure(&[
+] };
+pub static SUBSCRIBE_TO_SHARD_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.SubscribeToShardInput", members: &[
     Member { name: "ConsumerARN", shape: &CONSUMER_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "ShardId", shape: &SHARD_ID, required: true },
     Member { name: "StartingPosition", shape: &STARTING_POSITION, required: true },
     Member { name: "DryRun", shape: &BOOLEAN_OBJECT, required: false },
-]);
-pub static SUBSCRIBE_TO_SHARD_OUTPUT: Shape = Shape::Structure(&[
-]);
-pub static TAG: Shape = Shape::Structure(&[
+] };
+pub static SUBSCRIBE_TO_SHARD_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.SubscribeToShardOutput", members: &[
+] };
+pub static TAG: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.Tag", members: &[
     Member { name: "Key", shape: &TAG_KEY, required: true },
     Member { name: "Value", shape: &TAG_VALUE, required: false },
-]);
+] };
 pub static TAG_KEY: Shape = Shape::String { min: Some(1), max: Some(128), pattern: None, enums: &[] };
 pub static TAG_KEY_LIST: Shape = Shape::List { member: &TAG_KEY, min: Some(1), max: Some(50) };
 pub static TAG_LIST: Shape = Shape::List { member: &TAG, min: Some(0), max: Some(200) };
 pub static TAG_MAP: Shape = Shape::Map { key: &TAG_KEY, value: &TAG_VALUE, min: Some(1), max: Some(200) };
-pub static TAG_RESOURCE_INPUT: Shape = Shape::Structure(&[
+pub static TAG_RESOURCE_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.TagResourceInput", members: &[
     Member { name: "Tags", shape: &TAG_MAP, required: true },
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
+] };
 pub static TAG_VALUE: Shape = Shape::String { min: Some(0), max: Some(256), pattern: None, enums: &[] };
 pub static TIMESTAMP: Shape = Shape::Timestamp;
-pub static UNTAG_RESOURCE_INPUT: Shape = Shape::Structure(&[
+pub static UNTAG_RESOURCE_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UntagResourceInput", members: &[
     Member { name: "TagKeys", shape: &TAG_KEY_LIST, required: true },
     Member { name: "ResourceARN", shape: &RESOURCE_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static UPDATE_ACCOUNT_SETTINGS_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_ACCOUNT_SETTINGS_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateAccountSettingsInput", members: &[
     Member { name: "MinimumThroughputBillingCommitment", shape: &MINIMUM_THROUGHPUT_BILLING_COMMITMENT_INPUT, required: true },
-]);
-pub static UPDATE_ACCOUNT_SETTINGS_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_ACCOUNT_SETTINGS_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateAccountSettingsOutput", members: &[
     Member { name: "MinimumThroughputBillingCommitment", shape: &MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT, required: false },
-]);
-pub static UPDATE_MAX_RECORD_SIZE_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_MAX_RECORD_SIZE_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateMaxRecordSizeInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "MaxRecordSizeInKiB", shape: &MAX_RECORD_SIZE_IN_KI_B, required: true },
-]);
-pub static UPDATE_SHARD_COUNT_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_SHARD_COUNT_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateShardCountInput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "TargetShardCount", shape: &POSITIVE_INTEGER_OBJECT, required: true },
     Member { name: "ScalingType", shape: &SCALING_TYPE, required: true },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
-]);
-pub static UPDATE_SHARD_COUNT_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_SHARD_COUNT_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateShardCountOutput", members: &[
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "CurrentShardCount", shape: &POSITIVE_INTEGER_OBJECT, required: false },
     Member { name: "TargetShardCount", shape: &POSITIVE_INTEGER_OBJECT, required: false },
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
-]);
-pub static UPDATE_STREAM_MODE_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_STREAM_MODE_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateStreamModeInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "StreamModeDetails", shape: &STREAM_MODE_DETAILS, required: true },
     Member { name: "WarmThroughputMiBps", shape: &NATURAL_INTEGER_OBJECT, required: false },
-]);
-pub static UPDATE_STREAM_RECORD_DISTRIBUTION_STRATEGY_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_STREAM_RECORD_DISTRIBUTION_STRATEGY_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateStreamRecordDistributionStrategyInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: true },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "RecordDistributionStrategy", shape: &RECORD_DISTRIBUTION_STRATEGY, required: true },
-]);
-pub static UPDATE_STREAM_WARM_THROUGHPUT_INPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_STREAM_WARM_THROUGHPUT_INPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateStreamWarmThroughputInput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "StreamId", shape: &STREAM_ID, required: false },
     Member { name: "WarmThroughputMiBps", shape: &NATURAL_INTEGER_OBJECT, required: true },
-]);
-pub static UPDATE_STREAM_WARM_THROUGHPUT_OUTPUT: Shape = Shape::Structure(&[
+] };
+pub static UPDATE_STREAM_WARM_THROUGHPUT_OUTPUT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.UpdateStreamWarmThroughputOutput", members: &[
     Member { name: "StreamARN", shape: &STREAM_ARN, required: false },
     Member { name: "StreamName", shape: &STREAM_NAME, required: false },
     Member { name: "WarmThroughput", shape: &WARM_THROUGHPUT_OBJECT, required: false },
-]);
-pub static WARM_THROUGHPUT_OBJECT: Shape = Shape::Structure(&[
+] };
+pub static WARM_THROUGHPUT_OBJECT: Shape = Shape::Structure { class: "com.amazonaws.kinesis.v20131202.WarmThroughputObject", members: &[
     Member { name: "TargetMiBps", shape: &NATURAL_INTEGER_OBJECT, required: false },
     Member { name: "CurrentMiBps", shape: &NATURAL_INTEGER_OBJECT, required: false },
-]);
+] };
 
 /// The operations served, with their input shapes, in model order.
 pub static OPERATIONS: &[(&str, &Shape)] = &[
@@ -588,7 +588,7 @@ pub static OPERATIONS: &[(&str, &Shape)] = &[
     ("UpdateStreamRecordDistributionStrategy", &UPDATE_STREAM_RECORD_DISTRIBUTION_STRATEGY_INPUT),
     ("UpdateStreamWarmThroughput", &UPDATE_STREAM_WARM_THROUGHPUT_INPUT),
 ];
-pub static EMPTY: Shape = Shape::Structure(&[]);
+pub static EMPTY: Shape = Shape::Structure { class: "Empty", members: &[] };
 
 /// Represents the input for AddTagsToStream.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -174,6 +174,9 @@ pub struct Stream {
     pub shards: Vec<Shard>,
     pub tags: BTreeMap<String, String>,
     pub encryption: Option<String>,
+    /// When server-side encryption was switched on (`true`) or off, oldest
+    /// first: a record reports the setting in force when it arrived.
+    pub encryption_changes: Vec<(i64, bool)>,
     pub metrics: BTreeSet<String>,
     pub consumers: Vec<Consumer>,
     pub policy: Option<String>,
@@ -227,6 +230,15 @@ impl Stream {
                 hash_key_range: hash_range(&s.range),
             })
             .collect()
+    }
+
+    /// Whether a record that arrived at `ms` was written encrypted.
+    pub fn encrypted_at(&self, ms: i64) -> bool {
+        self.encryption_changes
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= ms)
+            .is_some_and(|(_, on)| *on)
     }
 
     pub fn encryption_type(&self) -> &'static str {

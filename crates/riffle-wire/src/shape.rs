@@ -54,7 +54,11 @@ pub struct Member {
 
 /// One shape of a service model, with the constraints AWS enforces.
 pub enum Shape {
-    Structure(&'static [Member]),
+    /// `class` is the Java class AWS names in messages that show a structure.
+    Structure {
+        class: &'static str,
+        members: &'static [Member],
+    },
     List {
         member: &'static Shape,
         min: Option<u64>,
@@ -169,7 +173,7 @@ fn type_error(shape: &Shape, got: &Value) -> Invalid {
         (_, Value::Map(_)) => "Start of structure or map found where not expected.".to_owned(),
         (Shape::List { .. }, _) => "Expected list or null".to_owned(),
         (Shape::Map { .. }, _) => "Expected map or null".to_owned(),
-        (Shape::Structure(_), _) => "Expected null".to_owned(),
+        (Shape::Structure { .. }, _) => "Expected null".to_owned(),
         (Shape::String { .. }, _) => format!("{class} can not be converted to an String"),
         (Shape::Integer { long, .. }, _) => {
             format!(
@@ -317,22 +321,53 @@ fn violations(shape: &Shape, v: &Value) -> Vec<String> {
     out
 }
 
+fn length_errors(len: u64, min: &Option<u64>, max: &Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(min) = min.filter(|m| len < *m) {
+        out.push(format!(
+            "Member must have length greater than or equal to {min}"
+        ));
+    }
+    if let Some(max) = max.filter(|m| len > *m) {
+        out.push(format!(
+            "Member must have length less than or equal to {max}"
+        ));
+    }
+    out
+}
+
+/// A list as AWS shows it: structures by their Java identity, scalars by value.
+fn show_list(member: &Shape, items: &[Value]) -> String {
+    let shown: Vec<String> = items
+        .iter()
+        .map(|v| match member {
+            Shape::Structure { class, .. } => format!("{class}@c965e310"),
+            _ => render(v),
+        })
+        .collect();
+    format!("[{}]", shown.join(", "))
+}
+
 fn is_scalar(shape: &Shape) -> bool {
     !matches!(
         shape,
-        Shape::Structure(_) | Shape::List { .. } | Shape::Map { .. }
+        Shape::Structure { .. } | Shape::List { .. } | Shape::Map { .. }
     )
 }
 
 impl Validator {
     fn fail(&mut self, value: Option<&Value>, path: &str, constraint: &str) {
-        if self.errors.len() >= MAX_ERRORS {
-            return;
-        }
         let shown = match value {
             None | Some(Value::Null) => "null".to_owned(),
             Some(v) => format!("'{}'", render(v)),
         };
+        self.fail_shown(shown, path, constraint);
+    }
+
+    fn fail_shown(&mut self, shown: String, path: &str, constraint: &str) {
+        if self.errors.len() >= MAX_ERRORS {
+            return;
+        }
         self.errors.push(format!(
             "Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
         ));
@@ -374,7 +409,7 @@ impl Validator {
 
     fn value(&mut self, shape: &Shape, v: Value, path: &str) -> Result<Value, Invalid> {
         match shape {
-            Shape::Structure(members) => {
+            Shape::Structure { members, .. } => {
                 let Value::Map(mut m) = v else {
                     return Err(type_error(shape, &v));
                 };
@@ -399,10 +434,15 @@ impl Validator {
                 }
                 Ok(Value::Map(out))
             }
-            Shape::List { member, .. } => {
+            Shape::List { member, min, max } => {
                 let Value::List(items) = v else {
                     return Err(type_error(shape, &v));
                 };
+                // AWS reports the list's own length before its members.
+                for c in length_errors(items.len() as u64, min, max) {
+                    let shown = format!("'{}'", show_list(member, &items));
+                    self.fail_shown(shown, path, &c);
+                }
                 let mut out = Vec::with_capacity(items.len());
                 let mut member_broken = false;
                 for (i, item) in items.into_iter().enumerate() {
@@ -417,17 +457,16 @@ impl Validator {
                         out.push(self.value(member, item, &format!("{path}.{}.member", i + 1))?);
                     }
                 }
-                let out = Value::List(out);
-                self.check(shape, &out, path);
                 if member_broken {
                     let all = constraints(member).join(", ");
-                    self.fail(
-                        Some(&out),
+                    let shown = format!("'{}'", show_list(member, &out));
+                    self.fail_shown(
+                        shown,
                         path,
                         &format!("Member must satisfy constraint: [{all}]"),
                     );
                 }
-                Ok(out)
+                Ok(Value::List(out))
             }
             Shape::Map { key, value, .. } => {
                 let Value::Map(m) = v else {
@@ -676,23 +715,26 @@ mod tests {
         min: None,
         max: Some(4),
     };
-    static INPUT: Shape = Shape::Structure(&[
-        Member {
-            name: "StreamName",
-            shape: &NAME,
-            required: true,
-        },
-        Member {
-            name: "ShardCount",
-            shape: &COUNT,
-            required: false,
-        },
-        Member {
-            name: "Data",
-            shape: &DATA,
-            required: false,
-        },
-    ]);
+    static INPUT: Shape = Shape::Structure {
+        class: "Input",
+        members: &[
+            Member {
+                name: "StreamName",
+                shape: &NAME,
+                required: true,
+            },
+            Member {
+                name: "ShardCount",
+                shape: &COUNT,
+                required: false,
+            },
+            Member {
+                name: "Data",
+                shape: &DATA,
+                required: false,
+            },
+        ],
+    };
 
     fn body(json: &str) -> Value {
         crate::json::decode(json.as_bytes()).unwrap()

@@ -45,9 +45,23 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 
-    /// Storage engine for stream records.
-    #[arg(long, env = "RIFFLE_STORAGE", value_enum, default_value = "memory")]
+    /// Storage engine for stream records and metadata.
+    #[arg(long, env = "RIFFLE_STORAGE", value_enum, default_value = "disk")]
     pub storage: Storage,
+
+    /// When an acknowledged write is on disk: `fsync` before every
+    /// acknowledgement, `interval` (a sync every `--sync-interval-ms`: a
+    /// machine crash may lose that window), or `none` (tests only).
+    #[arg(long, env = "RIFFLE_DURABILITY", value_enum, default_value = "fsync")]
+    pub durability: DurabilityArg,
+
+    /// The sync period of `--durability interval`.
+    #[arg(long, env = "RIFFLE_SYNC_INTERVAL_MS", default_value_t = 100)]
+    pub sync_interval_ms: u64,
+
+    /// Segment files are sealed past this size.
+    #[arg(long, env = "RIFFLE_SEGMENT_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub segment_bytes: u64,
 
     /// Streams to create at start-up if missing: a file of `name:shards`
     /// lines (`name` alone makes an on-demand stream).
@@ -100,8 +114,17 @@ pub struct ServeArgs {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
+    /// Records and metadata under `--data-dir`; survives restarts and crashes.
+    Disk,
     /// Records in memory; nothing survives a restart.
     Memory,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurabilityArg {
+    Fsync,
+    Interval,
+    None,
 }
 
 /// `$XDG_DATA_HOME/riffle`, else `~/.local/share/riffle`, else `./riffle-data`.

@@ -6,12 +6,14 @@ use std::time::Duration;
 use anyhow::Context;
 use riffle_core::clock::SystemClock;
 use riffle_core::Clock;
+use riffle_log::disk::{DiskConfig, DiskEngine, Durability};
 use riffle_log::memory::MemoryEngine;
 use riffle_log::LogEngine;
 use riffle_server::{App, Listener};
+use riffle_streams::meta::RedbMeta;
 use riffle_streams::{Config, Service};
 
-use crate::cli::{ServeArgs, Storage};
+use crate::cli::{DurabilityArg, ServeArgs, Storage};
 use crate::init;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -34,8 +36,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
     let clock = SystemClock::new();
-    let engine: Arc<dyn LogEngine> = match args.storage {
-        Storage::Memory => MemoryEngine::new(),
+    let durability = match args.durability {
+        DurabilityArg::Fsync => Durability::Fsync,
+        DurabilityArg::Interval => {
+            Durability::Interval(Duration::from_millis(args.sync_interval_ms.max(1)))
+        }
+        DurabilityArg::None => Durability::None,
     };
     let cfg = Config {
         account: args.account.clone(),
@@ -44,7 +50,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         throttle: args.throttle,
         ..Config::default()
     };
-    let service = Service::new(cfg, clock.clone() as Arc<dyn Clock>, engine, rand_secret());
+    let service = match args.storage {
+        Storage::Memory => Service::new(
+            cfg,
+            clock.clone() as Arc<dyn Clock>,
+            MemoryEngine::new(),
+            rand_secret(),
+        ),
+        Storage::Disk => {
+            let started = std::time::Instant::now();
+            let engine: Arc<dyn LogEngine> = DiskEngine::open(
+                args.data_dir.join("streams"),
+                DiskConfig {
+                    durability,
+                    segment_bytes: args.segment_bytes,
+                },
+            )
+            .with_context(|| format!("opening {}", args.data_dir.join("streams").display()))?;
+            let meta = RedbMeta::open(&args.data_dir.join("meta.redb")).map_err(|e| {
+                anyhow::anyhow!("opening {}: {e}", args.data_dir.join("meta.redb").display())
+            })?;
+            let service =
+                Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, Box::new(meta))
+                    .map_err(|e| anyhow::anyhow!("loading streams: {e}"))?;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "recovered the data directory"
+            );
+            service
+        }
+    };
+    let maintenance = service.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let svc = maintenance.clone();
+            let _ = tokio::task::spawn_blocking(move || svc.maintain()).await;
+        }
+    });
 
     let mut wanted = Vec::new();
     if let Some(path) = &args.init {

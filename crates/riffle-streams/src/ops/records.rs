@@ -380,7 +380,7 @@ pub(crate) fn read_shard(
         },
     )?;
     let truncated = batch.records.len() >= max_records;
-    let kms = s.encryption.as_ref().map(|_| "KMS".to_owned());
+
     let mut last_arrival = None;
     let records: Vec<Record> = batch
         .records
@@ -393,7 +393,7 @@ pub(crate) fn read_shard(
                 approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
                 data: r.data,
                 partition_key: Some(r.partition_key),
-                encryption_type: kms.clone(),
+                encryption_type: s.encrypted_at(r.arrival_ms).then(|| "KMS".to_owned()),
             }
         })
         .collect();

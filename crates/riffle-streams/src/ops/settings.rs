@@ -165,6 +165,7 @@ pub async fn start_encryption(
         |s| {
             require_active(s, &account)?;
             s.encryption = Some(input.key_id);
+            s.encryption_changes.push((svc.now_ms(), true));
             updating(svc, s);
             Ok(())
         },
@@ -185,6 +186,7 @@ pub async fn stop_encryption(
         |s| {
             require_active(s, &account)?;
             s.encryption = None;
+            s.encryption_changes.push((svc.now_ms(), false));
             updating(svc, s);
             Ok(())
         },

@@ -347,7 +347,7 @@ pub async fn update_shard_count(
     reshardable(s, &account)?;
     let current = s.open_shard_count();
     let target = input.target_shard_count as usize;
-    let counts = format!("Current open shard count: {current}, Target shard count: {target}");
+    let counts = format!("Current open shard count: {current} Target shard count: {target}");
     if target > current * 2 {
         return Err(KinesisError::LimitExceeded(format!(
             "UpdateShardCount cannot scale up over double your current open shard count. {counts}"

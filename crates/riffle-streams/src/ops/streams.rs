@@ -109,6 +109,7 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
         shards: Vec::new(),
         tags: input.tags.unwrap_or_default(),
         encryption: None,
+        encryption_changes: Vec::new(),
         metrics: BTreeSet::new(),
         consumers: Vec::new(),
         policy: None,

@@ -11,8 +11,9 @@ use crate::model::*;
 use crate::state::{Msg, Stream};
 use crate::{Ctx, KinesisError, Service};
 
+/// Unicode letters and digits, spaces (not tabs or line breaks) and `_ . / = + - % @ :`.
 fn valid_tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@:".contains(c)
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_./=+-%@:".contains(c)
 }
 
 /// AWS's character rules for tag keys and values.
@@ -52,7 +53,7 @@ fn add(
     let mut merged = target.clone();
     merged.extend(tags);
     if merged.len() > limits::MAX_TAGS {
-        return Err(KinesisError::LimitExceeded(format!(
+        return Err(KinesisError::InvalidArgument(format!(
             "Failed to add tags to stream {name} under account {account} because a given stream cannot have more than {} tags associated with it.",
             limits::MAX_TAGS
         )));
