@@ -20,6 +20,72 @@ pub struct Cli {
 pub enum Command {
     /// Serve the Kinesis APIs.
     Serve(ServeArgs),
+    /// Load-test a Kinesis endpoint (Riffle or any other).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The endpoint to load, `http://host:port`.
+    #[arg(
+        long,
+        env = "RIFFLE_BENCH_ENDPOINT",
+        default_value = "http://127.0.0.1:4566"
+    )]
+    pub endpoint: String,
+    /// Which phases to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub phase: BenchPhase,
+    /// Body encoding.
+    #[arg(long, value_enum, default_value = "json")]
+    pub encoding: BenchEncoding,
+    /// Concurrent writer connections.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Shards of the bench stream.
+    #[arg(long, default_value_t = 4)]
+    pub shards: u32,
+    /// Records per PutRecords call.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Bytes of data per record (at least 16: an id and a timestamp).
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Records to write; 0 writes for `--duration-secs`.
+    #[arg(long, default_value_t = 0)]
+    pub records: u64,
+    /// Length of the write phase when `--records` is 0.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_secs: f64,
+    /// GetRecords Limit in the read phase.
+    #[arg(long, default_value_t = 10_000)]
+    pub read_limit: usize,
+    /// Records per second in the end-to-end phase.
+    #[arg(long, default_value_t = 1000)]
+    pub e2e_rate: u64,
+    /// Length of the end-to-end phase.
+    #[arg(long, default_value_t = 10.0)]
+    pub e2e_secs: f64,
+    /// Stream name (default: a fresh one).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Keep the stream afterwards.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchPhase {
+    Write,
+    Read,
+    E2e,
+    All,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchEncoding {
+    Json,
+    Cbor,
 }
 
 #[derive(Args, Debug, Clone)]

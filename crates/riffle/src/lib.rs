@@ -1,5 +1,7 @@
-//! The `riffle` command: `riffle serve` runs the server.
+//! The `riffle` command: `riffle serve` runs the server, `riffle bench`
+//! loads any Kinesis endpoint.
 
+pub mod bench;
 pub mod cli;
 pub mod init;
 pub mod serve;
@@ -8,5 +10,6 @@ pub mod serve;
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Bench(args) => bench::run(args),
     }
 }
