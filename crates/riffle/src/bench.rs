@@ -408,7 +408,7 @@ async fn write_phase(
                     }
                 }
                 n += 1;
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     let mut a = acked.lock().unwrap_or_else(|p| p.into_inner());
                     for (id, shard, seq) in local.drain(..) {
                         a.insert(id, (shard, seq));
