@@ -59,18 +59,36 @@ fn div_rem(n: &mut U192, div: u64) -> u64 {
 
 /// Decimal digits of a 192-bit number.
 fn to_decimal(mut n: U192) -> String {
-    if n == [0; 3] {
+    // 2^192 < 10^58.
+    let mut buf = [0u8; 60];
+    let mut pos = buf.len();
+    while n != [0; 3] {
+        let mut chunk = div_rem(&mut n, 10_000_000_000_000_000_000);
+        let last = n == [0; 3];
+        for _ in 0..19 {
+            if last && chunk == 0 {
+                break;
+            }
+            pos -= 1;
+            buf[pos] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+        }
+    }
+    if pos == buf.len() {
         return "0".into();
     }
-    let mut chunks = Vec::new();
-    while n != [0; 3] {
-        chunks.push(div_rem(&mut n, 10_000_000_000_000_000_000));
+    String::from_utf8_lossy(&buf[pos..]).into_owned()
+}
+
+/// Writes `value` into bits `[lo, lo+len)` of `n` (counting from the least
+/// significant bit); the bits must be zero.
+fn put_bits(n: &mut U192, lo: u32, len: u32, value: u64) {
+    for i in 0..len {
+        if (value >> i) & 1 == 1 {
+            let bit = lo + i;
+            n[2 - (bit / 64) as usize] |= 1 << (bit % 64);
+        }
     }
-    let mut s = chunks.pop().map(|c| c.to_string()).unwrap_or_default();
-    for c in chunks.iter().rev() {
-        s.push_str(&format!("{c:019}"));
-    }
-    s
 }
 
 fn from_decimal(s: &str) -> Option<U192> {
@@ -112,11 +130,14 @@ impl SeqNum {
 
     /// The decimal string clients see.
     pub fn encode(&self) -> String {
-        let hex = self.to_hex();
         let mut n = [0u64; 3];
-        for c in hex.chars() {
-            mul_add(&mut n, 16, u64::from(c.to_digit(16).unwrap_or(0)));
-        }
+        put_bits(&mut n, 0, 4, 2);
+        put_bits(&mut n, 4, 32, u64::from(self.shard_index));
+        put_bits(&mut n, 36, 36, self.record_secs & 0xf_ffff_ffff);
+        put_bits(&mut n, 80, 64, self.counter);
+        put_bits(&mut n, 144, 4, u64::from(self.shard_index & 0xf));
+        put_bits(&mut n, 148, 36, self.shard_created_secs & 0xf_ffff_ffff);
+        put_bits(&mut n, 184, 4, 2);
         to_decimal(n)
     }
 

@@ -105,7 +105,7 @@ pub enum Invalid {
 /// timestamps as [`Value::Timestamp`].
 pub fn validate(shape: &Shape, body: Value) -> Result<Map, Invalid> {
     let mut v = Validator { errors: Vec::new() };
-    let out = v.value(shape, body, "")?;
+    let out = v.value(shape, body, &Path::Root)?;
     if !v.errors.is_empty() {
         let n = v.errors.len();
         let head = if n == 1 {
@@ -118,6 +118,32 @@ pub fn validate(shape: &Shape, body: Value) -> Result<Map, Invalid> {
     match out {
         Value::Map(m) => Ok(m),
         _ => Ok(Map::new()),
+    }
+}
+
+/// Where a value sits in the body; rendered only when a message needs it.
+enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'static str),
+    Item(&'a Path<'a>, usize),
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl Path<'_> {
+    /// `records.1.member.partitionKey`, as AWS writes it.
+    fn render(&self) -> String {
+        let (parent, part) = match self {
+            Path::Root => return String::new(),
+            Path::Member(p, name) => (p, lower_camel(name)),
+            Path::Item(p, i) => (p, format!("{}.member", i + 1)),
+            Path::Key(p, k) => (p, (*k).to_owned()),
+        };
+        let head = parent.render();
+        if head.is_empty() {
+            part
+        } else {
+            format!("{head}.{part}")
+        }
     }
 }
 
@@ -356,7 +382,7 @@ fn is_scalar(shape: &Shape) -> bool {
 }
 
 impl Validator {
-    fn fail(&mut self, value: Option<&Value>, path: &str, constraint: &str) {
+    fn fail(&mut self, value: Option<&Value>, path: &Path<'_>, constraint: &str) {
         let shown = match value {
             None | Some(Value::Null) => "null".to_owned(),
             Some(v) => format!("'{}'", render(v)),
@@ -364,16 +390,17 @@ impl Validator {
         self.fail_shown(shown, path, constraint);
     }
 
-    fn fail_shown(&mut self, shown: String, path: &str, constraint: &str) {
+    fn fail_shown(&mut self, shown: String, path: &Path<'_>, constraint: &str) {
         if self.errors.len() >= MAX_ERRORS {
             return;
         }
         self.errors.push(format!(
-            "Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
+            "Value {shown} at '{}' failed to satisfy constraint: {constraint}",
+            path.render()
         ));
     }
 
-    fn check(&mut self, shape: &Shape, v: &Value, path: &str) {
+    fn check(&mut self, shape: &Shape, v: &Value, path: &Path<'_>) {
         for c in violations(shape, v) {
             self.fail(Some(v), path, &c);
         }
@@ -407,7 +434,7 @@ impl Validator {
         })
     }
 
-    fn value(&mut self, shape: &Shape, v: Value, path: &str) -> Result<Value, Invalid> {
+    fn value(&mut self, shape: &Shape, v: Value, path: &Path<'_>) -> Result<Value, Invalid> {
         match shape {
             Shape::Structure { members, .. } => {
                 let Value::Map(mut m) = v else {
@@ -415,11 +442,7 @@ impl Validator {
                 };
                 let mut out = Map::with_capacity(members.len());
                 for member in members.iter() {
-                    let sub = if path.is_empty() {
-                        lower_camel(member.name)
-                    } else {
-                        format!("{path}.{}", lower_camel(member.name))
-                    };
+                    let sub = Path::Member(path, member.name);
                     match m.take(member.name) {
                         None | Some(Value::Null) => {
                             if member.required {
@@ -454,7 +477,7 @@ impl Validator {
                         member_broken |= !violations(member, &item).is_empty();
                         out.push(item);
                     } else {
-                        out.push(self.value(member, item, &format!("{path}.{}.member", i + 1))?);
+                        out.push(self.value(member, item, &Path::Item(path, i))?);
                     }
                 }
                 if member_broken {
@@ -484,7 +507,7 @@ impl Validator {
                         values_broken |= !violations(value, &item).is_empty();
                         item
                     } else {
-                        self.value(value, item, &format!("{path}.{k}"))?
+                        self.value(value, item, &Path::Key(path, &k))?
                     };
                     out.0.push((k, item));
                 }
