@@ -463,6 +463,39 @@ mod tests {
         );
     }
 
+    /// A presigned request exactly as botocore 1.44.8's `SigV4QueryAuth`
+    /// produced it (POST ListStreams, empty body, 300 s expiry).
+    #[test]
+    fn verifies_botocore_presigned_query() {
+        let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDTEST%2F20261125%2Fus-east-1%2Fkinesis%2Faws4_request&X-Amz-Date=20261125T213637Z&X-Amz-Expires=300&X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-target&X-Amz-Signature=21e34a972ba10bc868a6902aa1b682bd2b055259333ffe973bb82e60d51dfa8c";
+        let headers = [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("host", "127.0.0.1:4566"),
+            ("x-amz-target", "Kinesis_20131202.ListStreams"),
+        ];
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query,
+            headers: &headers,
+            body: b"",
+        };
+        let sig = parse(&req).unwrap();
+        assert_eq!((sig.region.as_str(), sig.expires), ("us-east-1", Some(300)));
+        let signed_at = parse_amz_date("20261125T213637Z").unwrap();
+        assert_eq!(verify(&req, &sig, "secret", signed_at + 10), Ok(()));
+        assert_eq!(
+            verify(&req, &sig, "other", signed_at + 10)
+                .unwrap_err()
+                .error_type(),
+            "InvalidSignatureException"
+        );
+        assert_eq!(
+            verify(&req, &sig, "secret", signed_at + 301).unwrap_err().message(),
+            "Signature expired: 20261125T214137Z is now earlier than 20261125T214138Z (20261125T214138Z - 300 sec.)"
+        );
+    }
+
     #[test]
     fn amz_dates_round_trip() {
         let s = parse_amz_date("20150830T123600Z").unwrap();

@@ -1,0 +1,82 @@
+"""Server features around the API: start-up init, TLS with ALPN, throttling,
+presigned (query-string) SigV4."""
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ACCOUNT, REGION, error_of, free_port, unique
+
+
+def test_init_creates_streams_idempotently(start_server, tmp_path):
+    init = tmp_path / "streams.txt"
+    init.write_text("orders:3\n# comment\nclicks\norders:3\n")
+    s = start_server("--init", str(init), "--streams", "extra:2,clicks")
+    k = s.client()
+    assert k.list_streams()["StreamNames"] == ["clicks", "extra", "orders"]
+    summaries = {n: k.describe_stream_summary(StreamName=n)["StreamDescriptionSummary"] for n in ["clicks", "extra", "orders"]}
+    assert {n: (d["StreamStatus"], d["OpenShardCount"], d["StreamModeDetails"]["StreamMode"]) for n, d in summaries.items()} == {
+        "clicks": ("ACTIVE", 4, "ON_DEMAND"),
+        "extra": ("ACTIVE", 2, "PROVISIONED"),
+        "orders": ("ACTIVE", 3, "PROVISIONED"),
+    }
+    # A restart on the same data dir with the same init changes nothing.
+    k.put_record(StreamName="orders", Data=b"kept", PartitionKey="a")
+    s.stop()
+    s.start()
+    k = s.client()
+    assert k.list_streams()["StreamNames"] == ["clicks", "extra", "orders"]
+    recs = []
+    for sh in k.list_shards(StreamName="orders")["Shards"]:
+        it = k.get_shard_iterator(StreamName="orders", ShardId=sh["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        recs += [r["Data"] for r in k.get_records(ShardIterator=it)["Records"]]
+    assert recs == [b"kept"]
+
+
+def test_tls_listener_speaks_h2_and_http1(start_server):
+    port = free_port()
+    s = start_server("--tls-listen", f"127.0.0.1:{port}")
+    cert = Path(s.data_dir) / "tls" / "cert.pem"
+    ctx = ssl.create_default_context(cafile=str(cert))
+    for alpn in (["h2", "http/1.1"], ["http/1.1"]):
+        ctx.set_alpn_protocols(alpn)
+        with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.selected_alpn_protocol() == alpn[0]
+    # boto3 over HTTPS, verifying the generated certificate.
+    import boto3
+    k = boto3.client("kinesis", endpoint_url=f"https://localhost:{port}", region_name=REGION,
+                     aws_access_key_id="AKIDTEST", aws_secret_access_key="secret", verify=str(cert))
+    name = unique()
+    k.create_stream(StreamName=name, ShardCount=1)
+    assert k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamName"] == name
+
+
+def test_throttling_per_shard(start_server):
+    s = start_server("--throttle", "--status-delay-ms", "0")
+    k = s.client()
+    name = unique()
+    k.create_stream(StreamName=name, ShardCount=1)
+    # 1,000 records/s per shard: the 1,001st record in the same second is refused on its own.
+    got = []
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        got = []
+        start = time.time()
+        for _ in range(3):
+            got += k.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": str(i)} for i in range(400)])["Records"]
+        if time.time() - start < 0.8:
+            break
+    failed = [r for r in got if "ErrorCode" in r]
+    assert len(failed) >= 200 and len(got) - len(failed) <= 1000
+    assert failed[0] == {
+        "ErrorCode": "ProvisionedThroughputExceededException",
+        "ErrorMessage": f"Rate exceeded for shard shardId-000000000000 in stream {name} under account {ACCOUNT}.",
+    }
+    # 5 GetRecords calls per second per shard.
+    it = k.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000", ShardIteratorType="LATEST")["ShardIterator"]
+    with pytest.raises(k.exceptions.ProvisionedThroughputExceededException) as e:
+        for _ in range(10):
+            it = k.get_records(ShardIterator=it)["NextShardIterator"]
+    assert error_of(e)[0] == "ProvisionedThroughputExceededException"
