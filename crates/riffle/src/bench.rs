@@ -26,25 +26,24 @@ struct Conn {
     encoding: Encoding,
 }
 
+async fn connect(host: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    let tcp = tokio::net::TcpStream::connect(host).await.with_context(|| format!("connecting to {host}"))?;
+    tcp.set_nodelay(true)?;
+    let (send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
 impl Conn {
     async fn open(endpoint: &str, encoding: Encoding) -> anyhow::Result<Conn> {
         let host = endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_owned();
-        let tcp = tokio::net::TcpStream::connect(&host)
-            .await
-            .with_context(|| format!("connecting to {host}"))?;
-        tcp.set_nodelay(true)?;
-        let (send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn {
-            send,
-            host,
-            encoding,
-        })
+        let send = connect(&host).await?;
+        Ok(Conn { send, host, encoding })
     }
 
     /// Calls `op` with a pre-encoded body; returns the decoded response.
@@ -59,7 +58,10 @@ impl Conn {
                 "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000",
             )
             .body(Full::new(body))?;
-        self.send.ready().await?;
+        // Servers that close connections after each response (moto) get a new one.
+        if self.send.is_closed() || self.send.ready().await.is_err() {
+            self.send = connect(&self.host).await?;
+        }
         let resp = self.send.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
