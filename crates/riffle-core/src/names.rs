@@ -65,7 +65,13 @@ pub fn parse_consumer_arn(arn: &str) -> Option<ConsumerArn> {
 
 /// `shardId-000000000007`.
 pub fn shard_id(index: u32) -> String {
-    format!("shardId-{index:012}")
+    let mut b = *b"shardId-000000000000";
+    let mut n = index;
+    for d in b[8..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    b.iter().map(|&c| c as char).collect()
 }
 
 /// Resolves the shard-id forms AWS accepts (`shardId-000000000005`,

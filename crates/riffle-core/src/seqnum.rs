@@ -47,48 +47,42 @@ fn mul_add(n: &mut U192, mul: u64, add: u64) -> bool {
     carry == 0
 }
 
-fn div_rem(n: &mut U192, div: u64) -> u64 {
-    let mut rem: u128 = 0;
-    for limb in n.iter_mut() {
-        let v = (rem << 64) | u128::from(*limb);
-        *limb = (v / u128::from(div)) as u64;
-        rem = v % u128::from(div);
-    }
-    rem as u64
-}
-
-/// Decimal digits of a 192-bit number.
-fn to_decimal(mut n: U192) -> String {
+/// Decimal digits of a 192-bit number. Divides 32-bit limbs by 10^9 with
+/// 64-bit arithmetic, which compiles to multiplications.
+fn to_decimal(n: U192) -> String {
+    const BASE: u64 = 1_000_000_000;
+    let mut limbs = [
+        (n[0] >> 32) as u32,
+        n[0] as u32,
+        (n[1] >> 32) as u32,
+        n[1] as u32,
+        (n[2] >> 32) as u32,
+        n[2] as u32,
+    ];
     // 2^192 < 10^58.
-    let mut buf = [0u8; 60];
+    let mut buf = [0u8; 63];
     let mut pos = buf.len();
-    while n != [0; 3] {
-        let mut chunk = div_rem(&mut n, 10_000_000_000_000_000_000);
-        let last = n == [0; 3];
-        for _ in 0..19 {
-            if last && chunk == 0 {
+    while limbs.iter().any(|&l| l != 0) {
+        let mut rem = 0u64;
+        for l in limbs.iter_mut() {
+            let cur = (rem << 32) | u64::from(*l);
+            *l = (cur / BASE) as u32;
+            rem = cur % BASE;
+        }
+        let last = limbs.iter().all(|&l| l == 0);
+        for _ in 0..9 {
+            if last && rem == 0 {
                 break;
             }
             pos -= 1;
-            buf[pos] = b'0' + (chunk % 10) as u8;
-            chunk /= 10;
+            buf[pos] = b'0' + (rem % 10) as u8;
+            rem /= 10;
         }
     }
     if pos == buf.len() {
         return "0".into();
     }
-    String::from_utf8_lossy(&buf[pos..]).into_owned()
-}
-
-/// Writes `value` into bits `[lo, lo+len)` of `n` (counting from the least
-/// significant bit); the bits must be zero.
-fn put_bits(n: &mut U192, lo: u32, len: u32, value: u64) {
-    for i in 0..len {
-        if (value >> i) & 1 == 1 {
-            let bit = lo + i;
-            n[2 - (bit / 64) as usize] |= 1 << (bit % 64);
-        }
-    }
+    buf[pos..].iter().map(|&b| b as char).collect()
 }
 
 fn from_decimal(s: &str) -> Option<U192> {
@@ -130,15 +124,16 @@ impl SeqNum {
 
     /// The decimal string clients see.
     pub fn encode(&self) -> String {
-        let mut n = [0u64; 3];
-        put_bits(&mut n, 0, 4, 2);
-        put_bits(&mut n, 4, 32, u64::from(self.shard_index));
-        put_bits(&mut n, 36, 36, self.record_secs & 0xf_ffff_ffff);
-        put_bits(&mut n, 80, 64, self.counter);
-        put_bits(&mut n, 144, 4, u64::from(self.shard_index & 0xf));
-        put_bits(&mut n, 148, 36, self.shard_created_secs & 0xf_ffff_ffff);
-        put_bits(&mut n, 184, 4, 2);
-        to_decimal(n)
+        // Bits 0..128 and 128..188 of the number, per the layout above.
+        let low: u128 = 2
+            | u128::from(self.shard_index) << 4
+            | u128::from(self.record_secs & 0xf_ffff_ffff) << 36
+            | u128::from(self.counter) << 80;
+        let high: u64 = (self.counter >> 48)
+            | u64::from(self.shard_index & 0xf) << 16
+            | (self.shard_created_secs & 0xf_ffff_ffff) << 20
+            | 2 << 56;
+        to_decimal([high, (low >> 64) as u64, low as u64])
     }
 
     /// Parses a decimal sequence number issued in the version-2 layout.

@@ -182,8 +182,16 @@ impl App {
         if body.is_empty() {
             return error(encoding, 400, "SerializationException", None);
         }
-        let doc = match encoding.decode(&body) {
-            Ok(v @ Value::Map(_)) => v,
+        // PutRecords in JSON has a single-pass parser; anything it does not
+        // expect takes the generic path below.
+        let fast = if operation == "PutRecords" && encoding == Encoding::Json {
+            riffle_streams::fast::put_records_json(&body)
+        } else {
+            None
+        };
+        let doc = match (&fast, encoding.decode_if(fast.is_none(), &body)) {
+            (Some(_), _) => Value::Null,
+            (None, Some(Ok(v @ Value::Map(_)))) => v,
             _ => return error(encoding, 400, "SerializationException", None),
         };
         let region = match self.authenticate(&parts, &body) {
@@ -195,6 +203,17 @@ impl App {
         let _enter = span.enter();
         if operation == "SubscribeToShard" {
             return self.subscribe(&ctx, encoding, doc).await;
+        }
+        if let Some(input) = fast {
+            return match self.streams.put_records(&ctx, input).await {
+                Ok(out) => base(StatusCode::OK)
+                    .header("content-type", encoding.content_type())
+                    .body(Body::full(riffle_streams::fast::put_records_output_json(
+                        &out,
+                    )))
+                    .unwrap_or_else(|_| Response::new(Body::empty())),
+                Err(e) => kinesis_error(encoding, &e),
+            };
         }
         match self.streams.call(&ctx, operation, doc).await {
             Ok(Value::Null) => base(StatusCode::OK)

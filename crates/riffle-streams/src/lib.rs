@@ -24,6 +24,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod error;
+pub mod fast;
 pub mod meta;
 #[rustfmt::skip]
 pub mod model;
@@ -329,6 +330,15 @@ impl Service {
             .get_mut(&key)
             .ok_or_else(|| Msg::stream_not_found(&key.1, &self.cfg.account))?;
         f(s)
+    }
+
+    /// PutRecords from an input the fast path parsed.
+    pub async fn put_records(
+        &self,
+        ctx: &Ctx,
+        input: model::PutRecordsInput,
+    ) -> Result<model::PutRecordsOutput> {
+        ops::records::put_records(self, ctx, input).await
     }
 
     /// Runs one operation on a decoded request body.

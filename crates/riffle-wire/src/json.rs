@@ -170,7 +170,19 @@ pub fn epoch_seconds(ms: i64) -> String {
     }
 }
 
+/// Appends `s` as a JSON string literal.
+pub fn write_string(out: &mut Vec<u8>, s: &str) {
+    write_str(out, s)
+}
+
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;

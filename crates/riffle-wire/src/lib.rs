@@ -63,6 +63,11 @@ impl Encoding {
         }
     }
 
+    /// Decodes only when `wanted`.
+    pub fn decode_if(self, wanted: bool, body: &[u8]) -> Option<Result<Value, DecodeError>> {
+        wanted.then(|| self.decode(body))
+    }
+
     pub fn encode(self, v: &Value) -> Vec<u8> {
         match self {
             Encoding::Json => json::encode(v),

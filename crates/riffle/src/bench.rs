@@ -27,7 +27,9 @@ struct Conn {
 }
 
 async fn connect(host: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
-    let tcp = tokio::net::TcpStream::connect(host).await.with_context(|| format!("connecting to {host}"))?;
+    let tcp = tokio::net::TcpStream::connect(host)
+        .await
+        .with_context(|| format!("connecting to {host}"))?;
     tcp.set_nodelay(true)?;
     let (send, conn) = http1::handshake(TokioIo::new(tcp)).await?;
     tokio::spawn(async move {
@@ -43,7 +45,11 @@ impl Conn {
             .trim_end_matches('/')
             .to_owned();
         let send = connect(&host).await?;
-        Ok(Conn { send, host, encoding })
+        Ok(Conn {
+            send,
+            host,
+            encoding,
+        })
     }
 
     /// Calls `op` with a pre-encoded body; returns the decoded response.
