@@ -4,7 +4,6 @@
 //! (records at a fixed rate, put→get latency), and `all` (write, read, verify
 //! that every acknowledged record was read back exactly once, then e2e).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,8 +51,9 @@ impl Conn {
         })
     }
 
-    /// Calls `op` with a pre-encoded body; returns the decoded response.
-    async fn call_raw(&mut self, op: &str, body: Bytes) -> anyhow::Result<Value> {
+    /// Calls `op` with a pre-encoded body; returns the raw response body of
+    /// a success, or the error's `__type`.
+    async fn send_bytes(&mut self, op: &str, body: Bytes) -> anyhow::Result<Bytes> {
         let req = http::Request::post("/")
             .header("host", &self.host)
             .header("content-type", self.encoding.content_type())
@@ -71,19 +71,24 @@ impl Conn {
         let resp = self.send.send_request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let v = if bytes.is_empty() {
-            Value::Map(Map::new())
-        } else {
-            self.encoding.decode(&bytes).map_err(|e| anyhow!("{e}"))?
-        };
         if !status.is_success() {
+            let v = self.encoding.decode(&bytes).unwrap_or(Value::Null);
             let kind = get_str(&v, "__type").unwrap_or("?").to_owned();
             return Err(anyhow!(ApiError {
                 kind,
                 status: status.as_u16()
             }));
         }
-        Ok(v)
+        Ok(bytes)
+    }
+
+    /// Calls `op` with a pre-encoded body; returns the decoded response.
+    async fn call_raw(&mut self, op: &str, body: Bytes) -> anyhow::Result<Value> {
+        let bytes = self.send_bytes(op, body).await?;
+        if bytes.is_empty() {
+            return Ok(Value::Map(Map::new()));
+        }
+        self.encoding.decode(&bytes).map_err(|e| anyhow!("{e}"))
     }
 
     async fn call(&mut self, op: &str, body: &Value) -> anyhow::Result<Value> {
@@ -169,13 +174,17 @@ fn id_of(d: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// Builds a PutRecords body; JSON is written directly (one pass per byte).
-fn put_records_body(encoding: Encoding, stream: &str, records: &[(String, Vec<u8>)]) -> Bytes {
+fn put_records_body<K: AsRef<str>>(
+    encoding: Encoding,
+    stream: &str,
+    records: &[(K, Vec<u8>)],
+) -> Bytes {
     match encoding {
         Encoding::Json => {
             let mut out = Vec::with_capacity(
                 64 + records
                     .iter()
-                    .map(|(k, d)| k.len() + d.len() * 4 / 3 + 48)
+                    .map(|(k, d)| k.as_ref().len() + d.len() * 4 / 3 + 48)
                     .sum::<usize>(),
             );
             out.extend_from_slice(b"{\"StreamName\":\"");
@@ -186,7 +195,7 @@ fn put_records_body(encoding: Encoding, stream: &str, records: &[(String, Vec<u8
                     out.push(b',');
                 }
                 out.extend_from_slice(b"{\"PartitionKey\":\"");
-                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(k.as_ref().as_bytes());
                 out.extend_from_slice(b"\",\"Data\":\"");
                 let start = out.len();
                 out.resize(start + base64::encoded_len(d.len(), true).unwrap_or(0), 0);
@@ -204,7 +213,7 @@ fn put_records_body(encoding: Encoding, stream: &str, records: &[(String, Vec<u8
                 .iter()
                 .map(|(k, d)| {
                     map(vec![
-                        ("PartitionKey", Value::Str(k.clone())),
+                        ("PartitionKey", Value::Str(k.as_ref().to_owned())),
                         ("Data", Value::Bytes(Bytes::from(d.clone()))),
                     ])
                 })
@@ -239,9 +248,66 @@ impl Hist {
     }
 }
 
+/// Acknowledged records: (id, shard, hash of the sequence number), compact
+/// enough for tens of millions of records.
 struct Acked {
-    /// id → (shard, sequence number)
-    records: HashMap<u64, (String, String)>,
+    records: Vec<(u64, u32, u64)>,
+}
+
+fn seq_hash(seq: &str) -> u64 {
+    // FNV-1a: a stable fingerprint to compare sequence numbers without
+    // keeping their 56 digits.
+    seq.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn shard_index(id: &str) -> u32 {
+    id.rsplit('-')
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// The parts of responses the bench needs, borrowed from the body.
+#[derive(serde::Deserialize)]
+struct PutRecordsResp<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<PutEntry<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PutEntry<'a> {
+    #[serde(rename = "SequenceNumber", borrow, default)]
+    seq: Option<&'a str>,
+    #[serde(rename = "ShardId", borrow, default)]
+    shard: Option<&'a str>,
+}
+
+#[derive(serde::Deserialize)]
+struct GetRecordsResp<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<GotRecord<'a>>,
+    #[serde(rename = "NextShardIterator", default)]
+    next: Option<String>,
+    #[serde(rename = "MillisBehindLatest", default)]
+    behind: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+struct GotRecord<'a> {
+    #[serde(rename = "SequenceNumber", borrow)]
+    seq: &'a str,
+    #[serde(rename = "Data", borrow)]
+    data: &'a str,
+}
+
+/// (id, send time) from the first 24 base64 characters of a record's data.
+fn id_of_base64(data: &str) -> Option<(u64, u64)> {
+    let head = base64::engine::general_purpose::STANDARD
+        .decode(data.get(..24)?)
+        .ok()?;
+    id_of(&head)
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -299,9 +365,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         acked = Some(write_phase(&args, encoding, &stream, epoch).await?);
     }
     if matches!(args.phase, BenchPhase::Read | BenchPhase::All) {
-        let seen = read_phase(&args, encoding, &stream, &shard_ids).await?;
-        if let Some(acked) = &acked {
-            verify(acked, &seen)?;
+        let mut seen = read_phase(&args, encoding, &stream, &shard_ids).await?;
+        if let Some(acked) = &mut acked {
+            verify(acked, &mut seen)?;
         }
     }
     if matches!(args.phase, BenchPhase::E2e | BenchPhase::All) {
@@ -348,14 +414,16 @@ async fn write_phase(
 ) -> anyhow::Result<Acked> {
     let next_id = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(HashMap::new()));
+    let acked = Arc::new(Mutex::new(Vec::new()));
     let hist = Arc::new(Mutex::new(Hist::default()));
     let failed = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let total = args.records;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..args.connections {
+    let keys: Arc<Vec<String>> = Arc::new((0..10_007).map(|k| format!("pk-{k}")).collect());
+    for _ in 0..args.connections {
+        let keys = keys.clone();
         let (next_id, stop, acked, hist, failed, errors) = (
             next_id.clone(),
             stop.clone(),
@@ -386,18 +454,18 @@ async fn write_phase(
                     batch
                 };
                 let sent = epoch.elapsed().as_micros() as u64;
-                let records: Vec<(String, Vec<u8>)> = (0..count as u64)
+                let records: Vec<(&str, Vec<u8>)> = (0..count as u64)
                     .map(|i| {
                         (
-                            format!("pk-{}-{}", w, (first + i) % 10_007),
+                            keys[((first + i) % keys.len() as u64) as usize].as_str(),
                             payload(first + i, sent, size),
                         )
                     })
                     .collect();
                 let body = put_records_body(encoding, &stream, &records);
                 let t = Instant::now();
-                let v = match c.call_raw("PutRecords", body).await {
-                    Ok(v) => v,
+                let bytes = match c.send_bytes("PutRecords", body).await {
+                    Ok(b) => b,
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         c = Conn::open(&endpoint, encoding).await?;
@@ -405,28 +473,41 @@ async fn write_phase(
                     }
                 };
                 lat.push(t.elapsed().as_micros() as u64);
-                for (i, r) in list(&v, "Records").iter().enumerate() {
-                    match (get_str(r, "ShardId"), get_str(r, "SequenceNumber")) {
-                        (Some(shard), Some(seq)) => {
-                            local.push((first + i as u64, shard.to_owned(), seq.to_owned()))
+                let mut note = |i: usize, shard: Option<&str>, seq: Option<&str>| match (shard, seq)
+                {
+                    (Some(shard), Some(seq)) => {
+                        local.push((first + i as u64, shard_index(shard), seq_hash(seq)))
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                };
+                match encoding {
+                    Encoding::Json => {
+                        let r: PutRecordsResp = serde_json::from_slice(&bytes)?;
+                        for (i, e) in r.records.iter().enumerate() {
+                            note(i, e.shard, e.seq);
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Encoding::Cbor => {
+                        let v = encoding.decode(&bytes).map_err(|e| anyhow!("{e}"))?;
+                        for (i, r) in list(&v, "Records").iter().enumerate() {
+                            note(i, get_str(r, "ShardId"), get_str(r, "SequenceNumber"));
                         }
                     }
                 }
                 n += 1;
                 if n.is_multiple_of(64) {
-                    let mut a = acked.lock().unwrap_or_else(|p| p.into_inner());
-                    for (id, shard, seq) in local.drain(..) {
-                        a.insert(id, (shard, seq));
-                    }
+                    acked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .append(&mut local);
                 }
             }
-            let mut a = acked.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, shard, seq) in local.drain(..) {
-                a.insert(id, (shard, seq));
-            }
+            acked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&mut local);
             hist.lock().unwrap_or_else(|p| p.into_inner()).0.extend(lat);
             anyhow::Ok(())
         }));
@@ -453,14 +534,14 @@ async fn write_phase(
     Ok(Acked { records })
 }
 
-/// Reads every shard from TRIM_HORIZON to the tip; returns id → read count
-/// and the (shard, sequence) of each read.
+/// Reads every shard from TRIM_HORIZON to the tip; returns every record
+/// read as (id, shard, hash of its sequence number).
 async fn read_phase(
     args: &BenchArgs,
     encoding: Encoding,
     stream: &str,
     shard_ids: &[String],
-) -> anyhow::Result<HashMap<u64, Vec<(String, String)>>> {
+) -> anyhow::Result<Vec<(u64, u32, u64)>> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for shard in shard_ids {
@@ -482,74 +563,97 @@ async fn read_phase(
                     ]),
                 )
                 .await?;
+            let index = shard_index(&shard);
             let mut it = get_str(&v, "ShardIterator").map(str::to_owned);
             let mut seen = Vec::new();
             let mut bytes = 0usize;
             while let Some(iter) = it.take() {
-                let v = c
-                    .call(
-                        "GetRecords",
-                        &map(vec![
-                            ("ShardIterator", Value::Str(iter)),
-                            ("Limit", Value::Int(limit as i64)),
-                        ]),
-                    )
-                    .await?;
-                let recs = list(&v, "Records");
-                for r in recs {
-                    let d = data_of(r).unwrap_or_default();
-                    bytes += d.len();
-                    if let Some((id, _)) = id_of(&d) {
-                        seen.push((
-                            id,
-                            shard.clone(),
-                            get_str(r, "SequenceNumber").unwrap_or("").to_owned(),
-                        ));
+                let body = Bytes::from(encoding.encode(&map(vec![
+                    ("ShardIterator", Value::Str(iter)),
+                    ("Limit", Value::Int(limit as i64)),
+                ])));
+                let raw = c.send_bytes("GetRecords", body).await?;
+                let (n, behind, next) = match encoding {
+                    Encoding::Json => {
+                        let r: GetRecordsResp = serde_json::from_slice(&raw)?;
+                        for rec in &r.records {
+                            bytes += rec.data.len() * 3 / 4;
+                            if let Some((id, _)) = id_of_base64(rec.data) {
+                                seen.push((id, index, seq_hash(rec.seq)));
+                            }
+                        }
+                        (r.records.len(), r.behind.unwrap_or(0), r.next)
                     }
-                }
-                if recs.is_empty() && get_int(&v, "MillisBehindLatest").unwrap_or(0) == 0 {
+                    Encoding::Cbor => {
+                        let v = encoding.decode(&raw).map_err(|e| anyhow!("{e}"))?;
+                        let recs = list(&v, "Records");
+                        for r in recs {
+                            let d = data_of(r).unwrap_or_default();
+                            bytes += d.len();
+                            if let Some((id, _)) = id_of(&d) {
+                                seen.push((
+                                    id,
+                                    index,
+                                    seq_hash(get_str(r, "SequenceNumber").unwrap_or("")),
+                                ));
+                            }
+                        }
+                        (
+                            recs.len(),
+                            get_int(&v, "MillisBehindLatest").unwrap_or(0),
+                            get_str(&v, "NextShardIterator").map(str::to_owned),
+                        )
+                    }
+                };
+                if n == 0 && behind == 0 {
                     break;
                 }
-                it = get_str(&v, "NextShardIterator").map(str::to_owned);
+                it = next;
             }
             anyhow::Ok((seen, bytes))
         }));
     }
-    let mut out: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    let mut out = Vec::new();
     let mut bytes = 0;
-    let mut count = 0usize;
     for t in tasks {
-        let (seen, b) = t.await??;
+        let (mut seen, b) = t.await??;
         bytes += b;
-        count += seen.len();
-        for (id, shard, seq) in seen {
-            out.entry(id).or_default().push((shard, seq));
-        }
+        out.append(&mut seen);
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "read: {count} records from {} shards in {elapsed:.2} s = {:.0} records/s, {:.1} MiB/s",
+        "read: {} records from {} shards in {elapsed:.2} s = {:.0} records/s, {:.1} MiB/s",
+        out.len(),
         shard_ids.len(),
-        count as f64 / elapsed,
+        out.len() as f64 / elapsed,
         bytes as f64 / elapsed / (1024.0 * 1024.0)
     );
     Ok(out)
 }
 
-fn verify(acked: &Acked, seen: &HashMap<u64, Vec<(String, String)>>) -> anyhow::Result<()> {
-    let mut lost = 0;
-    let mut mismatched = 0;
-    for (id, (shard, seq)) in &acked.records {
-        match seen.get(id) {
-            None => lost += 1,
-            Some(reads) => {
-                if !reads.iter().any(|(s, q)| s == shard && q == seq) {
+fn verify(acked: &mut Acked, seen: &mut [(u64, u32, u64)]) -> anyhow::Result<()> {
+    acked.records.sort_unstable();
+    seen.sort_unstable();
+    let (mut lost, mut mismatched, mut duplicates) = (0usize, 0usize, 0usize);
+    let mut j = 0;
+    for &(id, shard, seq) in &acked.records {
+        while j < seen.len() && seen[j].0 < id {
+            j += 1;
+        }
+        let start = j;
+        while j < seen.len() && seen[j].0 == id {
+            j += 1;
+        }
+        match &seen[start..j] {
+            [] => lost += 1,
+            reads => {
+                duplicates += reads.len() - 1;
+                if !reads.iter().any(|r| r.1 == shard && r.2 == seq) {
                     mismatched += 1;
                 }
             }
         }
     }
-    let duplicates: usize = seen.values().map(|r| r.len().saturating_sub(1)).sum();
     println!(
         "verify: {} acknowledged, {lost} lost, {duplicates} duplicates, {mismatched} with a different shard or sequence number",
         acked.records.len()
