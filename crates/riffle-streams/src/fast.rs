@@ -58,6 +58,9 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A parsed record before its data is sliced out: key, hash key, data range.
+type RawEntry = (Option<String>, Option<String>, std::ops::Range<usize>);
+
 fn hash_key_ok(s: &str) -> bool {
     s == "0"
         || (!s.is_empty()
@@ -76,7 +79,7 @@ fn stream_name_ok(s: &str) -> bool {
 pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
     let mut p = Parser { b: body, i: 0 };
     let mut input = PutRecordsInput::default();
-    let mut records: Option<Vec<(Option<String>, Option<String>, std::ops::Range<usize>)>> = None;
+    let mut records: Option<Vec<RawEntry>> = None;
     // Decoded data of every record, back to back.
     let mut data = Vec::with_capacity(body.len() * 3 / 4);
     p.eat(b'{')?;
