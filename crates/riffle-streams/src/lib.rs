@@ -211,6 +211,33 @@ impl Service {
             .map_err(KinesisError::Internal)
     }
 
+    /// The stream a request names, by StreamName/StreamARN or a resource or
+    /// consumer ARN.
+    fn named_stream(&self, ctx: &Ctx, input: &riffle_wire::Map) -> Option<StreamKey> {
+        let text = |k: &str| match input.get(k) {
+            Some(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        if let Some(arn) = text("ConsumerARN").or(text("ResourceARN")) {
+            if let Some(c) = names::parse_consumer_arn(arn) {
+                return Some((c.stream.region, c.stream.name));
+            }
+            return names::parse_stream_arn(arn).map(|a| (a.region, a.name));
+        }
+        self.key(ctx, text("StreamName"), text("StreamARN")).ok()
+    }
+
+    /// Writes (or deletes) the metadata of one stream.
+    pub fn persist_stream(&self, key: &StreamKey) -> Result<()> {
+        let row = meta::row_key(&key.0, &key.1);
+        let encoded = self.lock().streams.get(key).map(meta::encode_stream);
+        let r = match encoded {
+            Some(bytes) => self.meta.apply(&[(row, bytes)], &[]),
+            None => self.meta.apply(&[], &[row]),
+        };
+        r.map_err(KinesisError::Internal)
+    }
+
     /// Applies retention to every stream's log and persists status changes;
     /// the server runs this periodically.
     pub fn maintain(&self) {
@@ -351,10 +378,13 @@ impl Service {
         if !matches!(body, Value::Map(_)) {
             return Err(KinesisError::Serialization(None));
         }
-        let input = Value::Map(shape::validate(shape, body)?);
-        let out = ops::dispatch(self, ctx, operation, input).await;
-        if !READ_ONLY.contains(&operation) {
-            self.persist()?;
+        let input = shape::validate(shape, body)?;
+        let touched = (!READ_ONLY.contains(&operation)).then(|| self.named_stream(ctx, &input));
+        let out = ops::dispatch(self, ctx, operation, Value::Map(input)).await;
+        match touched {
+            Some(Some(key)) => self.persist_stream(&key)?,
+            Some(None) => self.persist()?,
+            None => {}
         }
         out
     }
