@@ -204,6 +204,15 @@ impl App {
         if operation == "SubscribeToShard" {
             return self.subscribe(&ctx, encoding, doc).await;
         }
+        if operation == "GetRecords" && encoding == Encoding::Json {
+            return match self.streams.get_records_json(&ctx, doc).await {
+                Ok(body) => base(StatusCode::OK)
+                    .header("content-type", encoding.content_type())
+                    .body(Body::full(body))
+                    .unwrap_or_else(|_| Response::new(Body::empty())),
+                Err(e) => kinesis_error(encoding, &e),
+            };
+        }
         if let Some(input) = fast {
             return match self.streams.put_records(&ctx, input).await {
                 Ok(out) => base(StatusCode::OK)

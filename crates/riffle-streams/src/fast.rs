@@ -12,7 +12,9 @@
 use base64::Engine;
 use bytes::Bytes;
 
-use crate::model::{self, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry};
+use riffle_wire::shape::IntoValue;
+
+use crate::model::{self, GetRecordsOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry};
 
 struct Parser<'a> {
     b: &'a [u8],
@@ -218,11 +220,59 @@ pub fn put_records_output_json(out: &PutRecordsOutput) -> Vec<u8> {
     b
 }
 
+/// Writes a GetRecords response as AWS JSON 1.1 (the generic encoder is
+/// used for the rare response that carries ChildShards).
+pub fn get_records_output_json(out: GetRecordsOutput) -> Vec<u8> {
+    if out.child_shards.is_some() {
+        return riffle_wire::json::encode(&out.into_value());
+    }
+    let size: usize = out.records.iter().map(|r| r.data.len() * 4 / 3 + r.partition_key.as_ref().map_or(0, String::len) + 160).sum();
+    let mut b = Vec::with_capacity(size + 700);
+    b.extend_from_slice(b"{\"Records\":[");
+    for (i, r) in out.records.iter().enumerate() {
+        if i > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"SequenceNumber\":");
+        riffle_wire::json::write_string(&mut b, &r.sequence_number);
+        if let Some(t) = r.approximate_arrival_timestamp {
+            b.extend_from_slice(b",\"ApproximateArrivalTimestamp\":");
+            b.extend_from_slice(riffle_wire::json::epoch_seconds(t.0).as_bytes());
+        }
+        b.extend_from_slice(b",\"Data\":\"");
+        let start = b.len();
+        b.resize(start + base64::encoded_len(r.data.len(), true).unwrap_or(0), 0);
+        let n = base64::engine::general_purpose::STANDARD.encode_slice(&r.data, &mut b[start..]).unwrap_or(0);
+        b.truncate(start + n);
+        b.push(b'"');
+        if let Some(k) = &r.partition_key {
+            b.extend_from_slice(b",\"PartitionKey\":");
+            riffle_wire::json::write_string(&mut b, k);
+        }
+        if let Some(e) = &r.encryption_type {
+            b.extend_from_slice(b",\"EncryptionType\":");
+            riffle_wire::json::write_string(&mut b, e);
+        }
+        b.push(b'}');
+    }
+    b.push(b']');
+    if let Some(it) = &out.next_shard_iterator {
+        b.extend_from_slice(b",\"NextShardIterator\":");
+        riffle_wire::json::write_string(&mut b, it);
+    }
+    if let Some(m) = out.millis_behind_latest {
+        b.extend_from_slice(b",\"MillisBehindLatest\":");
+        b.extend_from_slice(m.to_string().as_bytes());
+    }
+    b.push(b'}');
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use riffle_wire::shape::{self, FromValue, IntoValue};
+    use riffle_wire::shape::{self, FromValue, Timestamp};
     use riffle_wire::{Encoding, Value};
 
     fn generic(body: &[u8]) -> Option<PutRecordsInput> {
@@ -281,6 +331,28 @@ mod tests {
             put_records_output_json(&out),
             Encoding::Json.encode(&out.into_value())
         );
+    }
+
+    #[test]
+    fn get_records_matches_the_generic_encoder() {
+        let rec = |d: &'static [u8], k: &str, kms: bool| model::Record {
+            sequence_number: "49546986683135544286507457936321625675700192471156785154".into(),
+            approximate_arrival_timestamp: Some(Timestamp(1_459_799_926_480)),
+            data: Bytes::from_static(d),
+            partition_key: Some(k.into()),
+            encryption_type: kms.then(|| "KMS".into()),
+        };
+        for out in [
+            GetRecordsOutput {
+                records: vec![rec(b"\x00hi", "k\"", false), rec(b"", "x", true)],
+                next_shard_iterator: Some("AAAAAAAAAAE=".into()),
+                millis_behind_latest: Some(0),
+                child_shards: None,
+            },
+            GetRecordsOutput { records: vec![], next_shard_iterator: None, millis_behind_latest: Some(12), child_shards: Some(vec![]) },
+        ] {
+            assert_eq!(get_records_output_json(out.clone()), Encoding::Json.encode(&out.into_value()));
+        }
     }
 
     proptest! {

@@ -368,6 +368,15 @@ impl Service {
         ops::records::put_records(self, ctx, input).await
     }
 
+    /// GetRecords answered in JSON without a document tree.
+    pub async fn get_records_json(&self, ctx: &Ctx, body: Value) -> Result<Vec<u8>> {
+        if !matches!(body, Value::Map(_)) {
+            return Err(KinesisError::Serialization(None));
+        }
+        let input = model::GetRecordsInput::from_value(Value::Map(shape::validate(&model::GET_RECORDS_INPUT, body)?));
+        Ok(fast::get_records_output_json(ops::records::get_records(self, ctx, input).await?))
+    }
+
     /// Runs one operation on a decoded request body.
     pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
         let shape = model::OPERATIONS
