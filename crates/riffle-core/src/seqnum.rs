@@ -16,6 +16,61 @@
 /// The counter of a closed shard's EndingSequenceNumber.
 pub const END_COUNTER: u64 = 0x7fff_ffff_ffff_ffff;
 
+/// 2^80 in decimal: the step between sequence numbers whose counters differ
+/// by one and whose other fields are equal.
+const COUNTER_STEP: &[u8] = b"1208925819614629174706176";
+
+/// Encodes runs of sequence numbers cheaply: consecutive counters with the
+/// same shard and arrival second differ by exactly 2^80, so the next decimal
+/// string is the previous one plus that constant.
+#[derive(Default)]
+pub struct SeqEncoder {
+    last: Option<(SeqNum, String)>,
+}
+
+impl SeqEncoder {
+    pub fn encode(&mut self, s: SeqNum) -> String {
+        let out = match &self.last {
+            Some((prev, text))
+                if prev.counter.checked_add(1) == Some(s.counter)
+                    && prev.record_secs == s.record_secs
+                    && prev.shard_created_secs == s.shard_created_secs
+                    && prev.shard_index == s.shard_index =>
+            {
+                add_decimal(text, COUNTER_STEP)
+            }
+            _ => s.encode(),
+        };
+        self.last = Some((s, out.clone()));
+        out
+    }
+}
+
+/// `a + b` for decimal digit strings (`a` at least as long as `b`).
+fn add_decimal(a: &str, b: &[u8]) -> String {
+    let a = a.as_bytes();
+    let mut out = vec![0u8; a.len() + 1];
+    let mut carry = 0u8;
+    for i in 0..a.len() {
+        let da = a[a.len() - 1 - i] - b'0';
+        let db = if i < b.len() {
+            b[b.len() - 1 - i] - b'0'
+        } else {
+            0
+        };
+        let sum = da + db + carry;
+        out[a.len() - i] = b'0' + sum % 10;
+        carry = sum / 10;
+    }
+    let start = if carry > 0 {
+        out[0] = b'0' + carry;
+        0
+    } else {
+        1
+    };
+    out[start..].iter().map(|&c| c as char).collect()
+}
+
 /// The fields of a version-2 sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeqNum {
@@ -226,7 +281,24 @@ mod tests {
         assert_eq!(SeqNum::decode(&"9".repeat(130)), Err(SeqError::NotANumber));
     }
 
+    #[test]
+    fn the_step_is_two_to_the_eighty() {
+        assert_eq!(
+            std::str::from_utf8(COUNTER_STEP).unwrap(),
+            (1u128 << 80).to_string()
+        );
+    }
+
     proptest! {
+        #[test]
+        fn encoder_runs_match_full_encoding(start in 0u64..END_COUNTER - 100, n in 1usize..50, secs in 0u64..0xf_ffff_ffff, idx in any::<u32>()) {
+            let mut enc = SeqEncoder::default();
+            for i in 0..n as u64 {
+                let s = SeqNum { shard_created_secs: 1_700_000_000, counter: start + i, record_secs: secs + i / 7, shard_index: idx };
+                prop_assert_eq!(enc.encode(s), s.encode());
+            }
+        }
+
         #[test]
         fn round_trips(created in 0u64..0xf_ffff_ffff, counter in 0u64..=END_COUNTER, rec in 0u64..0xf_ffff_ffff, idx in any::<u32>()) {
             let s = SeqNum { shard_created_secs: created, counter, record_secs: rec, shard_index: idx };

@@ -14,7 +14,9 @@ use bytes::Bytes;
 
 use riffle_wire::shape::IntoValue;
 
-use crate::model::{self, GetRecordsOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry};
+use crate::model::{
+    self, GetRecordsOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
+};
 
 struct Parser<'a> {
     b: &'a [u8],
@@ -226,23 +228,34 @@ pub fn get_records_output_json(out: GetRecordsOutput) -> Vec<u8> {
     if out.child_shards.is_some() {
         return riffle_wire::json::encode(&out.into_value());
     }
-    let size: usize = out.records.iter().map(|r| r.data.len() * 4 / 3 + r.partition_key.as_ref().map_or(0, String::len) + 160).sum();
+    let size: usize = out
+        .records
+        .iter()
+        .map(|r| r.data.len() * 4 / 3 + r.partition_key.as_ref().map_or(0, String::len) + 160)
+        .sum();
     let mut b = Vec::with_capacity(size + 700);
     b.extend_from_slice(b"{\"Records\":[");
     for (i, r) in out.records.iter().enumerate() {
         if i > 0 {
             b.push(b',');
         }
-        b.extend_from_slice(b"{\"SequenceNumber\":");
-        riffle_wire::json::write_string(&mut b, &r.sequence_number);
+        // Sequence numbers are digits: nothing to escape.
+        b.extend_from_slice(b"{\"SequenceNumber\":\"");
+        b.extend_from_slice(r.sequence_number.as_bytes());
+        b.push(b'"');
         if let Some(t) = r.approximate_arrival_timestamp {
             b.extend_from_slice(b",\"ApproximateArrivalTimestamp\":");
             b.extend_from_slice(riffle_wire::json::epoch_seconds(t.0).as_bytes());
         }
         b.extend_from_slice(b",\"Data\":\"");
         let start = b.len();
-        b.resize(start + base64::encoded_len(r.data.len(), true).unwrap_or(0), 0);
-        let n = base64::engine::general_purpose::STANDARD.encode_slice(&r.data, &mut b[start..]).unwrap_or(0);
+        b.resize(
+            start + base64::encoded_len(r.data.len(), true).unwrap_or(0),
+            0,
+        );
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(&r.data, &mut b[start..])
+            .unwrap_or(0);
         b.truncate(start + n);
         b.push(b'"');
         if let Some(k) = &r.partition_key {
@@ -349,9 +362,17 @@ mod tests {
                 millis_behind_latest: Some(0),
                 child_shards: None,
             },
-            GetRecordsOutput { records: vec![], next_shard_iterator: None, millis_behind_latest: Some(12), child_shards: Some(vec![]) },
+            GetRecordsOutput {
+                records: vec![],
+                next_shard_iterator: None,
+                millis_behind_latest: Some(12),
+                child_shards: Some(vec![]),
+            },
         ] {
-            assert_eq!(get_records_output_json(out.clone()), Encoding::Json.encode(&out.into_value()));
+            assert_eq!(
+                get_records_output_json(out.clone()),
+                Encoding::Json.encode(&out.into_value())
+            );
         }
     }
 

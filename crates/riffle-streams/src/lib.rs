@@ -373,8 +373,13 @@ impl Service {
         if !matches!(body, Value::Map(_)) {
             return Err(KinesisError::Serialization(None));
         }
-        let input = model::GetRecordsInput::from_value(Value::Map(shape::validate(&model::GET_RECORDS_INPUT, body)?));
-        Ok(fast::get_records_output_json(ops::records::get_records(self, ctx, input).await?))
+        let input = model::GetRecordsInput::from_value(Value::Map(shape::validate(
+            &model::GET_RECORDS_INPUT,
+            body,
+        )?));
+        Ok(fast::get_records_output_json(
+            ops::records::get_records(self, ctx, input).await?,
+        ))
     }
 
     /// Runs one operation on a decoded request body.

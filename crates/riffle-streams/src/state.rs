@@ -86,13 +86,16 @@ impl Shard {
 
     /// A sequence number of this shard for a log offset.
     pub fn seq(&self, counter: u64, record_secs: u64) -> String {
+        self.seq_num(counter, record_secs).encode()
+    }
+
+    pub fn seq_num(&self, counter: u64, record_secs: u64) -> SeqNum {
         SeqNum {
             shard_created_secs: self.created_secs,
             counter,
             record_secs,
             shard_index: self.index,
         }
-        .encode()
     }
 
     pub fn starting_seq(&self) -> String {

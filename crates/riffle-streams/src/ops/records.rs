@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use riffle_core::iterator::ShardIterator;
-use riffle_core::seqnum::{SeqNum, END_COUNTER};
+use riffle_core::seqnum::{SeqEncoder, SeqNum, END_COUNTER};
 use riffle_core::{clock, hashkey, limits, names};
 use riffle_log::{NewRecord, ReadLimits, StoredRecord};
 use riffle_wire::shape::Timestamp;
@@ -181,11 +181,22 @@ pub async fn put_records(
     };
     let mut offsets = offsets.into_iter();
     let mut failed = 0;
+    // One encoder per shard: a shard's records in a call have consecutive offsets.
+    let mut encoders: Vec<(u32, SeqEncoder)> = Vec::new();
     let records = plan
         .into_iter()
         .map(|p| match p {
             Ok(shard) => PutRecordsResultEntry {
-                sequence_number: offsets.next().map(|o| shard.seq(o, secs)),
+                sequence_number: offsets.next().map(|o| {
+                    let i = match encoders.iter().position(|(k, _)| *k == shard.index) {
+                        Some(i) => i,
+                        None => {
+                            encoders.push((shard.index, SeqEncoder::default()));
+                            encoders.len() - 1
+                        }
+                    };
+                    encoders[i].1.encode(shard.seq_num(o, secs))
+                }),
                 shard_id: Some(shard.id()),
                 error_code: None,
                 error_message: None,
@@ -382,6 +393,7 @@ pub(crate) fn read_shard(
     let truncated = batch.records.len() >= max_records;
 
     let mut last_arrival = None;
+    let mut encoder = SeqEncoder::default();
     let records: Vec<Record> = batch
         .records
         .into_iter()
@@ -389,7 +401,8 @@ pub(crate) fn read_shard(
         .map(|r: StoredRecord| {
             last_arrival = Some(r.arrival_ms);
             Record {
-                sequence_number: shard.seq(r.offset, (r.arrival_ms / 1000) as u64),
+                sequence_number: encoder
+                    .encode(shard.seq_num(r.offset, (r.arrival_ms / 1000) as u64)),
                 approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
                 data: r.data,
                 partition_key: Some(r.partition_key),
