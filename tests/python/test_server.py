@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import urllib.request
 
 from conftest import ACCOUNT, REGION, error_of, free_port, unique
 
@@ -80,3 +81,37 @@ def test_throttling_per_shard(start_server):
         for _ in range(10):
             it = k.get_records(ShardIterator=it)["NextShardIterator"]
     assert error_of(e)[0] == "ProvisionedThroughputExceededException"
+
+
+def metric(server, name):
+    text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics:\n{text}")
+
+
+def test_per_stream_durability_tag_and_metrics(start_server):
+    s = start_server("--status-delay-ms", "0")
+    k = s.client()
+    fast, safe = unique("none"), unique("fsync")
+    k.create_stream(StreamName=fast, ShardCount=1, Tags={"riffle:durability": "none"})
+    k.create_stream(StreamName=safe, ShardCount=1)
+    before = metric(s, "riffle_log_syncs_total")
+    for i in range(20):
+        k.put_record(StreamName=fast, Data=b"x", PartitionKey=str(i))
+    assert metric(s, "riffle_log_syncs_total") == before
+    for i in range(20):
+        k.put_record(StreamName=safe, Data=b"x", PartitionKey=str(i))
+    assert metric(s, "riffle_log_syncs_total") == before + 20
+    # Removing the tag restores the server's default (fsync).
+    k.remove_tags_from_stream(StreamName=fast, TagKeys=["riffle:durability"])
+    k.put_record(StreamName=fast, Data=b"x", PartitionKey="a")
+    assert metric(s, "riffle_log_syncs_total") == before + 21
+    assert metric(s, "riffle_streams") == 2
+    text = urllib.request.urlopen(s.endpoint + "/metrics", timeout=5).read().decode()
+    assert 'riffle_requests_total{operation="PutRecord",outcome="ok"} 41' in text
+    with pytest.raises(k.exceptions.ResourceNotFoundException):
+        k.describe_stream(StreamName="missing")
+    text = urllib.request.urlopen(s.endpoint + "/metrics", timeout=5).read().decode()
+    assert 'riffle_requests_total{operation="DescribeStream",outcome="ResourceNotFoundException"} 1' in text

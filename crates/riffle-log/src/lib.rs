@@ -114,6 +114,32 @@ pub trait StreamLog: Send + Sync {
 
     /// Changes whenever durable data is added; for long-polling readers.
     fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Sets this log's durability mode; engines without one ignore it.
+    fn set_durability(&self, _mode: Durability) {}
+}
+
+/// When an acknowledged append is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fdatasync` before every acknowledgement (the default).
+    Fsync,
+    /// Acknowledge after `write`; sync every interval: a crash of the machine
+    /// (not of the process) loses at most that window.
+    Interval,
+    /// Never sync: for tests and throwaway data.
+    None,
+}
+
+impl Durability {
+    pub fn parse(s: &str) -> Option<Durability> {
+        match s {
+            "fsync" => Some(Durability::Fsync),
+            "interval" => Some(Durability::Interval),
+            "none" => Some(Durability::None),
+            _ => None,
+        }
+    }
 }
 
 /// A storage engine: a factory of stream logs.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use riffle_log::disk::{DiskConfig, DiskEngine, Durability};
+use riffle_log::disk::{DiskConfig, DiskEngine};
 use riffle_log::{LogEngine, NewRecord, ReadLimits};
 
 const LOG_ID: u64 = 0x5249_4646;
@@ -55,8 +55,8 @@ fn reads_format_v1() {
         let engine = DiskEngine::open(
             d.path(),
             DiskConfig {
-                durability: Durability::Fsync,
                 segment_bytes: 200,
+                ..DiskConfig::default()
             },
         )
         .unwrap();
@@ -101,8 +101,8 @@ fn write_fixture() {
         let engine = DiskEngine::open(
             &dir,
             DiskConfig {
-                durability: Durability::Fsync,
                 segment_bytes: 200,
+                ..DiskConfig::default()
             },
         )
         .unwrap();

@@ -25,6 +25,7 @@ use riffle_wire::{error as wire_error, eventstream, sigv4, Encoding, Value};
 use tokio::net::TcpListener;
 
 pub mod body;
+pub mod metrics;
 
 use body::Body;
 
@@ -40,6 +41,7 @@ pub struct App {
     /// When set, `POST /_riffle/clock` moves this clock (tests only).
     pub test_clock: Option<Arc<SystemClock>>,
     pub default_region: String,
+    pub metrics: metrics::Metrics,
 }
 
 fn request_id() -> String {
@@ -80,6 +82,7 @@ fn error(
 }
 
 fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response<Body> {
+    tracing::debug!(error_type = e.error_type(), "request failed");
     if let KinesisError::Internal(detail) = e {
         tracing::error!(%detail, "internal failure");
     }
@@ -94,7 +97,15 @@ impl App {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
+        let operation = header(&parts.headers, "x-amz-target")
+            .and_then(|t| t.split_once('.'))
+            .map(|(_, op)| op.to_owned());
         let mut resp = self.route(parts, incoming).await;
+        if let Some(op) = operation {
+            let outcome = header(resp.headers(), "x-amzn-errortype")
+                .map_or("ok", |t| t.trim_end_matches(':'));
+            self.metrics.request(&op, outcome);
+        }
         resp.headers_mut()
             .insert("access-control-allow-origin", HeaderValue::from_static("*"));
         resp
@@ -120,6 +131,13 @@ impl App {
                 )
                 .header("access-control-max-age", "172800")
                 .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty()));
+        }
+        if parts.method == Method::GET && parts.uri.path() == "/metrics" {
+            let (streams, shards) = self.streams.counts();
+            return base(StatusCode::OK)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Body::full(self.metrics.render(streams, shards)))
                 .unwrap_or_else(|_| Response::new(Body::empty()));
         }
         if parts.method == Method::GET && parts.uri.path() == "/_riffle/health" {

@@ -48,7 +48,13 @@ pub struct Config {
     pub on_demand_stream_limit: u32,
     /// Enforce per-shard provisioned throughput.
     pub throttle: bool,
+    /// Durability of streams without a `riffle:durability` tag.
+    pub durability: riffle_log::Durability,
 }
+
+/// The stream tag that chooses a stream's durability: `fsync`, `interval`
+/// or `none`.
+pub const DURABILITY_TAG: &str = "riffle:durability";
 
 impl Default for Config {
     fn default() -> Self {
@@ -58,6 +64,7 @@ impl Default for Config {
             shard_limit: limits::DEFAULT_SHARD_LIMIT,
             on_demand_stream_limit: limits::DEFAULT_ON_DEMAND_STREAM_LIMIT,
             throttle: false,
+            durability: riffle_log::Durability::Fsync,
         }
     }
 }
@@ -186,9 +193,12 @@ impl Service {
             let s = stored.with_log(log);
             streams.insert((s.region.clone(), s.name.clone()), s);
         }
-        Ok(Arc::new(Self::build(
-            cfg, clock, engine, secret, meta, streams,
-        )))
+        let keys: Vec<StreamKey> = streams.keys().cloned().collect();
+        let svc = Arc::new(Self::build(cfg, clock, engine, secret, meta, streams));
+        for key in &keys {
+            svc.apply_durability(key);
+        }
+        Ok(svc)
     }
 
     /// Writes the metadata of streams that changed, and forgets removed ones.
@@ -225,6 +235,27 @@ impl Service {
             return names::parse_stream_arn(arn).map(|a| (a.region, a.name));
         }
         self.key(ctx, text("StreamName"), text("StreamARN")).ok()
+    }
+
+    /// Streams and open shards, for metrics.
+    pub fn counts(&self) -> (usize, usize) {
+        let g = self.lock();
+        (
+            g.streams.len(),
+            g.streams.values().map(Stream::open_shard_count).sum(),
+        )
+    }
+
+    /// Applies a stream's `riffle:durability` tag (or the server default) to its log.
+    pub fn apply_durability(&self, key: &StreamKey) {
+        if let Some(s) = self.lock().streams.get(key) {
+            let mode = s
+                .tags
+                .get(DURABILITY_TAG)
+                .and_then(|v| riffle_log::Durability::parse(v))
+                .unwrap_or(self.cfg.durability);
+            s.log.set_durability(mode);
+        }
     }
 
     /// Writes (or deletes) the metadata of one stream.
@@ -396,7 +427,10 @@ impl Service {
         let touched = (!READ_ONLY.contains(&operation)).then(|| self.named_stream(ctx, &input));
         let out = ops::dispatch(self, ctx, operation, Value::Map(input)).await;
         match touched {
-            Some(Some(key)) => self.persist_stream(&key)?,
+            Some(Some(key)) => {
+                self.apply_durability(&key);
+                self.persist_stream(&key)?
+            }
             Some(None) => self.persist()?,
             None => {}
         }

@@ -38,9 +38,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let clock = SystemClock::new();
     let durability = match args.durability {
         DurabilityArg::Fsync => Durability::Fsync,
-        DurabilityArg::Interval => {
-            Durability::Interval(Duration::from_millis(args.sync_interval_ms.max(1)))
-        }
+        DurabilityArg::Interval => Durability::Interval,
         DurabilityArg::None => Durability::None,
     };
     let cfg = Config {
@@ -48,8 +46,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         status_delay_ms: args.status_delay_ms.max(0),
         shard_limit: args.shard_limit,
         throttle: args.throttle,
+        durability,
         ..Config::default()
     };
+    let mut disk_stats = None;
     let service = match args.storage {
         Storage::Memory => Service::new(
             cfg,
@@ -59,14 +59,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         Storage::Disk => {
             let started = std::time::Instant::now();
-            let engine: Arc<dyn LogEngine> = DiskEngine::open(
+            let disk = DiskEngine::open(
                 args.data_dir.join("streams"),
                 DiskConfig {
                     durability,
                     segment_bytes: args.segment_bytes,
+                    sync_interval: Duration::from_millis(args.sync_interval_ms.max(1)),
                 },
             )
             .with_context(|| format!("opening {}", args.data_dir.join("streams").display()))?;
+            disk_stats = Some(disk.stats.clone());
+            let engine: Arc<dyn LogEngine> = disk;
             let meta = RedbMeta::open(&args.data_dir.join("meta.redb")).map_err(|e| {
                 anyhow::anyhow!("opening {}: {e}", args.data_dir.join("meta.redb").display())
             })?;
@@ -124,6 +127,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         credentials,
         test_clock: args.test_clock.then(|| clock.clone()),
         default_region: args.region.clone(),
+        metrics: riffle_server::metrics::Metrics::with_disk(disk_stats),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -33,6 +33,7 @@ async fn start() -> Server {
         credentials: HashMap::new(),
         test_clock: None,
         default_region: "us-east-1".into(),
+        metrics: Default::default(),
     });
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();

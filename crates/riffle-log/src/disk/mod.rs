@@ -35,24 +35,17 @@ pub mod segment;
 
 use segment::Entry;
 
-/// When an acknowledged append is on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// `fdatasync` before every acknowledgement (the default).
-    Fsync,
-    /// Acknowledge after `write`; `fdatasync` every interval: a crash of the
-    /// machine (not of the process) loses at most that window.
-    Interval(Duration),
-    /// Never sync: for tests and throwaway data.
-    None,
-}
+pub use crate::Durability;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct DiskConfig {
+    /// The mode of logs that were not given one.
     pub durability: Durability,
     /// A segment is sealed and a new one started past this size.
     pub segment_bytes: u64,
+    /// How often logs in `interval` mode are synced.
+    pub sync_interval: Duration,
 }
 
 impl Default for DiskConfig {
@@ -60,6 +53,7 @@ impl Default for DiskConfig {
         DiskConfig {
             durability: Durability::Fsync,
             segment_bytes: 128 * 1024 * 1024,
+            sync_interval: Duration::from_millis(100),
         }
     }
 }
@@ -82,8 +76,8 @@ pub struct DiskEngine {
 }
 
 impl DiskEngine {
-    /// Opens (creating) the engine's directory. With interval durability a
-    /// background thread syncs dirty logs.
+    /// Opens (creating) the engine's directory. A background thread syncs
+    /// logs in interval mode that have unsynced writes.
     pub fn open(root: impl Into<PathBuf>, cfg: DiskConfig) -> io::Result<Arc<Self>> {
         let root = root.into();
         std::fs::create_dir_all(&root)?;
@@ -93,7 +87,8 @@ impl DiskEngine {
             logs: Mutex::new(HashMap::new()),
             stats: Arc::default(),
         });
-        if let Durability::Interval(every) = engine.cfg.durability {
+        {
+            let every = engine.cfg.sync_interval;
             let weak = Arc::downgrade(&engine);
             std::thread::Builder::new()
                 .name("riffle-flush".into())
@@ -221,6 +216,8 @@ struct Inner {
 /// One stream's log on disk.
 pub struct DiskLog {
     me: std::sync::Weak<DiskLog>,
+    /// The durability mode: 0 fsync, 1 interval, 2 none.
+    mode: std::sync::atomic::AtomicU8,
     dir: PathBuf,
     id: LogId,
     cfg: DiskConfig,
@@ -240,6 +237,7 @@ impl DiskLog {
         let inner = Self::recover(&dir, id, &stats)?;
         Ok(Arc::new_cyclic(|me| DiskLog {
             me: me.clone(),
+            mode: std::sync::atomic::AtomicU8::new(mode_byte(cfg.durability)),
             dir,
             id,
             cfg,
@@ -354,6 +352,14 @@ impl DiskLog {
         })
     }
 
+    fn mode(&self) -> Durability {
+        match self.mode.load(Ordering::Relaxed) {
+            0 => Durability::Fsync,
+            1 => Durability::Interval,
+            _ => Durability::None,
+        }
+    }
+
     /// Syncs unsynced writes (interval durability).
     fn flush(&self) {
         let file = {
@@ -453,7 +459,7 @@ impl DiskLog {
     ) -> Result<(u64, u64, Option<Arc<File>>), LogError> {
         let mut new_file = None;
         if let Some(entries) = roll {
-            if self.cfg.durability != Durability::Fsync {
+            if self.mode() != Durability::Fsync {
                 file.sync_data().map_err(io_err)?;
             }
             segment::write_index(&self.dir, seq, &entries).map_err(io_err)?;
@@ -466,7 +472,7 @@ impl DiskLog {
         }
         let res = file
             .write_all_at(&buf, len)
-            .and_then(|_| match self.cfg.durability {
+            .and_then(|_| match self.mode() {
                 Durability::Fsync => {
                     self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                     file.sync_data()
@@ -518,7 +524,7 @@ impl DiskLog {
                     seg.len = end;
                     seg.last_arrival = seg.last_arrival.max(last);
                 }
-                g.dirty |= self.cfg.durability != Durability::Fsync;
+                g.dirty |= self.mode() == Durability::Interval;
                 Ok(())
             }
             Err(e) => {
@@ -764,6 +770,18 @@ impl StreamLog for DiskLog {
 
     fn watch(&self) -> watch::Receiver<u64> {
         self.tip.subscribe()
+    }
+
+    fn set_durability(&self, d: Durability) {
+        self.mode.store(mode_byte(d), Ordering::Relaxed);
+    }
+}
+
+fn mode_byte(d: Durability) -> u8 {
+    match d {
+        Durability::Fsync => 0,
+        Durability::Interval => 1,
+        Durability::None => 2,
     }
 }
 

@@ -12,8 +12,8 @@ fn engine(dir: &Path, segment_bytes: u64) -> Arc<DiskEngine> {
     DiskEngine::open(
         dir,
         DiskConfig {
-            durability: Durability::Fsync,
             segment_bytes,
+            ..DiskConfig::default()
         },
     )
     .unwrap()

@@ -1,0 +1,95 @@
+//! `GET /metrics` in the Prometheus text format: request counts by operation
+//! and outcome, the log engine's counters, and stream gauges. Names follow
+//! `riffle_<thing>_<unit>[_total]`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use riffle_log::disk::DiskStats;
+
+/// Request counters, by (operation, `__type` or "ok").
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String), u64>>,
+    /// The disk engine's counters, when it is in use.
+    pub disk: Option<Arc<DiskStats>>,
+}
+
+impl Metrics {
+    pub fn with_disk(disk: Option<Arc<DiskStats>>) -> Self {
+        Metrics {
+            requests: Mutex::default(),
+            disk,
+        }
+    }
+
+    /// Counts one request of `operation` that ended as `outcome`.
+    pub fn request(&self, operation: &str, outcome: &str) {
+        let mut g = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *g.entry((operation.to_owned(), outcome.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// The exposition text; `streams` and `open_shards` are gauges.
+    pub fn render(&self, streams: usize, open_shards: usize) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP riffle_requests_total Kinesis API requests by operation and outcome.\n",
+        );
+        out.push_str("# TYPE riffle_requests_total counter\n");
+        for ((op, outcome), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "riffle_requests_total{{operation=\"{op}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(&mut out, "riffle_streams", "Streams.", streams as u64);
+        gauge(
+            &mut out,
+            "riffle_open_shards",
+            "Open shards.",
+            open_shards as u64,
+        );
+        if let Some(d) = &self.disk {
+            for (name, help, v) in [
+                (
+                    "riffle_log_syncs_total",
+                    "fdatasync calls made for commit cycles.",
+                    &d.syncs,
+                ),
+                (
+                    "riffle_log_corrupt_frames_total",
+                    "Frames found failing their checksum.",
+                    &d.corrupt_frames,
+                ),
+                (
+                    "riffle_log_torn_bytes_truncated_total",
+                    "Bytes of torn tails cut at recovery.",
+                    &d.torn_bytes_truncated,
+                ),
+                (
+                    "riffle_log_failed_writes_total",
+                    "Commit cycles whose write failed.",
+                    &d.failed_cycles,
+                ),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
+        }
+        out
+    }
+}
