@@ -48,27 +48,25 @@ impl SeqEncoder {
 
 /// `a + b` for decimal digit strings (`a` at least as long as `b`).
 fn add_decimal(a: &str, b: &[u8]) -> String {
-    let a = a.as_bytes();
-    let mut out = vec![0u8; a.len() + 1];
+    let mut out = a.as_bytes().to_vec();
     let mut carry = 0u8;
-    for i in 0..a.len() {
-        let da = a[a.len() - 1 - i] - b'0';
-        let db = if i < b.len() {
-            b[b.len() - 1 - i] - b'0'
-        } else {
-            0
-        };
-        let sum = da + db + carry;
-        out[a.len() - i] = b'0' + sum % 10;
+    let mut i = out.len();
+    for &db in b.iter().rev() {
+        i -= 1;
+        let sum = out[i] - b'0' + db - b'0' + carry;
+        out[i] = b'0' + sum % 10;
         carry = sum / 10;
     }
-    let start = if carry > 0 {
-        out[0] = b'0' + carry;
-        0
-    } else {
-        1
-    };
-    out[start..].iter().map(|&c| c as char).collect()
+    while carry > 0 && i > 0 {
+        i -= 1;
+        let sum = out[i] - b'0' + carry;
+        out[i] = b'0' + sum % 10;
+        carry = sum / 10;
+    }
+    if carry > 0 {
+        out.insert(0, b'0' + carry);
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The fields of a version-2 sequence number.

@@ -162,12 +162,16 @@ fn itoa(n: i64) -> String {
 pub fn epoch_seconds(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let frac = ms.rem_euclid(1000);
-    if frac == 0 {
-        secs.to_string()
-    } else {
-        let s = format!("{secs}.{frac:03}");
-        s.trim_end_matches('0').to_owned()
+    let mut s = secs.to_string();
+    if frac != 0 {
+        s.push('.');
+        let digits = [frac / 100, frac / 10 % 10, frac % 10];
+        let keep = if digits[2] != 0 { 3 } else if digits[1] != 0 { 2 } else { 1 };
+        for d in &digits[..keep] {
+            s.push((b'0' + *d as u8) as char);
+        }
     }
+    s
 }
 
 /// Appends `s` as a JSON string literal.
