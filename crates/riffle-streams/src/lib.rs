@@ -193,17 +193,41 @@ impl Service {
             let s = stored.with_log(log);
             streams.insert((s.region.clone(), s.name.clone()), s);
         }
+        let billing = meta
+            .get_server("account-settings")?
+            .and_then(|b| riffle_wire::json::decode(&b).ok())
+            .and_then(|v| {
+                shape::validate(&model::MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT, v).ok()
+            })
+            .map(|m| model::MinimumThroughputBillingCommitmentOutput::from_value(Value::Map(m)));
         let keys: Vec<StreamKey> = streams.keys().cloned().collect();
         let svc = Arc::new(Self::build(cfg, clock, engine, secret, meta, streams));
+        svc.lock().billing_commitment = billing;
         for key in &keys {
             svc.apply_durability(key);
         }
         Ok(svc)
     }
 
-    /// Writes the metadata of streams that changed, and forgets removed ones.
+    /// Writes the metadata of streams that changed, forgets removed ones, and
+    /// keeps the account settings.
     pub fn persist(&self) -> Result<()> {
         let g = self.lock();
+        if let Some(b) = &g.billing_commitment {
+            let bytes =
+                riffle_wire::json::encode(&riffle_wire::shape::IntoValue::into_value(b.clone()));
+            if self
+                .meta
+                .get_server("account-settings")
+                .map_err(KinesisError::Internal)?
+                .as_deref()
+                != Some(&bytes[..])
+            {
+                self.meta
+                    .put_server("account-settings", &bytes)
+                    .map_err(KinesisError::Internal)?;
+            }
+        }
         let put: Vec<(String, Vec<u8>)> = g
             .streams
             .values()

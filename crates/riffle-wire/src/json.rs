@@ -166,7 +166,13 @@ pub fn epoch_seconds(ms: i64) -> String {
     if frac != 0 {
         s.push('.');
         let digits = [frac / 100, frac / 10 % 10, frac % 10];
-        let keep = if digits[2] != 0 { 3 } else if digits[1] != 0 { 2 } else { 1 };
+        let keep = if digits[2] != 0 {
+            3
+        } else if digits[1] != 0 {
+            2
+        } else {
+            1
+        };
         for d in &digits[..keep] {
             s.push((b'0' + *d as u8) as char);
         }
