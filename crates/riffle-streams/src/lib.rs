@@ -83,6 +83,17 @@ pub struct State {
     pub billing_commitment: Option<model::MinimumThroughputBillingCommitmentOutput>,
 }
 
+impl State {
+    /// Open shards across a region's streams, for the account shard limit.
+    pub fn open_shards_in(&self, region: &str) -> usize {
+        self.streams
+            .values()
+            .filter(|s| s.region == region)
+            .map(Stream::open_shard_count)
+            .sum()
+    }
+}
+
 /// The Data Streams service.
 pub struct Service {
     pub cfg: Config,

@@ -156,20 +156,9 @@ pub async fn start_encryption(
     ctx: &Ctx,
     input: StartStreamEncryptionInput,
 ) -> Result<()> {
-    let account = svc.account().to_owned();
     require_kms(&input.encryption_type)?;
-    svc.with_stream(
-        ctx,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-        |s| {
-            require_active(s, &account)?;
-            s.encryption = Some(input.key_id);
-            s.encryption_changes.push((svc.now_ms(), true));
-            updating(svc, s);
-            Ok(())
-        },
-    )
+    let (name, arn) = (input.stream_name.as_deref(), input.stream_arn.as_deref());
+    set_encryption(svc, ctx, name, arn, Some(input.key_id.clone()))
 }
 
 pub async fn stop_encryption(
@@ -177,20 +166,32 @@ pub async fn stop_encryption(
     ctx: &Ctx,
     input: StopStreamEncryptionInput,
 ) -> Result<()> {
-    let account = svc.account().to_owned();
     require_kms(&input.encryption_type)?;
-    svc.with_stream(
+    set_encryption(
+        svc,
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
-        |s| {
-            require_active(s, &account)?;
-            s.encryption = None;
-            s.encryption_changes.push((svc.now_ms(), false));
-            updating(svc, s);
-            Ok(())
-        },
+        None,
     )
+}
+
+/// Switches server-side encryption on (with a key) or off.
+fn set_encryption(
+    svc: &Service,
+    ctx: &Ctx,
+    name: Option<&str>,
+    arn: Option<&str>,
+    key: Option<String>,
+) -> Result<()> {
+    let account = svc.account().to_owned();
+    svc.with_stream(ctx, name, arn, |s| {
+        require_active(s, &account)?;
+        s.encryption_changes.push((svc.now_ms(), key.is_some()));
+        s.encryption = key;
+        updating(svc, s);
+        Ok(())
+    })
 }
 
 pub async fn update_stream_mode(

@@ -230,12 +230,7 @@ pub async fn split_shard(svc: &Service, ctx: &Ctx, input: SplitShardInput) -> Re
     )?;
     let index = shard_index(&input.shard_to_split, &key.1, &account)?;
     let mut g = svc.lock();
-    let open: usize = g
-        .streams
-        .values()
-        .filter(|s| s.region == key.0)
-        .map(Stream::open_shard_count)
-        .sum();
+    let open: usize = g.open_shards_in(&key.0);
     let s = g
         .streams
         .get_mut(&key)
@@ -334,12 +329,7 @@ pub async fn update_shard_count(
         input.stream_arn.as_deref(),
     )?;
     let mut g = svc.lock();
-    let open_all: usize = g
-        .streams
-        .values()
-        .filter(|s| s.region == key.0)
-        .map(Stream::open_shard_count)
-        .sum();
+    let open_all: usize = g.open_shards_in(&key.0);
     let s = g
         .streams
         .get_mut(&key)

@@ -60,12 +60,7 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
             input.stream_name
         )));
     }
-    let open: usize = g
-        .streams
-        .values()
-        .filter(|s| s.region == ctx.region)
-        .map(Stream::open_shard_count)
-        .sum();
+    let open: usize = g.open_shards_in(&ctx.region);
     if open + count as usize > svc.cfg.shard_limit as usize || count > limits::MAX_SHARDS_PER_STREAM
     {
         return Err(Msg::shard_limit(
