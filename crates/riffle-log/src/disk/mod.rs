@@ -155,10 +155,23 @@ struct FrameRef {
     e: Entry,
 }
 
+/// What one segment holds of one shard.
+#[derive(Debug, Clone, Copy)]
+struct SegSpan {
+    seg: u64,
+    end_offset: u64,
+    max_arrival: i64,
+}
+
+/// A shard's index: a span per segment, and the frames of the active
+/// segment. Frames of sealed segments are read from their index files when
+/// a read needs them (a few are cached), so memory does not grow with the
+/// data kept.
 struct ShardState {
     next_offset: u64,
     settled: u64,
-    frames: VecDeque<FrameRef>,
+    spans: VecDeque<SegSpan>,
+    active: Vec<Entry>,
 }
 
 impl Default for ShardState {
@@ -166,10 +179,34 @@ impl Default for ShardState {
         ShardState {
             next_offset: 1,
             settled: 1,
-            frames: VecDeque::new(),
+            spans: VecDeque::new(),
+            active: Vec::new(),
         }
     }
 }
+
+impl ShardState {
+    fn note(&mut self, seg: u64, e: &Entry) {
+        let end = e.first_offset + u64::from(e.count);
+        match self.spans.back_mut() {
+            Some(span) if span.seg == seg => {
+                span.end_offset = span.end_offset.max(end);
+                span.max_arrival = span.max_arrival.max(e.last_arrival);
+            }
+            _ => self.spans.push_back(SegSpan {
+                seg,
+                end_offset: end,
+                max_arrival: e.last_arrival,
+            }),
+        }
+    }
+}
+
+/// Sealed segments' frames by shard, as read from their index files.
+type SealedIndex = Arc<HashMap<u32, Vec<Entry>>>;
+
+/// Sealed indexes kept in memory at once.
+const SEALED_CACHE: usize = 16;
 
 struct Segment {
     file: Arc<File>,
@@ -203,8 +240,6 @@ struct Inner {
     shards: HashMap<u32, ShardState>,
     segments: BTreeMap<u64, Segment>,
     active: u64,
-    /// Frames of the active segment, for its index file at sealing.
-    active_entries: Vec<Entry>,
     pending: Cycle,
     writing: bool,
     dirty: bool,
@@ -224,6 +259,7 @@ pub struct DiskLog {
     stats: Arc<DiskStats>,
     inner: Mutex<Inner>,
     tip: watch::Sender<u64>,
+    sealed: Mutex<BTreeMap<u64, SealedIndex>>,
 }
 
 impl DiskLog {
@@ -244,6 +280,7 @@ impl DiskLog {
             stats,
             inner: Mutex::new(inner),
             tip: watch::channel(0).0,
+            sealed: Mutex::new(BTreeMap::new()),
         }))
     }
 
@@ -259,7 +296,6 @@ impl DiskLog {
             s.next_offset = s.next_offset.max(next);
         }
         let mut segments = BTreeMap::new();
-        let mut active_entries = Vec::new();
         let mut last_arrival = 0;
         for (i, &seq) in seqs.iter().enumerate() {
             let last = i + 1 == seqs.len();
@@ -304,13 +340,13 @@ impl DiskLog {
                 }
                 let s = shards.entry(e.shard).or_default();
                 s.next_offset = s.next_offset.max(e.first_offset + u64::from(e.count));
-                s.frames.push_back(FrameRef { seg: seq, e: *e });
+                s.note(seq, e);
+                if last {
+                    s.active.push(*e);
+                }
                 seg_last = seg_last.max(e.last_arrival);
             }
             last_arrival = last_arrival.max(seg_last);
-            if last {
-                active_entries = entries;
-            }
             segments.insert(
                 seq,
                 Segment {
@@ -342,7 +378,6 @@ impl DiskLog {
             shards,
             segments,
             active,
-            active_entries,
             pending: Cycle::new(),
             writing: false,
             dirty: false,
@@ -399,7 +434,16 @@ impl DiskLog {
                     }
                 };
                 let roll = len > segment::SEG_HEADER && len >= self.cfg.segment_bytes;
-                let sealed = roll.then(|| std::mem::take(&mut g.active_entries));
+                // The sealed segment's index: every shard's frames, in file order.
+                let sealed = roll.then(|| {
+                    let mut all: Vec<Entry> = g
+                        .shards
+                        .values()
+                        .flat_map(|s| s.active.iter().copied())
+                        .collect();
+                    all.sort_unstable_by_key(|e| e.pos);
+                    all
+                });
                 (cycle, file, seq, len, sealed)
             };
             let mut buf = Vec::new();
@@ -480,8 +524,11 @@ impl DiskLog {
                 _ => Ok(()),
             });
         if let Err(e) = res {
-            // Nothing of this cycle may survive: cut the file back.
-            if let Err(t) = file.set_len(len) {
+            // Nothing of this cycle may survive: cut the file back, and drop
+            // a segment this cycle created (the next cycle rolls again).
+            if new_file.is_some() {
+                let _ = std::fs::remove_file(segment::seg_path(&self.dir, seq));
+            } else if let Err(t) = file.set_len(len) {
                 tracing::error!(dir = %self.dir.display(), error = %t, "could not truncate a failed write");
             }
             return Err(io_err(e));
@@ -508,6 +555,10 @@ impl DiskLog {
                         },
                     );
                     g.active = seq;
+                    // The sealed segment's frames now live in its index file.
+                    for s in g.shards.values_mut() {
+                        s.active.clear();
+                    }
                 }
                 let mut end = base;
                 let mut last = 0;
@@ -517,8 +568,8 @@ impl DiskLog {
                     last = last.max(e.last_arrival);
                     let s = g.shards.entry(e.shard).or_default();
                     s.settled = s.settled.max(e.first_offset + u64::from(e.count));
-                    s.frames.push_back(FrameRef { seg: seq, e });
-                    g.active_entries.push(e);
+                    s.note(seq, &e);
+                    s.active.push(e);
                 }
                 if let Some(seg) = g.segments.get_mut(&seq) {
                     seg.len = end;
@@ -542,6 +593,38 @@ impl DiskLog {
         drop(g);
         cycle.done.send_replace(Some(outcome));
         self.tip.send_replace(n);
+    }
+
+    /// A sealed segment's frames by shard: cached, else read from its index
+    /// file, else rebuilt from the segment (and the index file rewritten).
+    fn sealed_frames(&self, seg: u64, file: Option<&Arc<File>>) -> Option<SealedIndex> {
+        if let Some(m) = lock(&self.sealed).get(&seg) {
+            return Some(m.clone());
+        }
+        let entries = match segment::read_index(&self.dir, seg) {
+            Some(e) => e,
+            None => {
+                let file = file?;
+                let len = file.metadata().ok()?.len();
+                let scan = segment::scan(file, len).ok()?;
+                tracing::warn!(dir = %self.dir.display(), seg, "rebuilt a missing or damaged index file");
+                let _ = segment::write_index(&self.dir, seg, &scan.entries);
+                scan.entries
+            }
+        };
+        let mut by_shard: HashMap<u32, Vec<Entry>> = HashMap::new();
+        for e in entries {
+            by_shard.entry(e.shard).or_default().push(e);
+        }
+        let m: SealedIndex = Arc::new(by_shard);
+        let mut cache = lock(&self.sealed);
+        if cache.len() >= SEALED_CACHE {
+            if let Some(&oldest) = cache.keys().next() {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(seg, m.clone());
+        Some(m)
     }
 
     /// Reads a frame's bytes and checks them.
@@ -617,7 +700,7 @@ impl StreamLog for DiskLog {
     }
 
     fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
-        let (frames, files) = {
+        let (spans, active_seq, active, files) = {
             let g = lock(&self.inner);
             let Some(s) = g.shards.get(&shard) else {
                 return Ok(ReadBatch {
@@ -625,32 +708,56 @@ impl StreamLog for DiskLog {
                     next_position: from,
                 });
             };
+            let spans: Vec<SegSpan> = s
+                .spans
+                .iter()
+                .filter(|sp| sp.end_offset > from)
+                .copied()
+                .collect();
             let start = s
-                .frames
-                .partition_point(|f| f.e.first_offset + u64::from(f.e.count) <= from);
-            let mut picked = Vec::new();
-            let mut records = 0usize;
-            let mut bytes = 0usize;
-            for f in s.frames.range(start..) {
+                .active
+                .partition_point(|e| e.first_offset + u64::from(e.count) <= from);
+            let active: Vec<Entry> = s.active[start..]
+                .iter()
+                .take(limits.max_records.min(4096))
+                .copied()
+                .collect();
+            let files: HashMap<u64, Arc<File>> = spans
+                .iter()
+                .filter_map(|sp| g.segments.get(&sp.seg).map(|x| (sp.seg, x.file.clone())))
+                .collect();
+            (spans, g.active, active, files)
+        };
+        let mut frames = Vec::new();
+        let mut records = 0usize;
+        let mut bytes = 0usize;
+        'spans: for sp in &spans {
+            let sealed;
+            let entries: &[Entry] = if sp.seg == active_seq {
+                &active
+            } else {
+                sealed = self.sealed_frames(sp.seg, files.get(&sp.seg));
+                sealed
+                    .as_ref()
+                    .and_then(|m| m.get(&shard))
+                    .map_or(&[], Vec::as_slice)
+            };
+            let start = entries.partition_point(|e| e.first_offset + u64::from(e.count) <= from);
+            for e in &entries[start..] {
                 if records >= limits.max_records || (bytes >= limits.max_bytes && records > 0) {
-                    break;
+                    break 'spans;
                 }
-                let end = f.e.first_offset + u64::from(f.e.count);
-                records += (end - from.max(f.e.first_offset)) as usize;
+                let end = e.first_offset + u64::from(e.count);
+                records += (end - from.max(e.first_offset)) as usize;
                 // A lower bound of the keys and data wanted from the frame:
                 // each record costs at most 30 bytes of varints and delta.
-                if f.e.first_offset >= from {
+                if e.first_offset >= from {
                     bytes +=
-                        (f.e.size as usize).saturating_sub(frame::HEADER + 30 * f.e.count as usize);
+                        (e.size as usize).saturating_sub(frame::HEADER + 30 * e.count as usize);
                 }
-                picked.push(*f);
+                frames.push(FrameRef { seg: sp.seg, e: *e });
             }
-            let files: HashMap<u64, Arc<File>> = picked
-                .iter()
-                .filter_map(|f| g.segments.get(&f.seg).map(|s| (f.seg, s.file.clone())))
-                .collect();
-            (picked, files)
-        };
+        }
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut next = from;
@@ -706,33 +813,52 @@ impl StreamLog for DiskLog {
     }
 
     fn seek_time(&self, shard: u32, ms: i64) -> u64 {
-        let (frame, file, next) = {
+        let (span, active_seq, active, file, next) = {
             let g = lock(&self.inner);
             let Some(s) = g.shards.get(&shard) else {
                 return 1;
             };
-            let i = s.frames.partition_point(|f| f.e.last_arrival < ms);
-            match s.frames.get(i) {
-                None => return s.settled,
-                Some(f) => (
-                    *f,
-                    g.segments.get(&f.seg).map(|x| x.file.clone()),
-                    s.settled,
-                ),
-            }
+            let Some(span) = s.spans.iter().find(|sp| sp.max_arrival >= ms).copied() else {
+                return s.settled;
+            };
+            let active = if span.seg == g.active {
+                s.active.clone()
+            } else {
+                Vec::new()
+            };
+            (
+                span,
+                g.active,
+                active,
+                g.segments.get(&span.seg).map(|x| x.file.clone()),
+                s.settled,
+            )
         };
-        if frame.e.base_arrival >= ms {
-            return frame.e.first_offset;
+        let sealed;
+        let entries: &[Entry] = if span.seg == active_seq {
+            &active
+        } else {
+            sealed = self.sealed_frames(span.seg, file.as_ref());
+            sealed
+                .as_ref()
+                .and_then(|m| m.get(&shard))
+                .map_or(&[], Vec::as_slice)
+        };
+        let Some(e) = entries.iter().find(|e| e.last_arrival >= ms).copied() else {
+            return next;
+        };
+        if e.base_arrival >= ms {
+            return e.first_offset;
         }
         let Some(file) = file else { return next };
-        match self.load(&file, &frame) {
+        match self.load(&file, &FrameRef { seg: span.seg, e }) {
             Ok(recs) => recs
                 .iter()
                 .position(|r| r.arrival_ms >= ms)
-                .map_or(frame.e.first_offset + u64::from(frame.e.count), |i| {
-                    frame.e.first_offset + i as u64
+                .map_or(e.first_offset + u64::from(e.count), |i| {
+                    e.first_offset + i as u64
                 }),
-            Err(_) => frame.e.first_offset,
+            Err(_) => e.first_offset,
         }
     }
 
@@ -754,13 +880,14 @@ impl StreamLog for DiskLog {
             }
             let first_kept = g.segments.keys().next().copied().unwrap_or(u64::MAX);
             for s in g.shards.values_mut() {
-                while s.frames.front().is_some_and(|f| f.seg < first_kept) {
-                    s.frames.pop_front();
+                while s.spans.front().is_some_and(|sp| sp.seg < first_kept) {
+                    s.spans.pop_front();
                 }
             }
             doomed
         };
         for seq in doomed {
+            lock(&self.sealed).remove(&seq);
             let _ = std::fs::remove_file(segment::idx_path(&self.dir, seq));
             if let Err(e) = std::fs::remove_file(segment::seg_path(&self.dir, seq)) {
                 tracing::warn!(dir = %self.dir.display(), seq, error = %e, "could not delete an expired segment");
