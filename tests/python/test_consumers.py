@@ -57,7 +57,7 @@ def test_register_duplicate_consumer(kinesis, stream):
     kinesis.register_stream_consumer(StreamARN=arn(name), ConsumerName="dup")
     with pytest.raises(kinesis.exceptions.ResourceInUseException) as e:
         kinesis.register_stream_consumer(StreamARN=arn(name), ConsumerName="dup")
-    # AWS wording not captured (facts §7); this is Riffle's text.
+    # AWS wording not captured (docs/aws-behaviour.md §7); this is Riffle's text.
     assert error_of(e) == ("ResourceInUseException", f"Consumer dup under stream {name} already exists for account {ACCOUNT}.", 400)
 
 
@@ -187,7 +187,7 @@ def test_second_subscription_is_resource_in_use(server, stream):
     time.sleep(1)  # one call per second per consumer and shard
     with pytest.raises(client.exceptions.ResourceInUseException) as e:
         subscribe(client, consumer, Type="LATEST")
-    # facts §4.16: a second subscription while one is active is ResourceInUse;
+    # docs/aws-behaviour.md §4.16: a second subscription while one is active is ResourceInUse;
     # AWS's text is not captured, this is Riffle's.
     assert error_of(e) == (
         "ResourceInUseException",

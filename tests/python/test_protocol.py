@@ -80,7 +80,7 @@ def test_non_post_is_access_denied_xml(server, method):
 
 
 def test_invalid_content_type(server):
-    # facts §2.2 step 7: no usable target -> 403 AccessDenied XML; valid target -> 404.
+    # docs/aws-behaviour.md §2.2 step 7: no usable target -> 403 AccessDenied XML; valid target -> 404.
     assert raw(server.endpoint, b"{}", {"Content-Type": "application/x-amz-json-1.0"})[::2] == (403, ACCESS_DENIED)
     status, _, data = raw(server.endpoint, b"{}", {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": op("ListStreams")})
     assert (status, data) == (404, b"<UnknownOperationException/>\n")
@@ -89,7 +89,7 @@ def test_invalid_content_type(server):
 
 
 def test_plain_application_json_is_unknown_operation(server):
-    # facts §2.2 step 9: Content-Type application/json with a JSON object -> 404 Coral envelope.
+    # docs/aws-behaviour.md §2.2 step 9: Content-Type application/json with a JSON object -> 404 Coral envelope.
     status, _, data = raw(server.endpoint, b"{}", {"Content-Type": "application/json", "X-Amz-Target": op("ListStreams")})
     assert (status, json.loads(data)) == (404, {"Output": {"__type": "com.amazon.coral.service#UnknownOperationException"}, "Version": "1.0"})
 
@@ -229,6 +229,6 @@ def test_auth_incomplete_signature(auth_server):
 
 
 def test_auth_checked_after_framing(auth_server):
-    # facts §3: empty bodies and unknown operations are answered before auth.
+    # docs/aws-behaviour.md §3: empty bodies and unknown operations are answered before auth.
     assert_json_error(call(auth_server.endpoint, op("ListStreams"), b""), 400, {"__type": "SerializationException"})
     assert_json_error(call(auth_server.endpoint, op("Nope"), {}), 400, {"__type": "UnknownOperationException"})

@@ -164,7 +164,7 @@ def test_put_records_501_is_validation_error(server, stream):
         raw.put_records(StreamName=name, Records=[{"Data": b"x", "PartitionKey": "k"}] * 501)
     code, message, status = error_of(e)
     assert (code, status) == ("ValidationException", 400)
-    # facts.md §1.3: a list of structures is rendered with Java's toString.
+    # docs/aws-behaviour.md §1.3: a list of structures is rendered with Java's toString.
     entry = r"com\.amazonaws\.kinesis\.v20131202\.PutRecordsRequestEntry@[0-9a-f]+"
     assert re.fullmatch(
         rf"1 validation error detected: Value '\[{entry}(, {entry}){{500}}\]' at 'records' failed to satisfy constraint: "
@@ -179,7 +179,7 @@ def test_put_records_over_5_mib_is_refused(kinesis, stream):
     records = [{"Data": mib, "PartitionKey": k} for k in "abcde"]  # 5 MiB of data + 5 bytes of keys
     with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
         kinesis.put_records(StreamName=name, Records=records)
-    # AWS wording not captured (facts §4.7 quotes moto); this is Riffle's text.
+    # AWS wording not captured (docs/aws-behaviour.md §4.7 quotes moto); this is Riffle's text.
     assert error_of(e) == ("InvalidArgumentException", "Records size exceeds 5 MB limit. Records size: 5242885 bytes.", 400)
     # Exactly 5 MiB including partition keys is accepted.
     records[-1] = {"Data": mib[:-5], "PartitionKey": "e"}
@@ -422,7 +422,7 @@ def test_get_shard_iterator_validation_messages(server):
     raw = server.client(parameter_validation=False)
     with pytest.raises(raw.exceptions.ClientError) as e:
         raw.get_shard_iterator(StreamName="", ShardIteratorType="", ShardId="", StartingSequenceNumber="")
-    # facts §1.6 (captured): field order shardId, shardIteratorType, startingSequenceNumber,
+    # docs/aws-behaviour.md §1.6 (captured): field order shardId, shardIteratorType, startingSequenceNumber,
     # streamName; the enum in AWS's own order.
     assert error_of(e) == (
         "ValidationException",
@@ -444,7 +444,7 @@ def test_put_records_validation_errors_capped_at_ten(server):
         raw.put_records(StreamName="s", Records=[{"Data": b"", "PartitionKey": ""}] * 501)
     code, message, status = error_of(e)
     assert (code, status) == ("ValidationException", 400)
-    # facts §1.1 (captured): the records length error plus records.1..9 partition keys.
+    # docs/aws-behaviour.md §1.1 (captured): the records length error plus records.1..9 partition keys.
     parts = message.split("; ")
     assert parts[0].startswith("10 validation errors detected: Value '[")
     assert parts[0].endswith("' at 'records' failed to satisfy constraint: Member must have length less than or equal to 500")
@@ -457,7 +457,7 @@ def test_put_records_validation_errors_capped_at_ten(server):
 def test_creating_stream_refuses_records(kinesis):
     name = unique()
     kinesis.create_stream(StreamName=name, ShardCount=1)
-    # facts §4.0: while CREATING, writes see no stream and iterators no shard.
+    # docs/aws-behaviour.md §4.0: while CREATING, writes see no stream and iterators no shard.
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException) as e:
         kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
     assert error_of(e) == ("ResourceNotFoundException", f"Stream {name} under account {ACCOUNT} not found.", 400)

@@ -182,7 +182,7 @@ def test_update_shard_count_limits(kinesis, stream):
     one = stream(1)
     with pytest.raises(kinesis.exceptions.LimitExceededException) as e:
         kinesis.update_shard_count(StreamName=one, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
-    # Real AWS wording (facts §4.14, CDK doc quote): no comma before "Target".
+    # Real AWS wording (docs/aws-behaviour.md §4.14, CDK doc quote): no comma before "Target".
     assert error_of(e) == (
         "LimitExceededException",
         "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: 1 Target shard count: 3",

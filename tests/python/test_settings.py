@@ -83,7 +83,7 @@ INVALID_TAGS = (
 )
 
 
-# facts §4.10: ";" "," tab and newline are all invalid.
+# docs/aws-behaviour.md §4.10: ";" "," tab and newline are all invalid.
 @pytest.mark.parametrize("tags", [{"a;b": "v"}, {"k": "a,b"}, {"tab\tkey": "v"}, {"k": "new\nline"}], ids=["semicolon", "comma", "tab", "newline"])
 def test_invalid_tag_characters(kinesis, stream, tags):
     name = stream(1)
@@ -120,7 +120,7 @@ def test_too_many_tags(kinesis, stream):
     kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i:02d}": "v" for i in range(50)})
     with pytest.raises(kinesis.exceptions.ClientError) as e:
         kinesis.add_tags_to_stream(StreamName=name, Tags={"one-more": "v"})
-    # facts §4.10: AWS keeps the stale "10" in the text.
+    # docs/aws-behaviour.md §4.10: AWS keeps the stale "10" in the text.
     assert error_of(e) == (
         "InvalidArgumentException",
         f"Failed to add tags to stream {name} under account {ACCOUNT} because a given stream cannot have more than 50 tags associated with it.",
@@ -341,7 +341,7 @@ def test_update_stream_warm_throughput(kinesis, stream):
     prov = stream(1)
     with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
         kinesis.update_stream_warm_throughput(StreamName=prov, WarmThroughputMiBps=100)
-    # AWS wording unknown (facts §4.20 quotes kinesis-mock); this is Riffle's text.
+    # AWS wording unknown (docs/aws-behaviour.md §4.20 quotes kinesis-mock); this is Riffle's text.
     assert error_of(e) == (
         "InvalidArgumentException",
         f"Stream {prov} under account {ACCOUNT} is not in ON_DEMAND mode. Warm throughput can only be configured for ON_DEMAND streams.",

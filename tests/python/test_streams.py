@@ -15,7 +15,7 @@ def arn(name):
 
 
 def even_ranges(n):
-    """AWS's even split of the hash space over n shards (facts §4.1)."""
+    """AWS's even split of the hash space over n shards (docs/aws-behaviour.md §4.1)."""
     step = MAX // n
     return [
         {"StartingHashKey": str(i * step), "EndingHashKey": str(MAX - 1 if i == n - 1 else (i + 1) * step - 1)}
@@ -76,7 +76,7 @@ def test_create_provisioned_stream_describes_fully(kinesis, stream):
     starts = [int(s["SequenceNumberRange"]["StartingSequenceNumber"]) for s in shards]
     assert all(len(s["SequenceNumberRange"]["StartingSequenceNumber"]) == 56 for s in shards)
     assert [list(s["SequenceNumberRange"]) for s in shards] == [["StartingSequenceNumber"]] * 2
-    # Shards created together differ by 2^144 + 16 (facts §5.1).
+    # Shards created together differ by 2^144 + 16 (docs/aws-behaviour.md §5.1).
     assert starts[1] - starts[0] == 2**144 + 16
 
 
@@ -187,7 +187,7 @@ def test_delete_stream_with_consumers_needs_enforce(kinesis, stream):
     kinesis.register_stream_consumer(StreamARN=arn(name), ConsumerName="c1")
     with pytest.raises(kinesis.exceptions.ResourceInUseException) as e:
         kinesis.delete_stream(StreamName=name)
-    # AWS's wording is not captured in facts.md (§7); this is Riffle's text.
+    # AWS's wording is not captured in docs/aws-behaviour.md (§7); this is Riffle's text.
     assert error_of(e) == (
         "ResourceInUseException",
         f"Stream {name} under account {ACCOUNT} has registered consumers. Deregister them or set EnforceConsumerDeletion to true.",
