@@ -1,5 +1,6 @@
 """Raw HTTP: routing, framing and serialization errors, request ids, and
 SigV4 authentication."""
+import base64
 import http.client
 import json
 import re
@@ -172,6 +173,9 @@ def test_request_id_on_every_response(server):
     assert [bool(UUID.match(i)) for i in ids] == [True] * len(responses), ids
     assert len(set(ids)) == len(ids)
     assert [s for s, _, _ in responses] == [200, 400, 400, 400, 400, 403, 404]
+    # x-amz-id-2: 72 random bytes in base64, as AWS sends it.
+    id2 = [base64.b64decode(headers.get("x-amz-id-2", "")) for _, headers, _ in responses]
+    assert [len(b) for b in id2] == [72] * len(responses)
 
 
 # ------------------------------------------------------------------------ auth

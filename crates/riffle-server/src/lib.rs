@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -44,6 +45,16 @@ pub struct App {
     pub metrics: metrics::Metrics,
 }
 
+/// AWS's `x-amz-id-2`: 72 random bytes in base64.
+fn amz_id_2() -> String {
+    let mut b = [0u8; 72];
+    for chunk in b.chunks_mut(16) {
+        let r = *uuid::Uuid::new_v4().as_bytes();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
 fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -52,7 +63,7 @@ fn base(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
         .header("x-amzn-RequestId", request_id())
-        .header("x-amz-id-2", uuid::Uuid::new_v4().simple().to_string())
+        .header("x-amz-id-2", amz_id_2())
 }
 
 fn xml(status: StatusCode, name: &str, message: Option<&str>) -> Response<Body> {
