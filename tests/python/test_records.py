@@ -484,3 +484,46 @@ def test_get_records_after_stream_deleted(kinesis):
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException) as e:
         kinesis.get_records(ShardIterator=it)
     assert error_of(e) == ("ResourceNotFoundException", f"Shard {sid(0)} in stream {name} under account {ACCOUNT} does not exist", 400)
+
+
+def test_cbor_subscribe_to_shard_event_stream(server, kinesis, stream):
+    """SubscribeToShard as the Java SDK speaks it: CBOR request, event-stream
+    frames whose payloads are CBOR, timestamps as tag 1 epoch milliseconds."""
+    from botocore.eventstream import EventStreamBuffer
+
+    name = stream(1)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="java")["Consumer"]["ConsumerARN"]
+    deadline = time.time() + 10
+    while kinesis.describe_stream_consumer(ConsumerARN=consumer)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    put = kinesis.put_record(StreamName=name, Data=b"\x00cbor\xff", PartitionKey="k")
+    body = cbor2.dumps({"ConsumerARN": consumer, "ShardId": sid(0), "StartingPosition": {"Type": "TRIM_HORIZON"}})
+    headers = {"Content-Type": "application/x-amz-cbor-1.1", "X-Amz-Target": "Kinesis_20131202.SubscribeToShard"}
+    req = AWSRequest(method="POST", url=server.endpoint + "/", data=body, headers=headers)
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kinesis", REGION).add_auth(req)
+    r = urllib.request.urlopen(urllib.request.Request(server.endpoint + "/", data=body, headers=dict(req.headers.items()), method="POST"), timeout=10)
+    assert r.headers["Content-Type"] == "application/vnd.amazon.eventstream"
+    buf = EventStreamBuffer()
+    messages = []
+    while len(messages) < 2:
+        chunk = r.read1(65536)
+        assert chunk, "stream ended early"
+        buf.add_data(chunk)
+        messages += list(buf)
+    r.close()
+    first, second = messages[0], messages[1]
+    assert (first.headers[":event-type"], first.headers[":content-type"], cbor2.loads(first.payload)) == (
+        "initial-response",
+        "application/x-amz-cbor-1.1",
+        {},
+    )
+    assert second.headers[":event-type"] == "SubscribeToShardEvent"
+    event = cbor2.loads(second.payload, semantic_decoders={1: lambda value, _immutable: cbor2.CBORTag(1, value)})
+    [rec] = event["Records"]
+    ts = rec.pop("ApproximateArrivalTimestamp")
+    assert rec == {"SequenceNumber": put["SequenceNumber"], "Data": b"\x00cbor\xff", "PartitionKey": "k"}
+    assert isinstance(ts, cbor2.CBORTag) and ts.tag == 1 and isinstance(ts.value, int)
+    assert event["ContinuationSequenceNumber"] == put["SequenceNumber"]
+    assert event["MillisBehindLatest"] == 0
