@@ -155,3 +155,28 @@ def test_metadata_survives_restart(start_server):
     # Numbering goes on: the next record of the shard follows the first.
     again = k.put_record(StreamName=name, Data=b"after", PartitionKey="a")
     assert again["ShardId"] == put["ShardId"] and int(again["SequenceNumber"]) > int(put["SequenceNumber"])
+
+
+def test_shutdown_ends_open_subscriptions(start_server):
+    import signal
+    import threading
+    import time as _time
+
+    s = start_server("--status-delay-ms", "0")
+    k = s.client()
+    name = unique()
+    k.create_stream(StreamName=name, ShardCount=1)
+    arn = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = k.register_stream_consumer(StreamARN=arn, ConsumerName="c")["Consumer"]["ConsumerARN"]
+    events = k.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000", StartingPosition={"Type": "LATEST"})["EventStream"]
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(events), daemon=True)
+    reader.start()
+    _time.sleep(1.5)
+    started = _time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=10) == 0
+    assert _time.time() - started < 3, "shutdown waited for the subscription"
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert all("SubscribeToShardEvent" in e for e in seen) and len(seen) >= 1

@@ -105,6 +105,8 @@ pub struct Service {
     meta: Box<dyn meta::MetaStore>,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
+    /// Set when the server stops: subscriptions end instead of holding it up.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// Operations that never change metadata.
@@ -173,6 +175,7 @@ impl Service {
             meta,
             throttle: ops::throttle::Throttle::default(),
             subscriptions: subscribe::Subscriptions::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -270,6 +273,16 @@ impl Service {
             return names::parse_stream_arn(arn).map(|a| (a.region, a.name));
         }
         self.key(ctx, text("StreamName"), text("StreamARN")).ok()
+    }
+
+    /// Ends every subscription (after its current event) so a stopping
+    /// server is not held up by five-minute streams.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     /// Streams and open shards, for metrics.

@@ -189,12 +189,17 @@ impl Service {
                 if tx.send(Event::Records(event)).await.is_err()
                     || ended
                     || svc.now_ms() >= deadline
+                    || svc.is_shutting_down()
                 {
                     return;
                 }
                 if !had_records {
                     let mut watch = watch;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), watch.changed()).await;
+                    let mut stop = svc.shutdown.subscribe();
+                    tokio::select! {
+                        _ = tokio::time::timeout(Duration::from_secs(1), watch.changed()) => {}
+                        _ = stop.wait_for(|s| *s) => {}
+                    }
                 }
             }
         });

@@ -145,10 +145,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.tls_listen {
         listeners.push(tls_listener(&args, addr).await?);
     }
+    let stopping = app.streams.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    };
     riffle_server::serve(
         listeners,
         app,
-        shutdown_signal(),
+        shutdown,
         Duration::from_secs(args.shutdown_grace_secs),
     )
     .await?;
