@@ -180,3 +180,17 @@ def test_shutdown_ends_open_subscriptions(start_server):
     reader.join(timeout=5)
     assert not reader.is_alive()
     assert all("SubscribeToShardEvent" in e for e in seen) and len(seen) >= 1
+
+
+def test_page_sizes_are_capped_as_aws_documents(start_server):
+    s = start_server("--status-delay-ms", "0")
+    k = s.client()
+    for i in range(101):
+        k.create_stream(StreamName=f"cap-{i:03d}", ShardCount=1)
+    page = k.list_streams(Limit=10000)
+    assert (len(page["StreamNames"]), page["HasMoreStreams"]) == (100, True)
+    k.create_stream(StreamName="wide", ShardCount=1001)
+    shards = k.list_shards(StreamName="wide", MaxResults=10000)
+    assert len(shards["Shards"]) == 1000 and "NextToken" in shards
+    rest = k.list_shards(NextToken=shards["NextToken"])
+    assert [sh["ShardId"] for sh in rest["Shards"]] == ["shardId-000000001000"]

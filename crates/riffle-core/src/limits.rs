@@ -36,7 +36,7 @@ pub const MAX_CONSUMERS: usize = 20;
 pub const MAX_SCALINGS_PER_DAY: usize = 10;
 /// SubscribeToShard subscriptions last this long.
 pub const SUBSCRIPTION_TTL_MS: i64 = 300_000;
-/// Default page sizes.
+/// Default page sizes; larger requested pages are capped to them.
 pub const LIST_STREAMS_DEFAULT: usize = 100;
 pub const LIST_SHARDS_DEFAULT: usize = 1000;
 pub const LIST_CONSUMERS_DEFAULT: usize = 100;

@@ -193,7 +193,9 @@ pub async fn list(
     };
     let limit = input
         .max_results
-        .map_or(limits::LIST_CONSUMERS_DEFAULT, |m| m as usize);
+        .map_or(limits::LIST_CONSUMERS_DEFAULT, |m| {
+            (m as usize).min(limits::LIST_CONSUMERS_DEFAULT)
+        });
     let created_filter = input.stream_creation_timestamp;
     svc.with_stream(ctx, None, Some(&input.stream_arn), |s| {
         if let Some(Timestamp(ts)) = created_filter {

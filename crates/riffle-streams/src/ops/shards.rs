@@ -148,9 +148,7 @@ pub async fn list_shards(
             )
         }
     };
-    let max = max
-        .min(limits::LIST_SHARDS_DEFAULT.max(max))
-        .clamp(1, 10_000);
+    let max = max.clamp(1, limits::LIST_SHARDS_DEFAULT);
     let g = svc.lock();
     let s = g
         .streams

@@ -263,9 +263,9 @@ pub async fn list_streams(
         }
         None => input.exclusive_start_stream_name.clone(),
     };
-    let limit = input
-        .limit
-        .map_or(limits::LIST_STREAMS_DEFAULT, |l| l as usize);
+    let limit = input.limit.map_or(limits::LIST_STREAMS_DEFAULT, |l| {
+        (l as usize).min(limits::LIST_STREAMS_DEFAULT)
+    });
     let g = svc.lock();
     let all: Vec<_> = g
         .streams
