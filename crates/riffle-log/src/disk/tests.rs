@@ -258,3 +258,39 @@ fn concurrent_appends_group_commit() {
     let syncs = e.stats.syncs.load(Ordering::Relaxed);
     assert!(syncs < 400, "group commit should share syncs, got {syncs}");
 }
+
+#[test]
+fn interval_and_none_modes_sync_as_documented() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let e = DiskEngine::open(
+        d.path(),
+        DiskConfig {
+            durability: Durability::Interval,
+            sync_interval: Duration::from_millis(20),
+            ..DiskConfig::default()
+        },
+    )
+    .unwrap();
+    let log = e.open(1).unwrap();
+    rt.block_on(async {
+        for i in 0..10u8 {
+            put(&log, vec![rec(0, &[i])], 1).await;
+        }
+    });
+    // Acknowledged without a sync per cycle; the flusher syncs soon after.
+    assert_eq!(e.stats.syncs.load(Ordering::Relaxed), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(e.stats.syncs.load(Ordering::Relaxed) >= 1);
+    // `none` never syncs, even later.
+    log.set_durability(Durability::None);
+    let before = e.stats.syncs.load(Ordering::Relaxed);
+    rt.block_on(put(&log, vec![rec(0, b"x")], 1));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(e.stats.syncs.load(Ordering::Relaxed), before);
+    // Back to fsync: one sync per cycle.
+    log.set_durability(Durability::Fsync);
+    rt.block_on(put(&log, vec![rec(0, b"y")], 1));
+    assert_eq!(e.stats.syncs.load(Ordering::Relaxed), before + 1);
+    assert_eq!(data_of(&log, 0).len(), 12);
+}
