@@ -194,3 +194,8 @@ def test_page_sizes_are_capped_as_aws_documents(start_server):
     assert len(shards["Shards"]) == 1000 and "NextToken" in shards
     rest = k.list_shards(NextToken=shards["NextToken"])
     assert [sh["ShardId"] for sh in rest["Shards"]] == ["shardId-000000001000"]
+
+
+def test_localhost_over_ipv6_loopback_too(server):
+    ok = urllib.request.urlopen(f"http://[::1]:{server.port}/_riffle/health", timeout=5).read()
+    assert ok == b"ok\n"

@@ -142,6 +142,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tcp: listener,
         tls: None,
     }];
+    // `localhost` may resolve to ::1 first: serve the IPv6 loopback too when
+    // listening on the IPv4 one.
+    if args.listen.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+        let v6 =
+            std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), args.listen.port());
+        match tokio::net::TcpListener::bind(v6).await {
+            Ok(tcp) => listeners.push(Listener { tcp, tls: None }),
+            Err(e) => tracing::debug!(error = %e, "not serving the IPv6 loopback"),
+        }
+    }
     if let Some(addr) = args.tls_listen {
         listeners.push(tls_listener(&args, addr).await?);
     }
