@@ -218,21 +218,50 @@ struct Segment {
 type CycleResult = Option<Result<(), LogError>>;
 
 struct PendingFrame {
+    shard: u32,
     first_offset: u64,
+    bytes: usize,
     records: Vec<(i64, String, Bytes)>,
 }
 
+/// A frame stops growing here, far below what a reader accepts
+/// ([`frame::MAX_FRAME`]); a cycle may hold several frames of one shard.
+const FRAME_TARGET: usize = 16 * 1024 * 1024;
+
 struct Cycle {
-    frames: BTreeMap<u32, PendingFrame>,
+    frames: Vec<PendingFrame>,
+    /// The index in `frames` of each shard's frame still taking records.
+    open: HashMap<u32, usize>,
     done: watch::Sender<CycleResult>,
 }
 
 impl Cycle {
     fn new() -> Self {
         Cycle {
-            frames: BTreeMap::new(),
+            frames: Vec::new(),
+            open: HashMap::new(),
             done: watch::channel(None).0,
         }
+    }
+
+    fn add(&mut self, shard: u32, offset: u64, arrival: i64, key: String, data: Bytes) {
+        let size = key.len() + data.len() + 16;
+        let i = match self.open.get(&shard) {
+            Some(&i) if self.frames[i].bytes + size <= FRAME_TARGET => i,
+            _ => {
+                self.frames.push(PendingFrame {
+                    shard,
+                    first_offset: offset,
+                    bytes: 0,
+                    records: Vec::new(),
+                });
+                self.open.insert(shard, self.frames.len() - 1);
+                self.frames.len() - 1
+            }
+        };
+        let f = &mut self.frames[i];
+        f.bytes += size;
+        f.records.push((arrival, key, data));
     }
 }
 
@@ -295,10 +324,28 @@ impl DiskLog {
             let s = shards.entry(shard).or_default();
             s.next_offset = s.next_offset.max(next);
         }
+        // A trailing segment whose creation was cut short (no complete header)
+        // holds nothing acknowledged: drop it before deciding which is last.
+        let mut seqs = seqs;
+        while let Some(&seq) = seqs.last() {
+            let (file, header_ok) = segment::open(dir, seq)?;
+            if header_ok {
+                break;
+            }
+            drop(file);
+            std::fs::remove_file(segment::seg_path(dir, seq))?;
+            seqs.pop();
+        }
+        // The last segment is the active one unless it was sealed (it has an
+        // index file): then a roll was cut short after sealing, and a fresh
+        // segment becomes active.
+        let last_sealed = seqs
+            .last()
+            .is_some_and(|&seq| segment::read_index(dir, seq).is_some());
         let mut segments = BTreeMap::new();
         let mut last_arrival = 0;
         for (i, &seq) in seqs.iter().enumerate() {
-            let last = i + 1 == seqs.len();
+            let last = i + 1 == seqs.len() && !last_sealed;
             let (file, header_ok) = segment::open(dir, seq)?;
             if !header_ok {
                 if last {
@@ -316,7 +363,9 @@ impl DiskLog {
                 (false, Some(entries)) => entries,
                 _ => {
                     let scan = segment::scan(&file, file_len)?;
-                    if scan.valid_len < file_len {
+                    // Only the active segment can have a torn tail: sealed
+                    // ones were synced before sealing.
+                    if last && scan.valid_len < file_len {
                         let cut = file_len - scan.valid_len;
                         tracing::warn!(dir = %dir.display(), seq, bytes = cut, "truncating a torn tail");
                         stats.torn_bytes_truncated.fetch_add(cut, Ordering::Relaxed);
@@ -337,6 +386,13 @@ impl DiskLog {
                 if e.corrupt {
                     tracing::error!(dir = %dir.display(), seq, pos = e.pos, "frame failed its checksum; it will not be served");
                     stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
+                    // Its header is untrusted: index it (so readers of the
+                    // range get an error) only where it continues its shard.
+                    let expected = shards.get(&e.shard).map_or(1, |s| s.next_offset);
+                    let plausible = expected == e.first_offset && e.count > 0 && e.count < 1 << 24;
+                    if !plausible {
+                        continue;
+                    }
                 }
                 let s = shards.entry(e.shard).or_default();
                 s.next_offset = s.next_offset.max(e.first_offset + u64::from(e.count));
@@ -360,6 +416,18 @@ impl DiskLog {
             s.settled = s.next_offset;
         }
         let active = match segments.keys().next_back() {
+            Some(&seq) if last_sealed => {
+                let file = segment::create(dir, id, seq + 1)?;
+                segments.insert(
+                    seq + 1,
+                    Segment {
+                        file: Arc::new(file),
+                        len: segment::SEG_HEADER,
+                        last_arrival: 0,
+                    },
+                );
+                seq + 1
+            }
             Some(&seq) => seq,
             None => {
                 let file = segment::create(dir, id, 1)?;
@@ -448,7 +516,8 @@ impl DiskLog {
             };
             let mut buf = Vec::new();
             let mut placed = Vec::with_capacity(cycle.frames.len());
-            for (&shard, f) in &cycle.frames {
+            for f in &cycle.frames {
+                let shard = f.shard;
                 let start = buf.len();
                 frame::encode(
                     &mut buf,
@@ -669,15 +738,7 @@ impl StreamLog for DiskLog {
             let offset = s.next_offset;
             s.next_offset += 1;
             offsets.push(offset);
-            pending
-                .frames
-                .entry(r.shard)
-                .or_insert_with(|| PendingFrame {
-                    first_offset: offset,
-                    records: Vec::new(),
-                })
-                .records
-                .push((arrival, r.partition_key, r.data));
+            pending.add(r.shard, offset, arrival, r.partition_key, r.data);
         }
         let mut done = pending.done.subscribe();
         if !g.writing {

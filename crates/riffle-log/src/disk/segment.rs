@@ -120,7 +120,20 @@ pub fn scan(file: &File, file_len: u64) -> io::Result<Scan> {
     let mut hbuf = [0u8; frame::HEADER];
     while pos < file_len {
         let Some(h) = read_header(file, pos, file_len, &mut hbuf) else {
-            break;
+            // An unreadable header: corruption if a valid frame follows,
+            // else the end of the valid data.
+            let Some(next) = next_valid_frame(file, pos + 1, file_len)? else {
+                break;
+            };
+            let raw = lenient_header(file, pos);
+            entries.push(Entry {
+                pos,
+                size: (next - pos) as u32,
+                corrupt: true,
+                ..raw
+            });
+            pos = next;
+            continue;
         };
         let mut buf = vec![0u8; h.size];
         file.read_exact_at(&mut buf, pos)?;
@@ -139,15 +152,11 @@ pub fn scan(file: &File, file_len: u64) -> io::Result<Scan> {
                 corrupt: false,
             }),
             None => {
-                // Mid-log only if a valid frame follows.
-                let next = pos + h.size as u64;
-                let followed = read_header(file, next, file_len, &mut hbuf).is_some_and(|n| {
-                    let mut nb = vec![0u8; n.size];
-                    file.read_exact_at(&mut nb, next).is_ok() && frame::verify(&nb)
-                });
-                if !followed {
+                // Mid-log corruption if a valid frame follows anywhere after
+                // it; otherwise the valid data ends here.
+                let Some(next) = next_valid_frame(file, pos + 1, file_len)? else {
                     break;
-                }
+                };
                 entries.push(Entry {
                     shard: h.shard,
                     count: h.count,
@@ -155,9 +164,11 @@ pub fn scan(file: &File, file_len: u64) -> io::Result<Scan> {
                     base_arrival: h.base_arrival,
                     last_arrival: h.base_arrival,
                     pos,
-                    size: h.size as u32,
+                    size: (next - pos) as u32,
                     corrupt: true,
                 });
+                pos = next;
+                continue;
             }
         }
         pos += h.size as u64;
@@ -166,6 +177,47 @@ pub fn scan(file: &File, file_len: u64) -> io::Result<Scan> {
         entries,
         valid_len: pos.min(file_len),
     })
+}
+
+/// The fields a damaged frame's header claims (untrusted: recovery only uses
+/// them when they continue their shard).
+fn lenient_header(file: &File, pos: u64) -> Entry {
+    let mut h = [0u8; frame::HEADER];
+    let _ = file.read_exact_at(&mut h, pos);
+    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().unwrap_or_default());
+    Entry {
+        shard: u32_at(12),
+        count: u32_at(24),
+        first_offset: u64_at(16),
+        base_arrival: u64_at(28) as i64,
+        last_arrival: u64_at(28) as i64,
+        pos,
+        size: 0,
+        corrupt: true,
+    }
+}
+
+/// The position of the first frame at or after `from` whose checksum holds.
+/// Only used once corruption was found, so it may read the rest of the file.
+fn next_valid_frame(file: &File, from: u64, file_len: u64) -> io::Result<Option<u64>> {
+    if from >= file_len {
+        return Ok(None);
+    }
+    let mut rest = vec![0u8; (file_len - from) as usize];
+    file.read_exact_at(&mut rest, from)?;
+    for i in 0..rest.len() {
+        let Some(h) = frame::header(&rest[i..]) else {
+            continue;
+        };
+        if h.kind == frame::KIND_RECORDS
+            && i + h.size <= rest.len()
+            && frame::verify(&rest[i..i + h.size])
+        {
+            return Ok(Some(from + i as u64));
+        }
+    }
+    Ok(None)
 }
 
 fn read_header(

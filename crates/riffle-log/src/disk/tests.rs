@@ -294,3 +294,123 @@ fn interval_and_none_modes_sync_as_documented() {
     assert_eq!(e.stats.syncs.load(Ordering::Relaxed), before + 1);
     assert_eq!(data_of(&log, 0).len(), 12);
 }
+
+/// A roll that was cut short after sealing (index written, next segment
+/// missing or header-less) loses nothing, now or after the next roll.
+#[test]
+fn interrupted_roll_keeps_the_sealed_segment() {
+    let rt = rt();
+    for damage in ["missing", "empty"] {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(format!("{:016x}", 1));
+        let want: Vec<(u64, Vec<u8>)> = rt.block_on(async {
+            let e = engine(d.path(), 300);
+            let log = e.open(1).unwrap();
+            let mut want = Vec::new();
+            for i in 0..6u8 {
+                let o = put(&log, vec![rec(0, &[i; 120])], 1).await;
+                want.push((o[0], vec![i; 120]));
+            }
+            want
+        });
+        let segs = segment::list(&dir).unwrap();
+        let newest = *segs.last().unwrap();
+        let sealed = segs[segs.len() - 2];
+        assert!(segment::read_index(&dir, sealed).is_some());
+        // Undo the newest segment as if the crash came during its creation,
+        // with everything after the sealed one gone.
+        for seq in segs.iter().filter(|s| **s > sealed) {
+            std::fs::remove_file(segment::seg_path(&dir, *seq)).unwrap();
+        }
+        let _ = newest;
+        if damage == "empty" {
+            std::fs::write(segment::seg_path(&dir, sealed + 1), b"").unwrap();
+        }
+        let kept: Vec<(u64, Vec<u8>)> = want
+            .iter()
+            .filter(|(o, _)| {
+                // Records in deleted segments are gone with them; the sealed
+                // segment's records must all be there.
+                *o <= segment::read_index(&dir, sealed)
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.first_offset + u64::from(e.count) - 1)
+                    .max()
+                    .unwrap()
+            })
+            .cloned()
+            .collect();
+        let e = engine(d.path(), 300);
+        let log = e.open(1).unwrap();
+        assert_eq!(data_of(&log, 0), kept, "{damage}");
+        // Writing on (and rolling) keeps the sealed segment's index intact.
+        rt.block_on(async {
+            for i in 0..4u8 {
+                put(&log, vec![rec(0, &[100 + i; 120])], 2).await;
+            }
+        });
+        drop(log);
+        drop(e);
+        let e = engine(d.path(), 300);
+        let log = e.open(1).unwrap();
+        let got = data_of(&log, 0);
+        assert_eq!(&got[..kept.len()], &kept[..], "{damage}");
+        assert_eq!(got.len(), kept.len() + 4);
+    }
+}
+
+/// A damaged length field mid-log: the frames after it are still found.
+#[test]
+fn corrupt_length_mid_log_keeps_later_frames() {
+    let rt = rt();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(format!("{:016x}", 1));
+    rt.block_on(async {
+        let e = engine(d.path(), 1 << 30);
+        let log = e.open(1).unwrap();
+        for i in 0..3u8 {
+            put(&log, vec![rec(0, &[i; 50])], 10).await;
+        }
+    });
+    let seg = segment::seg_path(&dir, 1);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let first = segment::SEG_HEADER as usize;
+    bytes[first] ^= 0x40; // the length field of the first frame
+    std::fs::write(&seg, &bytes).unwrap();
+    let e = engine(d.path(), 1 << 30);
+    let log = e.open(1).unwrap();
+    assert_eq!(e.stats.torn_bytes_truncated.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        log.read(0, 0, ALL).unwrap_err(),
+        LogError::Corrupt {
+            offset: 1,
+            reason: "frame failed its checksum".into()
+        }
+    );
+    assert_eq!(
+        log.read(0, 2, ALL)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| (r.offset, r.data.to_vec()))
+            .collect::<Vec<_>>(),
+        vec![(2, vec![1; 50]), (3, vec![2; 50])]
+    );
+}
+
+#[test]
+fn frames_stop_growing_below_the_reader_limit() {
+    let mut c = Cycle::new();
+    let big = Bytes::from(vec![0u8; 6 * 1024 * 1024]);
+    for i in 0..4 {
+        c.add(3, 10 + i, 1, "k".into(), big.clone());
+    }
+    c.add(4, 1, 1, "k".into(), Bytes::from_static(b"x"));
+    let shape: Vec<_> = c
+        .frames
+        .iter()
+        .map(|f| (f.shard, f.first_offset, f.records.len()))
+        .collect();
+    assert_eq!(shape, vec![(3, 10, 2), (3, 12, 2), (4, 1, 1)]);
+    assert!(c.frames.iter().all(|f| f.bytes <= FRAME_TARGET));
+}
