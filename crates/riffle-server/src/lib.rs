@@ -108,9 +108,20 @@ impl App {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
+        // Only operations of the model become metric labels: the header is
+        // client input.
         let operation = header(&parts.headers, "x-amz-target")
             .and_then(|t| t.split_once('.'))
-            .map(|(_, op)| op.to_owned());
+            .map(|(_, op)| {
+                let known = riffle_streams::model::OPERATIONS
+                    .iter()
+                    .any(|(n, _)| *n == op);
+                if known {
+                    op.to_owned()
+                } else {
+                    "unknown".to_owned()
+                }
+            });
         let mut resp = self.route(parts, incoming).await;
         if let Some(op) = operation {
             let outcome = header(resp.headers(), "x-amzn-errortype")

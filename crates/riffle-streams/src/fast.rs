@@ -88,9 +88,15 @@ pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
     let mut data = Vec::with_capacity(body.len() * 3 / 4);
     p.eat(b'{')?;
     if p.peek()? != b'}' {
+        let mut seen: Vec<&[u8]> = Vec::with_capacity(2);
         loop {
             let key = p.string()?;
             p.eat(b':')?;
+            // A repeated member: the generic path decides which one counts.
+            if seen.contains(&key) {
+                return None;
+            }
+            seen.push(key);
             match key {
                 b"StreamName" => {
                     let s = p.text()?;
@@ -110,9 +116,14 @@ pub fn put_records_json(body: &[u8]) -> Option<PutRecordsInput> {
                         loop {
                             p.eat(b'{')?;
                             let (mut pk, mut ehk, mut range) = (None, None, None);
+                            let mut fields: Vec<&[u8]> = Vec::with_capacity(3);
                             loop {
                                 let k = p.string()?;
                                 p.eat(b':')?;
+                                if fields.contains(&k) {
+                                    return None;
+                                }
+                                fields.push(k);
                                 match k {
                                     b"Data" => {
                                         let raw = p.string()?;
@@ -313,6 +324,8 @@ mod tests {
             br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"a","Extra":1}]}"#,
             br#"{"StreamName":"s","Records":[{"PartitionKey":"a"}]}"#,
             br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"a"}]} x"#,
+            br#"{"StreamName":"a","StreamName":"b","Records":[{"Data":"aGk=","PartitionKey":"a"}]}"#,
+            br#"{"StreamName":"s","Records":[{"Data":"aGk=","PartitionKey":"a","PartitionKey":"b"}]}"#,
         ] {
             assert_eq!(put_records_json(body), None, "{}", String::from_utf8_lossy(body));
         }

@@ -308,9 +308,15 @@ impl Service {
 
     /// Writes (or deletes) the metadata of one stream.
     pub fn persist_stream(&self, key: &StreamKey) -> Result<()> {
+        let g = self.lock();
+        self.persist_locked(&g, key)
+    }
+
+    /// Writes (or deletes) one stream's metadata while the caller holds the
+    /// state lock, so metadata writes happen in the order of the changes.
+    pub(crate) fn persist_locked(&self, g: &State, key: &StreamKey) -> Result<()> {
         let row = meta::row_key(&key.0, &key.1);
-        let encoded = self.lock().streams.get(key).map(meta::encode_stream);
-        let r = match encoded {
+        let r = match g.streams.get(key).map(meta::encode_stream) {
             Some(bytes) => self.meta.apply(&[(row, bytes)], &[]),
             None => self.meta.apply(&[], &[row]),
         };

@@ -145,20 +145,26 @@ impl Service {
                                 &s.name,
                                 &account,
                             )),
-                            Some(shard) => read_shard(&svc, s, shard, position, EVENT_MAX_RECORDS)
-                                .map(|read| {
-                                    let tip = (svc.now_ms() / 1000) as u64;
-                                    let continuation = read.records.last().map_or_else(
-                                        || {
-                                            shard.seq(
-                                                read.next_position.max(shard.start_offset) - 1,
-                                                tip,
-                                            )
-                                        },
-                                        |r| r.sequence_number.clone(),
-                                    );
-                                    (read, continuation, s.log.watch())
-                                }),
+                            Some(shard) => {
+                                // Watch before reading, so a record published
+                                // between the two is not waited for.
+                                let watch = s.log.watch();
+                                read_shard(&svc, s, shard, position, EVENT_MAX_RECORDS).map(
+                                    |read| {
+                                        let tip = (svc.now_ms() / 1000) as u64;
+                                        let continuation = read.records.last().map_or_else(
+                                            || {
+                                                shard.seq(
+                                                    read.next_position.max(shard.start_offset) - 1,
+                                                    tip,
+                                                )
+                                            },
+                                            |r| r.sequence_number.clone(),
+                                        );
+                                        (read, continuation, watch)
+                                    },
+                                )
+                            }
                         },
                     }
                 };

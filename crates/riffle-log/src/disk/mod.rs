@@ -677,7 +677,10 @@ impl DiskLog {
                 let len = file.metadata().ok()?.len();
                 let scan = segment::scan(file, len).ok()?;
                 tracing::warn!(dir = %self.dir.display(), seg, "rebuilt a missing or damaged index file");
-                let _ = segment::write_index(&self.dir, seg, &scan.entries);
+                // Not for a segment retention just deleted.
+                if segment::seg_path(&self.dir, seg).exists() {
+                    let _ = segment::write_index(&self.dir, seg, &scan.entries);
+                }
                 scan.entries
             }
         };

@@ -411,25 +411,29 @@ pub(crate) fn read_shard(
         })
         .collect();
     let next_position = batch.next_position.max(position);
+    // A failing probe (a corrupt frame ahead) still counts as more data: the
+    // records already read are delivered, and the next read reports it.
+    let probe = ReadLimits {
+        max_records: 1,
+        max_bytes: 1,
+    };
     let more = truncated
-        || !s
-            .log
-            .read(
-                shard.index,
-                next_position,
-                ReadLimits {
-                    max_records: 1,
-                    max_bytes: 1,
-                },
-            )?
-            .records
-            .is_empty();
+        || s.log
+            .read(shard.index, next_position, probe)
+            .map_or(true, |b| !b.records.is_empty());
     let millis_behind = match (more, last_arrival) {
         (true, Some(t)) => (now - t).max(0),
         _ => 0,
     };
     let drained = match shard.closed {
-        Some(c) => !more && s.log.settled_offset(shard.index) >= c.offset,
+        // Nothing is appended to a closed shard: once every offset it handed
+        // out is settled (durable or abandoned), it is drained. (After a
+        // crash its next offset can be below the close offset: records that
+        // were never acknowledged.)
+        Some(c) => {
+            let next = s.log.next_offset(shard.index);
+            !more && s.log.settled_offset(shard.index) >= next.min(c.offset)
+        }
         None => false,
     };
     Ok(ShardRead {

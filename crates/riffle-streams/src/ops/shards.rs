@@ -272,7 +272,9 @@ pub async fn split_shard(svc: &Service, ctx: &Ctx, input: SplitShardInput) -> Re
         now,
     );
     mark_updating(svc, s, now);
-    Ok(())
+    // The new shards become durable metadata before any other request can
+    // route a record to them.
+    svc.persist_locked(&g, &key)
 }
 
 pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> Result<()> {
@@ -311,7 +313,7 @@ pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> 
         now,
     );
     mark_updating(svc, s, now);
-    Ok(())
+    svc.persist_locked(&g, &key)
 }
 
 pub async fn update_shard_count(
@@ -387,10 +389,12 @@ pub async fn update_shard_count(
         }
         mark_updating(svc, s, now);
     }
-    Ok(UpdateShardCountOutput {
+    let out = UpdateShardCountOutput {
         stream_name: Some(s.name.clone()),
         current_shard_count: Some(current as i64),
         target_shard_count: Some(target as i64),
         stream_arn: Some(s.arn.clone()),
-    })
+    };
+    svc.persist_locked(&g, &key)?;
+    Ok(out)
 }

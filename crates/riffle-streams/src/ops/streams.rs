@@ -119,8 +119,8 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     for i in 0..count {
         stream.add_shard(HashRange::split_even(i, count), None, None, now);
     }
-    g.streams.insert(key, stream);
-    Ok(())
+    g.streams.insert(key.clone(), stream);
+    svc.persist_locked(&g, &key)
 }
 
 pub async fn delete_stream(svc: &Service, ctx: &Ctx, input: DeleteStreamInput) -> Result<()> {
