@@ -41,21 +41,34 @@ fn locate(
     }
 }
 
-fn find<'a>(
-    s: &'a mut Stream,
-    name: &str,
+/// Runs `f` on the stream of the consumer a request names and the
+/// consumer's position in it, under the state lock.
+fn with_consumer<T>(
+    svc: &Service,
+    ctx: &Ctx,
+    stream_arn: Option<&str>,
+    name: Option<&str>,
     arn: Option<&str>,
-    account: &str,
-) -> Result<&'a mut Consumer> {
-    let stream = s.name.clone();
-    s.consumers
-        .iter_mut()
-        .find(|c| c.name == name && arn.is_none_or(|a| a == c.arn))
+    f: impl FnOnce(&mut Stream, usize) -> Result<T>,
+) -> Result<T> {
+    let account = svc.account().to_owned();
+    let (key, name) = locate(svc, ctx, stream_arn, name, arn)?;
+    let mut g = svc.lock();
+    let s = g
+        .streams
+        .get_mut(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    let i = s
+        .consumers
+        .iter()
+        .position(|c| c.name == name && arn.is_none_or(|a| a == c.arn))
         .ok_or_else(|| {
             KinesisError::ResourceNotFound(format!(
-                "Consumer {name} under stream {stream} under account {account} not found."
+                "Consumer {name} under stream {} under account {account} not found.",
+                s.name
             ))
-        })
+        })?;
+    f(s, i)
 }
 
 pub async fn register(
@@ -107,30 +120,22 @@ pub async fn describe(
     ctx: &Ctx,
     input: DescribeStreamConsumerInput,
 ) -> Result<DescribeStreamConsumerOutput> {
-    let account = svc.account().to_owned();
-    let (key, name) = locate(
-        svc,
-        ctx,
+    let (sarn, name, arn) = (
         input.stream_arn.as_deref(),
         input.consumer_name.as_deref(),
         input.consumer_arn.as_deref(),
-    )?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
-    let stream_arn = s.arn.clone();
-    let c = find(s, &name, input.consumer_arn.as_deref(), &account)?;
-    let m = c.to_model();
-    Ok(DescribeStreamConsumerOutput {
-        consumer_description: ConsumerDescription {
-            consumer_name: m.consumer_name,
-            consumer_arn: m.consumer_arn,
-            consumer_status: m.consumer_status,
-            consumer_creation_timestamp: m.consumer_creation_timestamp,
-            stream_arn,
-        },
+    );
+    with_consumer(svc, ctx, sarn, name, arn, |s, i| {
+        let m = s.consumers[i].to_model();
+        Ok(DescribeStreamConsumerOutput {
+            consumer_description: ConsumerDescription {
+                consumer_name: m.consumer_name,
+                consumer_arn: m.consumer_arn,
+                consumer_status: m.consumer_status,
+                consumer_creation_timestamp: m.consumer_creation_timestamp,
+                stream_arn: s.arn.clone(),
+            },
+        })
     })
 }
 
@@ -139,33 +144,22 @@ pub async fn deregister(
     ctx: &Ctx,
     input: DeregisterStreamConsumerInput,
 ) -> Result<()> {
-    let account = svc.account().to_owned();
-    let now = svc.now_ms();
-    let delay = svc.cfg.status_delay_ms;
-    let (key, name) = locate(
-        svc,
-        ctx,
+    let (now, delay) = (svc.now_ms(), svc.cfg.status_delay_ms);
+    let (sarn, name, arn) = (
         input.stream_arn.as_deref(),
         input.consumer_name.as_deref(),
         input.consumer_arn.as_deref(),
-    )?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
-    let c = find(s, &name, input.consumer_arn.as_deref(), &account)?;
-    if delay > 0 {
-        if !matches!(c.status, ConsumerStatus::Deleting { .. }) {
-            c.status = ConsumerStatus::Deleting {
+    );
+    with_consumer(svc, ctx, sarn, name, arn, |s, i| {
+        if delay == 0 {
+            s.consumers.remove(i);
+        } else if !matches!(s.consumers[i].status, ConsumerStatus::Deleting { .. }) {
+            s.consumers[i].status = ConsumerStatus::Deleting {
                 until_ms: now + delay,
             };
         }
-    } else {
-        let arn = c.arn.clone();
-        s.consumers.retain(|x| x.arn != arn);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 pub async fn list(
