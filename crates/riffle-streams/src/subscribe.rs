@@ -175,9 +175,12 @@ impl Service {
                         return;
                     }
                 };
+                // Progress includes records skipped as past retention: only
+                // an idle shard waits for new data.
+                let progressed = read.next_position > position || !read.records.is_empty();
                 position = read.next_position;
                 let ended = read.children.is_some();
-                let had_records = !read.records.is_empty();
+
                 let mut event = SubscribeToShardEvent {
                     records: read.records,
                     continuation_sequence_number: continuation,
@@ -199,7 +202,7 @@ impl Service {
                 {
                     return;
                 }
-                if !had_records {
+                if !progressed {
                     let mut watch = watch;
                     let mut stop = svc.shutdown.subscribe();
                     tokio::select! {
