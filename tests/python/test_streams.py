@@ -142,7 +142,9 @@ def test_create_validation_messages(server, params, message):
     assert error_of(e) == ("ValidationException", message, 400)
 
 
-def test_create_is_creating_then_active(kinesis):
+def test_create_is_creating_then_active(start_server):
+    # A long CREATING phase, so a busy machine still sees it.
+    kinesis = start_server("--status-delay-ms", "3000").client()
     name = unique()
     kinesis.create_stream(StreamName=name, ShardCount=1)
     d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
@@ -293,7 +295,7 @@ def test_list_streams_next_token_and_paginator(start_server):
 
 
 def test_list_streams_summaries(start_server):
-    srv = start_server()
+    srv = start_server("--status-delay-ms", "3000")
     c = srv.client()
     c.create_stream(StreamName="b-prov", ShardCount=1)
     c.create_stream(StreamName="a-ondemand", StreamModeDetails={"StreamMode": "ON_DEMAND"})
