@@ -121,6 +121,21 @@ def kinesis(server):
     return server.client()
 
 
+@pytest.fixture(scope="session")
+def slow_server():
+    """A server whose CREATING/UPDATING/DELETING phases last 3 s, for tests
+    that observe them on a busy machine."""
+    s = Server("--status-delay-ms", "3000").start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+@pytest.fixture(scope="session")
+def slow_kinesis(slow_server):
+    return slow_server.client()
+
+
 def unique(prefix="s"):
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
@@ -152,6 +167,26 @@ def stream(kinesis):
         try:
             kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
         except kinesis.exceptions.ResourceNotFoundException:
+            pass
+
+
+@pytest.fixture
+def slow_kinesis_stream(slow_kinesis):
+    """Like `stream`, on the slow server."""
+    made = []
+
+    def make(shards=1, **kw):
+        name = unique()
+        slow_kinesis.create_stream(StreamName=name, ShardCount=shards, **kw)
+        wait_active(slow_kinesis, name)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        try:
+            slow_kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except slow_kinesis.exceptions.ResourceNotFoundException:
             pass
 
 

@@ -35,7 +35,9 @@ def active_consumer(client, stream_name, name="fan"):
 # ------------------------------------------------------------------ consumers
 
 
-def test_register_describe_consumer(kinesis, stream):
+def test_register_describe_consumer(slow_kinesis, slow_kinesis_stream):
+    kinesis = slow_kinesis
+    stream = slow_kinesis_stream
     name = stream(1)
     before = int(time.time())
     c = kinesis.register_stream_consumer(StreamARN=arn(name), ConsumerName="app-1")["Consumer"]
@@ -165,7 +167,9 @@ def test_subscribe_latest_and_continuation(server, stream):
     events.close()
 
 
-def test_subscribe_consumer_not_active(kinesis, stream):
+def test_subscribe_consumer_not_active(slow_kinesis, slow_kinesis_stream):
+    kinesis = slow_kinesis
+    stream = slow_kinesis_stream
     name = stream(1)
     c = kinesis.register_stream_consumer(StreamARN=arn(name), ConsumerName="early")["Consumer"]
     secs = int(c["ConsumerCreationTimestamp"].timestamp())

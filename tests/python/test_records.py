@@ -454,7 +454,8 @@ def test_put_records_validation_errors_capped_at_ten(server):
     ]
 
 
-def test_creating_stream_refuses_records(kinesis):
+def test_creating_stream_refuses_records(slow_kinesis):
+    kinesis = slow_kinesis
     name = unique()
     kinesis.create_stream(StreamName=name, ShardCount=1)
     # docs/aws-behaviour.md §4.0: while CREATING, writes see no stream and iterators no shard.

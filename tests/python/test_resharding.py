@@ -286,7 +286,8 @@ def test_list_shards_argument_errors(kinesis, stream):
     assert error_of(e) == ("ResourceNotFoundException", f"Stream missing-ls under account {ACCOUNT} not found.", 400)
 
 
-def test_reshard_while_creating(kinesis):
+def test_reshard_while_creating(slow_kinesis):
+    kinesis = slow_kinesis
     name = unique()
     kinesis.create_stream(StreamName=name, ShardCount=2)
     busy = ("ResourceInUseException", f"Stream {name} under account {ACCOUNT} not ACTIVE, instead in state CREATING", 400)
