@@ -150,44 +150,36 @@ def wait_active(client, name, timeout=10):
     raise AssertionError(f"stream {name} did not become ACTIVE")
 
 
-@pytest.fixture
-def stream(kinesis):
-    """Makes ACTIVE provisioned streams with unique names: stream(shards)."""
+def stream_factory(client):
+    """Makes ACTIVE provisioned streams with unique names on `client`, and
+    deletes them afterwards: a generator for fixtures."""
     made = []
 
     def make(shards=1, **kw):
         name = unique()
-        kinesis.create_stream(StreamName=name, ShardCount=shards, **kw)
-        wait_active(kinesis, name)
+        client.create_stream(StreamName=name, ShardCount=shards, **kw)
+        wait_active(client, name)
         made.append(name)
         return name
 
     yield make
     for name in made:
         try:
-            kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except kinesis.exceptions.ResourceNotFoundException:
+            client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except client.exceptions.ResourceNotFoundException:
             pass
+
+
+@pytest.fixture
+def stream(kinesis):
+    """stream(shards) → the name of a new ACTIVE stream."""
+    yield from stream_factory(kinesis)
 
 
 @pytest.fixture
 def slow_kinesis_stream(slow_kinesis):
     """Like `stream`, on the slow server."""
-    made = []
-
-    def make(shards=1, **kw):
-        name = unique()
-        slow_kinesis.create_stream(StreamName=name, ShardCount=shards, **kw)
-        wait_active(slow_kinesis, name)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        try:
-            slow_kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
-        except slow_kinesis.exceptions.ResourceNotFoundException:
-            pass
+    yield from stream_factory(slow_kinesis)
 
 
 def error_of(excinfo):
