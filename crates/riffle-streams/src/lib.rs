@@ -10,12 +10,12 @@
 //! - [`state`] is the in-memory picture of streams, shards and consumers.
 //! - [`error::KinesisError`] maps every failure to AWS's `__type`.
 //!
-//! Writes take the state lock only to route records and reserve log offsets;
-//! durability is awaited outside it, so concurrent writers group-commit.
+//! - [`registry`] says who owns what: each stream has its own state; no lock
+//!   is held across file I/O, a metadata commit or an `.await`, and a
+//!   change is visible only once it is durable.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use riffle_core::iterator::IteratorCodec;
 use riffle_core::{limits, names, Clock};
@@ -29,12 +29,13 @@ pub mod meta;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
+pub mod registry;
 pub mod state;
 pub mod subscribe;
 
 pub use error::KinesisError;
 use error::Result;
-use state::{ConsumerStatus, Msg, Status, Stream};
+use state::{Msg, Status, Stream};
 
 /// Server-wide settings of the service.
 #[derive(Debug, Clone)]
@@ -78,55 +79,24 @@ pub struct Ctx {
 /// Streams are keyed by region and name.
 pub type StreamKey = (String, String);
 
-pub struct State {
-    pub streams: BTreeMap<StreamKey, Stream>,
-    pub billing_commitment: Option<model::MinimumThroughputBillingCommitmentOutput>,
-}
-
-impl State {
-    /// Open shards across a region's streams, for the account shard limit.
-    pub fn open_shards_in(&self, region: &str) -> usize {
-        self.streams
-            .values()
-            .filter(|s| s.region == region)
-            .map(Stream::open_shard_count)
-            .sum()
-    }
-}
-
 /// The Data Streams service.
 pub struct Service {
     pub cfg: Config,
     pub clock: Arc<dyn Clock>,
     pub engine: Arc<dyn LogEngine>,
     pub tokens: IteratorCodec,
-    state: Mutex<State>,
+    /// Every stream incarnation; see [`registry`] for who locks what.
+    streams: RwLock<registry::Registry>,
+    /// Serialises creations and deletions, which check account limits.
+    create_lock: tokio::sync::Mutex<()>,
+    billing_commitment: Mutex<Option<model::MinimumThroughputBillingCommitmentOutput>>,
     next_id: AtomicU64,
-    meta: Box<dyn meta::MetaStore>,
+    meta: Arc<dyn meta::MetaStore>,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
     /// Set when the server stops: subscriptions end instead of holding it up.
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
-
-/// Operations that never change metadata.
-const READ_ONLY: &[&str] = &[
-    "PutRecord",
-    "PutRecords",
-    "GetRecords",
-    "GetShardIterator",
-    "DescribeStream",
-    "DescribeStreamSummary",
-    "DescribeStreamConsumer",
-    "DescribeLimits",
-    "DescribeAccountSettings",
-    "ListStreams",
-    "ListShards",
-    "ListStreamConsumers",
-    "ListTagsForStream",
-    "ListTagsForResource",
-    "GetResourcePolicy",
-];
 
 /// Kinds of sealed pagination tokens.
 pub(crate) mod token_kind {
@@ -134,6 +104,8 @@ pub(crate) mod token_kind {
     pub const LIST_STREAMS: u8 = 2;
     pub const LIST_CONSUMERS: u8 = 3;
 }
+
+const ACCOUNT_SETTINGS: &str = "account-settings";
 
 impl Service {
     /// A service with nothing persisted: streams live as long as the process.
@@ -148,8 +120,7 @@ impl Service {
             clock,
             engine,
             secret,
-            Box::new(meta::NoMeta),
-            BTreeMap::new(),
+            Arc::new(meta::NoMeta),
         ))
     }
 
@@ -158,20 +129,17 @@ impl Service {
         clock: Arc<dyn Clock>,
         engine: Arc<dyn LogEngine>,
         secret: [u8; 32],
-        meta: Box<dyn meta::MetaStore>,
-        streams: BTreeMap<StreamKey, Stream>,
+        meta: Arc<dyn meta::MetaStore>,
     ) -> Service {
-        let last_id = streams.values().map(|s| s.id).max().unwrap_or(0);
         Service {
             cfg,
             clock,
             engine,
             tokens: IteratorCodec::new(secret),
-            state: Mutex::new(State {
-                streams,
-                billing_commitment: None,
-            }),
-            next_id: AtomicU64::new(last_id + 1),
+            streams: RwLock::new(registry::Registry::default()),
+            create_lock: tokio::sync::Mutex::new(()),
+            billing_commitment: Mutex::new(None),
+            next_id: AtomicU64::new(1),
             meta,
             throttle: ops::throttle::Throttle::default(),
             subscriptions: subscribe::Subscriptions::default(),
@@ -188,6 +156,7 @@ impl Service {
         engine: Arc<dyn LogEngine>,
         meta: Box<dyn meta::MetaStore>,
     ) -> std::result::Result<Arc<Self>, String> {
+        let meta: Arc<dyn meta::MetaStore> = Arc::from(meta);
         let secret = match meta.get_server("iterator-secret")? {
             Some(b) if b.len() == 32 => {
                 let mut k = [0u8; 32];
@@ -200,79 +169,35 @@ impl Service {
                 k
             }
         };
-        let mut streams = BTreeMap::new();
-        for row in meta.load()? {
-            let stored = meta::decode_stream(&row).ok_or("a stored stream could not be read")?;
-            let log = engine.open(stored.id).map_err(|e| e.to_string())?;
-            let s = stored.with_log(log);
-            streams.insert((s.region.clone(), s.name.clone()), s);
-        }
         let billing = meta
-            .get_server("account-settings")?
+            .get_server(ACCOUNT_SETTINGS)?
             .and_then(|b| riffle_wire::json::decode(&b).ok())
             .and_then(|v| {
                 shape::validate(&model::MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT, v).ok()
             })
             .map(|m| model::MinimumThroughputBillingCommitmentOutput::from_value(Value::Map(m)));
-        let keys: Vec<StreamKey> = streams.keys().cloned().collect();
-        let svc = Arc::new(Self::build(cfg, clock, engine, secret, meta, streams));
-        svc.lock().billing_commitment = billing;
-        for key in &keys {
-            svc.apply_durability(key);
-        }
-        Ok(svc)
-    }
-
-    /// Writes the metadata of streams that changed, forgets removed ones, and
-    /// keeps the account settings.
-    pub fn persist(&self) -> Result<()> {
-        let g = self.lock();
-        if let Some(b) = &g.billing_commitment {
-            let bytes =
-                riffle_wire::json::encode(&riffle_wire::shape::IntoValue::into_value(b.clone()));
-            if self
-                .meta
-                .get_server("account-settings")
-                .map_err(KinesisError::Internal)?
-                .as_deref()
-                != Some(&bytes[..])
-            {
-                self.meta
-                    .put_server("account-settings", &bytes)
-                    .map_err(KinesisError::Internal)?;
+        let svc = Self::build(cfg, clock, engine.clone(), secret, meta.clone());
+        *svc.billing_commitment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = billing;
+        let mut last_id = 0;
+        for row in meta.load()? {
+            let stored = meta::decode_stream(&row).ok_or("a stored stream could not be read")?;
+            let log = engine.open(stored.id).map_err(|e| e.to_string())?;
+            let mut s = stored.with_log(log);
+            // Nothing is routed to a shard once it is closed, so its end is
+            // where its log ends (a close offset written before the change
+            // was installed may lag behind).
+            for sh in s.shards.iter_mut() {
+                if let Some(c) = sh.closed.as_mut() {
+                    c.offset = c.offset.max(s.log.next_offset(sh.index));
+                }
             }
+            last_id = last_id.max(s.id);
+            svc.insert(s);
         }
-        let put: Vec<(String, Vec<u8>)> = g
-            .streams
-            .values()
-            .map(|s| (meta::row_key(&s.region, &s.name), meta::encode_stream(s)))
-            .collect();
-        let live: std::collections::HashSet<&String> = put.iter().map(|(k, _)| k).collect();
-        let delete: Vec<String> = self
-            .meta
-            .stored_keys()
-            .into_iter()
-            .filter(|k| !live.contains(k))
-            .collect();
-        self.meta
-            .apply(&put, &delete)
-            .map_err(KinesisError::Internal)
-    }
-
-    /// The stream a request names, by StreamName/StreamARN or a resource or
-    /// consumer ARN.
-    fn named_stream(&self, ctx: &Ctx, input: &riffle_wire::Map) -> Option<StreamKey> {
-        let text = |k: &str| match input.get(k) {
-            Some(Value::Str(s)) => Some(s.as_str()),
-            _ => None,
-        };
-        if let Some(arn) = text("ConsumerARN").or(text("ResourceARN")) {
-            if let Some(c) = names::parse_consumer_arn(arn) {
-                return Some((c.stream.region, c.stream.name));
-            }
-            return names::parse_stream_arn(arn).map(|a| (a.region, a.name));
-        }
-        self.key(ctx, text("StreamName"), text("StreamARN")).ok()
+        svc.next_id.store(last_id + 1, Ordering::SeqCst);
+        Ok(Arc::new(svc))
     }
 
     /// Ends every subscription (after its current event) so a stopping
@@ -287,57 +212,65 @@ impl Service {
 
     /// Streams and open shards, for metrics.
     pub fn counts(&self) -> (usize, usize) {
-        let g = self.lock();
-        (
-            g.streams.len(),
-            g.streams.values().map(Stream::open_shard_count).sum(),
-        )
+        let all = self.all_streams();
+        (all.len(), all.iter().map(|s| s.open_shard_count()).sum())
     }
 
     /// Applies a stream's `riffle:durability` tag (or the server default) to its log.
-    pub fn apply_durability(&self, key: &StreamKey) {
-        if let Some(s) = self.lock().streams.get(key) {
-            let mode = s
-                .tags
-                .get(DURABILITY_TAG)
-                .and_then(|v| riffle_log::Durability::parse(v))
-                .unwrap_or(self.cfg.durability);
-            s.log.set_durability(mode);
-        }
+    pub(crate) fn apply_durability(&self, s: &Stream) {
+        let mode = s
+            .tags
+            .get(DURABILITY_TAG)
+            .and_then(|v| riffle_log::Durability::parse(v))
+            .unwrap_or(self.cfg.durability);
+        s.log.set_durability(mode);
     }
 
-    /// Writes (or deletes) the metadata of one stream.
-    pub fn persist_stream(&self, key: &StreamKey) -> Result<()> {
-        let g = self.lock();
-        self.persist_locked(&g, key)
+    pub(crate) fn billing_commitment(
+        &self,
+    ) -> Option<model::MinimumThroughputBillingCommitmentOutput> {
+        self.billing_commitment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// Writes (or deletes) one stream's metadata while the caller holds the
-    /// state lock, so metadata writes happen in the order of the changes.
-    pub(crate) fn persist_locked(&self, g: &State, key: &StreamKey) -> Result<()> {
-        let row = meta::row_key(&key.0, &key.1);
-        let r = match g.streams.get(key).map(meta::encode_stream) {
-            Some(bytes) => self.meta.apply(&[(row, bytes)], &[]),
-            None => self.meta.apply(&[], &[row]),
-        };
-        r.map_err(KinesisError::Internal)
+    /// Persists, then installs, the account settings.
+    pub(crate) async fn set_billing_commitment(
+        &self,
+        b: model::MinimumThroughputBillingCommitmentOutput,
+    ) -> Result<()> {
+        let bytes =
+            riffle_wire::json::encode(&riffle_wire::shape::IntoValue::into_value(b.clone()));
+        let meta = self.meta.clone();
+        registry::blocking(move || meta.put_server(ACCOUNT_SETTINGS, &bytes))
+            .await?
+            .map_err(KinesisError::Internal)?;
+        *self
+            .billing_commitment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(b);
+        Ok(())
     }
 
-    /// Applies retention to every stream's log and persists status changes;
-    /// the server runs this periodically.
-    pub fn maintain(&self) {
+    /// Applies retention to every stream's log, completes due deletions and
+    /// persists due status changes; the server's maintenance task runs this
+    /// periodically.
+    pub async fn maintain(&self) {
         let now = self.now_ms();
         let logs: Vec<_> = self
-            .lock()
-            .streams
-            .values()
+            .all_streams()
+            .iter()
             .map(|s| (s.log.clone(), now - s.retention_ms()))
             .collect();
-        for (log, cutoff) in logs {
-            log.trim(cutoff);
-        }
-        if let Err(e) = self.persist() {
-            tracing::error!(error = %e, "persisting metadata failed");
+        let trimmed = registry::blocking(move || {
+            for (log, cutoff) in logs {
+                log.trim(cutoff);
+            }
+        })
+        .await;
+        if let Err(e) = trimmed.and(self.settle_all().await) {
+            tracing::error!(error = %e, "maintenance failed");
         }
     }
 
@@ -364,38 +297,6 @@ impl Service {
                 Err(actual) => cur = actual,
             }
         }
-    }
-
-    /// Locks the state and completes every status transition that is due.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = self.now_ms();
-        let mut gone = Vec::new();
-        for (key, s) in g.streams.iter_mut() {
-            match s.status {
-                Status::Creating { until_ms } | Status::Updating { until_ms }
-                    if now >= until_ms =>
-                {
-                    s.status = Status::Active
-                }
-                Status::Deleting { until_ms } if now >= until_ms => gone.push(key.clone()),
-                _ => {}
-            }
-            s.consumers.retain_mut(|c| match c.status {
-                ConsumerStatus::Creating { until_ms } if now >= until_ms => {
-                    c.status = ConsumerStatus::Active;
-                    true
-                }
-                ConsumerStatus::Deleting { until_ms } => now < until_ms,
-                _ => true,
-            });
-        }
-        for key in gone {
-            if let Some(s) = g.streams.remove(&key) {
-                let _ = self.engine.remove(s.id);
-            }
-        }
-        g
     }
 
     /// The key of the stream a request names by StreamName and/or StreamARN.
@@ -425,23 +326,6 @@ impl Service {
                 "Either StreamName or StreamARN must be provided.".into(),
             )),
         }
-    }
-
-    /// Runs `f` on the named stream under the state lock.
-    pub(crate) fn with_stream<T>(
-        &self,
-        ctx: &Ctx,
-        name: Option<&str>,
-        arn: Option<&str>,
-        f: impl FnOnce(&mut Stream) -> Result<T>,
-    ) -> Result<T> {
-        let key = self.key(ctx, name, arn)?;
-        let mut g = self.lock();
-        let s = g
-            .streams
-            .get_mut(&key)
-            .ok_or_else(|| Msg::stream_not_found(&key.1, &self.cfg.account))?;
-        f(s)
     }
 
     /// PutRecords from an input the fast path parsed.
@@ -478,17 +362,7 @@ impl Service {
             return Err(KinesisError::Serialization(None));
         }
         let input = shape::validate(shape, body)?;
-        let touched = (!READ_ONLY.contains(&operation)).then(|| self.named_stream(ctx, &input));
-        let out = ops::dispatch(self, ctx, operation, Value::Map(input)).await;
-        match touched {
-            Some(Some(key)) => {
-                self.apply_durability(&key);
-                self.persist_stream(&key)?
-            }
-            Some(None) => self.persist()?,
-            None => {}
-        }
-        out
+        ops::dispatch(self, ctx, operation, Value::Map(input)).await
     }
 }
 
@@ -510,9 +384,8 @@ impl Service {
             region: region.to_owned(),
         };
         if self
-            .lock()
-            .streams
-            .contains_key(&(region.to_owned(), name.to_owned()))
+            .snapshot(&(region.to_owned(), name.to_owned()))
+            .is_some()
         {
             return Ok(false);
         }
@@ -530,14 +403,11 @@ impl Service {
             ..Default::default()
         };
         ops::streams::create_stream(self, &ctx, input).await?;
-        if let Some(s) = self
-            .lock()
-            .streams
-            .get_mut(&(region.to_owned(), name.to_owned()))
-        {
+        self.update_key(&(region.to_owned(), name.to_owned()), |s| {
             s.status = Status::Active;
-        }
-        self.persist()?;
+            Ok(())
+        })
+        .await?;
         Ok(true)
     }
 }

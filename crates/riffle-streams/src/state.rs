@@ -165,6 +165,7 @@ impl Consumer {
 }
 
 /// One stream incarnation.
+#[derive(Clone)]
 pub struct Stream {
     pub id: u64,
     pub name: String,

@@ -79,11 +79,10 @@ impl Service {
         })?;
         let key: StreamKey = (carn.stream.region.clone(), carn.stream.name.clone());
         let (stream_id, shard_index, mut position) = {
-            let g = self.lock();
-            let s = g
-                .streams
-                .get(&key)
+            let s = self
+                .snapshot(&key)
                 .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+            let s = &*s;
             let c = s
                 .consumers
                 .iter()
@@ -134,10 +133,9 @@ impl Service {
         tokio::spawn(async move {
             let _active = Active(&svc.subscriptions, claim);
             loop {
-                // Read under the lock, send outside it.
+                // Read from a snapshot; no lock is held.
                 let step = {
-                    let g = svc.lock();
-                    match g.streams.get(&key).filter(|s| s.id == stream_id) {
+                    match svc.snapshot(&key).filter(|s| s.id == stream_id) {
                         None => Err(Msg::stream_not_found(&key.1, &account)),
                         Some(s) => match s.shard(shard_index) {
                             None => Err(Msg::shard_does_not_exist(
@@ -149,7 +147,7 @@ impl Service {
                                 // Watch before reading, so a record published
                                 // between the two is not waited for.
                                 let watch = s.log.watch();
-                                read_shard(&svc, s, shard, position, EVENT_MAX_RECORDS).map(
+                                read_shard(&svc, &s, shard, position, EVENT_MAX_RECORDS).map(
                                     |read| {
                                         let tip = (svc.now_ms() / 1000) as u64;
                                         let continuation = read.records.last().map_or_else(

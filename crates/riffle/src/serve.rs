@@ -90,11 +90,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let maintenance = service.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        // Completing deletions and persisting status changes every second;
+        // the service applies due transitions on access, so this only
+        // bounds how long a deleted stream's files outlive it.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let svc = maintenance.clone();
-            let _ = tokio::task::spawn_blocking(move || svc.maintain()).await;
+            maintenance.maintain().await;
         }
     });
 
@@ -128,10 +130,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        streams: service,
-        credentials,
+        services: riffle_server::services(service.clone()),
+        shared: riffle_server::platform::Shared {
+            credentials,
+            default_region: args.region.clone(),
+            account: args.account.clone(),
+            clock: clock.clone() as Arc<dyn Clock>,
+        },
         test_clock: args.test_clock.then(|| clock.clone()),
-        default_region: args.region.clone(),
         metrics: riffle_server::metrics::Metrics::with_disk(disk_stats),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -160,7 +166,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.tls_listen {
         listeners.push(tls_listener(&args, addr).await?);
     }
-    let stopping = app.streams.clone();
+    let stopping = service.clone();
     let shutdown = async move {
         shutdown_signal().await;
         stopping.begin_shutdown();

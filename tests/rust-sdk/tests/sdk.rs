@@ -13,6 +13,7 @@ use aws_sdk_kinesis::Client;
 use riffle_core::clock::SystemClock;
 use riffle_core::Clock;
 use riffle_log::memory::MemoryEngine;
+use riffle_server::platform::Shared;
 use riffle_server::{App, Listener};
 use riffle_streams::{Config, Service};
 
@@ -27,12 +28,21 @@ async fn start() -> Server {
         status_delay_ms: 0,
         ..Config::default()
     };
-    let service = Service::new(cfg, clock as Arc<dyn Clock>, MemoryEngine::new(), [9; 32]);
+    let service = Service::new(
+        cfg,
+        clock.clone() as Arc<dyn Clock>,
+        MemoryEngine::new(),
+        [9; 32],
+    );
     let app = Arc::new(App {
-        streams: service,
-        credentials: HashMap::new(),
+        services: riffle_server::services(service),
+        shared: Shared {
+            credentials: HashMap::new(),
+            default_region: "us-east-1".into(),
+            account: "000000000000".into(),
+            clock,
+        },
         test_clock: None,
-        default_region: "us-east-1".into(),
         metrics: Default::default(),
     });
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

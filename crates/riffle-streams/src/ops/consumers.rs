@@ -42,8 +42,8 @@ fn locate(
 }
 
 /// Runs `f` on the stream of the consumer a request names and the
-/// consumer's position in it, under the state lock.
-fn with_consumer<T>(
+/// consumer's position in it, as a control operation of that stream.
+async fn with_consumer<T>(
     svc: &Service,
     ctx: &Ctx,
     stream_arn: Option<&str>,
@@ -53,22 +53,20 @@ fn with_consumer<T>(
 ) -> Result<T> {
     let account = svc.account().to_owned();
     let (key, name) = locate(svc, ctx, stream_arn, name, arn)?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
-    let i = s
-        .consumers
-        .iter()
-        .position(|c| c.name == name && arn.is_none_or(|a| a == c.arn))
-        .ok_or_else(|| {
-            KinesisError::ResourceNotFound(format!(
-                "Consumer {name} under stream {} under account {account} not found.",
-                s.name
-            ))
-        })?;
-    f(s, i)
+    svc.update_key(&key, |s| {
+        let i = s
+            .consumers
+            .iter()
+            .position(|c| c.name == name && arn.is_none_or(|a| a == c.arn))
+            .ok_or_else(|| {
+                KinesisError::ResourceNotFound(format!(
+                    "Consumer {name} under stream {} under account {account} not found.",
+                    s.name
+                ))
+            })?;
+        f(s, i)
+    })
+    .await
 }
 
 pub async fn register(
@@ -81,7 +79,7 @@ pub async fn register(
     if let Some(tags) = &input.tags {
         super::tags::check_tag_keys(tags.keys())?;
     }
-    svc.with_stream(ctx, None, Some(&input.stream_arn), |s| {
+    svc.update(ctx, None, Some(&input.stream_arn), |s| {
         if s.consumers.iter().any(|c| c.name == input.consumer_name) {
             return Err(KinesisError::ResourceInUse(format!(
                 "Consumer {} under stream {} already exists for account {account}.",
@@ -113,6 +111,7 @@ pub async fn register(
         s.consumers.push(c);
         Ok(RegisterStreamConsumerOutput { consumer: out })
     })
+    .await
 }
 
 pub async fn describe(
@@ -137,6 +136,7 @@ pub async fn describe(
             },
         })
     })
+    .await
 }
 
 pub async fn deregister(
@@ -160,6 +160,7 @@ pub async fn deregister(
         }
         Ok(())
     })
+    .await
 }
 
 pub async fn list(
@@ -191,7 +192,7 @@ pub async fn list(
             (m as usize).min(limits::LIST_CONSUMERS_DEFAULT)
         });
     let created_filter = input.stream_creation_timestamp;
-    svc.with_stream(ctx, None, Some(&input.stream_arn), |s| {
+    svc.view(ctx, None, Some(&input.stream_arn), |s| {
         if let Some(Timestamp(ts)) = created_filter {
             if ts / 1000 != s.created_ms / 1000 {
                 return Err(Msg::stream_not_found(&s.name, svc.account()));

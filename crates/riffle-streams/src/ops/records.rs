@@ -49,7 +49,7 @@ fn check_size(s: &Stream, r: &Incoming, path: &str) -> Result<()> {
 }
 
 /// Writable means ACTIVE or UPDATING; otherwise AWS says the stream is not found.
-fn writable<'a>(s: &'a mut Stream, account: &str) -> Result<&'a mut Stream> {
+fn writable<'a>(s: &'a Stream, account: &str) -> Result<&'a Stream> {
     match s.status {
         Status::Active | Status::Updating { .. } => Ok(s),
         _ => Err(Msg::stream_not_found(&s.name, account)),
@@ -77,7 +77,7 @@ pub async fn put_record(
         explicit_hash_key: input.explicit_hash_key,
         data: input.data,
     };
-    let (shard, appended, encrypted) = svc.with_stream(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    let (shard, appended, encrypted) = svc.write_to(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         let s = writable(s, &account)?;
         let key = hash_key_of(s, &rec, "partitionKey")?;
         if let Some(seq) = &input.sequence_number_for_ordering {
@@ -125,7 +125,7 @@ pub async fn put_records(
         )));
     }
     let n = input.records.len();
-    let (plan, appended, encrypted) = svc.with_stream(
+    let (plan, appended, encrypted) = svc.write_to(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -334,9 +334,9 @@ pub async fn get_shard_iterator(
     {
         return Err(must_either(&input.shard_iterator_type, true));
     }
-    let g = svc.lock();
     let missing = || Msg::shard_does_not_exist(&names::shard_id(index), &key.1, &account);
-    let s = g.streams.get(&key).ok_or_else(missing)?;
+    let s = svc.snapshot(&key).ok_or_else(missing)?;
+    let s = &*s;
     if matches!(s.status, Status::Creating { .. }) {
         return Err(missing());
     }
@@ -474,14 +474,10 @@ pub async fn get_records(
         .limit
         .map_or(limits::GET_RECORDS_MAX_RECORDS, |l| l as usize);
     let now = svc.now_ms();
-    let g = svc.lock();
     let missing =
         || Msg::shard_does_not_exist(&names::shard_id(it.shard_index), &it.stream_name, &account);
-    let s = g
-        .streams
-        .values()
-        .find(|s| s.id == it.stream_id)
-        .ok_or_else(missing)?;
+    let s = svc.snapshot_by_id(it.stream_id).ok_or_else(missing)?;
+    let s = &*s;
     let shard = s.shard(it.shard_index).ok_or_else(missing)?;
     dry_run(input.dry_run)?;
     svc.throttle.admit_read(svc, s, shard.index, now)?;

@@ -34,7 +34,7 @@ pub async fn increase_retention(
     input: IncreaseStreamRetentionPeriodInput,
 ) -> Result<()> {
     let hours = input.retention_period_hours;
-    svc.with_stream(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    svc.update(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         check_retention_bounds(hours)?;
         if hours < s.retention_hours {
             return Err(KinesisError::InvalidArgument(format!(
@@ -45,6 +45,7 @@ pub async fn increase_retention(
         s.retention_hours = hours;
         Ok(())
     })
+.await
 }
 
 pub async fn decrease_retention(
@@ -53,7 +54,7 @@ pub async fn decrease_retention(
     input: DecreaseStreamRetentionPeriodInput,
 ) -> Result<()> {
     let hours = input.retention_period_hours;
-    svc.with_stream(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    svc.update(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         check_retention_bounds(hours)?;
         if hours > s.retention_hours {
             return Err(KinesisError::InvalidArgument(format!(
@@ -64,6 +65,7 @@ pub async fn decrease_retention(
         s.retention_hours = hours;
         Ok(())
     })
+.await
 }
 
 const ALL_METRICS: [&str; 7] = [
@@ -112,12 +114,13 @@ pub async fn enable_enhanced_monitoring(
     input: EnableEnhancedMonitoringInput,
 ) -> Result<EnhancedMonitoringOutput> {
     let account = svc.account().to_owned();
-    svc.with_stream(
+    svc.update(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
         |s| monitoring(s, &account, &input.shard_level_metrics, true),
     )
+    .await
 }
 
 pub async fn disable_enhanced_monitoring(
@@ -126,12 +129,13 @@ pub async fn disable_enhanced_monitoring(
     input: DisableEnhancedMonitoringInput,
 ) -> Result<EnhancedMonitoringOutput> {
     let account = svc.account().to_owned();
-    svc.with_stream(
+    svc.update(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
         |s| monitoring(s, &account, &input.shard_level_metrics, false),
     )
+    .await
 }
 
 fn updating(svc: &Service, s: &mut Stream) {
@@ -158,7 +162,7 @@ pub async fn start_encryption(
 ) -> Result<()> {
     require_kms(&input.encryption_type)?;
     let (name, arn) = (input.stream_name.as_deref(), input.stream_arn.as_deref());
-    set_encryption(svc, ctx, name, arn, Some(input.key_id.clone()))
+    set_encryption(svc, ctx, name, arn, Some(input.key_id.clone())).await
 }
 
 pub async fn stop_encryption(
@@ -174,10 +178,11 @@ pub async fn stop_encryption(
         input.stream_arn.as_deref(),
         None,
     )
+    .await
 }
 
 /// Switches server-side encryption on (with a key) or off.
-fn set_encryption(
+async fn set_encryption(
     svc: &Service,
     ctx: &Ctx,
     name: Option<&str>,
@@ -185,13 +190,14 @@ fn set_encryption(
     key: Option<String>,
 ) -> Result<()> {
     let account = svc.account().to_owned();
-    svc.with_stream(ctx, name, arn, |s| {
+    svc.update(ctx, name, arn, |s| {
         require_active(s, &account)?;
         s.encryption_changes.push((svc.now_ms(), key.is_some()));
         s.encryption = key;
         updating(svc, s);
         Ok(())
     })
+    .await
 }
 
 pub async fn update_stream_mode(
@@ -211,12 +217,11 @@ pub async fn update_stream_mode(
         ));
     }
     let on_demand = svc
-        .lock()
-        .streams
-        .values()
+        .all_streams()
+        .iter()
         .filter(|s| s.mode == Mode::OnDemand)
         .count();
-    svc.with_stream(ctx, None, Some(&input.stream_arn), |s| {
+    svc.update(ctx, None, Some(&input.stream_arn), |s| {
         require_active(s, &account)?;
         if s.mode == mode {
             return Err(KinesisError::ResourceInUse(format!(
@@ -241,10 +246,11 @@ pub async fn update_stream_mode(
         updating(svc, s);
         Ok(())
     })
+.await
 }
 
 /// The stored policy of the stream or consumer an ARN names.
-fn with_policy<T>(
+async fn with_policy<T>(
     svc: &Service,
     arn: &str,
     f: impl FnOnce(&mut Option<String>) -> Result<T>,
@@ -259,25 +265,26 @@ fn with_policy<T>(
             None,
         ),
     };
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&(stream.region.clone(), stream.name.clone()))
-        .filter(|_| stream.account == account)
-        .ok_or_else(|| Msg::stream_not_found(&stream.name, &account))?;
-    match consumer {
-        Some(carn) => {
-            let c = s
-                .consumers
-                .iter_mut()
-                .find(|c| c.arn == carn)
-                .ok_or_else(|| {
-                    KinesisError::ResourceNotFound(format!("Consumer {carn} not found."))
-                })?;
-            f(&mut c.policy)
-        }
-        None => f(&mut s.policy),
+    if stream.account != account {
+        return Err(Msg::stream_not_found(&stream.name, &account));
     }
+    svc.update_key(
+        &(stream.region.clone(), stream.name.clone()),
+        |s| match consumer {
+            Some(carn) => {
+                let c = s
+                    .consumers
+                    .iter_mut()
+                    .find(|c| c.arn == carn)
+                    .ok_or_else(|| {
+                        KinesisError::ResourceNotFound(format!("Consumer {carn} not found."))
+                    })?;
+                f(&mut c.policy)
+            }
+            None => f(&mut s.policy),
+        },
+    )
+    .await
 }
 
 pub async fn put_resource_policy(
@@ -296,6 +303,7 @@ pub async fn put_resource_policy(
         *p = Some(input.policy);
         Ok(())
     })
+    .await
 }
 
 pub async fn get_resource_policy(
@@ -308,6 +316,7 @@ pub async fn get_resource_policy(
             policy: p.clone().unwrap_or_else(|| "{}".into()),
         })
     })
+    .await
 }
 
 pub async fn delete_resource_policy(
@@ -324,6 +333,7 @@ pub async fn delete_resource_policy(
         }
         Ok(())
     })
+    .await
 }
 
 pub async fn describe_limits(
@@ -331,11 +341,11 @@ pub async fn describe_limits(
     ctx: &Ctx,
     _input: DescribeLimitsInput,
 ) -> Result<DescribeLimitsOutput> {
-    let g = svc.lock();
-    let in_region = || g.streams.values().filter(|s| s.region == ctx.region);
+    let streams = svc.all_streams();
+    let in_region = || streams.iter().filter(|s| s.region == ctx.region);
     Ok(DescribeLimitsOutput {
         shard_limit: i64::from(svc.cfg.shard_limit),
-        open_shard_count: in_region().map(Stream::open_shard_count).sum::<usize>() as i64,
+        open_shard_count: in_region().map(|s| s.open_shard_count()).sum::<usize>() as i64,
         on_demand_stream_count: in_region().filter(|s| s.mode == Mode::OnDemand).count() as i64,
         on_demand_stream_count_limit: i64::from(svc.cfg.on_demand_stream_limit),
         channel_count: None,
@@ -349,7 +359,7 @@ pub async fn describe_account_settings(
     _input: DescribeAccountSettingsInput,
 ) -> Result<DescribeAccountSettingsOutput> {
     Ok(DescribeAccountSettingsOutput {
-        minimum_throughput_billing_commitment: svc.lock().billing_commitment.clone(),
+        minimum_throughput_billing_commitment: svc.billing_commitment(),
     })
 }
 
@@ -359,8 +369,7 @@ pub async fn update_account_settings(
     input: UpdateAccountSettingsInput,
 ) -> Result<UpdateAccountSettingsOutput> {
     let now = Timestamp(svc.now_ms() / 1000 * 1000);
-    let mut g = svc.lock();
-    let prev = g.billing_commitment.clone();
+    let prev = svc.billing_commitment();
     let next = match input.minimum_throughput_billing_commitment.status.as_str() {
         "ENABLED" => MinimumThroughputBillingCommitmentOutput {
             status: "ENABLED".into(),
@@ -379,7 +388,7 @@ pub async fn update_account_settings(
             earliest_allowed_end_at: None,
         },
     };
-    g.billing_commitment = Some(next.clone());
+    svc.set_billing_commitment(next.clone()).await?;
     Ok(UpdateAccountSettingsOutput {
         minimum_throughput_billing_commitment: Some(next),
     })
@@ -391,11 +400,12 @@ pub async fn update_max_record_size(
     input: UpdateMaxRecordSizeInput,
 ) -> Result<()> {
     let account = svc.account().to_owned();
-    svc.with_stream(ctx, None, input.stream_arn.as_deref(), |s| {
+    svc.update(ctx, None, input.stream_arn.as_deref(), |s| {
         require_active(s, &account)?;
         s.max_record_kib = input.max_record_size_in_ki_b;
         Ok(())
     })
+    .await
 }
 
 pub async fn update_warm_throughput(
@@ -404,7 +414,7 @@ pub async fn update_warm_throughput(
     input: UpdateStreamWarmThroughputInput,
 ) -> Result<UpdateStreamWarmThroughputOutput> {
     let account = svc.account().to_owned();
-    svc.with_stream(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    svc.update(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         require_active(s, &account)?;
         if s.mode != Mode::OnDemand {
             return Err(KinesisError::InvalidArgument(format!(
@@ -423,6 +433,7 @@ pub async fn update_warm_throughput(
             }),
         })
     })
+.await
 }
 
 pub async fn update_record_distribution(
@@ -431,7 +442,7 @@ pub async fn update_record_distribution(
     input: UpdateStreamRecordDistributionStrategyInput,
 ) -> Result<()> {
     let account = svc.account().to_owned();
-    svc.with_stream(ctx, None, Some(&input.stream_arn), |s| {
+    svc.update(ctx, None, Some(&input.stream_arn), |s| {
         require_active(s, &account)?;
         if s.mode != Mode::OnDemand {
             return Err(KinesisError::InvalidArgument(format!(
@@ -442,4 +453,5 @@ pub async fn update_record_distribution(
         s.distribution = Some(input.record_distribution_strategy);
         Ok(())
     })
+.await
 }

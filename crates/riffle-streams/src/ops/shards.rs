@@ -149,11 +149,10 @@ pub async fn list_shards(
         }
     };
     let max = max.clamp(1, limits::LIST_SHARDS_DEFAULT);
-    let g = svc.lock();
-    let s = g
-        .streams
-        .get(&key)
+    let s = svc
+        .snapshot(&key)
         .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    let s = &*s;
     if let Some(ts) = input.stream_creation_timestamp {
         if ts.0 / 1000 != s.created_ms / 1000 {
             return Err(Msg::stream_not_found(&key.1, &account));
@@ -227,12 +226,8 @@ pub async fn split_shard(svc: &Service, ctx: &Ctx, input: SplitShardInput) -> Re
         input.stream_arn.as_deref(),
     )?;
     let index = shard_index(&input.shard_to_split, &key.1, &account)?;
-    let mut g = svc.lock();
-    let open: usize = g.open_shards_in(&key.0);
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    let open: usize = svc.open_shards_in(&key.0);
+    svc.update_key(&key, |s| {
     reshardable(s, &account)?;
     let sh = open_shard(s, index, &account)?.clone();
     if open + 1 > svc.cfg.shard_limit as usize {
@@ -272,9 +267,9 @@ pub async fn split_shard(svc: &Service, ctx: &Ctx, input: SplitShardInput) -> Re
         now,
     );
     mark_updating(svc, s, now);
-    // The new shards become durable metadata before any other request can
-    // route a record to them.
-    svc.persist_locked(&g, &key)
+    Ok(())
+    })
+    .await
 }
 
 pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> Result<()> {
@@ -287,11 +282,7 @@ pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> 
     )?;
     let a = shard_index(&input.shard_to_merge, &key.1, &account)?;
     let b = shard_index(&input.adjacent_shard_to_merge, &key.1, &account)?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    svc.update_key(&key, |s| {
     reshardable(s, &account)?;
     let sa = open_shard(s, a, &account)?.clone();
     let sb = open_shard(s, b, &account)?.clone();
@@ -313,7 +304,9 @@ pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> 
         now,
     );
     mark_updating(svc, s, now);
-    svc.persist_locked(&g, &key)
+    Ok(())
+    })
+    .await
 }
 
 pub async fn update_shard_count(
@@ -328,12 +321,8 @@ pub async fn update_shard_count(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let mut g = svc.lock();
-    let open_all: usize = g.open_shards_in(&key.0);
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    let open_all: usize = svc.open_shards_in(&key.0);
+    svc.update_key(&key, |s| {
     reshardable(s, &account)?;
     let current = s.open_shard_count();
     let target = input.target_shard_count as usize;
@@ -395,6 +384,7 @@ pub async fn update_shard_count(
         target_shard_count: Some(target as i64),
         stream_arn: Some(s.arn.clone()),
     };
-    svc.persist_locked(&g, &key)?;
     Ok(out)
+    })
+    .await
 }

@@ -52,15 +52,15 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     if let Some(tags) = &input.tags {
         super::tags::check_tag_keys(tags.keys())?;
     }
-    let mut g = svc.lock();
+    let _creating = svc.create_lock.lock().await;
     let key = (ctx.region.clone(), input.stream_name.clone());
-    if g.streams.contains_key(&key) {
+    if svc.snapshot(&key).is_some() {
         return Err(KinesisError::ResourceInUse(format!(
             "Stream {} under account {account} already exists.",
             input.stream_name
         )));
     }
-    let open: usize = g.open_shards_in(&ctx.region);
+    let open: usize = svc.open_shards_in(&ctx.region);
     if open + count as usize > svc.cfg.shard_limit as usize || count > limits::MAX_SHARDS_PER_STREAM
     {
         return Err(Msg::shard_limit(
@@ -72,9 +72,9 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
         ));
     }
     if mode == Mode::OnDemand {
-        let on_demand = g
-            .streams
-            .values()
+        let on_demand = svc
+            .all_streams()
+            .iter()
             .filter(|s| s.mode == Mode::OnDemand)
             .count();
         if on_demand >= svc.cfg.on_demand_stream_limit as usize {
@@ -85,7 +85,8 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
         }
     }
     let id = svc.next_stream_id();
-    let log = svc.engine.open(id)?;
+    let engine = svc.engine.clone();
+    let log = crate::registry::blocking(move || engine.open(id)).await??;
     let mut stream = Stream {
         id,
         name: input.stream_name.clone(),
@@ -119,8 +120,23 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     for i in 0..count {
         stream.add_shard(HashRange::split_even(i, count), None, None, now);
     }
-    g.streams.insert(key.clone(), stream);
-    svc.persist_locked(&g, &key)
+    // A stream whose deletion completed but was not yet swept is replaced:
+    // the new row takes its key, then its log goes.
+    let replaced = svc.replaced_incarnation(&key);
+    if let Err(e) = svc
+        .write_row(&key, Some(crate::meta::encode_stream(&stream)))
+        .await
+    {
+        let engine = svc.engine.clone();
+        let _ = crate::registry::blocking(move || engine.remove(id)).await;
+        return Err(e);
+    }
+    svc.insert(stream);
+    if let Some(old) = replaced {
+        let engine = svc.engine.clone();
+        crate::registry::blocking(move || engine.remove(old)).await??;
+    }
+    Ok(())
 }
 
 pub async fn delete_stream(svc: &Service, ctx: &Ctx, input: DeleteStreamInput) -> Result<()> {
@@ -132,27 +148,36 @@ pub async fn delete_stream(svc: &Service, ctx: &Ctx, input: DeleteStreamInput) -
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&key)
-        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
-    if !s.consumers.is_empty() && input.enforce_consumer_deletion != Some(true) {
-        return Err(KinesisError::ResourceInUse(format!(
-            "Stream {} under account {account} has registered consumers. Deregister them or set EnforceConsumerDeletion to true.",
-            s.name
-        )));
-    }
-    if delay > 0 {
-        if !matches!(s.status, Status::Deleting { .. }) {
-            s.status = Status::Deleting {
-                until_ms: now + delay,
-            };
+    let enforce = input.enforce_consumer_deletion == Some(true);
+    let check = |s: &Stream| -> Result<()> {
+        if !s.consumers.is_empty() && !enforce {
+            return Err(KinesisError::ResourceInUse(format!(
+                "Stream {} under account {account} has registered consumers. Deregister them or set EnforceConsumerDeletion to true.",
+                s.name
+            )));
         }
-    } else if let Some(s) = g.streams.remove(&key) {
-        svc.engine.remove(s.id)?;
+        Ok(())
+    };
+    if delay > 0 {
+        return svc
+            .update_key(&key, |s| {
+                check(s)?;
+                if !matches!(s.status, Status::Deleting { .. }) {
+                    s.status = Status::Deleting {
+                        until_ms: now + delay,
+                    };
+                }
+                Ok(())
+            })
+            .await;
     }
-    Ok(())
+    let _creating = svc.create_lock.lock().await;
+    let s = svc
+        .snapshot(&key)
+        .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
+    check(&s)?;
+    svc.write_row(&key, None).await?;
+    svc.forget(&key, s.id).await
 }
 
 pub async fn describe_stream(
@@ -161,7 +186,7 @@ pub async fn describe_stream(
     input: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput> {
     let account = svc.account().to_owned();
-    svc.with_stream(
+    svc.view(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -206,7 +231,7 @@ pub async fn describe_stream_summary(
     ctx: &Ctx,
     input: DescribeStreamSummaryInput,
 ) -> Result<DescribeStreamSummaryOutput> {
-    svc.with_stream(
+    svc.view(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -266,10 +291,9 @@ pub async fn list_streams(
     let limit = input.limit.map_or(limits::LIST_STREAMS_DEFAULT, |l| {
         (l as usize).min(limits::LIST_STREAMS_DEFAULT)
     });
-    let g = svc.lock();
-    let all: Vec<_> = g
-        .streams
-        .values()
+    let streams = svc.all_streams();
+    let all: Vec<_> = streams
+        .iter()
         .filter(|s| s.region == ctx.region)
         .filter(|s| after.as_ref().is_none_or(|a| s.name.as_str() > a.as_str()))
         .collect();

@@ -68,7 +68,7 @@ pub async fn add_tags_to_stream(
     input: AddTagsToStreamInput,
 ) -> Result<()> {
     let account = svc.account().to_owned();
-    svc.with_stream(
+    svc.update(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -78,6 +78,7 @@ pub async fn add_tags_to_stream(
             add(&mut s.tags, input.tags, &name, &account)
         },
     )
+    .await
 }
 
 pub async fn remove_tags_from_stream(
@@ -86,7 +87,7 @@ pub async fn remove_tags_from_stream(
     input: RemoveTagsFromStreamInput,
 ) -> Result<()> {
     let account = svc.account().to_owned();
-    svc.with_stream(
+    svc.update(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -103,6 +104,7 @@ pub async fn remove_tags_from_stream(
             Ok(())
         },
     )
+    .await
 }
 
 fn tag_list<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<Tag> {
@@ -118,7 +120,7 @@ pub async fn list_tags_for_stream(
     ctx: &Ctx,
     input: ListTagsForStreamInput,
 ) -> Result<ListTagsForStreamOutput> {
-    svc.with_stream(
+    svc.view(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -144,36 +146,37 @@ pub async fn list_tags_for_stream(
 }
 
 /// The tags and name of the stream or consumer an ARN names.
-fn with_resource<T>(
+async fn with_resource<T>(
     svc: &Service,
     arn: &str,
     f: impl FnOnce(&mut BTreeMap<String, String>, &str) -> Result<T>,
 ) -> Result<T> {
     let account = svc.account().to_owned();
     if let Some(c) = names::parse_consumer_arn(arn) {
-        let mut g = svc.lock();
         let key = (c.stream.region.clone(), c.stream.name.clone());
-        let s: &mut Stream = g
-            .streams
-            .get_mut(&key)
-            .ok_or_else(|| Msg::stream_not_found(&c.stream.name, &account))?;
-        let consumer = s
-            .consumers
-            .iter_mut()
-            .find(|x| x.arn == arn)
-            .ok_or_else(|| KinesisError::ResourceNotFound(format!("Consumer {arn} not found.")))?;
-        return f(&mut consumer.tags, &c.name);
+        return svc
+            .update_key(&key, |s: &mut Stream| {
+                let consumer = s
+                    .consumers
+                    .iter_mut()
+                    .find(|x| x.arn == arn)
+                    .ok_or_else(|| {
+                        KinesisError::ResourceNotFound(format!("Consumer {arn} not found."))
+                    })?;
+                f(&mut consumer.tags, &c.name)
+            })
+            .await;
     }
     let parsed = names::parse_stream_arn(arn)
         .ok_or_else(|| KinesisError::InvalidArgument(format!("Invalid ResourceARN: {arn}")))?;
-    let mut g = svc.lock();
-    let s = g
-        .streams
-        .get_mut(&(parsed.region.clone(), parsed.name.clone()))
-        .filter(|_| parsed.account == account)
-        .ok_or_else(|| Msg::stream_not_found(&parsed.name, &account))?;
-    let name = s.name.clone();
-    f(&mut s.tags, &name)
+    if parsed.account != account {
+        return Err(Msg::stream_not_found(&parsed.name, &account));
+    }
+    svc.update_key(&(parsed.region.clone(), parsed.name.clone()), |s| {
+        let name = s.name.clone();
+        f(&mut s.tags, &name)
+    })
+    .await
 }
 
 pub async fn tag_resource(svc: &Service, _ctx: &Ctx, input: TagResourceInput) -> Result<()> {
@@ -182,6 +185,7 @@ pub async fn tag_resource(svc: &Service, _ctx: &Ctx, input: TagResourceInput) ->
         check_tags(&input.tags, "add", name, &account)?;
         add(tags, input.tags, name, &account)
     })
+    .await
 }
 
 pub async fn untag_resource(svc: &Service, _ctx: &Ctx, input: UntagResourceInput) -> Result<()> {
@@ -191,6 +195,7 @@ pub async fn untag_resource(svc: &Service, _ctx: &Ctx, input: UntagResourceInput
         }
         Ok(())
     })
+    .await
 }
 
 pub async fn list_tags_for_resource(
@@ -203,4 +208,5 @@ pub async fn list_tags_for_resource(
             tags: Some(tag_list(tags.iter())),
         })
     })
+    .await
 }

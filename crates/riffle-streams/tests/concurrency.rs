@@ -1,0 +1,271 @@
+//! Who waits for whom: a control operation stuck in its metadata commit
+//! holds up nothing but later control operations of its own stream, and its
+//! change is visible only once the commit has returned. A failed commit
+//! changes nothing.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use riffle_core::clock::SystemClock;
+use riffle_core::Clock;
+use riffle_log::memory::MemoryEngine;
+use riffle_streams::meta::{MetaStore, NoMeta};
+use riffle_streams::{Config, Ctx, KinesisError, Service};
+use riffle_wire::Value;
+
+/// What the gate does with commits that touch the slow stream.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Gate {
+    Open,
+    Hold,
+    Fail,
+}
+
+#[derive(Default)]
+struct GateState {
+    mode: Option<Gate>,
+    waiting: usize,
+}
+
+/// A metadata store whose commits of rows named `slow` can be held or
+/// failed.
+#[derive(Clone, Default)]
+struct GatedMeta(Arc<(Mutex<GateState>, Condvar)>);
+
+impl GatedMeta {
+    fn set(&self, g: Gate) {
+        let (m, cv) = &*self.0;
+        m.lock().unwrap().mode = Some(g);
+        cv.notify_all();
+    }
+
+    fn wait_for_waiter(&self) {
+        let (m, cv) = &*self.0;
+        let g = m.lock().unwrap();
+        let (_g, t) = cv
+            .wait_timeout_while(g, Duration::from_secs(10), |s| s.waiting == 0)
+            .unwrap();
+        assert!(!t.timed_out(), "the commit never reached the store");
+    }
+}
+
+impl MetaStore for GatedMeta {
+    fn load(&self) -> Result<Vec<Vec<u8>>, String> {
+        Ok(Vec::new())
+    }
+    fn apply(&self, put: &[(String, Vec<u8>)], delete: &[String]) -> Result<(), String> {
+        let slow = put
+            .iter()
+            .map(|(k, _)| k)
+            .chain(delete)
+            .any(|k| k.ends_with("\0slow"));
+        if !slow {
+            return Ok(());
+        }
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        g.waiting += 1;
+        cv.notify_all();
+        let mut g = cv.wait_while(g, |s| s.mode == Some(Gate::Hold)).unwrap();
+        g.waiting -= 1;
+        match g.mode {
+            Some(Gate::Fail) => Err("injected commit failure".into()),
+            _ => Ok(()),
+        }
+    }
+    fn get_server(&self, k: &str) -> Result<Option<Vec<u8>>, String> {
+        NoMeta.get_server(k)
+    }
+    fn put_server(&self, k: &str, v: &[u8]) -> Result<(), String> {
+        NoMeta.put_server(k, v)
+    }
+    fn stored_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn doc(json: &str) -> Value {
+    riffle_wire::json::decode(json.as_bytes()).unwrap()
+}
+
+fn ctx() -> Ctx {
+    Ctx {
+        region: "us-east-1".into(),
+    }
+}
+
+async fn call(svc: &Service, op: &str, json: &str) -> Result<Value, KinesisError> {
+    svc.call(&ctx(), op, doc(json)).await
+}
+
+fn tags(v: &Value) -> Vec<String> {
+    let Value::Map(m) = v else { panic!("{v:?}") };
+    let Some(Value::List(l)) = m.get("Tags") else {
+        panic!("{v:?}")
+    };
+    l.iter()
+        .map(|t| match t {
+            Value::Map(t) => match t.get("Key") {
+                Some(Value::Str(k)) => k.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+async fn service(meta: GatedMeta) -> Arc<Service> {
+    let cfg = Config {
+        status_delay_ms: 0,
+        ..Config::default()
+    };
+    let clock = SystemClock::new() as Arc<dyn Clock>;
+    let svc = Service::open(cfg, clock, MemoryEngine::new(), Box::new(meta)).unwrap();
+    for name in ["slow", "fast"] {
+        call(
+            &svc,
+            "CreateStream",
+            &format!(r#"{{"StreamName":"{name}","ShardCount":2}}"#),
+        )
+        .await
+        .unwrap();
+    }
+    svc
+}
+
+fn within<F: std::future::Future>(f: F) -> tokio::time::Timeout<F> {
+    tokio::time::timeout(Duration::from_secs(5), f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_commit_blocks_no_reader_or_writer() {
+    let meta = GatedMeta::default();
+    let svc = service(meta.clone()).await;
+    meta.set(Gate::Hold);
+    let tagging = tokio::spawn({
+        let svc = svc.clone();
+        async move {
+            call(
+                &svc,
+                "AddTagsToStream",
+                r#"{"StreamName":"slow","Tags":{"team":"a"}}"#,
+            )
+            .await
+        }
+    });
+    let waiter = meta.clone();
+    tokio::task::spawn_blocking(move || waiter.wait_for_waiter())
+        .await
+        .unwrap();
+
+    // Records flow into both streams, and are read back, while the commit
+    // of the slow stream's tag is held.
+    for name in ["fast", "slow"] {
+        let put = within(call(
+            &svc,
+            "PutRecord",
+            &format!(r#"{{"StreamName":"{name}","PartitionKey":"k","Data":"aGk="}}"#),
+        ))
+        .await
+        .expect("PutRecord waited for another stream's commit")
+        .unwrap();
+        let Value::Map(put) = put else { panic!() };
+        let Some(Value::Str(shard)) = put.get("ShardId") else {
+            panic!()
+        };
+        let it = within(call(
+            &svc,
+            "GetShardIterator",
+            &format!(
+                r#"{{"StreamName":"{name}","ShardId":"{shard}","ShardIteratorType":"TRIM_HORIZON"}}"#
+            ),
+        ))
+        .await
+        .expect("GetShardIterator waited")
+        .unwrap();
+        let Value::Map(it) = it else { panic!() };
+        let Some(Value::Str(it)) = it.get("ShardIterator") else {
+            panic!()
+        };
+        let got = within(call(
+            &svc,
+            "GetRecords",
+            &format!(r#"{{"ShardIterator":"{it}"}}"#),
+        ))
+        .await
+        .expect("GetRecords waited")
+        .unwrap();
+        let Value::Map(got) = got else { panic!() };
+        let Some(Value::List(records)) = got.get("Records") else {
+            panic!()
+        };
+        assert_eq!(records.len(), 1, "{name}");
+    }
+    // The change is not visible before it is durable.
+    let listed = within(call(&svc, "ListTagsForStream", r#"{"StreamName":"slow"}"#))
+        .await
+        .expect("ListTagsForStream waited")
+        .unwrap();
+    assert_eq!(tags(&listed), Vec::<String>::new());
+    // Control operations on another stream go ahead too.
+    within(call(
+        &svc,
+        "AddTagsToStream",
+        r#"{"StreamName":"fast","Tags":{"team":"b"}}"#,
+    ))
+    .await
+    .expect("a control operation waited for another stream's commit")
+    .unwrap();
+    assert!(!tagging.is_finished());
+
+    meta.set(Gate::Open);
+    within(tagging).await.unwrap().unwrap().unwrap();
+    let listed = call(&svc, "ListTagsForStream", r#"{"StreamName":"slow"}"#)
+        .await
+        .unwrap();
+    assert_eq!(tags(&listed), vec!["team".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_changes_nothing() {
+    let meta = GatedMeta::default();
+    let svc = service(meta.clone()).await;
+    meta.set(Gate::Fail);
+    let err = call(
+        &svc,
+        "AddTagsToStream",
+        r#"{"StreamName":"slow","Tags":{"team":"a"}}"#,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "InternalFailure");
+    let err = call(
+        &svc,
+        "SplitShard",
+        r#"{"StreamName":"slow","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"1000"}"#,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "InternalFailure");
+    let listed = call(&svc, "ListTagsForStream", r#"{"StreamName":"slow"}"#)
+        .await
+        .unwrap();
+    assert_eq!(tags(&listed), Vec::<String>::new());
+    let shards = call(&svc, "ListShards", r#"{"StreamName":"slow"}"#)
+        .await
+        .unwrap();
+    let Value::Map(shards) = shards else { panic!() };
+    let Some(Value::List(shards)) = shards.get("Shards") else {
+        panic!()
+    };
+    assert_eq!(shards.len(), 2, "a failed split left shards behind");
+    // Deleting fails as a whole too: the stream is still there.
+    let err = call(&svc, "DeleteStream", r#"{"StreamName":"slow"}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "InternalFailure");
+    meta.set(Gate::Open);
+    call(&svc, "DescribeStreamSummary", r#"{"StreamName":"slow"}"#)
+        .await
+        .unwrap();
+}
