@@ -2,11 +2,12 @@
 //!
 //! - [`serve`] accepts connections and speaks HTTP/1.1 and cleartext HTTP/2
 //!   (prior knowledge) on the same port, and shuts down gracefully.
-//! - [`App`] routes a request: AWS's pre-checks (size, method, content type,
-//!   target), SigV4, then the service; errors leave in AWS's envelopes.
+//! - [`App`] routes a request to one of the [`services`] (the registration
+//!   list) by `X-Amz-Target`, path or query `Action`; [`platform`] is the
+//!   contract a service implements; [`kinesis`] is Data Streams on it and
+//!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,29 +21,35 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use riffle_core::clock::SystemClock;
 use riffle_core::Clock;
-use riffle_streams::subscribe::Event;
-use riffle_streams::{Ctx, KinesisError, Service};
-use riffle_wire::{error as wire_error, eventstream, sigv4, Encoding, Value};
+use riffle_wire::{error as wire_error, Encoding, Value};
 use tokio::net::TcpListener;
 
 pub mod body;
+pub mod kinesis;
 pub mod metrics;
+pub mod platform;
+pub mod sts;
 
 use body::Body;
 
-/// Bodies larger than this are refused with 413, as AWS does.
-const MAX_BODY: usize = 7 * 1024 * 1024;
-const KINESIS_PREFIX: &str = "Kinesis_20131202";
-
 /// Everything a request needs.
 pub struct App {
-    pub streams: Arc<Service>,
-    /// Access key id → secret; empty means any well-formed request is accepted.
-    pub credentials: HashMap<String, String>,
+    /// The registration list: see [`services`].
+    pub services: platform::Services,
+    pub shared: platform::Shared,
     /// When set, `POST /_riffle/clock` moves this clock (tests only).
     pub test_clock: Option<Arc<SystemClock>>,
-    pub default_region: String,
     pub metrics: metrics::Metrics,
+}
+
+/// Every service Riffle serves, in routing order: the one registration
+/// list. Data Streams comes first, so it answers requests no service
+/// claims, as the Kinesis endpoint does.
+pub fn services(streams: Arc<riffle_streams::Service>) -> platform::Services {
+    platform::Services::new(vec![
+        Arc::new(kinesis::DataStreams(streams)),
+        Arc::new(sts::Sts),
+    ])
 }
 
 /// AWS's `x-amz-id-2`: 72 random bytes in base64.
@@ -55,18 +62,26 @@ fn amz_id_2() -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn base(status: StatusCode) -> http::response::Builder {
+pub(crate) fn base(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
         .header("x-amzn-RequestId", request_id())
         .header("x-amz-id-2", amz_id_2())
 }
 
-fn xml(status: StatusCode, name: &str, message: Option<&str>) -> Response<Body> {
+/// A whole 200 response.
+pub(crate) fn ok(content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    base(StatusCode::OK)
+        .header("content-type", content_type)
+        .body(Body::full(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+pub(crate) fn xml(status: StatusCode, name: &str, message: Option<&str>) -> Response<Body> {
     let text = match message {
         Some(m) => format!("<{name}>\n  <Message>{m}</Message>\n</{name}>\n"),
         None => format!("<{name}/>\n"),
@@ -77,7 +92,7 @@ fn xml(status: StatusCode, name: &str, message: Option<&str>) -> Response<Body> 
 }
 
 /// An AWS error in the request's encoding.
-fn error(
+pub(crate) fn error(
     encoding: Encoding,
     status: u16,
     error_type: &str,
@@ -92,38 +107,21 @@ fn error(
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response<Body> {
-    tracing::debug!(error_type = e.error_type(), "request failed");
-    if let KinesisError::Internal(detail) = e {
-        tracing::error!(%detail, "internal failure");
-    }
-    error(encoding, e.status(), e.error_type(), e.message().as_deref())
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
+fn is_form(parts: &http::request::Parts) -> bool {
+    header(&parts.headers, "content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
 }
 
 impl App {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
-        // Only operations of the model become metric labels: the header is
-        // client input.
-        let operation = header(&parts.headers, "x-amz-target")
-            .and_then(|t| t.split_once('.'))
-            .map(|(_, op)| {
-                let known = riffle_streams::model::OPERATIONS
-                    .iter()
-                    .any(|(n, _)| *n == op);
-                if known {
-                    op.to_owned()
-                } else {
-                    "unknown".to_owned()
-                }
-            });
-        let mut resp = self.route(parts, incoming).await;
-        if let Some(op) = operation {
+        let (mut resp, label) = self.route(parts, incoming).await;
+        if let Some(op) = label {
             let outcome = header(resp.headers(), "x-amzn-errortype")
                 .map_or("ok", |t| t.trim_end_matches(':'));
             self.metrics.request(&op, outcome);
@@ -133,7 +131,13 @@ impl App {
         resp
     }
 
-    async fn route(&self, parts: http::request::Parts, incoming: Incoming) -> Response<Body> {
+    /// Routes a request; returns the response and the metric label of the
+    /// operation (`None` for the server's own endpoints).
+    async fn route(
+        &self,
+        parts: http::request::Parts,
+        incoming: Incoming,
+    ) -> (Response<Body>, Option<String>) {
         if parts.method == Method::OPTIONS {
             let echo = |n: &str| {
                 parts
@@ -142,7 +146,7 @@ impl App {
                     .cloned()
                     .unwrap_or(HeaderValue::from_static("*"))
             };
-            return base(StatusCode::OK)
+            let resp = base(StatusCode::OK)
                 .header(
                     "access-control-allow-headers",
                     echo("access-control-request-headers"),
@@ -154,211 +158,108 @@ impl App {
                 .header("access-control-max-age", "172800")
                 .body(Body::empty())
                 .unwrap_or_else(|_| Response::new(Body::empty()));
+            return (resp, None);
         }
         if parts.method == Method::GET && parts.uri.path() == "/metrics" {
-            let (streams, shards) = self.streams.counts();
-            return base(StatusCode::OK)
+            let gauges: Vec<_> = self
+                .services
+                .all()
+                .iter()
+                .flat_map(|s| s.gauges())
+                .collect();
+            let resp = base(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Body::full(self.metrics.render(streams, shards)))
+                .body(Body::full(self.metrics.render(&gauges)))
                 .unwrap_or_else(|_| Response::new(Body::empty()));
+            return (resp, None);
         }
         if parts.method == Method::GET && parts.uri.path() == "/_riffle/health" {
-            return base(StatusCode::OK)
-                .body(Body::full("ok\n"))
-                .unwrap_or_else(|_| Response::new(Body::empty()));
+            return (ok("text/plain", "ok\n"), None);
         }
-        let body = match read_body(incoming).await {
-            Some(b) => b,
-            None => {
-                return base(StatusCode::PAYLOAD_TOO_LARGE)
-                    .body(Body::empty())
-                    .unwrap_or_else(|_| Response::new(Body::empty()))
-            }
+        // The service: by target, else by path; query services and the
+        // fallback are known once the body is read.
+        let target = header(&parts.headers, "x-amz-target").unwrap_or("");
+        let operation = target.split_once('.').map_or("", |(_, op)| op).to_owned();
+        let (service, operation) = match self
+            .services
+            .by_target(target.split('.').next().unwrap_or(""))
+        {
+            Some(s) => (Some(s.clone()), operation),
+            None if target.is_empty() => match self.services.by_path(parts.uri.path()) {
+                Some(s) => (
+                    Some(s.clone()),
+                    parts.uri.path().trim_start_matches('/').to_owned(),
+                ),
+                None => (None, operation),
+            },
+            None => (None, operation),
+        };
+        if let Some(s) = service.as_ref().filter(|s| s.streams_body(&operation)) {
+            let req = platform::Request {
+                parts,
+                body: platform::RequestBody::Stream(incoming),
+                operation: operation.clone(),
+            };
+            let label = self.label(s, &operation);
+            return (s.handle(req, &self.shared).await, Some(label));
+        }
+        let limit = service
+            .as_ref()
+            .or(self.services.fallback())
+            .map_or(kinesis::MAX_BODY, |s| s.max_body());
+        let body = match read_body(incoming, limit).await {
+            Some(b) => platform::RequestBody::Full(b),
+            None => platform::RequestBody::TooLarge,
         };
         if parts.method == Method::POST && parts.uri.path() == "/_riffle/clock" {
-            return self.move_clock(&body);
-        }
-        if parts.method != Method::POST {
-            return xml(
-                StatusCode::FORBIDDEN,
-                "AccessDeniedException",
-                Some("Unable to determine service/operation name to be authorized"),
-            );
-        }
-        let content_type = header(&parts.headers, "content-type").map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        let target = header(&parts.headers, "x-amz-target").unwrap_or("");
-        let (service, operation) = target.split_once('.').unwrap_or((target, ""));
-        if content_type.as_deref() == Some("application/json") {
-            return coral_json(&body);
-        }
-        let encoding = match content_type.as_deref() {
-            Some("application/x-amz-json-1.1") => Encoding::Json,
-            Some("application/x-amz-cbor-1.1") => Encoding::Cbor,
-            _ => {
-                if service.is_empty() || operation.is_empty() {
-                    return xml(
-                        StatusCode::FORBIDDEN,
-                        "AccessDeniedException",
-                        Some("Unable to determine service/operation name to be authorized"),
-                    );
-                }
-                return xml(StatusCode::NOT_FOUND, "UnknownOperationException", None);
-            }
-        };
-        let known = service == KINESIS_PREFIX
-            && (riffle_streams::model::OPERATIONS
-                .iter()
-                .any(|(n, _)| *n == operation)
-                || operation == "SubscribeToShard");
-        if !known {
-            return error(encoding, 400, "UnknownOperationException", None);
-        }
-        if body.is_empty() {
-            return error(encoding, 400, "SerializationException", None);
-        }
-        // PutRecords in JSON has a single-pass parser; anything it does not
-        // expect takes the generic path below.
-        let fast = if operation == "PutRecords" && encoding == Encoding::Json {
-            riffle_streams::fast::put_records_json(&body)
-        } else {
-            None
-        };
-        let doc = match (&fast, encoding.decode_if(fast.is_none(), &body)) {
-            (Some(_), _) => Value::Null,
-            (None, Some(Ok(v @ Value::Map(_)))) => v,
-            _ => return error(encoding, 400, "SerializationException", None),
-        };
-        let region = match self.authenticate(&parts, &body) {
-            Ok(r) => r,
-            Err(e) => return error(encoding, 400, e.error_type(), Some(&e.message())),
-        };
-        let ctx = Ctx { region };
-        let span = tracing::debug_span!("op", operation);
-        let _enter = span.enter();
-        if operation == "SubscribeToShard" {
-            return self.subscribe(&ctx, encoding, doc).await;
-        }
-        if operation == "GetRecords" && encoding == Encoding::Json {
-            return match self.streams.get_records_json(&ctx, doc).await {
-                Ok(body) => base(StatusCode::OK)
-                    .header("content-type", encoding.content_type())
-                    .body(Body::full(body))
-                    .unwrap_or_else(|_| Response::new(Body::empty())),
-                Err(e) => kinesis_error(encoding, &e),
-            };
-        }
-        if let Some(input) = fast {
-            return match self.streams.put_records(&ctx, input).await {
-                Ok(out) => base(StatusCode::OK)
-                    .header("content-type", encoding.content_type())
-                    .body(Body::full(riffle_streams::fast::put_records_output_json(
-                        &out,
-                    )))
-                    .unwrap_or_else(|_| Response::new(Body::empty())),
-                Err(e) => kinesis_error(encoding, &e),
-            };
-        }
-        match self.streams.call(&ctx, operation, doc).await {
-            Ok(Value::Null) => base(StatusCode::OK)
-                .header("content-type", encoding.content_type())
-                .body(Body::empty())
-                .unwrap_or_else(|_| Response::new(Body::empty())),
-            Ok(v) => base(StatusCode::OK)
-                .header("content-type", encoding.content_type())
-                .body(Body::full(encoding.encode(&v)))
-                .unwrap_or_else(|_| Response::new(Body::empty())),
-            Err(e) => kinesis_error(encoding, &e),
-        }
-    }
-
-    /// Checks SigV4 and returns the request's region.
-    fn authenticate(
-        &self,
-        parts: &http::request::Parts,
-        body: &[u8],
-    ) -> Result<String, sigv4::AuthError> {
-        let headers: Vec<(&str, &str)> = parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
-            .collect();
-        let host = parts.uri.authority().map(|a| a.as_str().to_owned());
-        let mut with_host = headers.clone();
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            if let Some(h) = host.as_deref() {
-                with_host.push(("host", h));
+            if let platform::RequestBody::Full(b) = &body {
+                return (self.move_clock(b), None);
             }
         }
-        let req = sigv4::Request {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &with_host,
-            body,
-        };
-        let sig = match sigv4::parse(&req) {
-            Ok(s) => s,
-            Err(sigv4::AuthError::MissingAuthenticationToken) if self.credentials.is_empty() => {
-                return Ok(self.default_region.clone())
-            }
-            Err(e) => return Err(e),
-        };
-        if !self.credentials.is_empty() {
-            let secret = self
-                .credentials
-                .get(&sig.access_key)
-                .ok_or(sigv4::AuthError::UnrecognizedClient)?;
-            sigv4::verify(&req, &sig, secret, self.streams.now_ms() / 1000)?;
-        }
-        Ok(if sig.region.is_empty() {
-            self.default_region.clone()
-        } else {
-            sig.region
-        })
-    }
-
-    async fn subscribe(&self, ctx: &Ctx, encoding: Encoding, doc: Value) -> Response<Body> {
-        let mut events = match self.streams.subscribe(ctx, doc).await {
-            Ok(rx) => rx,
-            Err(e) => return kinesis_error(encoding, &e),
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-        let ct = encoding.content_type();
-        let initial = eventstream::event(
-            "initial-response",
-            ct,
-            &encoding.encode(&Value::Map(Default::default())),
-        );
-        tokio::spawn(async move {
-            if tx.send(Bytes::from(initial)).await.is_err() {
-                return;
-            }
-            while let Some(ev) = events.recv().await {
-                let frame = match ev {
-                    Event::Records(e) => {
-                        eventstream::event("SubscribeToShardEvent", ct, &encoding.encode(&e))
+        let (service, operation) = match service {
+            Some(s) => (s, operation),
+            None => {
+                let action = match &body {
+                    platform::RequestBody::Full(b) if target.is_empty() && is_form(&parts) => {
+                        sts::action_of(&parts, b)
                     }
-                    Event::Error(e) => {
-                        let payload =
-                            wire_error::encode(encoding, e.error_type(), e.message().as_deref());
-                        eventstream::exception(e.error_type(), ct, &payload)
+                    _ if target.is_empty() && parts.method == Method::GET => {
+                        sts::action_of(&parts, &[])
                     }
+                    _ => None,
                 };
-                if tx.send(Bytes::from(frame)).await.is_err() {
-                    return;
+                match action.as_deref().and_then(|a| self.services.by_action(a)) {
+                    Some(s) => (s.clone(), action.unwrap_or_default()),
+                    None => match self.services.fallback() {
+                        Some(s) => (s.clone(), operation),
+                        None => {
+                            return (
+                                xml(StatusCode::NOT_FOUND, "UnknownOperationException", None),
+                                None,
+                            )
+                        }
+                    },
                 }
             }
-        });
-        base(StatusCode::OK)
-            .header("content-type", "application/vnd.amazon.eventstream")
-            .body(Body::Channel(rx))
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+        };
+        let label =
+            (!target.is_empty() || !operation.is_empty()).then(|| self.label(&service, &operation));
+        let req = platform::Request {
+            parts,
+            body,
+            operation,
+        };
+        (service.handle(req, &self.shared).await, label)
+    }
+
+    /// Only operations a service knows become metric labels: the name is
+    /// client input.
+    fn label(&self, s: &Arc<dyn platform::AwsService>, op: &str) -> String {
+        if s.knows(op) {
+            op.to_owned()
+        } else {
+            "unknown".to_owned()
+        }
     }
 
     fn move_clock(&self, body: &[u8]) -> Response<Body> {
@@ -380,37 +281,22 @@ impl App {
         let mut m = riffle_wire::Map::new();
         m.put("offset_ms", Value::Int(clock.offset_ms()));
         m.put("now_ms", Value::Int(clock.now_ms()));
-        base(StatusCode::OK)
-            .header("content-type", "application/json")
-            .body(Body::full(riffle_wire::json::encode(&Value::Map(m))))
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+        ok(
+            "application/json",
+            riffle_wire::json::encode(&Value::Map(m)),
+        )
     }
 }
 
-/// AWS answers plain `application/json` requests in its internal envelope:
-/// 404 unknown operation for a JSON object, 400 serialization error otherwise.
-fn coral_json(body: &[u8]) -> Response<Body> {
-    let (status, kind) = match riffle_wire::json::decode(body) {
-        Ok(Value::Map(_)) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
-        _ => (StatusCode::BAD_REQUEST, "SerializationException"),
-    };
-    let text =
-        format!(r#"{{"Output":{{"__type":"com.amazon.coral.service#{kind}"}},"Version":"1.0"}}"#);
-    base(status)
-        .header("content-type", "application/json")
-        .body(Body::full(text))
-        .unwrap_or_else(|_| Response::new(Body::empty()))
-}
-
-/// Collects a request body, or `None` past [`MAX_BODY`].
-async fn read_body(mut incoming: Incoming) -> Option<Bytes> {
+/// Collects a request body, or `None` past `limit`.
+async fn read_body(mut incoming: Incoming, limit: usize) -> Option<Bytes> {
     let mut buf = Vec::new();
     while let Some(frame) = incoming.frame().await {
         let Ok(frame) = frame else {
             return Some(Bytes::new());
         };
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_BODY {
+            if buf.len() + data.len() > limit {
                 return None;
             }
             buf.extend_from_slice(&data);

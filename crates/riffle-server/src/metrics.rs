@@ -32,8 +32,8 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The exposition text; `streams` and `open_shards` are gauges.
-    pub fn render(&self, streams: usize, open_shards: usize) -> String {
+    /// The exposition text, with the services' gauges.
+    pub fn render(&self, gauges: &[crate::platform::Gauge]) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP riffle_requests_total Kinesis API requests by operation and outcome.\n",
@@ -53,13 +53,9 @@ impl Metrics {
         let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge(&mut out, "riffle_streams", "Streams.", streams as u64);
-        gauge(
-            &mut out,
-            "riffle_open_shards",
-            "Open shards.",
-            open_shards as u64,
-        );
+        for g in gauges {
+            gauge(&mut out, g.name, g.help, g.value);
+        }
         if let Some(d) = &self.disk {
             for (name, help, v) in [
                 (

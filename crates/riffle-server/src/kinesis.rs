@@ -1,0 +1,224 @@
+//! Kinesis Data Streams on the platform: AWS's pre-checks in AWS's order
+//! (method, content type, target, empty or non-object body), SigV4, then
+//! the service; the PutRecords/GetRecords JSON fast paths and
+//! SubscribeToShard's event stream.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use riffle_streams::subscribe::Event;
+use riffle_streams::{Ctx, KinesisError, Service};
+use riffle_wire::{error as wire_error, eventstream, Encoding, Value};
+
+use crate::body::Body;
+use crate::platform::{
+    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+};
+use crate::{base, error, header, ok, xml};
+
+/// Bodies larger than this are refused with 413, as AWS does.
+pub const MAX_BODY: usize = 7 * 1024 * 1024;
+pub const TARGET_PREFIX: &str = "Kinesis_20131202";
+
+/// Data Streams, served over JSON 1.1 and CBOR 1.1.
+pub struct DataStreams(pub Arc<Service>);
+
+fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response {
+    tracing::debug!(error_type = e.error_type(), "request failed");
+    if let KinesisError::Internal(detail) = e {
+        tracing::error!(%detail, "internal failure");
+    }
+    error(encoding, e.status(), e.error_type(), e.message().as_deref())
+}
+
+fn access_denied() -> Response {
+    xml(
+        StatusCode::FORBIDDEN,
+        "AccessDeniedException",
+        Some("Unable to determine service/operation name to be authorized"),
+    )
+}
+
+impl AwsService for DataStreams {
+    fn name(&self) -> &'static str {
+        "kinesis"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(TARGET_PREFIX)
+    }
+
+    fn knows(&self, op: &str) -> bool {
+        riffle_streams::model::OPERATIONS
+            .iter()
+            .any(|(n, _)| *n == op)
+            || op == "SubscribeToShard"
+    }
+
+    fn max_body(&self) -> usize {
+        MAX_BODY
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        let (streams, shards) = self.0.counts();
+        vec![
+            Gauge {
+                name: "riffle_streams",
+                help: "Streams.",
+                value: streams as u64,
+            },
+            Gauge {
+                name: "riffle_open_shards",
+                help: "Open shards.",
+                value: shards as u64,
+            },
+        ]
+    }
+
+    fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
+        Box::pin(self.serve(req, shared))
+    }
+}
+
+impl DataStreams {
+    async fn serve(&self, req: Request, shared: &Shared) -> Response {
+        let Request { parts, body, .. } = req;
+        let body = match body {
+            RequestBody::Full(b) => b,
+            RequestBody::TooLarge => {
+                return base(StatusCode::PAYLOAD_TOO_LARGE)
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| Response::new(Body::empty()))
+            }
+            RequestBody::Stream(_) => return access_denied(),
+        };
+        if parts.method != Method::POST {
+            return access_denied();
+        }
+        let content_type = header(&parts.headers, "content-type").map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        let target = header(&parts.headers, "x-amz-target").unwrap_or("");
+        let (service, operation) = target.split_once('.').unwrap_or((target, ""));
+        if content_type.as_deref() == Some("application/json") {
+            return coral_json(&body);
+        }
+        let encoding = match content_type.as_deref() {
+            Some("application/x-amz-json-1.1") => Encoding::Json,
+            Some("application/x-amz-cbor-1.1") => Encoding::Cbor,
+            _ => {
+                if service.is_empty() || operation.is_empty() {
+                    return access_denied();
+                }
+                return xml(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+            }
+        };
+        if service != TARGET_PREFIX || !self.knows(operation) {
+            return error(encoding, 400, "UnknownOperationException", None);
+        }
+        if body.is_empty() {
+            return error(encoding, 400, "SerializationException", None);
+        }
+        // PutRecords in JSON has a single-pass parser; anything it does not
+        // expect takes the generic path below.
+        let fast = if operation == "PutRecords" && encoding == Encoding::Json {
+            riffle_streams::fast::put_records_json(&body)
+        } else {
+            None
+        };
+        let doc = match (&fast, encoding.decode_if(fast.is_none(), &body)) {
+            (Some(_), _) => Value::Null,
+            (None, Some(Ok(v @ Value::Map(_)))) => v,
+            _ => return error(encoding, 400, "SerializationException", None),
+        };
+        let region = match shared.authenticate(&parts, &body) {
+            Ok(r) => r,
+            Err(e) => return error(encoding, 400, e.error_type(), Some(&e.message())),
+        };
+        let ctx = Ctx { region };
+        let span = tracing::debug_span!("op", operation);
+        let _enter = span.enter();
+        let streams = &self.0;
+        if operation == "SubscribeToShard" {
+            return self.subscribe(&ctx, encoding, doc).await;
+        }
+        if operation == "GetRecords" && encoding == Encoding::Json {
+            return match streams.get_records_json(&ctx, doc).await {
+                Ok(body) => ok(encoding.content_type(), body),
+                Err(e) => kinesis_error(encoding, &e),
+            };
+        }
+        if let Some(input) = fast {
+            return match streams.put_records(&ctx, input).await {
+                Ok(out) => ok(
+                    encoding.content_type(),
+                    riffle_streams::fast::put_records_output_json(&out),
+                ),
+                Err(e) => kinesis_error(encoding, &e),
+            };
+        }
+        match streams.call(&ctx, operation, doc).await {
+            Ok(Value::Null) => ok(encoding.content_type(), Vec::new()),
+            Ok(v) => ok(encoding.content_type(), encoding.encode(&v)),
+            Err(e) => kinesis_error(encoding, &e),
+        }
+    }
+
+    async fn subscribe(&self, ctx: &Ctx, encoding: Encoding, doc: Value) -> Response {
+        let mut events = match self.0.subscribe(ctx, doc).await {
+            Ok(rx) => rx,
+            Err(e) => return kinesis_error(encoding, &e),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let ct = encoding.content_type();
+        let initial = eventstream::event(
+            "initial-response",
+            ct,
+            &encoding.encode(&Value::Map(Default::default())),
+        );
+        tokio::spawn(async move {
+            if tx.send(Bytes::from(initial)).await.is_err() {
+                return;
+            }
+            while let Some(ev) = events.recv().await {
+                let frame = match ev {
+                    Event::Records(e) => {
+                        eventstream::event("SubscribeToShardEvent", ct, &encoding.encode(&e))
+                    }
+                    Event::Error(e) => {
+                        let payload =
+                            wire_error::encode(encoding, e.error_type(), e.message().as_deref());
+                        eventstream::exception(e.error_type(), ct, &payload)
+                    }
+                };
+                if tx.send(Bytes::from(frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        base(StatusCode::OK)
+            .header("content-type", "application/vnd.amazon.eventstream")
+            .body(Body::Channel(rx))
+            .unwrap_or_else(|_| Response::new(Body::empty()))
+    }
+}
+
+/// AWS answers plain `application/json` requests in its internal envelope:
+/// 404 unknown operation for a JSON object, 400 serialization error otherwise.
+fn coral_json(body: &[u8]) -> Response {
+    let (status, kind) = match riffle_wire::json::decode(body) {
+        Ok(Value::Map(_)) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+        _ => (StatusCode::BAD_REQUEST, "SerializationException"),
+    };
+    let text =
+        format!(r#"{{"Output":{{"__type":"com.amazon.coral.service#{kind}"}},"Version":"1.0"}}"#);
+    base(status)
+        .header("content-type", "application/json")
+        .body(Body::full(text))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}

@@ -1,0 +1,178 @@
+//! The service platform: how a request finds its service.
+//!
+//! Every AWS service Riffle serves implements [`AwsService`] and is listed
+//! once in [`crate::services`]. A service declares how requests reach it
+//! ([`Route`]), the operations it knows (metric labels), how large a
+//! buffered request body may be and which operations take their body as a
+//! stream, and its gauges. The server does the rest: reading (or not
+//! reading) the body, SigV4 through [`Shared::authenticate`], request ids,
+//! CORS and metrics.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use riffle_core::Clock;
+use riffle_wire::sigv4;
+
+use crate::body::Body;
+
+/// How requests reach a service.
+#[derive(Debug, Clone, Copy)]
+pub enum Route {
+    /// AWS JSON 1.1 / CBOR 1.1: `X-Amz-Target: <prefix>.<Operation>`.
+    Target(&'static str),
+    /// AWS Query: `Action=<Operation>` in a form body or the query string.
+    Query(&'static [&'static str]),
+    /// REST: the request path names the operation (`POST /<op>` and the like).
+    Path(&'static [&'static str]),
+}
+
+/// A request body: whole (within the service's limit), over the limit, or
+/// left as a stream for operations that take one (an endless upload).
+pub enum RequestBody {
+    Full(Bytes),
+    TooLarge,
+    Stream(Incoming),
+}
+
+/// One request, routed.
+pub struct Request {
+    pub parts: http::request::Parts,
+    pub body: RequestBody,
+    /// The operation named by the route (may be one the service lacks).
+    pub operation: String,
+}
+
+pub type Response = http::Response<Body>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A gauge a service reports on `/metrics`.
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+}
+
+/// One AWS service on the shared port.
+pub trait AwsService: Send + Sync + 'static {
+    /// Short name, for logs (`kinesis`, `sts`, ...).
+    fn name(&self) -> &'static str;
+    fn route(&self) -> Route;
+    /// Whether `op` is one of the service's operations (metric labels come
+    /// only from these: the operation name is client input).
+    fn knows(&self, op: &str) -> bool;
+    /// The largest body the service reads into memory.
+    fn max_body(&self) -> usize;
+    /// Operations whose body is handed over as a stream.
+    fn streams_body(&self, _op: &str) -> bool {
+        false
+    }
+    fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response>;
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
+}
+
+/// What every service shares: credentials, the default region, the clock.
+pub struct Shared {
+    /// Access key id → secret; empty means any well-formed request is accepted.
+    pub credentials: HashMap<String, String>,
+    pub default_region: String,
+    pub account: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    /// Checks SigV4 (when credentials are configured) and returns the
+    /// request's region.
+    pub fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<String, sigv4::AuthError> {
+        let headers: Vec<(&str, &str)> = parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let host = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let mut with_host = headers.clone();
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            if let Some(h) = host.as_deref() {
+                with_host.push(("host", h));
+            }
+        }
+        let req = sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &with_host,
+            body,
+        };
+        let sig = match sigv4::parse(&req) {
+            Ok(s) => s,
+            Err(sigv4::AuthError::MissingAuthenticationToken) if self.credentials.is_empty() => {
+                return Ok(self.default_region.clone())
+            }
+            Err(e) => return Err(e),
+        };
+        if !self.credentials.is_empty() {
+            let secret = self
+                .credentials
+                .get(&sig.access_key)
+                .ok_or(sigv4::AuthError::UnrecognizedClient)?;
+            sigv4::verify(&req, &sig, secret, self.clock.now_ms() / 1000)?;
+        }
+        Ok(if sig.region.is_empty() {
+            self.default_region.clone()
+        } else {
+            sig.region
+        })
+    }
+}
+
+/// The registered services, and the lookups the router makes.
+pub struct Services {
+    list: Vec<Arc<dyn AwsService>>,
+}
+
+impl Services {
+    /// The first service with a [`Route::Target`] route answers requests
+    /// that match no service (as the Kinesis endpoint would).
+    pub fn new(list: Vec<Arc<dyn AwsService>>) -> Services {
+        Services { list }
+    }
+
+    pub fn all(&self) -> &[Arc<dyn AwsService>] {
+        &self.list
+    }
+
+    pub fn by_target(&self, prefix: &str) -> Option<&Arc<dyn AwsService>> {
+        self.list
+            .iter()
+            .find(|s| matches!(s.route(), Route::Target(p) if p == prefix))
+    }
+
+    pub fn by_action(&self, action: &str) -> Option<&Arc<dyn AwsService>> {
+        self.list
+            .iter()
+            .find(|s| matches!(s.route(), Route::Query(ops) if ops.contains(&action)))
+    }
+
+    pub fn by_path(&self, path: &str) -> Option<&Arc<dyn AwsService>> {
+        let op = path.trim_start_matches('/');
+        self.list
+            .iter()
+            .find(|s| matches!(s.route(), Route::Path(ops) if ops.contains(&op)))
+    }
+
+    pub fn fallback(&self) -> Option<&Arc<dyn AwsService>> {
+        self.list
+            .iter()
+            .find(|s| matches!(s.route(), Route::Target(_)))
+    }
+}
