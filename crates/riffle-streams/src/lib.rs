@@ -7,6 +7,9 @@
 //!   errors), converts it into the operation's typed input and runs the
 //!   handler in [`ops`]; the handler's typed output becomes a document again.
 //! - [`Service::subscribe`] starts a SubscribeToShard event stream.
+//! - [`access`] lets other services read and write streams in process:
+//!   [`access::StreamReader`] (follows resharding lineage, checkpoints) and
+//!   [`access::StreamWriter`] (PutRecords' routing and durability).
 //! - [`state`] is the in-memory picture of streams, shards and consumers.
 //! - [`error::KinesisError`] maps every failure to AWS's `__type`.
 //!
@@ -23,6 +26,7 @@ use riffle_log::LogEngine;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod access;
 pub mod error;
 pub mod fast;
 pub mod meta;
