@@ -309,6 +309,9 @@ describe("enhanced fan-out", () => {
       const ev = await withTimeout(it.next(), 10000, "first subscription's first event");
       assert.equal(ev.done, false);
 
+      // AWS allows one call per second per consumer and shard; within five
+      // seconds of the first call, a second one is ResourceInUseException.
+      await new Promise((r) => setTimeout(r, 1100));
       const ac2 = new AbortController();
       const e = await catchError(async () => {
         // the error may come as an HTTP error or as an exception event in the stream

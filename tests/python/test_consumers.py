@@ -152,16 +152,10 @@ def test_subscribe_latest_and_continuation(server, stream):
     events.close()
     # Resuming after the continuation sequence number skips what was seen.
     tail = client.put_record(StreamName=name, Data=b"after", PartitionKey="k")["SequenceNumber"]
-    # One subscription per consumer and shard: the closed one may take a moment
-    # to be noticed, and AWS allows one call per second, so retry once a second.
-    for attempt in range(5):
-        time.sleep(1)
-        try:
-            events = subscribe(client, consumer, Type="AFTER_SEQUENCE_NUMBER", SequenceNumber=seq)
-            break
-        except client.exceptions.ResourceInUseException:
-            if attempt == 4:
-                raise
+    # A closed subscription releases its claim at once; AWS allows one call
+    # per second per consumer and shard.
+    time.sleep(1.1)
+    events = subscribe(client, consumer, Type="AFTER_SEQUENCE_NUMBER", SequenceNumber=seq)
     got, _ = collect(events, 1)
     assert [(r["Data"], r["SequenceNumber"]) for r in got] == [(b"after", tail)]
     events.close()
@@ -199,3 +193,62 @@ def test_second_subscription_is_resource_in_use(server, stream):
         400,
     )
     events.close()
+
+
+def test_one_call_per_second_per_consumer_and_shard(server, stream):
+    client = server.client(read_timeout=15)
+    name = stream(1)
+    consumer = active_consumer(client, name)
+    events = subscribe(client, consumer, Type="LATEST")
+    assert next(iter(events))["SubscribeToShardEvent"]["Records"] == []
+    events.close()
+    with pytest.raises(client.exceptions.LimitExceededException) as e:
+        subscribe(client, consumer, Type="LATEST")
+    assert error_of(e) == ("LimitExceededException", f"Rate exceeded for consumer {consumer} and shard {sid(0)}.", 400)
+    time.sleep(1.1)
+    events = subscribe(client, consumer, Type="LATEST")
+    assert next(iter(events))["SubscribeToShardEvent"]["Records"] == []
+    events.close()
+
+
+def test_a_call_five_seconds_later_takes_over(start_server):
+    s = start_server("--status-delay-ms", "0")
+    client = s.client(read_timeout=15)
+    client.create_stream(StreamName="takeover", ShardCount=1)
+    consumer = active_consumer(client, "takeover")
+    first = subscribe(client, consumer, Type="LATEST")
+    it = iter(first)
+    assert next(it)["SubscribeToShardEvent"]["Records"] == []
+    s.advance_clock(5_000)
+    second = subscribe(client, consumer, Type="LATEST")
+    assert next(iter(second))["SubscribeToShardEvent"]["Records"] == []
+    # The first subscription ends with ResourceInUseException.
+    with pytest.raises(Exception) as e:
+        for _ in range(10):
+            next(it)
+    err = e.value.response["Error"] if hasattr(e.value, "response") else None
+    assert err == {
+        "Code": "ResourceInUseException",
+        "Message": f"Another subscription for consumer {consumer} on shard {sid(0)} took over this one.",
+    }
+    second.close()
+
+
+def test_deregistering_a_consumer_ends_its_subscriptions(start_server):
+    s = start_server("--status-delay-ms", "0")
+    client = s.client(read_timeout=15)
+    client.create_stream(StreamName="dereg", ShardCount=1)
+    consumer = active_consumer(client, "dereg")
+    events = subscribe(client, consumer, Type="LATEST")
+    it = iter(events)
+    assert next(it)["SubscribeToShardEvent"]["Records"] == []
+    client.deregister_stream_consumer(ConsumerARN=consumer)
+    started = time.time()
+    with pytest.raises(Exception) as e:
+        for _ in range(10):
+            next(it)
+    assert time.time() - started < 5
+    assert e.value.response["Error"] == {
+        "Code": "ResourceNotFoundException",
+        "Message": f"Consumer fan under stream dereg under account {ACCOUNT} not found.",
+    }

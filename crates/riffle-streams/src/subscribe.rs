@@ -6,7 +6,7 @@
 //! while idle, the shard's children when a closed shard is drained, and ends
 //! the subscription after five minutes of the injected clock.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,29 +28,74 @@ pub enum Event {
     Error(KinesisError),
 }
 
-/// Live subscriptions, one per consumer and shard, as AWS allows.
+/// Subscriptions by consumer and shard, with AWS's rules: one call per
+/// second (LimitExceededException), a second call within five seconds of a
+/// successful one is ResourceInUseException, and a later call takes over:
+/// the earlier subscription ends with ResourceInUseException.
 #[derive(Default)]
-pub struct Subscriptions(Mutex<HashSet<(String, u32)>>);
+pub struct Subscriptions(Mutex<HashMap<(String, u32), Slot>>);
 
-/// Removes its subscription from the registry when the subscription ends.
-struct Active<'a>(&'a Subscriptions, (String, u32));
+#[derive(Default)]
+struct Slot {
+    last_call_ms: Option<i64>,
+    last_success_ms: i64,
+    /// The generation of the live subscription, if one is live.
+    live: Option<u64>,
+    generation: u64,
+}
+
+/// How long a successful call keeps its subscription from being taken over.
+const TAKEOVER_AFTER_MS: i64 = 5_000;
+
+/// Releases its subscription's claim when the subscription ends.
+struct Active<'a>(&'a Subscriptions, (String, u32), u64);
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
-        self.0
-             .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.1);
+        let mut g = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = g.get_mut(&self.1) {
+            if slot.live == Some(self.2) {
+                slot.live = None;
+            }
+        }
     }
 }
 
 impl Subscriptions {
-    fn claim(&self, consumer_arn: &str, shard: u32) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((consumer_arn.to_owned(), shard))
+    /// Admits a call at `now`, returning the new subscription's generation.
+    fn claim(&self, consumer_arn: &str, shard: u32, now: i64) -> Result<u64> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = g.entry((consumer_arn.to_owned(), shard)).or_default();
+        if slot.last_call_ms.is_some_and(|t| now - t < 1000) {
+            return Err(KinesisError::LimitExceeded(format!(
+                "Rate exceeded for consumer {consumer_arn} and shard {}.",
+                names::shard_id(shard)
+            )));
+        }
+        slot.last_call_ms = Some(now);
+        if slot.live.is_some() && now - slot.last_success_ms < TAKEOVER_AFTER_MS {
+            return Err(KinesisError::ResourceInUse(format!(
+                "Another active subscription exists for consumer {consumer_arn} on shard {}.",
+                names::shard_id(shard)
+            )));
+        }
+        slot.generation += 1;
+        slot.live = Some(slot.generation);
+        slot.last_success_ms = now;
+        Ok(slot.generation)
+    }
+
+    /// Whether subscription `generation` still holds its claim.
+    fn holds(&self, consumer_arn: &str, shard: u32, generation: u64) -> bool {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.get(&(consumer_arn.to_owned(), shard))
+            .is_some_and(|s| s.live == Some(generation))
+    }
+
+    /// Forgets a deregistered consumer's slots.
+    pub(crate) fn forget_consumer(&self, consumer_arn: &str) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.retain(|(arn, _), _| arn != consumer_arn);
     }
 }
 
@@ -119,24 +164,33 @@ impl Service {
                 "Request would have succeeded, but DryRun flag is set.".into(),
             ));
         }
-        if !self.subscriptions.claim(&input.consumer_arn, shard_index) {
-            return Err(KinesisError::ResourceInUse(format!(
-                "Another active subscription exists for consumer {} on shard {}.",
-                input.consumer_arn,
-                names::shard_id(shard_index)
-            )));
-        }
+        let generation = self
+            .subscriptions
+            .claim(&input.consumer_arn, shard_index, now)?;
         let (tx, rx) = mpsc::channel(4);
         let svc = Arc::clone(self);
         let deadline = now + limits::SUBSCRIPTION_TTL_MS;
+        let consumer_arn = input.consumer_arn.clone();
+        let consumer_name = carn.name.clone();
         let claim = (input.consumer_arn.clone(), shard_index);
         tokio::spawn(async move {
-            let _active = Active(&svc.subscriptions, claim);
+            let _active = Active(&svc.subscriptions, claim, generation);
             loop {
                 // Read from a snapshot; no lock is held.
                 let step = {
                     match svc.snapshot(&key).filter(|s| s.id == stream_id) {
                         None => Err(Msg::stream_not_found(&key.1, &account)),
+                        // A deregistered consumer's subscriptions end.
+                        Some(s)
+                            if !s.consumers.iter().any(|c| {
+                                c.arn == consumer_arn && c.status == ConsumerStatus::Active
+                            }) =>
+                        {
+                            Err(KinesisError::ResourceNotFound(format!(
+                                "Consumer {consumer_name} under stream {} under account {account} not found.",
+                                s.name
+                            )))
+                        }
                         Some(s) => match s.shard(shard_index) {
                             None => Err(Msg::shard_does_not_exist(
                                 &names::shard_id(shard_index),
@@ -173,6 +227,17 @@ impl Service {
                         return;
                     }
                 };
+                if !svc
+                    .subscriptions
+                    .holds(&consumer_arn, shard_index, generation)
+                {
+                    let e = KinesisError::ResourceInUse(format!(
+                        "Another subscription for consumer {consumer_arn} on shard {} took over this one.",
+                        names::shard_id(shard_index)
+                    ));
+                    let _ = tx.send(Event::Error(e)).await;
+                    return;
+                }
                 // Progress includes records skipped as past retention: only
                 // an idle shard waits for new data.
                 let progressed = read.next_position > position || !read.records.is_empty();
@@ -203,9 +268,11 @@ impl Service {
                 if !progressed {
                     let mut watch = watch;
                     let mut stop = svc.shutdown.subscribe();
+                    // A client that goes away releases the claim at once.
                     tokio::select! {
                         _ = tokio::time::timeout(Duration::from_secs(1), watch.changed()) => {}
                         _ = stop.wait_for(|s| *s) => {}
+                        () = tx.closed() => return,
                     }
                 }
             }

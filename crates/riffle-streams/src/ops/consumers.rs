@@ -150,7 +150,8 @@ pub async fn deregister(
         input.consumer_name.as_deref(),
         input.consumer_arn.as_deref(),
     );
-    with_consumer(svc, ctx, sarn, name, arn, |s, i| {
+    let gone = with_consumer(svc, ctx, sarn, name, arn, |s, i| {
+        let gone = s.consumers[i].arn.clone();
         if delay == 0 {
             s.consumers.remove(i);
         } else if !matches!(s.consumers[i].status, ConsumerStatus::Deleting { .. }) {
@@ -158,9 +159,12 @@ pub async fn deregister(
                 until_ms: now + delay,
             };
         }
-        Ok(())
+        Ok(gone)
     })
-    .await
+    .await?;
+    // Its subscriptions see it gone and end; their slots go now.
+    svc.subscriptions.forget_consumer(&gone);
+    Ok(())
 }
 
 pub async fn list(
