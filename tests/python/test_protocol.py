@@ -1,6 +1,7 @@
 """Raw HTTP: routing, framing and serialization errors, request ids, and
 SigV4 authentication."""
 import base64
+import hashlib
 import http.client
 import json
 import re
@@ -12,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import REGION, error_of
+from conftest import REGION, error_of, wait_active
 
 JSON_CT = "application/x-amz-json-1.1"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -236,3 +237,33 @@ def test_auth_checked_after_framing(auth_server):
     # docs/aws-behaviour.md §3: empty bodies and unknown operations are answered before auth.
     assert_json_error(call(auth_server.endpoint, op("ListStreams"), b""), 400, {"__type": "SerializationException"})
     assert_json_error(call(auth_server.endpoint, op("Nope"), {}), 400, {"__type": "UnknownOperationException"})
+
+
+def test_auth_tampered_body_is_refused(auth_server):
+    # A PutRecord signed by botocore with X-Amz-Content-SHA256 naming its body.
+    c = auth_server.client()
+    c.create_stream(StreamName="replayed", ShardCount=1)
+    wait_active(c, "replayed")
+    signed = json.dumps({"StreamName": "replayed", "Data": "aGk=", "PartitionKey": "k"}).encode()
+    headers = {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord"), "X-Amz-Content-SHA256": hashlib.sha256(signed).hexdigest()}
+    req = AWSRequest(method="POST", url=auth_server.endpoint + "/", data=signed, headers=headers)
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kinesis", REGION).add_auth(req)
+    headers = dict(req.headers.items())
+    mismatch = {
+        "__type": "InvalidSignatureException",
+        "message": "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key "
+        "and signing method. Consult the service documentation for details.",
+    }
+    # The same signature and headers over another body: refused, nothing written.
+    tampered = json.dumps({"StreamName": "replayed", "Data": "ZXZpbA==", "PartitionKey": "k"}).encode()
+    assert_json_error(raw(auth_server.endpoint, tampered, headers), 400, mismatch)
+    it = c.get_shard_iterator(StreamName="replayed", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert c.get_records(ShardIterator=it)["Records"] == []
+    # The body it was signed for is accepted.
+    status, _, data = raw(auth_server.endpoint, signed, headers)
+    assert (status, sorted(json.loads(data))) == (200, ["SequenceNumber", "ShardId"])
+    # UNSIGNED-PAYLOAD is S3's: for Kinesis the body is always hashed.
+    headers = {"Content-Type": JSON_CT, "X-Amz-Target": op("ListStreams"), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    req = AWSRequest(method="POST", url=auth_server.endpoint + "/", data=b"{}", headers=headers)
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kinesis", REGION).add_auth(req)
+    assert_json_error(raw(auth_server.endpoint, b"{}", dict(req.headers.items())), 400, mismatch)
