@@ -5,7 +5,9 @@ import hashlib
 import http.client
 import json
 import re
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import botocore
 import pytest
@@ -177,6 +179,33 @@ def test_request_id_on_every_response(server):
     # x-amz-id-2: 72 random bytes in base64, as AWS sends it.
     id2 = [base64.b64decode(headers.get("x-amz-id-2", "")) for _, headers, _ in responses]
     assert [len(b) for b in id2] == [72] * len(responses)
+
+
+# ------------------------------------------------------------------------ CORS
+
+EXPOSED = "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date"
+
+
+def test_cors_exposes_aws_headers(server):
+    # docs/aws-behaviour.md §2.2 step 3: browsers may read the request id, error type and date.
+    def via_urllib(body, target, method="POST"):
+        req = urllib.request.Request(server.endpoint + "/", data=body, method=method,
+                                     headers={"Content-Type": JSON_CT, "X-Amz-Target": target, "Origin": "http://example.com"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers
+
+    for body, target, status in [(b"{}", op("ListStreams"), 200), (b'{"StreamName":"nope"}', op("DescribeStream"), 400), (b"{}", "Nope", 400)]:
+        got, headers = via_urllib(body, target)
+        assert (got, headers["Access-Control-Allow-Origin"], headers["Access-Control-Expose-Headers"]) == (status, "*", EXPOSED)
+        assert headers["Date"] and headers["x-amzn-RequestId"]
+    # A preflight answers with what may be sent, not what may be read.
+    status, headers, _ = raw(server.endpoint, method="OPTIONS", headers={
+        "Origin": "http://example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-amz-target,content-type"})
+    assert (status, headers["access-control-allow-origin"], headers["access-control-allow-headers"], headers["access-control-allow-methods"],
+            headers["access-control-max-age"], "access-control-expose-headers" in headers) == (200, "*", "x-amz-target,content-type", "POST", "172800", False)
 
 
 # ------------------------------------------------------------------------ auth

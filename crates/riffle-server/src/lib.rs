@@ -33,6 +33,9 @@ use body::Body;
 /// Bodies larger than this are refused with 413, as AWS does.
 const MAX_BODY: usize = 7 * 1024 * 1024;
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
+/// AWS's `Access-Control-Expose-Headers` on every non-preflight response.
+const EXPOSE_HEADERS: &str =
+    "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date";
 
 /// Everything a request needs.
 pub struct App {
@@ -108,6 +111,7 @@ impl App {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
+        let preflight = parts.method == Method::OPTIONS;
         // Only operations of the model become metric labels: the header is
         // client input.
         let operation = header(&parts.headers, "x-amz-target")
@@ -130,6 +134,13 @@ impl App {
         }
         resp.headers_mut()
             .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        if !preflight {
+            // What AWS lets browser SDKs read (docs/aws-behaviour.md §2.2).
+            resp.headers_mut().insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
         resp
     }
 
