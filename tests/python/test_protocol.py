@@ -290,7 +290,7 @@ def test_auth_tampered_body_is_refused(auth_server):
     assert c.get_records(ShardIterator=it)["Records"] == []
     # The body it was signed for is accepted.
     status, _, data = raw(auth_server.endpoint, signed, headers)
-    assert (status, sorted(json.loads(data))) == (200, ["SequenceNumber", "ShardId"])
+    assert (status, sorted(json.loads(data))) == (200, ["EncryptionType", "SequenceNumber", "ShardId"])
     # UNSIGNED-PAYLOAD is S3's: for Kinesis the body is always hashed.
     headers = {"Content-Type": JSON_CT, "X-Amz-Target": op("ListStreams"), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
     req = AWSRequest(method="POST", url=auth_server.endpoint + "/", data=b"{}", headers=headers)

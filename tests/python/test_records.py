@@ -70,6 +70,20 @@ def server_now_ms(srv):
 # ------------------------------------------------------------------ PutRecord
 
 
+def test_put_record_outputs_name_the_encryption_type(server, kinesis, stream):
+    name = stream(1)
+    out = kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    del out["ResponseMetadata"]
+    assert out == {"ShardId": sid(0), "SequenceNumber": out["SequenceNumber"], "EncryptionType": "NONE"}
+    # PutRecords as boto3 sends it (the fast path) and as CBOR (the generic path).
+    batch = kinesis.put_records(StreamName=name, Records=[{"Data": b"a", "PartitionKey": "k"}, {"Data": b"b", "PartitionKey": "k"}])
+    del batch["ResponseMetadata"]
+    assert batch == {"FailedRecordCount": 0, "EncryptionType": "NONE",
+                     "Records": [{"SequenceNumber": r["SequenceNumber"], "ShardId": sid(0)} for r in batch["Records"]]}
+    cbor = cbor_call(server.endpoint, "PutRecords", {"StreamName": name, "Records": [{"Data": b"c", "PartitionKey": "k"}]})
+    assert cbor == {"FailedRecordCount": 0, "EncryptionType": "NONE", "Records": [{"SequenceNumber": cbor["Records"][0]["SequenceNumber"], "ShardId": sid(0)}]}
+
+
 def test_put_record_routes_by_md5(kinesis, stream):
     name = stream(4)
     keys = ["a", "b", "c", "alpha", "user-42", "order#17", "ünïcödé", "x" * 256, "0", "zz"]
@@ -143,7 +157,7 @@ def test_put_records_500_in_order_and_routed(kinesis, stream):
     name = stream(3)
     records = [{"Data": f"record-{i}".encode(), "PartitionKey": f"pk-{i}"} for i in range(500)]
     out = kinesis.put_records(StreamName=name, Records=records)
-    assert out["FailedRecordCount"] == 0
+    assert (out["FailedRecordCount"], out["EncryptionType"]) == (0, "NONE")
     assert len(out["Records"]) == 500
     assert [sorted(r) for r in out["Records"]] == [["SequenceNumber", "ShardId"]] * 500
     assert [r["ShardId"] for r in out["Records"]] == [expected_shard(f"pk-{i}", 3) for i in range(500)]
@@ -399,8 +413,8 @@ def test_cbor_put_and_get_records(server, kinesis, stream):
     name = stream(1)
     data = b"\x00\x01\x02binary\xff"
     put = cbor_call(server.endpoint, "PutRecord", {"StreamName": name, "Data": data, "PartitionKey": "k"})
-    assert sorted(put) == ["SequenceNumber", "ShardId"]
-    assert put["ShardId"] == sid(0) and SEQ.match(put["SequenceNumber"])
+    assert put == {"ShardId": sid(0), "SequenceNumber": put["SequenceNumber"], "EncryptionType": "NONE"}
+    assert SEQ.match(put["SequenceNumber"])
     it = cbor_call(server.endpoint, "GetShardIterator", {"StreamName": name, "ShardId": sid(0), "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
     got = cbor_call(server.endpoint, "GetRecords", {"ShardIterator": it})
     assert sorted(got) == ["MillisBehindLatest", "NextShardIterator", "Records"]

@@ -198,7 +198,10 @@ def test_stream_encryption(kinesis, stream):
     d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
     assert (d["EncryptionType"], "KeyId" in d) == ("NONE", False)
     put = kinesis.put_record(StreamName=name, Data=b"plain", PartitionKey="k")
-    assert "EncryptionType" not in put
+    assert body(put) == {"ShardId": sid(0), "SequenceNumber": put["SequenceNumber"], "EncryptionType": "NONE"}
+    batch = kinesis.put_records(StreamName=name, Records=[{"Data": b"plain-2", "PartitionKey": "k"}])
+    assert body(batch) == {"FailedRecordCount": 0, "Records": [{"SequenceNumber": batch["Records"][0]["SequenceNumber"], "ShardId": sid(0)}],
+                           "EncryptionType": "NONE"}
 
 
 def test_encryption_type_is_per_record(kinesis, stream):

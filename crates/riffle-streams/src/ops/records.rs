@@ -103,7 +103,7 @@ pub async fn put_record(
     Ok(PutRecordOutput {
         shard_id: shard.id(),
         sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
-        encryption_type: encrypted.then(|| "KMS".to_owned()),
+        encryption_type: Some(if encrypted { "KMS" } else { "NONE" }.to_owned()),
     })
 }
 
@@ -215,7 +215,7 @@ pub async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,
-        encryption_type: encrypted.then(|| "KMS".to_owned()),
+        encryption_type: Some(if encrypted { "KMS" } else { "NONE" }.to_owned()),
     })
 }
 
