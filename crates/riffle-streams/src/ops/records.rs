@@ -37,12 +37,28 @@ fn hash_key_of(s: &Stream, r: &Incoming, path: &str) -> Result<u128> {
     }
 }
 
+/// A record's size: its data plus its partition key (UTF-8 bytes), which is
+/// what AWS counts against the record and request limits.
+fn record_size(data: &Bytes, partition_key: Option<&String>) -> usize {
+    data.len() + partition_key.map_or(0, String::len)
+}
+
+/// The stream's maximum record size (1 MiB unless raised) applies to the
+/// data and the partition key together. Data alone over it breaks the
+/// `data` length constraint, in AWS's validation words; data that fits but
+/// not with its key is refused as an invalid argument.
 fn check_size(s: &Stream, r: &Incoming, path: &str) -> Result<()> {
     let max = (s.max_record_kib * 1024) as usize;
     if r.data.len() > max {
         return Err(KinesisError::Validation(format!(
             "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]' at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}",
             r.data.len()
+        )));
+    }
+    let size = record_size(&r.data, r.partition_key.as_ref());
+    if size > max {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Record size exceeds the stream's maximum record size of {max} bytes. Record size (data and partition key): {size} bytes."
         )));
     }
     Ok(())
@@ -91,7 +107,7 @@ pub async fn put_record(
         check_size(s, &rec, "data")?;
         dry_run(input.dry_run)?;
         let shard = s.route(key).cloned().ok_or_else(|| KinesisError::Internal("no open shard covers the hash key".into()))?;
-        let bytes = rec.data.len() + rec.partition_key.as_ref().map_or(0, String::len);
+        let bytes = record_size(&rec.data, rec.partition_key.as_ref());
         svc.throttle.admit_write(svc, s, shard.index, 1, bytes as u64, now)?;
         let appended = s.log.append(
             vec![NewRecord { shard: shard.index, partition_key: rec.partition_key.unwrap_or_default(), data: rec.data }],
@@ -117,12 +133,12 @@ pub async fn put_records(
     let total: usize = input
         .records
         .iter()
-        .map(|r| r.data.len() + r.partition_key.as_ref().map_or(0, String::len))
+        .map(|r| record_size(&r.data, r.partition_key.as_ref()))
         .sum();
     if total > limits::PUT_RECORDS_MAX_BYTES {
-        return Err(KinesisError::InvalidArgument(format!(
-            "Records size exceeds 5 MB limit. Records size: {total} bytes."
-        )));
+        return Err(KinesisError::InvalidArgument(
+            "Records size exceeds 5 MB limit".into(),
+        ));
     }
     let n = input.records.len();
     let (plan, appended, encrypted) = svc.with_stream(
@@ -150,8 +166,7 @@ pub async fn put_records(
                 let shard = s.route(key).cloned().ok_or_else(|| {
                     KinesisError::Internal("no open shard covers the hash key".into())
                 })?;
-                let bytes =
-                    (rec.data.len() + rec.partition_key.as_ref().map_or(0, String::len)) as u64;
+                let bytes = record_size(&rec.data, rec.partition_key.as_ref()) as u64;
                 match svc.throttle.admit_write(svc, s, shard.index, 1, bytes, now) {
                     Ok(()) => {
                         batch.push(NewRecord {
