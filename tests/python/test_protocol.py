@@ -98,9 +98,31 @@ def test_plain_application_json_is_unknown_operation(server):
     assert (status, json.loads(data)) == (404, {"Output": {"__type": "com.amazon.coral.service#UnknownOperationException"}, "Version": "1.0"})
 
 
-def test_body_over_7_mib_is_413(server):
-    status, headers, data = raw(server.endpoint, b"x" * (7 * 1024 * 1024 + 1), {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord")})
-    assert (status, data) == (413, b"")
+def test_body_over_16_mib_is_413(server):
+    # AWS answers an oversized request with 413 and no body (docs/aws-behaviour.md §2.2; botocore reports code "413").
+    status, headers, data = raw(server.endpoint, b"x" * (16 * 1024 * 1024 + 1), {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord")})
+    assert (status, data, headers["content-length"]) == (413, b"", "0")
+    assert UUID.match(headers["x-amzn-requestid"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        server.client().put_record(StreamName="s", PartitionKey="k", Data=b"x" * (12 * 1024 * 1024 + 1))
+    assert error_of(e) == ("413", "", 413)
+
+
+def test_largest_valid_requests_fit_the_body_cap(server, stream):
+    kinesis = server.client()
+    name = stream(1)
+    # 500 records of 5 MiB of data and keys in all; each key 256 'é's, which
+    # botocore escapes to 1,536 JSON bytes: a body of about 7.5 MB.
+    key = "é" * 256
+    data = b"\xab" * ((5 * 1024 * 1024 - 500 * len(key.encode())) // 500)
+    records = [{"Data": data, "PartitionKey": key, "ExplicitHashKey": str(2**128 - 1 - i)} for i in range(500)]
+    out = kinesis.put_records(StreamName=name, Records=records)
+    assert (out["FailedRecordCount"], len(out["Records"])) == (0, 500)
+    # A 10 MiB record (stream maximum raised): about 14 MB of base64.
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    kinesis.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=10240)
+    big = kinesis.put_record(StreamName=name, PartitionKey="k", Data=b"\xcd" * (10 * 1024 * 1024 - 1))
+    assert big["ShardId"] == "shardId-000000000000"
 
 
 # ------------------------------------------------------- SerializationException

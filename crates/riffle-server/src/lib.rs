@@ -30,8 +30,15 @@ pub mod metrics;
 
 use body::Body;
 
-/// Bodies larger than this are refused with 413, as AWS does.
-const MAX_BODY: usize = 7 * 1024 * 1024;
+/// Bodies larger than this are refused with 413 and an empty body, as AWS
+/// answers an oversized request. The largest valid request must fit: a
+/// PutRecord of a 10 MiB record (MaxRecordSizeInKiB 10240) is 13,981,016
+/// bytes of base64 plus < 8 KiB of JSON; a PutRecords of 5 MiB of data and
+/// keys is at most 6,990,508 bytes of base64 plus 500 × ~1.7 KiB (256-char
+/// keys escaped as `\uXXXX`, 39-digit hash keys, member names) ≈ 7.8 MB. In
+/// CBOR both are raw bytes (≤ 10.1 MiB). 16 MiB covers all with room for
+/// whitespace.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 const KINESIS_PREFIX: &str = "Kinesis_20131202";
 /// AWS's `Access-Control-Expose-Headers` on every non-preflight response.
 const EXPOSE_HEADERS: &str =
