@@ -272,6 +272,51 @@ def test_list_shards_paging(kinesis, stream):
     # AWS refuses with the error tested below, so it is not used here.)
 
 
+def test_list_shards_filter_applies_to_every_page(kinesis, stream):
+    name = stream(3)
+    kinesis.split_shard(StreamName=name, ShardToSplit=sid(1), NewStartingHashKey=str(HALF))
+    wait_active(kinesis, name)
+
+    def pages(first, **later):
+        out, page = [], kinesis.list_shards(StreamName=name, MaxResults=1, **first)
+        while True:
+            out.append(ids(page["Shards"]))
+            if "NextToken" not in page:
+                return out
+            page = kinesis.list_shards(NextToken=page["NextToken"], MaxResults=1, **later)
+
+    # Open shards are 0, 2, 3 and 4; the closed shard 1 never shows up on later pages.
+    assert pages({"ShardFilter": {"Type": "AT_LATEST"}}) == [[sid(0)], [sid(2)], [sid(3)], [sid(4)]]
+    assert pages({"ShardFilter": {"Type": "AFTER_SHARD_ID", "ShardId": sid(2)}}) == [[sid(3)], [sid(4)]]
+    assert pages({"ShardFilter": {"Type": "AT_TRIM_HORIZON"}}) == [[sid(0)], [sid(1)], [sid(2)]]
+    # The API reference forbids StreamName, StreamCreationTimestamp and
+    # ExclusiveStartShardId with NextToken, not ShardFilter: sending it again is fine.
+    assert pages({"ShardFilter": {"Type": "AT_LATEST"}}, ShardFilter={"Type": "AT_LATEST"}) == [[sid(0)], [sid(2)], [sid(3)], [sid(4)]]
+    assert pages({}) == [[sid(i)] for i in range(5)]
+
+
+@pytest.mark.parametrize("bad", ["ABKLFD8", "2.14E4", "2147483648", "shardId-002147483648", "shardId-"])
+def test_unparsable_shard_ids_are_not_shard_zero(kinesis, stream, bad):
+    # docs/aws-behaviour.md, "Shard-id resolution": an id that does not resolve is "Could not find shard", with the raw id.
+    name = stream(2)
+    missing = ("ResourceNotFoundException", f"Could not find shard {bad} in stream {name} under account {ACCOUNT}.", 400)
+    calls = [
+        lambda: kinesis.list_shards(StreamName=name, ExclusiveStartShardId=bad),
+        lambda: kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": bad}),
+        lambda: kinesis.describe_stream(StreamName=name, ExclusiveStartShardId=bad),
+        lambda: kinesis.get_shard_iterator(StreamName=name, ShardId=bad, ShardIteratorType="TRIM_HORIZON"),
+        lambda: kinesis.split_shard(StreamName=name, ShardToSplit=bad, NewStartingHashKey="100"),
+        lambda: kinesis.merge_shards(StreamName=name, ShardToMerge=bad, AdjacentShardToMerge=sid(1)),
+    ]
+    for call in calls:
+        with pytest.raises(kinesis.exceptions.ResourceNotFoundException) as e:
+            call()
+        assert error_of(e) == missing
+    # The lenient forms AWS accepts still resolve.
+    assert ids(kinesis.list_shards(StreamName=name, ExclusiveStartShardId="0")["Shards"]) == [sid(1)]
+    assert ids(kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": "anything-0"})["Shards"]) == [sid(1)]
+
+
 def test_list_shards_argument_errors(kinesis, stream):
     name = stream(2)
     with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
