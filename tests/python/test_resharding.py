@@ -257,6 +257,31 @@ def test_list_shards_filters(start_server):
     assert listed(Type="FROM_TIMESTAMP", Timestamp=after_split) == [sid(1), sid(2)]
 
 
+def test_expired_closed_shards_leave_describe_stream_and_list_shards(start_server):
+    srv = start_server()
+    c = srv.client()
+    name = unique()
+    c.create_stream(StreamName=name, ShardCount=1)
+    srv.advance_clock(1000)
+    wait_active(c, name)
+    c.split_shard(StreamName=name, ShardToSplit=sid(0), NewStartingHashKey=str(HALF))
+    srv.advance_clock(1000)
+    wait_active(c, name)
+
+    def both():
+        described = c.describe_stream(StreamName=name)["StreamDescription"]["Shards"]
+        assert c.list_shards(StreamName=name)["Shards"] == described
+        return ids(described)
+
+    srv.advance_clock(24 * 3600 * 1000 - 60_000)  # shard 0 closed 23 h 59 min ago
+    assert both() == [sid(0), sid(1), sid(2)]
+    srv.advance_clock(120_000)  # past the 24-hour retention: its records have all expired
+    assert both() == [sid(1), sid(2)]
+    assert ids(c.describe_stream(StreamName=name, ExclusiveStartShardId=sid(1))["StreamDescription"]["Shards"]) == [sid(2)]
+    page = c.describe_stream(StreamName=name, Limit=1)["StreamDescription"]
+    assert (ids(page["Shards"]), page["HasMoreShards"]) == ([sid(1)], True)
+
+
 def test_list_shards_paging(kinesis, stream):
     name = stream(5)
     first = kinesis.list_shards(StreamName=name, MaxResults=2)
