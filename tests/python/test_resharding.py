@@ -178,6 +178,61 @@ def test_update_shard_count_double_then_halve(kinesis, stream):
     assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"] == 2
 
 
+@pytest.mark.parametrize("initial, target, total", [(2, 4, 6), (4, 5, 15), (10, 13, 37), (4, 2, 6), (5, 3, 7), (3, 2, 4), (1, 2, 3)])
+def test_update_shard_count_builds_intermediate_shards(kinesis, stream, initial, target, total):
+    # Shard totals AWS reports after UpdateShardCount (moto's suite records them as verified against AWS).
+    name = stream(initial)
+    kinesis.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
+    wait_active(kinesis, name)
+    shards = kinesis.list_shards(StreamName=name)["Shards"]
+    assert len(shards) == total
+    assert ids(shards) == [sid(i) for i in range(total)]
+    closed = {s["ShardId"]: s for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
+    now_open = sorted((s for s in shards if s["ShardId"] not in closed), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    assert sorted(now_open, key=lambda s: s["ShardId"]) == open_shards(kinesis, name) and len(now_open) == target
+    span = [(int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])) for s in now_open]
+    # The open shards cover the key space once, in order, with no gaps.
+    assert span[0][0] == 0 and span[-1][1] == MAX - 1
+    assert all(hi + 1 == lo for (_, hi), (lo, _) in zip(span, span[1:]))
+    # Evenly: every open shard is one or two halves of an original shard (scaling up),
+    # or one or two original shards (scaling down).
+    unit = MAX // (2 * initial if target > initial else initial)
+    assert {round((hi - lo + 1) / unit) for lo, hi in span} <= {1, 2}
+    # Lineage: a split child has one parent and lies in it; a merge has a parent and an
+    # adjacent parent and is exactly their union; no shard has more.
+    by_id = {s["ShardId"]: s for s in shards}
+
+    def rng_of(s):
+        return int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])
+
+    for s in shards:
+        if "ParentShardId" not in s:
+            assert ("AdjacentParentShardId" not in s) and int(s["ShardId"][-12:]) < initial
+            continue
+        p = rng_of(by_id[s["ParentShardId"]])
+        if "AdjacentParentShardId" in s:
+            a = rng_of(by_id[s["AdjacentParentShardId"]])
+            assert p[1] + 1 == a[0] and rng_of(s) == (p[0], a[1])
+        else:
+            assert p[0] <= rng_of(s)[0] <= rng_of(s)[1] <= p[1]
+    # Every closed shard's children, as GetRecords reports them once it is drained,
+    # are the shards naming it as a parent, and they cover its range exactly.
+    for shard_id, parent in closed.items():
+        _, last = drain(kinesis, name, int(shard_id[-12:]))
+        children = [s for s in shards if shard_id in (s.get("ParentShardId"), s.get("AdjacentParentShardId"))]
+        assert last["ChildShards"] == [
+            {"ShardId": c["ShardId"], "ParentShards": [c["ParentShardId"]] + ([c["AdjacentParentShardId"]] if "AdjacentParentShardId" in c else []),
+             "HashKeyRange": c["HashKeyRange"]}
+            for c in children
+        ]
+        lo, hi = rng_of(parent)
+        if len(children) == 2:  # split in two
+            assert (rng_of(children[0])[0], rng_of(children[0])[1] + 1, rng_of(children[1])[1]) == (lo, rng_of(children[1])[0], hi)
+        else:  # merged with its neighbour
+            assert len(children) == 1 and rng_of(children[0])[0] <= lo <= hi <= rng_of(children[0])[1]
+    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"] == target
+
+
 def test_update_shard_count_limits(kinesis, stream):
     one = stream(1)
     with pytest.raises(kinesis.exceptions.LimitExceededException) as e:
@@ -196,6 +251,15 @@ def test_update_shard_count_limits(kinesis, stream):
         "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 4 Target shard count: 1",
         400,
     )
+    ten = stream(10)
+    with pytest.raises(kinesis.exceptions.LimitExceededException) as e:
+        kinesis.update_shard_count(StreamName=ten, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+    assert error_of(e) == (
+        "LimitExceededException",
+        "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 10 Target shard count: 3",
+        400,
+    )
+    assert len(kinesis.list_shards(StreamName=ten)["Shards"]) == 10
 
 
 def test_on_demand_stream_refuses_resharding(kinesis):

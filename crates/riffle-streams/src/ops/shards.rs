@@ -359,6 +359,58 @@ pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> 
     svc.persist_locked(&g, &key)
 }
 
+/// UNIFORM_SCALING as AWS performs it, with splits and merges only, so every
+/// new shard has one parent (a split) or a parent and an adjacent parent (a
+/// merge), and readers finish each parent before its children. Scaling up,
+/// every open shard is split in half; then, from the low end of the hash
+/// space, adjacent pairs are merged until `target` shards are open. Shards
+/// split and then merged are short-lived: created and closed at once. This
+/// reproduces the shard totals AWS reports (2→4: 6, 4→5: 15, 10→13: 37,
+/// 4→2: 6, 5→3: 7).
+fn uniform_scaling(s: &mut Stream, target: usize, now: i64) {
+    let mut open: Vec<Shard> = s.open_shards().cloned().collect();
+    open.sort_by_key(|sh| sh.range.start);
+    if target > open.len() {
+        let mut halves = Vec::with_capacity(open.len() * 2);
+        for sh in &open {
+            let r = sh.range;
+            // The even split point: for the whole key space, 2^127.
+            let len_minus_1 = r.end - r.start;
+            let k = r.start + len_minus_1 / 2 + (len_minus_1 & 1);
+            s.close_shard(sh.index, now);
+            for range in [
+                HashRange {
+                    start: r.start,
+                    end: k - 1,
+                },
+                HashRange {
+                    start: k,
+                    end: r.end,
+                },
+            ] {
+                let i = s.add_shard(range, Some(sh.index), None, now);
+                halves.extend(s.shard(i).cloned());
+            }
+        }
+        open = halves;
+    }
+    let merges = open.len().saturating_sub(target);
+    for pair in open.chunks_exact(2).take(merges) {
+        let (a, b) = (&pair[0], &pair[1]);
+        s.close_shard(a.index, now);
+        s.close_shard(b.index, now);
+        s.add_shard(
+            HashRange {
+                start: a.range.start,
+                end: b.range.end,
+            },
+            Some(a.index),
+            Some(b.index),
+            now,
+        );
+    }
+}
+
 pub async fn update_shard_count(
     svc: &Service,
     ctx: &Ctx,
@@ -415,21 +467,7 @@ pub async fn update_shard_count(
     }
     s.scalings.push(now);
     if target != current {
-        let old: Vec<Shard> = s.open_shards().cloned().collect();
-        for sh in &old {
-            s.close_shard(sh.index, now);
-        }
-        for i in 0..target as u32 {
-            let range = HashRange::split_even(i, target as u32);
-            // Parents: the closed shards this range overlaps, lowest first.
-            let mut parents = old
-                .iter()
-                .filter(|o| o.range.start <= range.end && range.start <= o.range.end)
-                .map(|o| o.index);
-            let parent = parents.next();
-            let adjacent = parents.next();
-            s.add_shard(range, parent, adjacent, now);
-        }
+        uniform_scaling(s, target, now);
         mark_updating(svc, s, now);
     }
     let out = UpdateShardCountOutput {
