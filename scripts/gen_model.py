@@ -3,10 +3,15 @@
 output structures) from the botocore service model.
 
     python3 scripts/gen_model.py kinesis 2013-12-02 crates/riffle-streams/src/model.rs
+    python3 scripts/gen_model.py --check kinesis 2013-12-02 crates/riffle-streams/src/model.rs
 
-The output is checked in; CI regenerates it and fails on a difference only when
-the pinned botocore is installed (see .ci/run).
+The output is checked in. `--check` writes nothing: it regenerates the model
+in memory and exits non-zero if the checked-in file differs, or if the
+installed botocore is not the one pinned in tests/python/requirements.txt (a
+different botocore would report drift that is not there). `scripts/test` runs
+it after installing the pinned clients, before building.
 """
+import difflib
 import gzip
 import json
 import os
@@ -77,8 +82,29 @@ def opt(v):
     return "None" if v is None else f"Some({int(v)})"
 
 
+PINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python", "requirements.txt")
+
+
+def pinned_botocore():
+    with open(PINS) as f:
+        for line in f:
+            m = re.match(r"\s*botocore==(\S+)", line)
+            if m:
+                return m.group(1)
+    return None
+
+
 def main():
-    service, version, out = sys.argv[1:4]
+    args = sys.argv[1:]
+    check = "--check" in args
+    args = [a for a in args if a != "--check"]
+    if len(args) != 3:
+        sys.exit(f"usage: {sys.argv[0]} [--check] SERVICE VERSION OUT")
+    service, version, out = args
+    if check:
+        pin = pinned_botocore()
+        if pin != botocore.__version__:
+            sys.exit(f"gen_model.py --check: botocore {botocore.__version__} is installed, {pin} is pinned in {os.path.normpath(PINS)}")
     model = load(service, version)
     shapes = model["shapes"]
     ops = {n: o for n, o in model["operations"].items() if not EXCLUDE.search(n)}
@@ -251,8 +277,17 @@ def main():
         lines.append("}")
         lines.append("")
 
+    text = "\n".join(lines)
+    if check:
+        with open(out) as f:
+            current = f.read()
+        if current != text:
+            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), out, "regenerated", lineterm="", n=1)
+            sys.stderr.write("\n".join(list(diff)[:60]) + "\n")
+            sys.exit(f"{out} differs from what scripts/gen_model.py generates from botocore {botocore.__version__}; regenerate it")
+        return
     with open(out, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
 
 
 if __name__ == "__main__":

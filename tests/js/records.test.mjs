@@ -86,7 +86,7 @@ describe("records", () => {
         }),
       );
       assert.match(out.SequenceNumber, /^\d{56}$/);
-      assert.deepStrictEqual(strip(out), { ShardId: SHARD0, SequenceNumber: out.SequenceNumber });
+      assert.deepStrictEqual(strip(out), { ShardId: SHARD0, SequenceNumber: out.SequenceNumber, EncryptionType: "NONE" });
       puts.push(out);
     }
     const t1 = Date.now();
@@ -150,6 +150,7 @@ describe("records", () => {
     assert.deepStrictEqual(strip(out), {
       FailedRecordCount: 0,
       Records: out.Records.map((r, i) => ({ SequenceNumber: r.SequenceNumber, ShardId: shards[i] })),
+      EncryptionType: "NONE",
     });
     const seq = out.Records.map((r) => BigInt(r.SequenceNumber));
     assert.ok(seq[0] < seq[2] && seq[2] < seq[4]);

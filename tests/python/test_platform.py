@@ -45,3 +45,65 @@ def test_sts_requests_are_counted_in_metrics(server):
     with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
         text = r.read().decode()
     assert 'riffle_requests_total{operation="GetCallerIdentity",outcome="ok"}' in text
+
+
+def _hold_request_open(port):
+    """A request whose body never finishes arriving: it stays in flight."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(
+        b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        b"X-Amz-Target: Kinesis_20131202.ListStreams\r\nContent-Length: 100\r\n\r\n{"
+    )
+    return s
+
+
+def test_requests_over_the_cap_are_throttled(start_server):
+    import time
+
+    s = start_server("--max-requests", "1", "--status-delay-ms", "0")
+    k = s.client()
+    k.create_stream(StreamName="capped", ShardCount=1)
+    held = _hold_request_open(s.port)
+    try:
+        time.sleep(0.3)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.list_streams()
+        assert error_of(e) == ("LimitExceededException", f"Rate exceeded for account {ACCOUNT}.", 400)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            k.put_record(StreamName="capped", PartitionKey="k", Data=b"x")
+        assert error_of(e) == ("ProvisionedThroughputExceededException", f"Rate exceeded for account {ACCOUNT}.", 400)
+    finally:
+        held.close()
+    deadline = time.time() + 5
+    while True:
+        try:
+            assert k.list_streams()["StreamNames"] == ["capped"]
+            break
+        except botocore.exceptions.ClientError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    with urllib.request.urlopen(s.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'riffle_requests_total{operation="ListStreams",outcome="LimitExceededException"} 1' in text
+
+
+def test_connections_over_the_cap_wait_for_a_free_slot(start_server):
+    import socket
+
+    s = start_server("--max-connections", "2")
+    open_ = []
+    for _ in range(2):
+        c = socket.create_connection(("127.0.0.1", s.port))
+        c.sendall(b"GET /_riffle/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        open_.append(c)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(s.endpoint + "/_riffle/health", timeout=1).read()
+    open_.pop().close()
+    with urllib.request.urlopen(s.endpoint + "/_riffle/health", timeout=10) as r:
+        assert r.read() == b"ok\n"
+    for c in open_:
+        c.close()

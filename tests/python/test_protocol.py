@@ -1,10 +1,13 @@
 """Raw HTTP: routing, framing and serialization errors, request ids, and
 SigV4 authentication."""
 import base64
+import hashlib
 import http.client
 import json
 import re
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import botocore
 import pytest
@@ -12,7 +15,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import REGION, error_of
+from conftest import REGION, error_of, wait_active
 
 JSON_CT = "application/x-amz-json-1.1"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -95,9 +98,31 @@ def test_plain_application_json_is_unknown_operation(server):
     assert (status, json.loads(data)) == (404, {"Output": {"__type": "com.amazon.coral.service#UnknownOperationException"}, "Version": "1.0"})
 
 
-def test_body_over_7_mib_is_413(server):
-    status, headers, data = raw(server.endpoint, b"x" * (7 * 1024 * 1024 + 1), {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord")})
-    assert (status, data) == (413, b"")
+def test_body_over_16_mib_is_413(server):
+    # AWS answers an oversized request with 413 and no body (docs/aws-behaviour.md §2.2; botocore reports code "413").
+    status, headers, data = raw(server.endpoint, b"x" * (16 * 1024 * 1024 + 1), {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord")})
+    assert (status, data, headers["content-length"]) == (413, b"", "0")
+    assert UUID.match(headers["x-amzn-requestid"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        server.client().put_record(StreamName="s", PartitionKey="k", Data=b"x" * (12 * 1024 * 1024 + 1))
+    assert error_of(e) == ("413", "", 413)
+
+
+def test_largest_valid_requests_fit_the_body_cap(server, stream):
+    kinesis = server.client()
+    name = stream(1)
+    # 500 records of 5 MiB of data and keys in all; each key 256 'é's, which
+    # botocore escapes to 1,536 JSON bytes: a body of about 7.5 MB.
+    key = "é" * 256
+    data = b"\xab" * ((5 * 1024 * 1024 - 500 * len(key.encode())) // 500)
+    records = [{"Data": data, "PartitionKey": key, "ExplicitHashKey": str(2**128 - 1 - i)} for i in range(500)]
+    out = kinesis.put_records(StreamName=name, Records=records)
+    assert (out["FailedRecordCount"], len(out["Records"])) == (0, 500)
+    # A 10 MiB record (stream maximum raised): about 14 MB of base64.
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    kinesis.update_max_record_size(StreamARN=arn, MaxRecordSizeInKiB=10240)
+    big = kinesis.put_record(StreamName=name, PartitionKey="k", Data=b"\xcd" * (10 * 1024 * 1024 - 1))
+    assert big["ShardId"] == "shardId-000000000000"
 
 
 # ------------------------------------------------------- SerializationException
@@ -178,6 +203,33 @@ def test_request_id_on_every_response(server):
     assert [len(b) for b in id2] == [72] * len(responses)
 
 
+# ------------------------------------------------------------------------ CORS
+
+EXPOSED = "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date"
+
+
+def test_cors_exposes_aws_headers(server):
+    # docs/aws-behaviour.md §2.2 step 3: browsers may read the request id, error type and date.
+    def via_urllib(body, target, method="POST"):
+        req = urllib.request.Request(server.endpoint + "/", data=body, method=method,
+                                     headers={"Content-Type": JSON_CT, "X-Amz-Target": target, "Origin": "http://example.com"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers
+
+    for body, target, status in [(b"{}", op("ListStreams"), 200), (b'{"StreamName":"nope"}', op("DescribeStream"), 400), (b"{}", "Nope", 400)]:
+        got, headers = via_urllib(body, target)
+        assert (got, headers["Access-Control-Allow-Origin"], headers["Access-Control-Expose-Headers"]) == (status, "*", EXPOSED)
+        assert headers["Date"] and headers["x-amzn-RequestId"]
+    # A preflight answers with what may be sent, not what may be read.
+    status, headers, _ = raw(server.endpoint, method="OPTIONS", headers={
+        "Origin": "http://example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-amz-target,content-type"})
+    assert (status, headers["access-control-allow-origin"], headers["access-control-allow-headers"], headers["access-control-allow-methods"],
+            headers["access-control-max-age"], "access-control-expose-headers" in headers) == (200, "*", "x-amz-target,content-type", "POST", "172800", False)
+
+
 # ------------------------------------------------------------------------ auth
 
 
@@ -236,3 +288,33 @@ def test_auth_checked_after_framing(auth_server):
     # docs/aws-behaviour.md §3: empty bodies and unknown operations are answered before auth.
     assert_json_error(call(auth_server.endpoint, op("ListStreams"), b""), 400, {"__type": "SerializationException"})
     assert_json_error(call(auth_server.endpoint, op("Nope"), {}), 400, {"__type": "UnknownOperationException"})
+
+
+def test_auth_tampered_body_is_refused(auth_server):
+    # A PutRecord signed by botocore with X-Amz-Content-SHA256 naming its body.
+    c = auth_server.client()
+    c.create_stream(StreamName="replayed", ShardCount=1)
+    wait_active(c, "replayed")
+    signed = json.dumps({"StreamName": "replayed", "Data": "aGk=", "PartitionKey": "k"}).encode()
+    headers = {"Content-Type": JSON_CT, "X-Amz-Target": op("PutRecord"), "X-Amz-Content-SHA256": hashlib.sha256(signed).hexdigest()}
+    req = AWSRequest(method="POST", url=auth_server.endpoint + "/", data=signed, headers=headers)
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kinesis", REGION).add_auth(req)
+    headers = dict(req.headers.items())
+    mismatch = {
+        "__type": "InvalidSignatureException",
+        "message": "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key "
+        "and signing method. Consult the service documentation for details.",
+    }
+    # The same signature and headers over another body: refused, nothing written.
+    tampered = json.dumps({"StreamName": "replayed", "Data": "ZXZpbA==", "PartitionKey": "k"}).encode()
+    assert_json_error(raw(auth_server.endpoint, tampered, headers), 400, mismatch)
+    it = c.get_shard_iterator(StreamName="replayed", ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert c.get_records(ShardIterator=it)["Records"] == []
+    # The body it was signed for is accepted.
+    status, _, data = raw(auth_server.endpoint, signed, headers)
+    assert (status, sorted(json.loads(data))) == (200, ["EncryptionType", "SequenceNumber", "ShardId"])
+    # UNSIGNED-PAYLOAD is S3's: for Kinesis the body is always hashed.
+    headers = {"Content-Type": JSON_CT, "X-Amz-Target": op("ListStreams"), "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    req = AWSRequest(method="POST", url=auth_server.endpoint + "/", data=b"{}", headers=headers)
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kinesis", REGION).add_auth(req)
+    assert_json_error(raw(auth_server.endpoint, b"{}", dict(req.headers.items())), 400, mismatch)

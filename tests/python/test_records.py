@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import re
 import time
+import urllib.error
 import urllib.request
 
 import cbor2
@@ -68,6 +69,20 @@ def server_now_ms(srv):
 
 
 # ------------------------------------------------------------------ PutRecord
+
+
+def test_put_record_outputs_name_the_encryption_type(server, kinesis, stream):
+    name = stream(1)
+    out = kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    del out["ResponseMetadata"]
+    assert out == {"ShardId": sid(0), "SequenceNumber": out["SequenceNumber"], "EncryptionType": "NONE"}
+    # PutRecords as boto3 sends it (the fast path) and as CBOR (the generic path).
+    batch = kinesis.put_records(StreamName=name, Records=[{"Data": b"a", "PartitionKey": "k"}, {"Data": b"b", "PartitionKey": "k"}])
+    del batch["ResponseMetadata"]
+    assert batch == {"FailedRecordCount": 0, "EncryptionType": "NONE",
+                     "Records": [{"SequenceNumber": r["SequenceNumber"], "ShardId": sid(0)} for r in batch["Records"]]}
+    cbor = cbor_call(server.endpoint, "PutRecords", {"StreamName": name, "Records": [{"Data": b"c", "PartitionKey": "k"}]})
+    assert cbor == {"FailedRecordCount": 0, "EncryptionType": "NONE", "Records": [{"SequenceNumber": cbor["Records"][0]["SequenceNumber"], "ShardId": sid(0)}]}
 
 
 def test_put_record_routes_by_md5(kinesis, stream):
@@ -143,7 +158,7 @@ def test_put_records_500_in_order_and_routed(kinesis, stream):
     name = stream(3)
     records = [{"Data": f"record-{i}".encode(), "PartitionKey": f"pk-{i}"} for i in range(500)]
     out = kinesis.put_records(StreamName=name, Records=records)
-    assert out["FailedRecordCount"] == 0
+    assert (out["FailedRecordCount"], out["EncryptionType"]) == (0, "NONE")
     assert len(out["Records"]) == 500
     assert [sorted(r) for r in out["Records"]] == [["SequenceNumber", "ShardId"]] * 500
     assert [r["ShardId"] for r in out["Records"]] == [expected_shard(f"pk-{i}", 3) for i in range(500)]
@@ -179,13 +194,34 @@ def test_put_records_over_5_mib_is_refused(kinesis, stream):
     records = [{"Data": mib, "PartitionKey": k} for k in "abcde"]  # 5 MiB of data + 5 bytes of keys
     with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
         kinesis.put_records(StreamName=name, Records=records)
-    # AWS wording not captured (docs/aws-behaviour.md §4.7 quotes moto); this is Riffle's text.
-    assert error_of(e) == ("InvalidArgumentException", "Records size exceeds 5 MB limit. Records size: 5242885 bytes.", 400)
-    # Exactly 5 MiB including partition keys is accepted.
-    records[-1] = {"Data": mib[:-5], "PartitionKey": "e"}
-    records[0]["Data"] = mib[:-4]
+    # AWS's text, as SDK users quote it (docs/aws-behaviour.md §4.7).
+    assert error_of(e) == ("InvalidArgumentException", "Records size exceeds 5 MB limit", 400)
+    # Exactly 5 MiB including partition keys (each record exactly 1 MiB with its key) is accepted.
+    records = [{"Data": mib[:-1], "PartitionKey": k} for k in "abcde"]
     out = kinesis.put_records(StreamName=name, Records=records)
     assert out["FailedRecordCount"] == 0
+
+
+def test_record_size_includes_the_partition_key(server, kinesis, stream):
+    name = stream(1)
+    mib = 1024 * 1024
+    refused = ("InvalidArgumentException",
+               f"Record size exceeds the stream's maximum record size of {mib} bytes. Record size (data and partition key): {mib + 3} bytes.", 400)
+    # 1 MiB of data fits the data constraint, but not with its 3-byte key.
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
+        kinesis.put_record(StreamName=name, Data=b"d" * mib, PartitionKey="abc")
+    assert error_of(e) == refused
+    # PutRecords as boto3 sends it (the fast path) and in CBOR (the generic path).
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
+        kinesis.put_records(StreamName=name, Records=[{"Data": b"ok", "PartitionKey": "k"}, {"Data": b"d" * mib, "PartitionKey": "abc"}])
+    assert error_of(e) == refused
+    status, payload = cbor_call_raw(server.endpoint, "PutRecords", {"StreamName": name, "Records": [{"Data": b"d" * mib, "PartitionKey": "abc"}]})
+    assert (status, payload) == (400, {"__type": "InvalidArgumentException", "message": refused[1]})
+    assert read_all(kinesis, iterator(kinesis, name)) == []
+    # Exactly 1 MiB with the key is accepted.
+    assert kinesis.put_record(StreamName=name, Data=b"d" * (mib - 3), PartitionKey="abc")["ShardId"] == sid(0)
+    assert kinesis.put_records(StreamName=name, Records=[{"Data": b"e" * (mib - 3), "PartitionKey": "abc"}])["FailedRecordCount"] == 0
+    assert [len(r["Data"]) + len(r["PartitionKey"]) for r in read_all(kinesis, iterator(kinesis, name))] == [mib, mib]
 
 
 # ------------------------------------------------------------- GetShardIterator
@@ -310,7 +346,8 @@ def test_get_records_limit_and_chaining(kinesis, stream):
 
 def test_get_records_data_is_byte_exact(kinesis, stream):
     name = stream(1)
-    payloads = [bytes(range(256)), b"\x00", b"\xff" * 3, b" ", "ünïcödé ✓".encode(), bytes(range(256)) * 4096]
+    # The last is the largest record with a 1-byte key: 1 MiB together.
+    payloads = [bytes(range(256)), b"\x00", b"\xff" * 3, b" ", "ünïcödé ✓".encode(), (bytes(range(256)) * 4096)[:-1]]
     for p in payloads:
         kinesis.put_record(StreamName=name, Data=p, PartitionKey="k")
     recs = read_all(kinesis, iterator(kinesis, name))
@@ -395,12 +432,23 @@ def cbor_call(endpoint, op, body):
     return cbor2.loads(raw, semantic_decoders={1: lambda value, _immutable: cbor2.CBORTag(1, value)})
 
 
+def cbor_call_raw(endpoint, op, body):
+    """(status, decoded body) of a CBOR call, errors included."""
+    payload = cbor2.dumps(body)
+    headers = {"Content-Type": "application/x-amz-cbor-1.1", "X-Amz-Target": f"Kinesis_20131202.{op}"}
+    try:
+        r = urllib.request.urlopen(urllib.request.Request(endpoint + "/", data=payload, headers=headers, method="POST"), timeout=10)
+    except urllib.error.HTTPError as e:
+        return e.code, cbor2.loads(e.read())
+    return r.status, cbor2.loads(r.read())
+
+
 def test_cbor_put_and_get_records(server, kinesis, stream):
     name = stream(1)
     data = b"\x00\x01\x02binary\xff"
     put = cbor_call(server.endpoint, "PutRecord", {"StreamName": name, "Data": data, "PartitionKey": "k"})
-    assert sorted(put) == ["SequenceNumber", "ShardId"]
-    assert put["ShardId"] == sid(0) and SEQ.match(put["SequenceNumber"])
+    assert put == {"ShardId": sid(0), "SequenceNumber": put["SequenceNumber"], "EncryptionType": "NONE"}
+    assert SEQ.match(put["SequenceNumber"])
     it = cbor_call(server.endpoint, "GetShardIterator", {"StreamName": name, "ShardId": sid(0), "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
     got = cbor_call(server.endpoint, "GetRecords", {"ShardIterator": it})
     assert sorted(got) == ["MillisBehindLatest", "NextShardIterator", "Records"]

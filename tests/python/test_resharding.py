@@ -178,6 +178,61 @@ def test_update_shard_count_double_then_halve(kinesis, stream):
     assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"] == 2
 
 
+@pytest.mark.parametrize("initial, target, total", [(2, 4, 6), (4, 5, 15), (10, 13, 37), (4, 2, 6), (5, 3, 7), (3, 2, 4), (1, 2, 3)])
+def test_update_shard_count_builds_intermediate_shards(kinesis, stream, initial, target, total):
+    # Shard totals AWS reports after UpdateShardCount (moto's suite records them as verified against AWS).
+    name = stream(initial)
+    kinesis.update_shard_count(StreamName=name, TargetShardCount=target, ScalingType="UNIFORM_SCALING")
+    wait_active(kinesis, name)
+    shards = kinesis.list_shards(StreamName=name)["Shards"]
+    assert len(shards) == total
+    assert ids(shards) == [sid(i) for i in range(total)]
+    closed = {s["ShardId"]: s for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
+    now_open = sorted((s for s in shards if s["ShardId"] not in closed), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    assert sorted(now_open, key=lambda s: s["ShardId"]) == open_shards(kinesis, name) and len(now_open) == target
+    span = [(int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])) for s in now_open]
+    # The open shards cover the key space once, in order, with no gaps.
+    assert span[0][0] == 0 and span[-1][1] == MAX - 1
+    assert all(hi + 1 == lo for (_, hi), (lo, _) in zip(span, span[1:]))
+    # Evenly: every open shard is one or two halves of an original shard (scaling up),
+    # or one or two original shards (scaling down).
+    unit = MAX // (2 * initial if target > initial else initial)
+    assert {round((hi - lo + 1) / unit) for lo, hi in span} <= {1, 2}
+    # Lineage: a split child has one parent and lies in it; a merge has a parent and an
+    # adjacent parent and is exactly their union; no shard has more.
+    by_id = {s["ShardId"]: s for s in shards}
+
+    def rng_of(s):
+        return int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])
+
+    for s in shards:
+        if "ParentShardId" not in s:
+            assert ("AdjacentParentShardId" not in s) and int(s["ShardId"][-12:]) < initial
+            continue
+        p = rng_of(by_id[s["ParentShardId"]])
+        if "AdjacentParentShardId" in s:
+            a = rng_of(by_id[s["AdjacentParentShardId"]])
+            assert p[1] + 1 == a[0] and rng_of(s) == (p[0], a[1])
+        else:
+            assert p[0] <= rng_of(s)[0] <= rng_of(s)[1] <= p[1]
+    # Every closed shard's children, as GetRecords reports them once it is drained,
+    # are the shards naming it as a parent, and they cover its range exactly.
+    for shard_id, parent in closed.items():
+        _, last = drain(kinesis, name, int(shard_id[-12:]))
+        children = [s for s in shards if shard_id in (s.get("ParentShardId"), s.get("AdjacentParentShardId"))]
+        assert last["ChildShards"] == [
+            {"ShardId": c["ShardId"], "ParentShards": [c["ParentShardId"]] + ([c["AdjacentParentShardId"]] if "AdjacentParentShardId" in c else []),
+             "HashKeyRange": c["HashKeyRange"]}
+            for c in children
+        ]
+        lo, hi = rng_of(parent)
+        if len(children) == 2:  # split in two
+            assert (rng_of(children[0])[0], rng_of(children[0])[1] + 1, rng_of(children[1])[1]) == (lo, rng_of(children[1])[0], hi)
+        else:  # merged with its neighbour
+            assert len(children) == 1 and rng_of(children[0])[0] <= lo <= hi <= rng_of(children[0])[1]
+    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["OpenShardCount"] == target
+
+
 def test_update_shard_count_limits(kinesis, stream):
     one = stream(1)
     with pytest.raises(kinesis.exceptions.LimitExceededException) as e:
@@ -196,6 +251,15 @@ def test_update_shard_count_limits(kinesis, stream):
         "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 4 Target shard count: 1",
         400,
     )
+    ten = stream(10)
+    with pytest.raises(kinesis.exceptions.LimitExceededException) as e:
+        kinesis.update_shard_count(StreamName=ten, TargetShardCount=3, ScalingType="UNIFORM_SCALING")
+    assert error_of(e) == (
+        "LimitExceededException",
+        "UpdateShardCount cannot scale down below half your current open shard count. Current open shard count: 10 Target shard count: 3",
+        400,
+    )
+    assert len(kinesis.list_shards(StreamName=ten)["Shards"]) == 10
 
 
 def test_on_demand_stream_refuses_resharding(kinesis):
@@ -257,6 +321,31 @@ def test_list_shards_filters(start_server):
     assert listed(Type="FROM_TIMESTAMP", Timestamp=after_split) == [sid(1), sid(2)]
 
 
+def test_expired_closed_shards_leave_describe_stream_and_list_shards(start_server):
+    srv = start_server()
+    c = srv.client()
+    name = unique()
+    c.create_stream(StreamName=name, ShardCount=1)
+    srv.advance_clock(1000)
+    wait_active(c, name)
+    c.split_shard(StreamName=name, ShardToSplit=sid(0), NewStartingHashKey=str(HALF))
+    srv.advance_clock(1000)
+    wait_active(c, name)
+
+    def both():
+        described = c.describe_stream(StreamName=name)["StreamDescription"]["Shards"]
+        assert c.list_shards(StreamName=name)["Shards"] == described
+        return ids(described)
+
+    srv.advance_clock(24 * 3600 * 1000 - 60_000)  # shard 0 closed 23 h 59 min ago
+    assert both() == [sid(0), sid(1), sid(2)]
+    srv.advance_clock(120_000)  # past the 24-hour retention: its records have all expired
+    assert both() == [sid(1), sid(2)]
+    assert ids(c.describe_stream(StreamName=name, ExclusiveStartShardId=sid(1))["StreamDescription"]["Shards"]) == [sid(2)]
+    page = c.describe_stream(StreamName=name, Limit=1)["StreamDescription"]
+    assert (ids(page["Shards"]), page["HasMoreShards"]) == ([sid(1)], True)
+
+
 def test_list_shards_paging(kinesis, stream):
     name = stream(5)
     first = kinesis.list_shards(StreamName=name, MaxResults=2)
@@ -270,6 +359,51 @@ def test_list_shards_paging(kinesis, stream):
     assert (ids(again["Shards"]), "NextToken" in again) == ([sid(2), sid(3), sid(4)], False)
     # (botocore's list_shards paginator resends StreamName with NextToken, which
     # AWS refuses with the error tested below, so it is not used here.)
+
+
+def test_list_shards_filter_applies_to_every_page(kinesis, stream):
+    name = stream(3)
+    kinesis.split_shard(StreamName=name, ShardToSplit=sid(1), NewStartingHashKey=str(HALF))
+    wait_active(kinesis, name)
+
+    def pages(first, **later):
+        out, page = [], kinesis.list_shards(StreamName=name, MaxResults=1, **first)
+        while True:
+            out.append(ids(page["Shards"]))
+            if "NextToken" not in page:
+                return out
+            page = kinesis.list_shards(NextToken=page["NextToken"], MaxResults=1, **later)
+
+    # Open shards are 0, 2, 3 and 4; the closed shard 1 never shows up on later pages.
+    assert pages({"ShardFilter": {"Type": "AT_LATEST"}}) == [[sid(0)], [sid(2)], [sid(3)], [sid(4)]]
+    assert pages({"ShardFilter": {"Type": "AFTER_SHARD_ID", "ShardId": sid(2)}}) == [[sid(3)], [sid(4)]]
+    assert pages({"ShardFilter": {"Type": "AT_TRIM_HORIZON"}}) == [[sid(0)], [sid(1)], [sid(2)]]
+    # The API reference forbids StreamName, StreamCreationTimestamp and
+    # ExclusiveStartShardId with NextToken, not ShardFilter: sending it again is fine.
+    assert pages({"ShardFilter": {"Type": "AT_LATEST"}}, ShardFilter={"Type": "AT_LATEST"}) == [[sid(0)], [sid(2)], [sid(3)], [sid(4)]]
+    assert pages({}) == [[sid(i)] for i in range(5)]
+
+
+@pytest.mark.parametrize("bad", ["ABKLFD8", "2.14E4", "2147483648", "shardId-002147483648", "shardId-"])
+def test_unparsable_shard_ids_are_not_shard_zero(kinesis, stream, bad):
+    # docs/aws-behaviour.md, "Shard-id resolution": an id that does not resolve is "Could not find shard", with the raw id.
+    name = stream(2)
+    missing = ("ResourceNotFoundException", f"Could not find shard {bad} in stream {name} under account {ACCOUNT}.", 400)
+    calls = [
+        lambda: kinesis.list_shards(StreamName=name, ExclusiveStartShardId=bad),
+        lambda: kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": bad}),
+        lambda: kinesis.describe_stream(StreamName=name, ExclusiveStartShardId=bad),
+        lambda: kinesis.get_shard_iterator(StreamName=name, ShardId=bad, ShardIteratorType="TRIM_HORIZON"),
+        lambda: kinesis.split_shard(StreamName=name, ShardToSplit=bad, NewStartingHashKey="100"),
+        lambda: kinesis.merge_shards(StreamName=name, ShardToMerge=bad, AdjacentShardToMerge=sid(1)),
+    ]
+    for call in calls:
+        with pytest.raises(kinesis.exceptions.ResourceNotFoundException) as e:
+            call()
+        assert error_of(e) == missing
+    # The lenient forms AWS accepts still resolve.
+    assert ids(kinesis.list_shards(StreamName=name, ExclusiveStartShardId="0")["Shards"]) == [sid(1)]
+    assert ids(kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": "anything-0"})["Shards"]) == [sid(1)]
 
 
 def test_list_shards_argument_errors(kinesis, stream):

@@ -198,7 +198,10 @@ def test_stream_encryption(kinesis, stream):
     d = kinesis.describe_stream(StreamName=name)["StreamDescription"]
     assert (d["EncryptionType"], "KeyId" in d) == ("NONE", False)
     put = kinesis.put_record(StreamName=name, Data=b"plain", PartitionKey="k")
-    assert "EncryptionType" not in put
+    assert body(put) == {"ShardId": sid(0), "SequenceNumber": put["SequenceNumber"], "EncryptionType": "NONE"}
+    batch = kinesis.put_records(StreamName=name, Records=[{"Data": b"plain-2", "PartitionKey": "k"}])
+    assert body(batch) == {"FailedRecordCount": 0, "Records": [{"SequenceNumber": batch["Records"][0]["SequenceNumber"], "ShardId": sid(0)}],
+                           "EncryptionType": "NONE"}
 
 
 def test_encryption_type_is_per_record(kinesis, stream):
@@ -295,9 +298,17 @@ def test_update_max_record_size(server, kinesis, stream):
     assert summary(kinesis, name)["MaxRecordSizeInKiB"] == 2048
     big = bytes(range(256)) * (6 * 1024)  # 1.5 MiB
     kinesis.put_record(StreamName=name, Data=big, PartitionKey="k")
-    out = kinesis.put_records(StreamName=name, Records=[{"Data": b"y" * (2 * mib), "PartitionKey": "k"}])
+    out = kinesis.put_records(StreamName=name, Records=[{"Data": b"y" * (2 * mib - 1), "PartitionKey": "k"}])
     assert out["FailedRecordCount"] == 0
-    assert [r["Data"] for r in read_all(kinesis, name)] == [big, b"y" * (2 * mib)]
+    assert [r["Data"] for r in read_all(kinesis, name)] == [big, b"y" * (2 * mib - 1)]
+    # The raised limit, too, counts the partition key.
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as e:
+        kinesis.put_records(StreamName=name, Records=[{"Data": b"y" * (2 * mib), "PartitionKey": "k"}])
+    assert error_of(e) == (
+        "InvalidArgumentException",
+        f"Record size exceeds the stream's maximum record size of {2 * mib} bytes. Record size (data and partition key): {2 * mib + 1} bytes.",
+        400,
+    )
     with pytest.raises(kinesis.exceptions.ClientError) as e:
         kinesis.put_record(StreamName=name, Data=b"z" * (2 * mib + 1), PartitionKey="k")
     assert error_of(e) == (

@@ -17,8 +17,15 @@ use crate::platform::{
 };
 use crate::{base, error, header, ok, xml};
 
-/// Bodies larger than this are refused with 413, as AWS does.
-pub const MAX_BODY: usize = 7 * 1024 * 1024;
+/// Bodies larger than this are refused with 413 and an empty body, as AWS
+/// answers an oversized request. The largest valid request must fit: a
+/// PutRecord of a 10 MiB record (MaxRecordSizeInKiB 10240) is 13,981,016
+/// bytes of base64 plus < 8 KiB of JSON; a PutRecords of 5 MiB of data and
+/// keys is at most 6,990,508 bytes of base64 plus 500 × ~1.7 KiB (256-char
+/// keys escaped as `\uXXXX`, 39-digit hash keys, member names) ≈ 7.8 MB. In
+/// CBOR both are raw bytes (≤ 10.1 MiB). 16 MiB covers all with room for
+/// whitespace.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
 pub const TARGET_PREFIX: &str = "Kinesis_20131202";
 
 /// Data Streams, served over JSON 1.1 and CBOR 1.1.
@@ -60,6 +67,23 @@ impl AwsService for DataStreams {
         MAX_BODY
     }
 
+    fn overloaded(&self, parts: &http::request::Parts, op: &str) -> Response {
+        let account = self.0.account();
+        let encoding = match header(&parts.headers, "content-type") {
+            Some(c) if c.contains("cbor") => Encoding::Cbor,
+            _ => Encoding::Json,
+        };
+        let e = match op {
+            "PutRecord" | "PutRecords" | "GetRecords" | "GetShardIterator" | "SubscribeToShard" => {
+                KinesisError::ProvisionedThroughputExceeded(format!(
+                    "Rate exceeded for account {account}."
+                ))
+            }
+            _ => KinesisError::LimitExceeded(format!("Rate exceeded for account {account}.")),
+        };
+        kinesis_error(encoding, &e)
+    }
+
     fn gauges(&self) -> Vec<Gauge> {
         let (streams, shards) = self.0.counts();
         vec![
@@ -72,6 +96,11 @@ impl AwsService for DataStreams {
                 name: "riffle_open_shards",
                 help: "Open shards.",
                 value: shards as u64,
+            },
+            Gauge {
+                name: "riffle_pending_write_bytes",
+                help: "Record bytes accepted and not yet durable.",
+                value: self.0.pending_write_bytes(),
             },
         ]
     }

@@ -32,6 +32,10 @@ pub mod sts;
 
 use body::Body;
 
+/// AWS's `Access-Control-Expose-Headers` on every non-preflight response.
+const EXPOSE_HEADERS: &str =
+    "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date";
+
 /// Everything a request needs.
 pub struct App {
     /// The registration list: see [`services`].
@@ -40,6 +44,7 @@ pub struct App {
     /// When set, `POST /_riffle/clock` moves this clock (tests only).
     pub test_clock: Option<Arc<SystemClock>>,
     pub metrics: metrics::Metrics,
+    pub limits: platform::Limits,
 }
 
 /// Every service Riffle serves, in routing order: the one registration
@@ -120,6 +125,7 @@ impl App {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let (parts, incoming) = req.into_parts();
+        let preflight = parts.method == Method::OPTIONS;
         let (mut resp, label) = self.route(parts, incoming).await;
         if let Some(op) = label {
             let outcome = header(resp.headers(), "x-amzn-errortype")
@@ -128,6 +134,13 @@ impl App {
         }
         resp.headers_mut()
             .insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        if !preflight {
+            // What AWS lets browser SDKs read (docs/aws-behaviour.md §2.2).
+            resp.headers_mut().insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
         resp
     }
 
@@ -169,7 +182,7 @@ impl App {
                 .collect();
             let resp = base(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Body::full(self.metrics.render(&gauges)))
+                .body(Body::full(self.metrics.render(&gauges, &self.limits)))
                 .unwrap_or_else(|_| Response::new(Body::empty()));
             return (resp, None);
         }
@@ -193,6 +206,20 @@ impl App {
                 None => (None, operation),
             },
             None => (None, operation),
+        };
+        // At the request cap, the service's throttling error, before any of
+        // the body is read.
+        let Ok(_permit) = self.limits.requests.clone().try_acquire_owned() else {
+            return match service.as_ref().or(self.services.fallback()) {
+                Some(s) => (
+                    s.overloaded(&parts, &operation),
+                    Some(self.label(s, &operation)),
+                ),
+                None => (
+                    xml(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", None),
+                    None,
+                ),
+            };
         };
         if let Some(s) = service.as_ref().filter(|s| s.streams_body(&operation)) {
             let req = platform::Request {
@@ -345,6 +372,15 @@ pub async fn serve(
     drop(accepted_tx);
     tokio::pin!(shutdown);
     loop {
+        // At the connection cap, stop accepting until a connection closes.
+        let slot = tokio::select! {
+            p = app.limits.connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+            Some(_) = conns.join_next() => continue,
+        };
         let (stream, peer, tls): (
             tokio::net::TcpStream,
             SocketAddr,
@@ -358,6 +394,7 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop_rx.clone();
         conns.spawn(async move {
+            let _slot = slot;
             match tls {
                 None => serve_connection(TokioIo::new(stream), app, stop, peer).await,
                 Some(acceptor) => match acceptor.accept(stream).await {

@@ -33,7 +33,11 @@ impl Metrics {
     }
 
     /// The exposition text, with the services' gauges.
-    pub fn render(&self, gauges: &[crate::platform::Gauge]) -> String {
+    pub fn render(
+        &self,
+        gauges: &[crate::platform::Gauge],
+        limits: &crate::platform::Limits,
+    ) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP riffle_requests_total Kinesis API requests by operation and outcome.\n",
@@ -56,6 +60,18 @@ impl Metrics {
         for g in gauges {
             gauge(&mut out, g.name, g.help, g.value);
         }
+        gauge(
+            &mut out,
+            "riffle_connections",
+            "Open client connections.",
+            limits.open_connections() as u64,
+        );
+        gauge(
+            &mut out,
+            "riffle_requests_in_flight",
+            "Requests being handled.",
+            limits.requests_in_flight() as u64,
+        );
         if let Some(d) = &self.disk {
             for (name, help, v) in [
                 (

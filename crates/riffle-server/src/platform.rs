@@ -75,7 +75,58 @@ pub trait AwsService: Send + Sync + 'static {
     fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
+    /// The answer when the server is at its request cap: the service's own
+    /// throttling error, which SDKs back off from and retry.
+    fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {
+        crate::xml(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            Some("Please reduce your request rate."),
+        )
+    }
 }
+
+/// Caps that bound the server's memory under overload.
+pub struct Limits {
+    /// Requests being handled at once; beyond it requests get the
+    /// service's throttling error straight away.
+    pub requests: Arc<tokio::sync::Semaphore>,
+    pub max_requests: usize,
+    /// Open connections; beyond it the server stops accepting until one
+    /// closes (new ones wait in the listen backlog).
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub max_connections: usize,
+}
+
+impl Limits {
+    pub fn new(max_connections: usize, max_requests: usize) -> Limits {
+        Limits {
+            requests: Arc::new(tokio::sync::Semaphore::new(max_requests)),
+            max_requests,
+            connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            max_connections,
+        }
+    }
+
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_requests - self.requests.available_permits()
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.max_connections - self.connections.available_permits()
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::new(DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUESTS)
+    }
+}
+
+/// Connections served at once, by default: the 10,000-client case fits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Requests handled at once, by default.
+pub const DEFAULT_MAX_REQUESTS: usize = 16_384;
 
 /// What every service shares: credentials, the default region, the clock.
 pub struct Shared {

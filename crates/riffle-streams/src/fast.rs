@@ -353,10 +353,20 @@ mod tests {
             ],
             encryption_type: Some("KMS".into()),
         };
+        let none = PutRecordsOutput {
+            encryption_type: Some("NONE".into()),
+            ..out.clone()
+        };
         assert_eq!(
-            put_records_output_json(&out),
-            Encoding::Json.encode(&out.into_value())
+            String::from_utf8(put_records_output_json(&none)).unwrap(),
+            r#"{"FailedRecordCount":1,"Records":[{"SequenceNumber":"49546986683135544286507457936321625675700192471156785154","ShardId":"shardId-000000000000"},{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate \"exceeded\""}],"EncryptionType":"NONE"}"#
         );
+        for out in [out, none] {
+            assert_eq!(
+                put_records_output_json(&out),
+                Encoding::Json.encode(&out.into_value())
+            );
+        }
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct Config {
     pub throttle: bool,
     /// Durability of streams without a `riffle:durability` tag.
     pub durability: riffle_log::Durability,
+    /// Record bytes accepted but not yet durable, across all streams,
+    /// beyond which writes are refused with
+    /// ProvisionedThroughputExceededException (SDKs back off and retry).
+    pub max_pending_write_bytes: u64,
 }
 
 /// The stream tag that chooses a stream's durability: `fsync`, `interval`
@@ -70,6 +74,7 @@ impl Default for Config {
             on_demand_stream_limit: limits::DEFAULT_ON_DEMAND_STREAM_LIMIT,
             throttle: false,
             durability: riffle_log::Durability::Fsync,
+            max_pending_write_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -95,11 +100,22 @@ pub struct Service {
     create_lock: tokio::sync::Mutex<()>,
     billing_commitment: Mutex<Option<model::MinimumThroughputBillingCommitmentOutput>>,
     next_id: AtomicU64,
+    /// Record bytes appended and not yet durable (see `reserve_write`).
+    pending_write_bytes: AtomicU64,
     meta: Arc<dyn meta::MetaStore>,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
     /// Set when the server stops: subscriptions end instead of holding it up.
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Bytes of a write in flight; released on drop.
+pub(crate) struct PendingWrite<'a>(&'a AtomicU64, u64);
+
+impl Drop for PendingWrite<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
 }
 
 /// Kinds of sealed pagination tokens.
@@ -144,6 +160,7 @@ impl Service {
             create_lock: tokio::sync::Mutex::new(()),
             billing_commitment: Mutex::new(None),
             next_id: AtomicU64::new(1),
+            pending_write_bytes: AtomicU64::new(0),
             meta,
             throttle: ops::throttle::Throttle::default(),
             subscriptions: subscribe::Subscriptions::default(),
@@ -276,6 +293,27 @@ impl Service {
         if let Err(e) = trimmed.and(self.settle_all().await) {
             tracing::error!(error = %e, "maintenance failed");
         }
+    }
+
+    /// Counts `bytes` as pending until the returned guard drops (after the
+    /// write is durable, or abandoned), or refuses the write when the
+    /// server's pending bytes are at their cap. A write is always admitted
+    /// when nothing is pending, so no single request is refused forever.
+    pub(crate) fn reserve_write(&self, s: &Stream, bytes: u64) -> Result<PendingWrite<'_>> {
+        let before = self.pending_write_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before > 0 && before + bytes > self.cfg.max_pending_write_bytes {
+            self.pending_write_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(KinesisError::ProvisionedThroughputExceeded(format!(
+                "Rate exceeded for stream {} under account {}.",
+                s.name, self.cfg.account
+            )));
+        }
+        Ok(PendingWrite(&self.pending_write_bytes, bytes))
+    }
+
+    /// Record bytes accepted and not yet durable, for metrics.
+    pub fn pending_write_bytes(&self) -> u64 {
+        self.pending_write_bytes.load(Ordering::Acquire)
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -347,6 +347,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The payload hash of the canonical request: always the SHA-256 of the body
+/// as received. Kinesis is not S3: an `x-amz-content-sha256` header is signed
+/// like any other header but never stands in for the body, so a body that
+/// differs from the one signed (a tampered or replayed request), or one
+/// signed as `UNSIGNED-PAYLOAD` or `STREAMING-*` (markers only S3 honours),
+/// fails with `InvalidSignatureException`, as on AWS.
+pub fn payload_hash(req: &Request) -> String {
+    hex::encode(Sha256::digest(req.body))
+}
+
 /// The hex signature AWS would compute for `req`.
 pub fn compute(req: &Request, sig: &Signature, secret: &str) -> String {
     let mut query: Vec<(String, String)> = query_pairs(req.query)
@@ -370,10 +380,7 @@ pub fn compute(req: &Request, sig: &Signature, secret: &str) -> String {
             .collect();
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = match req.header("x-amz-content-sha256") {
-        Some(h) => h.to_owned(),
-        None => hex::encode(Sha256::digest(req.body)),
-    };
+    let payload_hash = payload_hash(req);
     let path = if req.path.is_empty() { "/" } else { req.path };
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -485,6 +492,78 @@ mod tests {
             verify(&req, &sig, "secret", signed_at + 301).unwrap_err().message(),
             "Signature expired: 20261125T214137Z is now earlier than 20261125T214138Z (20261125T214138Z - 300 sec.)"
         );
+    }
+
+    /// A request botocore's `SigV4Auth` signed with an `X-Amz-Content-SHA256`
+    /// header: the body is what counts, not the header.
+    #[test]
+    fn payload_hash_is_the_body() {
+        let body = br#"{"StreamName":"s","Data":"aGk=","PartitionKey":"k"}"#;
+        let stamp = "20261125T213637Z";
+        let now = parse_amz_date(stamp).unwrap();
+        let sign = |hash: &str, body: &[u8]| {
+            let auth = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20261125/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=0";
+            let headers = [
+                ("host", "127.0.0.1:4566"),
+                ("x-amz-content-sha256", hash),
+                ("x-amz-date", stamp),
+                ("authorization", auth),
+            ];
+            let req = Request {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body,
+            };
+            let mut sig = parse(&req).unwrap();
+            // What a client computes: the canonical request over `hash`.
+            sig.signature = client_signature(&req, &sig, hash, "secret");
+            verify(&req, &sig, "secret", now)
+        };
+        let real = hex::encode(Sha256::digest(body));
+        assert_eq!(sign(&real, body), Ok(()));
+        let mismatch = AuthError::InvalidSignature(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service \
+             documentation for details."
+                .into(),
+        );
+        // The signed body replaced by another: the header still names the old one.
+        let tampered = br#"{"StreamName":"s","Data":"aGk=","PartitionKey":"x"}"#;
+        assert_eq!(sign(&real, tampered), Err(mismatch.clone()));
+        // Markers only S3 honours.
+        assert_eq!(sign("UNSIGNED-PAYLOAD", body), Err(mismatch.clone()));
+        assert_eq!(
+            sign("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", body),
+            Err(mismatch)
+        );
+    }
+
+    /// The signature a client computes when it puts `hash` in the canonical
+    /// request (botocore uses the header's value when there is one).
+    fn client_signature(req: &Request, sig: &Signature, hash: &str, secret: &str) -> String {
+        let canonical_headers: String = sig
+            .signed_headers
+            .iter()
+            .map(|n| format!("{n}:{}\n", req.header(n).unwrap_or("")))
+            .collect();
+        let canonical = format!(
+            "{}\n/\n\n{canonical_headers}\n{}\n{hash}",
+            req.method,
+            sig.signed_headers.join(";")
+        );
+        let scope = format!("{}/{}/{}/aws4_request", sig.date, sig.region, sig.service);
+        let to_sign = format!(
+            "{ALGORITHM}\n{}\n{scope}\n{}",
+            sig.amz_date,
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        let k = hmac(format!("AWS4{secret}").as_bytes(), sig.date.as_bytes());
+        let k = hmac(&k, sig.region.as_bytes());
+        let k = hmac(&k, sig.service.as_bytes());
+        let k = hmac(&k, b"aws4_request");
+        hex::encode(hmac(&k, to_sign.as_bytes()))
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the Kinesis APIs.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load-test a Kinesis endpoint (Riffle or any other).
     Bench(BenchArgs),
 }
@@ -153,6 +153,22 @@ pub struct ServeArgs {
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]
     pub shard_limit: u32,
+
+    /// Client connections served at once; beyond it new connections wait
+    /// in the listen backlog until one closes.
+    #[arg(long, env = "RIFFLE_MAX_CONNECTIONS", default_value_t = riffle_server::platform::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Requests handled at once; beyond it requests are answered at once
+    /// with the service's throttling error (ProvisionedThroughputExceeded
+    /// or LimitExceeded for Data Streams), which SDKs retry.
+    #[arg(long, env = "RIFFLE_MAX_REQUESTS", default_value_t = riffle_server::platform::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+
+    /// Record bytes accepted but not yet durable, across all streams (MiB);
+    /// beyond it writes get ProvisionedThroughputExceededException.
+    #[arg(long, env = "RIFFLE_MAX_PENDING_WRITE_MIB", default_value_t = 256)]
+    pub max_pending_write_mib: u64,
 
     /// Enforce per-shard provisioned throughput (1 MiB/s and 1,000 records/s
     /// in; 2 MiB/s and 5 reads/s out).

@@ -52,6 +52,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shard_limit: args.shard_limit,
         throttle: args.throttle,
         durability,
+        max_pending_write_bytes: args.max_pending_write_mib.max(1) * 1024 * 1024,
         ..Config::default()
     };
     let mut disk_stats = None;
@@ -139,6 +140,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         test_clock: args.test_clock.then(|| clock.clone()),
         metrics: riffle_server::metrics::Metrics::with_disk(disk_stats),
+        limits: riffle_server::platform::Limits::new(
+            args.max_connections.max(1),
+            args.max_requests.max(1),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

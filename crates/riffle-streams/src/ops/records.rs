@@ -37,12 +37,28 @@ fn hash_key_of(s: &Stream, r: &Incoming, path: &str) -> Result<u128> {
     }
 }
 
+/// A record's size: its data plus its partition key (UTF-8 bytes), which is
+/// what AWS counts against the record and request limits.
+fn record_size(data: &Bytes, partition_key: Option<&String>) -> usize {
+    data.len() + partition_key.map_or(0, String::len)
+}
+
+/// The stream's maximum record size (1 MiB unless raised) applies to the
+/// data and the partition key together. Data alone over it breaks the
+/// `data` length constraint, in AWS's validation words; data that fits but
+/// not with its key is refused as an invalid argument.
 fn check_size(s: &Stream, r: &Incoming, path: &str) -> Result<()> {
     let max = (s.max_record_kib * 1024) as usize;
     if r.data.len() > max {
         return Err(KinesisError::Validation(format!(
             "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]' at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}",
             r.data.len()
+        )));
+    }
+    let size = record_size(&r.data, r.partition_key.as_ref());
+    if size > max {
+        return Err(KinesisError::InvalidArgument(format!(
+            "Record size exceeds the stream's maximum record size of {max} bytes. Record size (data and partition key): {size} bytes."
         )));
     }
     Ok(())
@@ -77,7 +93,7 @@ pub async fn put_record(
         explicit_hash_key: input.explicit_hash_key,
         data: input.data,
     };
-    let (shard, appended, encrypted) = svc.write_to(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    let (shard, appended, encrypted, _pending) = svc.write_to(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         let s = writable(s, &account)?;
         let key = hash_key_of(s, &rec, "partitionKey")?;
         if let Some(seq) = &input.sequence_number_for_ordering {
@@ -91,19 +107,20 @@ pub async fn put_record(
         check_size(s, &rec, "data")?;
         dry_run(input.dry_run)?;
         let shard = s.route(key).cloned().ok_or_else(|| KinesisError::Internal("no open shard covers the hash key".into()))?;
-        let bytes = rec.data.len() + rec.partition_key.as_ref().map_or(0, String::len);
+        let bytes = record_size(&rec.data, rec.partition_key.as_ref());
         svc.throttle.admit_write(svc, s, shard.index, 1, bytes as u64, now)?;
+        let pending = svc.reserve_write(s, bytes as u64)?;
         let appended = s.log.append(
             vec![NewRecord { shard: shard.index, partition_key: rec.partition_key.unwrap_or_default(), data: rec.data }],
             now,
         )?;
-        Ok((shard, appended, s.encryption.is_some()))
+        Ok((shard, appended, s.encryption.is_some(), pending))
     })?;
     appended.durable.await?;
     Ok(PutRecordOutput {
         shard_id: shard.id(),
         sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
-        encryption_type: encrypted.then(|| "KMS".to_owned()),
+        encryption_type: Some(if encrypted { "KMS" } else { "NONE" }.to_owned()),
     })
 }
 
@@ -117,15 +134,15 @@ pub async fn put_records(
     let total: usize = input
         .records
         .iter()
-        .map(|r| r.data.len() + r.partition_key.as_ref().map_or(0, String::len))
+        .map(|r| record_size(&r.data, r.partition_key.as_ref()))
         .sum();
     if total > limits::PUT_RECORDS_MAX_BYTES {
-        return Err(KinesisError::InvalidArgument(format!(
-            "Records size exceeds 5 MB limit. Records size: {total} bytes."
-        )));
+        return Err(KinesisError::InvalidArgument(
+            "Records size exceeds 5 MB limit".into(),
+        ));
     }
     let n = input.records.len();
-    let (plan, appended, encrypted) = svc.write_to(
+    let (plan, appended, encrypted, _pending) = svc.write_to(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -143,6 +160,7 @@ pub async fn put_records(
                 routed.push((key, rec));
             }
             dry_run(input.dry_run)?;
+            let pending = svc.reserve_write(s, total as u64)?;
             // Each entry either goes to the log or fails on its own (throttling).
             let mut plan: Vec<std::result::Result<Shard, KinesisError>> = Vec::with_capacity(n);
             let mut batch = Vec::with_capacity(n);
@@ -150,8 +168,7 @@ pub async fn put_records(
                 let shard = s.route(key).cloned().ok_or_else(|| {
                     KinesisError::Internal("no open shard covers the hash key".into())
                 })?;
-                let bytes =
-                    (rec.data.len() + rec.partition_key.as_ref().map_or(0, String::len)) as u64;
+                let bytes = record_size(&rec.data, rec.partition_key.as_ref()) as u64;
                 match svc.throttle.admit_write(svc, s, shard.index, 1, bytes, now) {
                     Ok(()) => {
                         batch.push(NewRecord {
@@ -169,7 +186,7 @@ pub async fn put_records(
             } else {
                 Some(s.log.append(batch, now)?)
             };
-            Ok((plan, appended, s.encryption.is_some()))
+            Ok((plan, appended, s.encryption.is_some(), pending))
         },
     )?;
     let (offsets, secs) = match appended {
@@ -215,7 +232,7 @@ pub async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,
-        encryption_type: encrypted.then(|| "KMS".to_owned()),
+        encryption_type: Some(if encrypted { "KMS" } else { "NONE" }.to_owned()),
     })
 }
 

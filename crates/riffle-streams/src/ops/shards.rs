@@ -2,25 +2,38 @@
 
 use riffle_core::hashkey::{self, HashRange};
 use riffle_core::{limits, names};
+use riffle_wire::shape::Timestamp;
 
 use crate::error::Result;
 use crate::model::*;
 use crate::state::{require_active, Mode, Msg, Shard, Status, Stream};
 use crate::{token_kind, Ctx, KinesisError, Service};
 
-/// A ListShards continuation: stream, last shard index returned, filter.
+/// A ListShards continuation: stream, last shard index returned, page size,
+/// and the first page's ShardFilter, which keeps applying to later pages.
 struct ShardsToken {
     region: String,
     name: String,
     after: u32,
     max: usize,
     issued_ms: i64,
+    filter: Option<ShardFilter>,
 }
 
 impl ShardsToken {
     fn seal(&self, svc: &Service) -> String {
+        // Filter fields are validated values (an enum, a shard id of
+        // `[a-zA-Z0-9_.-]+`, a number): none holds a newline.
+        let (kind, shard, ts) = match &self.filter {
+            Some(f) => (
+                f.r#type.as_str(),
+                f.shard_id.as_deref().unwrap_or(""),
+                f.timestamp.map(|t| t.0.to_string()).unwrap_or_default(),
+            ),
+            None => ("", "", String::new()),
+        };
         let payload = format!(
-            "{}\n{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}\n{kind}\n{shard}\n{ts}",
             self.region, self.name, self.after, self.max, self.issued_ms
         );
         svc.tokens.seal(token_kind::LIST_SHARDS, payload.as_bytes())
@@ -29,19 +42,46 @@ impl ShardsToken {
     fn open(svc: &Service, token: &str) -> Option<ShardsToken> {
         let raw = String::from_utf8(svc.tokens.open(token_kind::LIST_SHARDS, token)?).ok()?;
         let mut p = raw.split('\n');
-        Some(ShardsToken {
+        let mut tok = ShardsToken {
             region: p.next()?.into(),
             name: p.next()?.into(),
             after: p.next()?.parse().ok()?,
             max: p.next()?.parse().ok()?,
             issued_ms: p.next()?.parse().ok()?,
-        })
+            filter: None,
+        };
+        // Tokens sealed before filters were carried end here.
+        if let (Some(kind), Some(shard), Some(ts)) = (p.next(), p.next(), p.next()) {
+            if !kind.is_empty() {
+                tok.filter = Some(ShardFilter {
+                    r#type: kind.into(),
+                    shard_id: (!shard.is_empty()).then(|| shard.into()),
+                    timestamp: if ts.is_empty() {
+                        None
+                    } else {
+                        Some(Timestamp(ts.parse().ok()?))
+                    },
+                });
+            }
+        }
+        Some(tok)
     }
 }
 
-fn filter_shards<'a>(s: &'a Stream, f: Option<&ShardFilter>, now: i64) -> Result<Vec<&'a Shard>> {
+/// Shards that ListShards and DescribeStream still list: open ones, and
+/// closed ones until their records have all passed the retention period.
+pub(crate) fn listed(s: &Stream, sh: &Shard, now: i64) -> bool {
     let horizon = now - s.retention_ms();
-    let live = |sh: &&Shard| sh.closed.is_none_or(|c| c.at_ms >= horizon);
+    sh.closed.is_none_or(|c| c.at_ms >= horizon)
+}
+
+fn filter_shards<'a>(
+    s: &'a Stream,
+    f: Option<&ShardFilter>,
+    now: i64,
+    account: &str,
+) -> Result<Vec<&'a Shard>> {
+    let live = |sh: &&Shard| listed(s, sh, now);
     let all = s.shards.iter().filter(live);
     let Some(f) = f else { return Ok(all.collect()) };
     let need_ts = || {
@@ -59,7 +99,7 @@ fn filter_shards<'a>(s: &'a Stream, f: Option<&ShardFilter>, now: i64) -> Result
                     "ShardId must be specified for ShardFilter of type AFTER_SHARD_ID.".into(),
                 )
             })?;
-            let after = names::parse_shard_id(id).unwrap_or(0);
+            let after = shard_index(id, &s.name, account)?;
             all.filter(|sh| sh.index > after).collect()
         }
         "AT_LATEST" => all.filter(|sh| sh.is_open()).collect(),
@@ -99,19 +139,19 @@ pub async fn list_shards(
     let account = svc.account().to_owned();
     let now = svc.now_ms();
     let named = input.stream_name.is_some() || input.stream_arn.is_some();
-    let (key, after, max) = match &input.next_token {
+    let (key, after, max, filter) = match &input.next_token {
         Some(t) => {
             if named {
                 return Err(KinesisError::InvalidArgument(
                     "NextToken and StreamName cannot be provided together.".into(),
                 ));
             }
-            if input.exclusive_start_shard_id.is_some()
-                || input.stream_creation_timestamp.is_some()
-                || input.shard_filter.is_some()
+            // ShardFilter may come again with NextToken (the API reference
+            // forbids only these two); the token carries the first page's.
+            if input.exclusive_start_shard_id.is_some() || input.stream_creation_timestamp.is_some()
             {
                 return Err(KinesisError::InvalidArgument(
-                    "NextToken cannot be combined with ExclusiveStartShardId, StreamCreationTimestamp or ShardFilter.".into(),
+                    "NextToken cannot be combined with ExclusiveStartShardId or StreamCreationTimestamp.".into(),
                 ));
             }
             let tok = ShardsToken::open(svc, t)
@@ -122,7 +162,8 @@ pub async fn list_shards(
                 )));
             }
             let max = input.max_results.map_or(tok.max, |m| m as usize);
-            ((tok.region, tok.name), Some(tok.after), max)
+            let filter = input.shard_filter.clone().or(tok.filter);
+            ((tok.region, tok.name), Some(tok.after), max, filter)
         }
         None => {
             if !named {
@@ -135,16 +176,17 @@ pub async fn list_shards(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            let after = input
-                .exclusive_start_shard_id
-                .as_deref()
-                .map(|id| names::parse_shard_id(id).unwrap_or(0));
+            let after = match input.exclusive_start_shard_id.as_deref() {
+                Some(id) => Some(shard_index(id, &key.1, &account)?),
+                None => None,
+            };
             (
                 key,
                 after,
                 input
                     .max_results
                     .map_or(limits::LIST_SHARDS_DEFAULT, |m| m as usize),
+                input.shard_filter.clone(),
             )
         }
     };
@@ -161,7 +203,7 @@ pub async fn list_shards(
     if matches!(s.status, Status::Creating { .. }) {
         return Err(Msg::not_active(s, &account));
     }
-    let shards: Vec<_> = filter_shards(s, input.shard_filter.as_ref(), now)?
+    let shards: Vec<_> = filter_shards(s, filter.as_ref(), now, &account)?
         .into_iter()
         .filter(|sh| after.is_none_or(|a| sh.index > a))
         .collect();
@@ -174,6 +216,7 @@ pub async fn list_shards(
                 after: last.index,
                 max,
                 issued_ms: now,
+                filter: filter.clone(),
             }
             .seal(svc)
         })
@@ -309,6 +352,58 @@ pub async fn merge_shards(svc: &Service, ctx: &Ctx, input: MergeShardsInput) -> 
     .await
 }
 
+/// UNIFORM_SCALING as AWS performs it, with splits and merges only, so every
+/// new shard has one parent (a split) or a parent and an adjacent parent (a
+/// merge), and readers finish each parent before its children. Scaling up,
+/// every open shard is split in half; then, from the low end of the hash
+/// space, adjacent pairs are merged until `target` shards are open. Shards
+/// split and then merged are short-lived: created and closed at once. This
+/// reproduces the shard totals AWS reports (2→4: 6, 4→5: 15, 10→13: 37,
+/// 4→2: 6, 5→3: 7).
+fn uniform_scaling(s: &mut Stream, target: usize, now: i64) {
+    let mut open: Vec<Shard> = s.open_shards().cloned().collect();
+    open.sort_by_key(|sh| sh.range.start);
+    if target > open.len() {
+        let mut halves = Vec::with_capacity(open.len() * 2);
+        for sh in &open {
+            let r = sh.range;
+            // The even split point: for the whole key space, 2^127.
+            let len_minus_1 = r.end - r.start;
+            let k = r.start + len_minus_1 / 2 + (len_minus_1 & 1);
+            s.close_shard(sh.index, now);
+            for range in [
+                HashRange {
+                    start: r.start,
+                    end: k - 1,
+                },
+                HashRange {
+                    start: k,
+                    end: r.end,
+                },
+            ] {
+                let i = s.add_shard(range, Some(sh.index), None, now);
+                halves.extend(s.shard(i).cloned());
+            }
+        }
+        open = halves;
+    }
+    let merges = open.len().saturating_sub(target);
+    for pair in open.chunks_exact(2).take(merges) {
+        let (a, b) = (&pair[0], &pair[1]);
+        s.close_shard(a.index, now);
+        s.close_shard(b.index, now);
+        s.add_shard(
+            HashRange {
+                start: a.range.start,
+                end: b.range.end,
+            },
+            Some(a.index),
+            Some(b.index),
+            now,
+        );
+    }
+}
+
 pub async fn update_shard_count(
     svc: &Service,
     ctx: &Ctx,
@@ -361,21 +456,7 @@ pub async fn update_shard_count(
     }
     s.scalings.push(now);
     if target != current {
-        let old: Vec<Shard> = s.open_shards().cloned().collect();
-        for sh in &old {
-            s.close_shard(sh.index, now);
-        }
-        for i in 0..target as u32 {
-            let range = HashRange::split_even(i, target as u32);
-            // Parents: the closed shards this range overlaps, lowest first.
-            let mut parents = old
-                .iter()
-                .filter(|o| o.range.start <= range.end && range.start <= o.range.end)
-                .map(|o| o.index);
-            let parent = parents.next();
-            let adjacent = parents.next();
-            s.add_shard(range, parent, adjacent, now);
-        }
+        uniform_scaling(s, target, now);
         mark_updating(svc, s, now);
     }
     let out = UpdateShardCountOutput {

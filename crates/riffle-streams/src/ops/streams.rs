@@ -194,18 +194,26 @@ pub async fn describe_stream(
             let limit = input.limit.map_or(limits::DESCRIBE_STREAM_DEFAULT, |l| {
                 (l as usize).min(limits::DESCRIBE_STREAM_DEFAULT)
             });
-            let skip = match &input.exclusive_start_shard_id {
+            let after = match &input.exclusive_start_shard_id {
                 Some(id) => match names::parse_shard_id(id) {
-                    Some(i) => (i as usize + 1).min(s.shards.len()),
+                    Some(i) => Some(i),
                     None => return Err(Msg::shard_not_found(id, &s.name, &account)),
                 },
-                None => 0,
+                None => None,
             };
-            let shards: Vec<_> = if matches!(s.status, Status::Creating { .. }) {
+            // The shards ListShards lists: closed ones go once their records
+            // have all expired.
+            let now = svc.now_ms();
+            let listed: Vec<_> = if matches!(s.status, Status::Creating { .. }) {
                 Vec::new()
             } else {
-                s.shards.iter().map(|sh| sh.to_model()).collect()
+                s.shards
+                    .iter()
+                    .filter(|sh| super::shards::listed(s, sh, now))
+                    .collect()
             };
+            let skip = after.map_or(0, |a| listed.iter().filter(|sh| sh.index <= a).count());
+            let shards: Vec<_> = listed.iter().map(|sh| sh.to_model()).collect();
             let (page, more) = super::page(&shards, skip, limit);
             Ok(DescribeStreamOutput {
                 stream_description: StreamDescription {
