@@ -2,7 +2,8 @@
 //! kinesalite, moto, ...). Phases: `write` (PutRecords as fast as the
 //! connections allow), `read` (GetRecords draining every shard), `e2e`
 //! (records at a fixed rate, put→get latency), and `all` (write, read, verify
-//! that every acknowledged record was read back exactly once, then e2e).
+//! that every acknowledged record was read back exactly once, then e2e);
+//! `mixed` loads many streams at once (see [`mixed`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,8 @@ use hyper_util::rt::TokioIo;
 use riffle_wire::{Encoding, Map, Value};
 
 use crate::cli::{BenchArgs, BenchEncoding, BenchPhase};
+
+mod mixed;
 
 /// One keep-alive HTTP/1.1 connection speaking the Kinesis API.
 struct Conn {
@@ -311,6 +314,8 @@ fn id_of_base64(data: &str) -> Option<(u64, u64)> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // Thousands of client connections are file descriptors.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -322,6 +327,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         BenchEncoding::Json => Encoding::Json,
         BenchEncoding::Cbor => Encoding::Cbor,
     };
+    if args.phase == BenchPhase::Mixed {
+        return mixed::mixed_phase(&args, encoding).await;
+    }
     let endpoint = args.endpoint.clone();
     let stream = args
         .stream

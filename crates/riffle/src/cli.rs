@@ -72,6 +72,9 @@ pub struct BenchArgs {
     /// Keep the stream afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Streams of the mixed phase.
+    #[arg(long, default_value_t = 16)]
+    pub streams: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,8 @@ pub enum BenchPhase {
     Read,
     E2e,
     All,
+    /// Many streams at once: writers, a reader per stream and control calls.
+    Mixed,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
