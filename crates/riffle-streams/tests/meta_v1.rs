@@ -2,17 +2,22 @@
 //! was written by the server as it stood before the shared metadata store
 //! (streams in the un-namespaced redb tables `streams` and `server`), and
 //! `fixtures/meta-v1.expected.json` holds what the API said about it then.
+//! Both came from the test `write_fixture` of commit be862a0 (a stream with
+//! a split and a merge, records, consumers with tags and policies, tags,
+//! a policy, encryption switched on, off and on, metrics, retention,
+//! scaling, a second region, account settings, and streams and a consumer
+//! caught mid-transition).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use riffle_core::clock::ManualClock;
 use riffle_core::Clock;
 use riffle_log::memory::MemoryEngine;
+use riffle_meta::Store;
 use riffle_streams::{Config, Ctx, Service};
 use riffle_wire::Value;
-
-const T0: i64 = 1_790_000_000_000;
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
@@ -117,224 +122,164 @@ fn config(status_delay_ms: i64) -> Config {
     }
 }
 
-async fn put(svc: &Service, stream: &str, n: usize) {
-    for i in 0..n {
-        call(
-            svc,
-            "us-east-1",
-            "PutRecord",
-            &format!(r#"{{"StreamName":"{stream}","PartitionKey":"key-{i}","Data":"cmlmZmxl"}}"#),
-        )
-        .await;
-    }
+type Rows = Vec<(String, Vec<u8>)>;
+
+/// Every row of every table, read with redb directly.
+fn raw_tables(path: &Path) -> Vec<(String, Rows)> {
+    let db = redb::Database::open(path).unwrap();
+    let tx = db.begin_read().unwrap();
+    let names: Vec<String> = tx
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_owned())
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let t = tx
+                .open_table(TableDefinition::<&str, &[u8]>::new(&name))
+                .unwrap();
+            let rows = t
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_owned(), v.value().to_vec())
+                })
+                .collect();
+            (name, rows)
+        })
+        .collect()
 }
 
-/// Writes the fixture with the code of the day (run by hand, once, before
-/// the format changed): `cargo test -p riffle-streams --test meta_v1 -- --ignored`.
-#[tokio::test]
-#[ignore]
-async fn write_fixture() {
-    use riffle_streams::meta::RedbMeta;
-    let dir = tempfile::tempdir().unwrap();
+fn table<'a>(tables: &'a [(String, Rows)], name: &str) -> &'a Rows {
+    &tables
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no table {name}"))
+        .1
+}
+
+fn doc(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn expected() -> (i64, serde_json::Value) {
+    let e = doc(&std::fs::read(fixtures().join("meta-v1.expected.json")).unwrap());
+    (e["clock_ms"].as_i64().unwrap(), e["observed"].clone())
+}
+
+async fn open(path: &Path, clock_ms: i64) -> Arc<Service> {
+    let store = Store::open(path).unwrap();
+    let ns = store.namespace(riffle_streams::meta::NAMESPACE).unwrap();
+    Service::open(
+        config(3_600_000),
+        ManualClock::new(clock_ms) as Arc<dyn Clock>,
+        MemoryEngine::new(),
+        ns,
+    )
+    .unwrap()
+}
+
+fn copy_fixture(dir: &tempfile::TempDir) -> PathBuf {
     let path = dir.path().join("meta.redb");
-    let clock = ManualClock::new(T0);
-    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/full";
-    {
-        let meta = RedbMeta::open(&path).unwrap();
-        let svc = Service::open(
-            config(0),
-            clock.clone() as Arc<dyn Clock>,
-            MemoryEngine::new(),
-            Box::new(meta),
-        )
-        .unwrap();
-        let us = |op: &'static str, body: String| {
-            let svc = svc.clone();
-            async move { call(&svc, "us-east-1", op, &body).await }
-        };
-        us(
-            "CreateStream",
-            r#"{"StreamName":"full","ShardCount":2,"Tags":{"team":"riffle"}}"#.into(),
-        )
-        .await;
-        for name in ["doomed", "updating"] {
-            us(
-                "CreateStream",
-                format!(r#"{{"StreamName":"{name}","ShardCount":1}}"#),
-            )
-            .await;
-        }
-        call(
-            &svc,
-            "eu-west-1",
-            "CreateStream",
-            r#"{"StreamName":"full","StreamModeDetails":{"StreamMode":"ON_DEMAND"}}"#,
-        )
-        .await;
-        put(&svc, "full", 5).await;
-        clock.advance(1_000);
-        us(
-            "SplitShard",
-            r#"{"StreamName":"full","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"85070591730234615865843651857942052864"}"#.into(),
-        )
-        .await;
-        put(&svc, "full", 7).await;
-        clock.advance(1_000);
-        us(
-            "MergeShards",
-            r#"{"StreamName":"full","ShardToMerge":"shardId-000000000003","AdjacentShardToMerge":"shardId-000000000001"}"#.into(),
-        )
-        .await;
-        put(&svc, "full", 3).await;
-        clock.advance(1_000);
-        us(
-            "AddTagsToStream",
-            r#"{"StreamName":"full","Tags":{"env":"test","riffle:durability":"none","path":"a b/é = +@"}}"#.into(),
-        )
-        .await;
-        us(
-            "IncreaseStreamRetentionPeriod",
-            r#"{"StreamName":"full","RetentionPeriodHours":48}"#.into(),
-        )
-        .await;
-        us(
-            "StartStreamEncryption",
-            r#"{"StreamName":"full","EncryptionType":"KMS","KeyId":"alias/aws/kinesis"}"#.into(),
-        )
-        .await;
-        clock.advance(1_000);
-        us(
-            "StopStreamEncryption",
-            r#"{"StreamName":"full","EncryptionType":"KMS","KeyId":"alias/aws/kinesis"}"#.into(),
-        )
-        .await;
-        clock.advance(1_000);
-        us(
-            "StartStreamEncryption",
-            r#"{"StreamName":"full","EncryptionType":"KMS","KeyId":"arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"}"#.into(),
-        )
-        .await;
-        us(
-            "EnableEnhancedMonitoring",
-            r#"{"StreamName":"full","ShardLevelMetrics":["IncomingBytes","OutgoingRecords"]}"#
-                .into(),
-        )
-        .await;
-        let policy = r#"{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::000000000000:root\"},\"Action\":\"kinesis:GetRecords\",\"Resource\":\"RES\"}]}"#;
-        us(
-            "PutResourcePolicy",
-            format!(
-                r#"{{"ResourceARN":"{arn}","Policy":"{}"}}"#,
-                policy.replace("RES", arn)
-            ),
-        )
-        .await;
-        us(
-            "UpdateShardCount",
-            r#"{"StreamName":"full","TargetShardCount":4,"ScalingType":"UNIFORM_SCALING"}"#.into(),
-        )
-        .await;
-        clock.advance(1_000);
-        let reg = to_json(
-            &us(
-                "RegisterStreamConsumer",
-                format!(r#"{{"StreamARN":"{arn}","ConsumerName":"c1","Tags":{{"owner":"ops"}}}}"#),
-            )
-            .await,
-        );
-        let carn = reg["Consumer"]["ConsumerARN"].as_str().unwrap().to_owned();
-        us(
-            "TagResource",
-            format!(r#"{{"ResourceARN":"{carn}","Tags":{{"tier":"gold"}}}}"#),
-        )
-        .await;
-        us(
-            "PutResourcePolicy",
-            format!(
-                r#"{{"ResourceARN":"{carn}","Policy":"{}"}}"#,
-                policy.replace("RES", &carn)
-            ),
-        )
-        .await;
-        us(
-            "UpdateMaxRecordSize",
-            format!(r#"{{"StreamARN":"{arn}","MaxRecordSizeInKiB":2048}}"#),
-        )
-        .await;
-        let eu = "arn:aws:kinesis:eu-west-1:000000000000:stream/full";
-        call(
-            &svc,
-            "eu-west-1",
-            "UpdateStreamWarmThroughput",
-            &format!(r#"{{"StreamARN":"{eu}","WarmThroughputMiBps":100}}"#),
-        )
-        .await;
-        call(
-            &svc,
-            "eu-west-1",
-            "UpdateStreamRecordDistributionStrategy",
-            &format!(r#"{{"StreamARN":"{eu}","RecordDistributionStrategy":"USER_PARTITION_KEY"}}"#),
-        )
-        .await;
-        us(
-            "UpdateAccountSettings",
-            r#"{"MinimumThroughputBillingCommitment":{"Status":"ENABLED"}}"#.into(),
-        )
-        .await;
-        put(&svc, "full", 2).await;
-        drop(us);
-        assert_eq!(Arc::strong_count(&svc), 1);
+    std::fs::copy(fixtures().join("meta-v1.redb"), &path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn v1_fixture_reads_back_and_moves_into_the_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_fixture(&dir);
+    let (clock_ms, observed) = expected();
+    let before = raw_tables(&path);
+    let mut names: Vec<&str> = before.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["server", "streams"]);
+
+    // Every field the API shows, as it showed it before.
+    let svc = open(&path, clock_ms).await;
+    assert_eq!(observe(&svc).await, observed);
+    assert_eq!(Arc::strong_count(&svc), 1);
+    drop(svc);
+
+    // The old tables are gone; the rows live in the namespace.
+    let after = raw_tables(&path);
+    let mut names: Vec<&str> = after.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["kinesis/account", "kinesis/server", "kinesis/streams"]
+    );
+
+    // Stream rows are the same documents, field by field, under the same
+    // keys (fields the API does not show included: encryption changes,
+    // scalings, close offsets).
+    let old = table(&before, "streams");
+    let new = table(&after, "kinesis/streams");
+    assert_eq!(old.len(), 5);
+    assert_eq!(
+        old.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        new.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    for ((key, o), (_, n)) in old.iter().zip(new) {
+        assert_eq!(doc(o), doc(n), "row {key:?}");
     }
-    clock.advance(1_000);
-    {
-        // Transitions in flight: a stream CREATING, one UPDATING, one
-        // DELETING, a consumer CREATING.
-        let meta = RedbMeta::open(&path).unwrap();
-        let svc = Service::open(
-            config(3_600_000),
-            clock.clone() as Arc<dyn Clock>,
-            MemoryEngine::new(),
-            Box::new(meta),
-        )
+    let full = doc(&new.iter().find(|(k, _)| k == "us-east-1\0full").unwrap().1);
+    assert_eq!(full["encryption_changes"].as_array().unwrap().len(), 3);
+    assert_eq!(full["scalings"].as_array().unwrap().len(), 1);
+    assert_eq!(full["shards"].as_array().unwrap().len(), 9);
+
+    // The iterator secret is the same 32 bytes; the account settings the
+    // same instants.
+    let old_server = table(&before, "server");
+    let old_secret = &old_server
+        .iter()
+        .find(|(k, _)| k == "iterator-secret")
+        .unwrap()
+        .1;
+    let new_secret = doc(&table(&after, "kinesis/server")[0].1);
+    assert_eq!(new_secret["v"], 1);
+    use base64::Engine as _;
+    assert_eq!(
+        &base64::engine::general_purpose::STANDARD
+            .decode(new_secret["key"].as_str().unwrap())
+            .unwrap(),
+        old_secret
+    );
+    let account = doc(&table(&after, "kinesis/account")[0].1);
+    assert_eq!(
+        account,
+        serde_json::json!({
+            "v": 1,
+            "status": "ENABLED",
+            "started_at_ms": 1_790_000_006_000_i64,
+            "earliest_allowed_end_at_ms": 1_821_536_006_000_i64,
+        })
+    );
+
+    // Opened again, the migrated store says the same.
+    let svc = open(&path, clock_ms).await;
+    assert_eq!(observe(&svc).await, observed);
+}
+
+#[tokio::test]
+async fn iterators_sealed_before_the_move_still_open() {
+    // The secret survives the move: a token sealed with the stored secret
+    // before the move opens after it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_fixture(&dir);
+    let (clock_ms, _) = expected();
+    let before = raw_tables(&path);
+    let secret: [u8; 32] = table(&before, "server")
+        .iter()
+        .find(|(k, _)| k == "iterator-secret")
+        .unwrap()
+        .1
+        .as_slice()
+        .try_into()
         .unwrap();
-        call(
-            &svc,
-            "us-east-1",
-            "CreateStream",
-            r#"{"StreamName":"pending","ShardCount":1}"#,
-        )
-        .await;
-        call(
-            &svc,
-            "us-east-1",
-            "UpdateShardCount",
-            r#"{"StreamName":"updating","TargetShardCount":2,"ScalingType":"UNIFORM_SCALING"}"#,
-        )
-        .await;
-        call(
-            &svc,
-            "us-east-1",
-            "DeleteStream",
-            r#"{"StreamName":"doomed"}"#,
-        )
-        .await;
-        call(
-            &svc,
-            "us-east-1",
-            "RegisterStreamConsumer",
-            &format!(r#"{{"StreamARN":"{arn}","ConsumerName":"c2"}}"#),
-        )
-        .await;
-        let expected = serde_json::json!({
-            "clock_ms": clock.now_ms(),
-            "observed": observe(&svc).await,
-        });
-        std::fs::write(
-            fixtures().join("meta-v1.expected.json"),
-            serde_json::to_string_pretty(&expected).unwrap() + "\n",
-        )
-        .unwrap();
-        assert_eq!(Arc::strong_count(&svc), 1);
-    }
-    std::fs::copy(&path, fixtures().join("meta-v1.redb")).unwrap();
+    let svc = open(&path, clock_ms).await;
+    let token = riffle_core::iterator::IteratorCodec::new(secret).seal(7, b"sealed before");
+    assert_eq!(svc.tokens.open(7, &token), Some(b"sealed before".to_vec()));
 }
