@@ -460,3 +460,72 @@ fn a_failed_redb_commit_writes_nothing() {
         ]
     );
 }
+
+/// A memory backend whose first commit lands, then waits until released
+/// before it returns.
+#[derive(Clone, Default)]
+struct HoldFirst {
+    rows: Arc<MemoryBackend>,
+    state: Arc<(Mutex<(usize, bool)>, std::sync::Condvar)>,
+}
+
+impl Backend for HoldFirst {
+    fn scan(&self, table: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        self.rows.scan(table)
+    }
+    fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        self.rows.get(table, key)
+    }
+    fn tables(&self) -> Result<Vec<String>, MetaError> {
+        self.rows.tables()
+    }
+    fn commit(&self, batch: &Batch) -> Result<(), MetaError> {
+        self.rows.commit(batch)?;
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap();
+        g.0 += 1;
+        cv.notify_all();
+        if g.0 == 1 {
+            drop(cv.wait_while(g, |s| !s.1).unwrap());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn overlapping_commits_of_a_row_leave_it_unknown() {
+    let backend = HoldFirst::default();
+    let store = Store::new(backend.clone());
+    let ns = store.namespace("svc").unwrap();
+    let items = ns.table::<Item>("items").unwrap();
+    let put = |row: Item| {
+        let ns = ns.clone();
+        let items = items.clone();
+        move || {
+            let mut tx = Tx::new();
+            tx.put(&items, "a", &row).unwrap();
+            ns.apply(tx).unwrap();
+        }
+    };
+    // The first commit (size 1) lands and is held before it returns; the
+    // second (size 2) lands over it and returns first: size 2 is stored,
+    // and the first commit's return must not make the store believe size 1
+    // is.
+    let first = std::thread::spawn(put(item("a", 1)));
+    let (m, cv) = &*backend.state;
+    drop(cv.wait_while(m.lock().unwrap(), |s| s.0 < 1).unwrap());
+    put(item("a", 2))();
+    m.lock().unwrap().1 = true;
+    cv.notify_all();
+    first.join().unwrap();
+    assert_eq!(ns.get(&items, "a").unwrap(), Some(item("a", 2)));
+
+    // Writing size 1 again commits.
+    let commits = m.lock().unwrap().0;
+    put(item("a", 1))();
+    assert_eq!(m.lock().unwrap().0, commits + 1);
+    assert_eq!(ns.get(&items, "a").unwrap(), Some(item("a", 1)));
+    // Now it is known, and an unchanged write is skipped again.
+    put(item("a", 1))();
+    assert_eq!(m.lock().unwrap().0, commits + 1);
+}
