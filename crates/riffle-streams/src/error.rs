@@ -85,6 +85,12 @@ impl From<Invalid> for KinesisError {
     }
 }
 
+impl From<riffle_meta::MetaError> for KinesisError {
+    fn from(e: riffle_meta::MetaError) -> Self {
+        KinesisError::Internal(e.to_string())
+    }
+}
+
 impl From<riffle_log::LogError> for KinesisError {
     fn from(e: riffle_log::LogError) -> Self {
         KinesisError::Internal(e.to_string())

@@ -102,7 +102,7 @@ pub struct Service {
     next_id: AtomicU64,
     /// Record bytes appended and not yet durable (see `reserve_write`).
     pending_write_bytes: AtomicU64,
-    meta: Arc<dyn meta::MetaStore>,
+    meta: meta::Meta,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
     /// Set when the server stops: subscriptions end instead of holding it up.
@@ -125,8 +125,6 @@ pub(crate) mod token_kind {
     pub const LIST_CONSUMERS: u8 = 3;
 }
 
-const ACCOUNT_SETTINGS: &str = "account-settings";
-
 impl Service {
     /// A service with nothing persisted: streams live as long as the process.
     pub fn new(
@@ -135,13 +133,7 @@ impl Service {
         engine: Arc<dyn LogEngine>,
         secret: [u8; 32],
     ) -> Arc<Self> {
-        Arc::new(Self::build(
-            cfg,
-            clock,
-            engine,
-            secret,
-            Arc::new(meta::NoMeta),
-        ))
+        Arc::new(Self::build(cfg, clock, engine, secret, meta::Meta::none()))
     }
 
     fn build(
@@ -149,7 +141,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         engine: Arc<dyn LogEngine>,
         secret: [u8; 32],
-        meta: Arc<dyn meta::MetaStore>,
+        meta: meta::Meta,
     ) -> Service {
         Service {
             cfg,
@@ -168,43 +160,28 @@ impl Service {
         }
     }
 
-    /// A service whose metadata lives in `meta`: stored streams are loaded
-    /// and their logs opened; the iterator secret is kept there too, so
-    /// iterators survive restarts.
+    /// A service whose metadata lives in the namespace `ns` of the shared
+    /// metadata store: stored streams are loaded and their logs opened; the
+    /// iterator secret is kept there too, so iterators survive restarts.
     pub fn open(
         cfg: Config,
         clock: Arc<dyn Clock>,
         engine: Arc<dyn LogEngine>,
-        meta: Box<dyn meta::MetaStore>,
-    ) -> std::result::Result<Arc<Self>, String> {
-        let meta: Arc<dyn meta::MetaStore> = Arc::from(meta);
-        let secret = match meta.get_server("iterator-secret")? {
-            Some(b) if b.len() == 32 => {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&b);
-                k
-            }
-            _ => {
-                let k: [u8; 32] = rand::random();
-                meta.put_server("iterator-secret", &k)?;
-                k
-            }
-        };
-        let billing = meta
-            .get_server(ACCOUNT_SETTINGS)?
-            .and_then(|b| riffle_wire::json::decode(&b).ok())
-            .and_then(|v| {
-                shape::validate(&model::MINIMUM_THROUGHPUT_BILLING_COMMITMENT_OUTPUT, v).ok()
-            })
-            .map(|m| model::MinimumThroughputBillingCommitmentOutput::from_value(Value::Map(m)));
+        ns: riffle_meta::Namespace,
+    ) -> std::result::Result<Arc<Self>, meta::OpenError> {
+        let meta = meta::Meta::new(ns)?;
+        let secret = meta.iterator_secret()?;
+        let billing = meta.account_settings()?;
         let svc = Self::build(cfg, clock, engine.clone(), secret, meta.clone());
         *svc.billing_commitment
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = billing;
         let mut last_id = 0;
-        for row in meta.load()? {
-            let stored = meta::decode_stream(&row).ok_or("a stored stream could not be read")?;
-            let log = engine.open(stored.id).map_err(|e| e.to_string())?;
+        for stored in meta.load_streams()? {
+            let id = stored.id;
+            let log = engine
+                .open(id)
+                .map_err(|source| meta::OpenError::Log { id, source })?;
             let mut s = stored.with_log(log);
             // Nothing is routed to a shard once it is closed, so its end is
             // where its log ends (a close offset written before the change
@@ -261,12 +238,9 @@ impl Service {
         &self,
         b: model::MinimumThroughputBillingCommitmentOutput,
     ) -> Result<()> {
-        let bytes =
-            riffle_wire::json::encode(&riffle_wire::shape::IntoValue::into_value(b.clone()));
         let meta = self.meta.clone();
-        registry::blocking(move || meta.put_server(ACCOUNT_SETTINGS, &bytes))
-            .await?
-            .map_err(KinesisError::Internal)?;
+        let row = b.clone();
+        registry::blocking(move || meta.put_account_settings(&row)).await??;
         *self
             .billing_commitment
             .lock()

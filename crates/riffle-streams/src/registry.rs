@@ -287,15 +287,15 @@ impl Service {
     }
 
     /// Writes (or, with `None`, deletes) one stream's row.
-    pub(crate) async fn write_row(&self, key: &StreamKey, row: Option<Vec<u8>>) -> Result<()> {
+    pub(crate) async fn write_row(
+        &self,
+        key: &StreamKey,
+        row: Option<meta::StreamRow>,
+    ) -> Result<()> {
         let meta = self.meta.clone();
-        let k = meta::row_key(&key.0, &key.1);
-        blocking(move || match row {
-            Some(bytes) => meta.apply(&[(k, bytes)], &[]),
-            None => meta.apply(&[], &[k]),
-        })
-        .await?
-        .map_err(KinesisError::Internal)
+        let key = key.clone();
+        blocking(move || meta.write_stream(&key, row)).await??;
+        Ok(())
     }
 
     /// Registers a new, already persisted stream.

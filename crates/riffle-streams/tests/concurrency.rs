@@ -9,7 +9,7 @@ use std::time::Duration;
 use riffle_core::clock::SystemClock;
 use riffle_core::Clock;
 use riffle_log::memory::MemoryEngine;
-use riffle_streams::meta::{MetaStore, NoMeta};
+use riffle_meta::{Backend, Batch, MetaError, Store};
 use riffle_streams::{Config, Ctx, KinesisError, Service};
 use riffle_wire::Value;
 
@@ -49,16 +49,18 @@ impl GatedMeta {
     }
 }
 
-impl MetaStore for GatedMeta {
-    fn load(&self) -> Result<Vec<Vec<u8>>, String> {
+impl Backend for GatedMeta {
+    fn scan(&self, _: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
         Ok(Vec::new())
     }
-    fn apply(&self, put: &[(String, Vec<u8>)], delete: &[String]) -> Result<(), String> {
-        let slow = put
-            .iter()
-            .map(|(k, _)| k)
-            .chain(delete)
-            .any(|k| k.ends_with("\0slow"));
+    fn get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        Ok(None)
+    }
+    fn tables(&self) -> Result<Vec<String>, MetaError> {
+        Ok(Vec::new())
+    }
+    fn commit(&self, batch: &Batch) -> Result<(), MetaError> {
+        let slow = batch.writes.iter().any(|w| w.key().ends_with("\0slow"));
         if !slow {
             return Ok(());
         }
@@ -69,18 +71,9 @@ impl MetaStore for GatedMeta {
         let mut g = cv.wait_while(g, |s| s.mode == Some(Gate::Hold)).unwrap();
         g.waiting -= 1;
         match g.mode {
-            Some(Gate::Fail) => Err("injected commit failure".into()),
+            Some(Gate::Fail) => Err(std::io::Error::other("injected commit failure").into()),
             _ => Ok(()),
         }
-    }
-    fn get_server(&self, k: &str) -> Result<Option<Vec<u8>>, String> {
-        NoMeta.get_server(k)
-    }
-    fn put_server(&self, k: &str, v: &[u8]) -> Result<(), String> {
-        NoMeta.put_server(k, v)
-    }
-    fn stored_keys(&self) -> Vec<String> {
-        Vec::new()
     }
 }
 
@@ -120,7 +113,8 @@ async fn service(meta: GatedMeta) -> Arc<Service> {
         ..Config::default()
     };
     let clock = SystemClock::new() as Arc<dyn Clock>;
-    let svc = Service::open(cfg, clock, MemoryEngine::new(), Box::new(meta)).unwrap();
+    let ns = Store::new(meta).namespace("kinesis").unwrap();
+    let svc = Service::open(cfg, clock, MemoryEngine::new(), ns).unwrap();
     for name in ["slow", "fast"] {
         call(
             &svc,

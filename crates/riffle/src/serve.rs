@@ -10,7 +10,6 @@ use riffle_log::disk::{DiskConfig, DiskEngine, Durability};
 use riffle_log::memory::MemoryEngine;
 use riffle_log::LogEngine;
 use riffle_server::{App, Listener};
-use riffle_streams::meta::RedbMeta;
 use riffle_streams::{Config, Service};
 
 use crate::cli::{DurabilityArg, ServeArgs, Storage};
@@ -76,12 +75,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening {}", args.data_dir.join("streams").display()))?;
             disk_stats = Some(disk.stats.clone());
             let engine: Arc<dyn LogEngine> = disk;
-            let meta = RedbMeta::open(&args.data_dir.join("meta.redb")).map_err(|e| {
-                anyhow::anyhow!("opening {}: {e}", args.data_dir.join("meta.redb").display())
-            })?;
-            let service =
-                Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, Box::new(meta))
-                    .map_err(|e| anyhow::anyhow!("loading streams: {e}"))?;
+            // One metadata store for every service; each claims its namespace.
+            let meta_path = args.data_dir.join(riffle_meta::FILE_NAME);
+            let store = riffle_meta::Store::open(&meta_path)
+                .with_context(|| format!("opening {}", meta_path.display()))?;
+            let kinesis = store.namespace(riffle_streams::meta::NAMESPACE)?;
+            let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
+                .context("loading streams")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
