@@ -20,9 +20,10 @@
 //! a random subset of each file's pending writes, block by block (a later
 //! write may persist without an earlier one); or every data write but no
 //! length change. Directory operations persist as a prefix of their order
-//! (they are journaled metadata). After an armed power loss every
-//! operation fails with `EIO` until [`SimFs::reboot`]; files opened before
-//! any crash (or [`SimFs::kill`], a process death) stay unusable.
+//! (they are journaled metadata). After an armed power loss (or process
+//! death, [`SimFs::arm_kill`]) every operation fails with `EIO` until
+//! [`SimFs::reboot`]; files opened before any crash (or [`SimFs::kill`])
+//! stay unusable.
 //!
 //! [`Faults`] make writes or syncs fail with `ENOSPC` or `EIO`: the nth
 //! write or sync, or every write once a byte budget is spent. Every random
@@ -234,7 +235,8 @@ struct State {
     faults: Faults,
     fault_writes: u64,
     fault_syncs: u64,
-    armed: Option<(Trigger, CrashMode)>,
+    /// An armed power loss (`Some` mode) or process death (`None`).
+    armed: Option<(Trigger, Option<CrashMode>)>,
     armed_ops: u64,
     armed_syncs: u64,
     stats: SimStats,
@@ -265,7 +267,13 @@ impl State {
             };
             if hit {
                 self.armed = None;
-                self.power_cut(mode);
+                match mode {
+                    Some(mode) => self.power_cut(mode),
+                    None => {
+                        self.generation += 1;
+                        self.down = true;
+                    }
+                }
                 return Err(io_error());
             }
         }
@@ -508,10 +516,21 @@ impl SimFs {
         let mut s = self.lock();
         s.armed_ops = 0;
         s.armed_syncs = 0;
-        s.armed = Some((trigger, mode));
+        s.armed = Some((trigger, Some(mode)));
     }
 
-    /// Whether an armed power loss has struck (and no reboot followed).
+    /// Kills the process (see [`SimFs::kill`]) when `trigger` is reached:
+    /// nothing is lost, but every operation fails with `EIO` until
+    /// [`SimFs::reboot`] (the dead process can do nothing more).
+    pub fn arm_kill(&self, trigger: Trigger) {
+        let mut s = self.lock();
+        s.armed_ops = 0;
+        s.armed_syncs = 0;
+        s.armed = Some((trigger, None));
+    }
+
+    /// Whether an armed power loss or kill has struck (and no reboot
+    /// followed).
     pub fn is_down(&self) -> bool {
         self.lock().down
     }

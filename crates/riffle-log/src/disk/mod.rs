@@ -205,6 +205,16 @@ pub struct DiskEngine {
     cfg: DiskConfig,
     logs: Mutex<HashMap<LogId, Arc<DiskLog>>>,
     pub stats: Arc<DiskStats>,
+    /// The interval flusher, woken when the engine is dropped so it ends.
+    flusher: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Drop for DiskEngine {
+    fn drop(&mut self) {
+        if let Some(t) = lock(&self.flusher).take() {
+            t.unpark();
+        }
+    }
 }
 
 impl DiskEngine {
@@ -230,20 +240,30 @@ impl DiskEngine {
             cfg,
             logs: Mutex::new(HashMap::new()),
             stats: Arc::default(),
+            flusher: Mutex::new(None),
         });
         {
             let every = engine.cfg.sync_interval;
             let weak = Arc::downgrade(&engine);
-            std::thread::Builder::new()
+            let t = std::thread::Builder::new()
                 .name("riffle-flush".into())
                 .spawn(move || loop {
-                    std::thread::sleep(every);
+                    let due = std::time::Instant::now() + every;
+                    // Woken early only when the engine is dropped (or
+                    // spuriously: then it sleeps on).
+                    while let Some(left) = due.checked_duration_since(std::time::Instant::now()) {
+                        if left.is_zero() || weak.strong_count() == 0 {
+                            break;
+                        }
+                        std::thread::park_timeout(left);
+                    }
                     let Some(engine) = weak.upgrade() else { return };
                     let logs: Vec<_> = lock(&engine.logs).values().cloned().collect();
                     for log in logs {
                         log.flush();
                     }
                 })?;
+            *lock(&engine.flusher) = Some(t.thread().clone());
         }
         Ok(engine)
     }
@@ -628,15 +648,21 @@ impl DiskLog {
         let active = match fresh {
             Some(seq) => {
                 let file = segment::create(fs, dir, id, seq)?;
-                if let Err(e) = syncer.sync_dir(SyncPoint::SegmentEntry, fs, dir) {
-                    let _ = fs.remove_file(&segment::seg_path(dir, seq));
-                    return Err(e);
-                }
                 segments.insert(seq, Segment::fresh(file));
                 seq
             }
             None => *segments.keys().next_back().unwrap_or(&1),
         };
+        // The directory is synced even when nothing was created here: a
+        // process that died between creating a segment (or renaming an
+        // index into place) and syncing the directory left an entry that
+        // a power loss could still take away.
+        if let Err(e) = syncer.sync_dir(SyncPoint::SegmentEntry, fs, dir) {
+            if fresh.is_some() {
+                let _ = fs.remove_file(&segment::seg_path(dir, active));
+            }
+            return Err(e);
+        }
         Ok(Inner {
             shards,
             segments,
@@ -1202,3 +1228,6 @@ fn mode_byte(d: Durability) -> u8 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod power;
