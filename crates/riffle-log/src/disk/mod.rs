@@ -65,13 +65,21 @@ pub enum SyncPoint {
     IndexData,
     /// `fsync` of a new offsets checkpoint before it is renamed into place.
     CheckpointData,
-    /// `fsync` of the log directory once a new segment is created in it
-    /// (after a roll's index and checkpoint renames, which it also makes
+    /// `fsync` of the log directory once a roll has created the new
+    /// segment (it also makes the roll's index and checkpoint renames
     /// durable).
     SegmentEntry,
-    /// `fsync` of the parent of a log's directory (and of the engine's root)
-    /// when it is opened, so the directory's entry is durable.
-    DirEntry,
+    /// `fsync` of the log directory when the log is opened: the entry of a
+    /// segment recovery created, or of one (or an index) that a process
+    /// that died had not synced yet.
+    OpenLogDir,
+    /// `fsync` of the parent of a directory the engine creates (the engine's
+    /// root and its missing parents, a log's directory).
+    NewDirEntry,
+    /// `fsync` of the parent of the engine's root or of a log's directory
+    /// that already exists when opened: a process that died may have created
+    /// it without syncing its parent.
+    OpenDirEntry,
     /// `fdatasync` of the active segment when a log is opened, after recovery
     /// cut its tail: the cut is durable, and so is everything the next
     /// cycle's synced-before flag claims.
@@ -81,13 +89,15 @@ pub enum SyncPoint {
 }
 
 impl SyncPoint {
-    pub const ALL: [SyncPoint; 8] = [
+    pub const ALL: [SyncPoint; 10] = [
         SyncPoint::CycleData,
         SyncPoint::SealData,
         SyncPoint::IndexData,
         SyncPoint::CheckpointData,
         SyncPoint::SegmentEntry,
-        SyncPoint::DirEntry,
+        SyncPoint::OpenLogDir,
+        SyncPoint::NewDirEntry,
+        SyncPoint::OpenDirEntry,
         SyncPoint::OpenActive,
         SyncPoint::IntervalFlush,
     ];
@@ -143,21 +153,22 @@ impl Syncer {
 
     /// Creates `dir` (and missing parents) and makes its entry durable: the
     /// parent of every directory created is synced, and so is the parent of
-    /// `dir` itself even when it existed (its creation may not have been
-    /// synced before a crash).
-    fn ensure_dir(&self, fs: &dyn Fs, dir: &Path) -> io::Result<()> {
+    /// the nearest one that existed (a process that died may have created
+    /// it without syncing its parent); with `whole_path`, the parents of
+    /// every existing directory up to the root too.
+    fn ensure_dir(&self, fs: &dyn Fs, dir: &Path, whole_path: bool) -> io::Result<()> {
         let parent_of = |d: &Path| match d.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let mut missing = Vec::new();
-        let mut d = dir;
-        while !fs.exists(d) {
-            missing.push(d);
-            match d.parent() {
-                Some(p) if !p.as_os_str().is_empty() => d = p,
-                _ => break,
+        let mut existing = Some(dir);
+        while let Some(d) = existing {
+            if fs.exists(d) {
+                break;
             }
+            missing.push(d);
+            existing = d.parent().filter(|p| !p.as_os_str().is_empty());
         }
         for d in missing.iter().rev() {
             match fs.create_dir(d) {
@@ -165,10 +176,18 @@ impl Syncer {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
-            self.sync_dir(SyncPoint::DirEntry, fs, &parent_of(d))?;
+            self.sync_dir(SyncPoint::NewDirEntry, fs, &parent_of(d))?;
         }
-        if missing.is_empty() {
-            self.sync_dir(SyncPoint::DirEntry, fs, &parent_of(dir))?;
+        while let Some(d) = existing {
+            let Some(parent) = d.parent() else { break };
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            self.sync_dir(SyncPoint::OpenDirEntry, fs, parent)?;
+            if !whole_path {
+                break;
+            }
+            existing = Some(parent);
         }
         Ok(())
     }
@@ -233,7 +252,7 @@ impl DiskEngine {
         cfg: DiskConfig,
     ) -> io::Result<Arc<Self>> {
         let root = root.into();
-        Syncer::new(&cfg).ensure_dir(&*fs, &root)?;
+        Syncer::new(&cfg).ensure_dir(&*fs, &root, true)?;
         let engine = Arc::new(DiskEngine {
             fs,
             root,
@@ -523,7 +542,7 @@ impl DiskLog {
         id: LogId,
         stats: &DiskStats,
     ) -> io::Result<Inner> {
-        syncer.ensure_dir(fs, dir)?;
+        syncer.ensure_dir(fs, dir, false)?;
         let seqs = segment::list(fs, dir)?;
         let mut shards: HashMap<u32, ShardState> = HashMap::new();
         let checkpoint = segment::read_offsets(fs, dir).unwrap_or_else(|segment::Damaged| {
@@ -657,7 +676,7 @@ impl DiskLog {
         // process that died between creating a segment (or renaming an
         // index into place) and syncing the directory left an entry that
         // a power loss could still take away.
-        if let Err(e) = syncer.sync_dir(SyncPoint::SegmentEntry, fs, dir) {
+        if let Err(e) = syncer.sync_dir(SyncPoint::OpenLogDir, fs, dir) {
             if fresh.is_some() {
                 let _ = fs.remove_file(&segment::seg_path(dir, active));
             }

@@ -206,6 +206,13 @@ async fn writer(
     }
 }
 
+/// Prints what a run does when `RIFFLE_POWER_TRACE` is set.
+fn trace(line: impl FnOnce() -> String) {
+    if std::env::var_os("RIFFLE_POWER_TRACE").is_some() {
+        eprintln!("{}", line());
+    }
+}
+
 /// One randomized run: a few rounds of writes ended by power losses and
 /// process deaths, checked after every recovery.
 fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
@@ -226,8 +233,34 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
             Durability::Fsync
         };
         fs.reboot();
-        let (engine, log) = open(&fs, skip, segment_bytes, durability)
-            .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
+        // Now and then the power fails (or the process dies) during
+        // recovery itself.
+        let early = round < ROUNDS && rng.below(5) == 0;
+        if early {
+            let at = Trigger::Op(1 + rng.below(8));
+            if rng.below(2) == 0 {
+                let mode = rng.mode();
+                trace(|| {
+                    format!(
+                        "seed {seed} round {round}: power loss ({mode:?}) at {at:?} while opening"
+                    )
+                });
+                fs.arm_crash(at, mode);
+            } else {
+                trace(|| {
+                    format!("seed {seed} round {round}: process death at {at:?} while opening")
+                });
+                fs.arm_kill(at);
+            }
+        }
+        let (engine, log) = match open(&fs, skip, segment_bytes, durability) {
+            Ok(x) => x,
+            Err(_) if fs.is_down() => continue,
+            Err(e) => return Err(format!("seed {seed} round {round}: {e}")),
+        };
+        if early {
+            fs.reboot();
+        }
         check(&model.lock().unwrap(), &log, &engine.stats)
             .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
         if round == ROUNDS {
@@ -247,9 +280,7 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
             }
             _ => "no fault".to_string(),
         };
-        if std::env::var("RIFFLE_POWER_TRACE").is_ok() {
-            eprintln!("seed {seed} round {round}: interval {interval}, {plan}");
-        }
+        trace(|| format!("seed {seed} round {round}: interval {interval}, {plan}"));
         rt.block_on(async {
             let tasks: Vec<_> = (0..WRITERS)
                 .map(|w| {
@@ -292,12 +323,12 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
     Ok(())
 }
 
-/// Seeds per run: 64, or `RIFFLE_POWER_SEEDS` (for a longer soak).
+/// Seeds per run: 200, or `RIFFLE_POWER_SEEDS` (for a longer soak).
 fn seeds() -> u64 {
     std::env::var("RIFFLE_POWER_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(200)
 }
 
 #[test]
