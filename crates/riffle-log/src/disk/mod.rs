@@ -13,6 +13,11 @@
 //! Read path: each shard keeps an index of its durable frames; reads `pread`
 //! the frames they need and verify their checksums. A frame that fails is
 //! reported and returned as [`LogError::Corrupt`], never as data.
+//!
+//! Files: every operation goes through a [`riffle_fs::Fs`]
+//! ([`DiskEngine::open`]: the real file system; [`DiskEngine::open_with`]:
+//! any, such as the simulated one of the power-loss tests in `power.rs`).
+//! Every sync is named by a [`SyncPoint`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
