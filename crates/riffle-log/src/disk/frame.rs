@@ -5,7 +5,9 @@
 //!   0     4   len            bytes after this field (28 + payload), u32 LE
 //!   4     4   crc            CRC32C of bytes 8 .. 4 + len, u32 LE
 //!   8     1   kind           1 = records
-//!   9     3   reserved       zero
+//!   9     1   flags          bit 0: synced-before (see FLAG_SYNCED_BEFORE);
+//!                            other bits zero (format 1: always zero)
+//!  10     2   reserved       zero
 //!  12     4   shard          u32 LE
 //!  16     8   first_offset   u64 LE: offset of the first record in its shard
 //!  24     4   count          u32 LE: records in the frame, offsets contiguous
@@ -18,6 +20,11 @@ use bytes::Bytes;
 
 pub const HEADER: usize = 36;
 pub const KIND_RECORDS: u8 = 1;
+/// Flag bit: this frame starts a commit cycle, and every byte before it in
+/// its segment was durable (synced) when it was written. Recovery uses it to
+/// tell damage in writes no sync had covered (cut) from damage in synced data
+/// (corruption): a power loss cannot damage bytes before such a frame.
+pub const FLAG_SYNCED_BEFORE: u8 = 1;
 /// A frame may not claim more than this (a corrupt length must not make
 /// recovery allocate gigabytes).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -37,6 +44,7 @@ pub struct Header {
     pub size: usize,
     pub crc: u32,
     pub kind: u8,
+    pub flags: u8,
     pub shard: u32,
     pub first_offset: u64,
     pub count: u32,
@@ -67,6 +75,7 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
 /// Appends one frame of `records` (arrival, key, data) to `out`.
 pub fn encode<'a>(
     out: &mut Vec<u8>,
+    flags: u8,
     shard: u32,
     first_offset: u64,
     records: impl ExactSizeIterator<Item = (i64, &'a str, &'a [u8])>,
@@ -87,6 +96,7 @@ pub fn encode<'a>(
     let h = &mut out[start..start + HEADER];
     h[0..4].copy_from_slice(&len.to_le_bytes());
     h[8] = KIND_RECORDS;
+    h[9] = flags;
     h[12..16].copy_from_slice(&shard.to_le_bytes());
     h[16..24].copy_from_slice(&first_offset.to_le_bytes());
     h[24..28].copy_from_slice(&count.to_le_bytes());
@@ -111,6 +121,7 @@ pub fn header(buf: &[u8]) -> Option<Header> {
         size,
         crc: u32_at(4),
         kind: buf[8],
+        flags: buf[9],
         shard: u32_at(12),
         first_offset: u64_at(16),
         count: u32_at(24),
@@ -168,7 +179,7 @@ mod tests {
             (1003, "bb", &b""[..]),
             (1003, "", &[0u8; 300][..]),
         ];
-        encode(&mut buf, 7, 42, recs.iter().copied());
+        encode(&mut buf, 0, 7, 42, recs.iter().copied());
         let h = header(&buf).unwrap();
         assert_eq!(
             (h.size, h.shard, h.first_offset, h.count, h.base_arrival),
@@ -196,7 +207,7 @@ mod tests {
     #[test]
     fn layout_is_stable() {
         let mut buf = Vec::new();
-        encode(&mut buf, 1, 2, [(5i64, "k", &b"d"[..])].into_iter());
+        encode(&mut buf, 0, 1, 2, [(5i64, "k", &b"d"[..])].into_iter());
         assert_eq!(
             buf,
             [
@@ -210,5 +221,25 @@ mod tests {
             ]
             .concat()
         );
+        // The synced-before flag is byte 9, inside the checksum.
+        let mut flagged = Vec::new();
+        encode(
+            &mut flagged,
+            FLAG_SYNCED_BEFORE,
+            1,
+            2,
+            [(5i64, "k", &b"d"[..])].into_iter(),
+        );
+        assert_eq!(flagged[9], 1);
+        assert_eq!(flagged[8..], {
+            let mut b = buf[8..].to_vec();
+            b[1] = 1;
+            b
+        });
+        assert_eq!(header(&flagged).unwrap().flags, FLAG_SYNCED_BEFORE);
+        assert!(verify(&flagged));
+        let mut cleared = flagged.clone();
+        cleared[9] = 0;
+        assert!(!verify(&cleared));
     }
 }

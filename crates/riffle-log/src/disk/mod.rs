@@ -13,17 +13,21 @@
 //! Read path: each shard keeps an index of its durable frames; reads `pread`
 //! the frames they need and verify their checksums. A frame that fails is
 //! reported and returned as [`LogError::Corrupt`], never as data.
+//!
+//! Files: every operation goes through a [`riffle_fs::Fs`]
+//! ([`DiskEngine::open`]: the real file system; [`DiskEngine::open_with`]:
+//! any, such as the simulated one of the power-loss tests in `power.rs`).
+//! Every sync is named by a [`SyncPoint`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use riffle_fs::{Fs, FsFile, RealFs};
 use tokio::sync::watch;
 
 use crate::{
@@ -33,7 +37,7 @@ use crate::{
 pub mod frame;
 pub mod segment;
 
-use segment::Entry;
+use segment::{Entry, Handle};
 
 pub use crate::Durability;
 
@@ -46,6 +50,152 @@ pub struct DiskConfig {
     pub segment_bytes: u64,
     /// How often logs in `interval` mode are synced.
     pub sync_interval: Duration,
+    /// Tests only: skip one sync point (pretend it succeeded), to show the
+    /// power-loss checks catch its absence.
+    #[cfg(test)]
+    pub(crate) skip_sync: Option<SyncPoint>,
+}
+
+/// Every place the engine makes something durable. Each one is needed: the
+/// power-loss tests fail when any one is skipped (see `tests.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncPoint {
+    /// `fdatasync` of the active segment after a commit cycle's write, before
+    /// its appends are acknowledged (`fsync` mode).
+    CycleData,
+    /// `fdatasync` of a segment before it is sealed (`interval` and `none`
+    /// modes; in `fsync` mode its cycles were synced already).
+    SealData,
+    /// `fsync` of a new index file before it is renamed into place.
+    IndexData,
+    /// `fsync` of a new offsets checkpoint before it is renamed into place.
+    CheckpointData,
+    /// `fsync` of the log directory once a roll has created the new
+    /// segment (it also makes the roll's index and checkpoint renames
+    /// durable).
+    SegmentEntry,
+    /// `fsync` of the log directory when the log is opened: the entry of a
+    /// segment recovery created, or of one (or an index) that a process
+    /// that died had not synced yet.
+    OpenLogDir,
+    /// `fsync` of the parent of a directory the engine creates (the engine's
+    /// root and its missing parents, a log's directory).
+    NewDirEntry,
+    /// `fsync` of the parent of the engine's root or of a log's directory
+    /// that already exists when opened: a process that died may have created
+    /// it without syncing its parent.
+    OpenDirEntry,
+    /// `fdatasync` of the active segment when a log is opened, after recovery
+    /// cut its tail: the cut is durable, and so is everything the next
+    /// cycle's synced-before flag claims.
+    OpenActive,
+    /// The periodic `fdatasync` of `interval` mode.
+    IntervalFlush,
+}
+
+impl SyncPoint {
+    pub const ALL: [SyncPoint; 10] = [
+        SyncPoint::CycleData,
+        SyncPoint::SealData,
+        SyncPoint::IndexData,
+        SyncPoint::CheckpointData,
+        SyncPoint::SegmentEntry,
+        SyncPoint::OpenLogDir,
+        SyncPoint::NewDirEntry,
+        SyncPoint::OpenDirEntry,
+        SyncPoint::OpenActive,
+        SyncPoint::IntervalFlush,
+    ];
+}
+
+/// Runs the engine's syncs, each named by its [`SyncPoint`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Syncer {
+    #[cfg(test)]
+    skip: Option<SyncPoint>,
+}
+
+impl Syncer {
+    fn new(_cfg: &DiskConfig) -> Syncer {
+        Syncer {
+            #[cfg(test)]
+            skip: _cfg.skip_sync,
+        }
+    }
+
+    #[inline]
+    fn skips(&self, _point: SyncPoint) -> bool {
+        #[cfg(test)]
+        {
+            self.skip == Some(_point)
+        }
+        #[cfg(not(test))]
+        {
+            false
+        }
+    }
+
+    pub fn sync_data(&self, point: SyncPoint, f: &dyn FsFile) -> io::Result<()> {
+        if self.skips(point) {
+            return Ok(());
+        }
+        f.sync_data()
+    }
+
+    pub fn sync_all(&self, point: SyncPoint, f: &dyn FsFile) -> io::Result<()> {
+        if self.skips(point) {
+            return Ok(());
+        }
+        f.sync_all()
+    }
+
+    pub fn sync_dir(&self, point: SyncPoint, fs: &dyn Fs, dir: &Path) -> io::Result<()> {
+        if self.skips(point) {
+            return Ok(());
+        }
+        fs.sync_dir(dir)
+    }
+
+    /// Creates `dir` (and missing parents) and makes its entry durable: the
+    /// parent of every directory created is synced, and so is the parent of
+    /// the nearest one that existed (a process that died may have created
+    /// it without syncing its parent); with `whole_path`, the parents of
+    /// every existing directory up to the root too.
+    fn ensure_dir(&self, fs: &dyn Fs, dir: &Path, whole_path: bool) -> io::Result<()> {
+        let parent_of = |d: &Path| match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut missing = Vec::new();
+        let mut existing = Some(dir);
+        while let Some(d) = existing {
+            if fs.exists(d) {
+                break;
+            }
+            missing.push(d);
+            existing = d.parent().filter(|p| !p.as_os_str().is_empty());
+        }
+        for d in missing.iter().rev() {
+            match fs.create_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            self.sync_dir(SyncPoint::NewDirEntry, fs, &parent_of(d))?;
+        }
+        while let Some(d) = existing {
+            let Some(parent) = d.parent() else { break };
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            self.sync_dir(SyncPoint::OpenDirEntry, fs, parent)?;
+            if !whole_path {
+                break;
+            }
+            existing = Some(parent);
+        }
+        Ok(())
+    }
 }
 
 impl Default for DiskConfig {
@@ -54,6 +204,8 @@ impl Default for DiskConfig {
             durability: Durability::Fsync,
             segment_bytes: 128 * 1024 * 1024,
             sync_interval: Duration::from_millis(100),
+            #[cfg(test)]
+            skip_sync: None,
         }
     }
 }
@@ -65,41 +217,77 @@ pub struct DiskStats {
     pub torn_bytes_truncated: AtomicU64,
     pub syncs: AtomicU64,
     pub failed_cycles: AtomicU64,
+    /// Index files rebuilt and offsets checkpoints found damaged: repairs
+    /// a power loss alone never makes necessary.
+    pub repairs: AtomicU64,
 }
 
 /// Stream logs under one directory.
 pub struct DiskEngine {
+    fs: Arc<dyn Fs>,
     root: PathBuf,
     cfg: DiskConfig,
     logs: Mutex<HashMap<LogId, Arc<DiskLog>>>,
     pub stats: Arc<DiskStats>,
+    /// The interval flusher, woken when the engine is dropped so it ends.
+    flusher: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Drop for DiskEngine {
+    fn drop(&mut self) {
+        if let Some(t) = lock(&self.flusher).take() {
+            t.unpark();
+        }
+    }
 }
 
 impl DiskEngine {
-    /// Opens (creating) the engine's directory. A background thread syncs
-    /// logs in interval mode that have unsynced writes.
+    /// Opens (creating) the engine's directory on the real file system. A
+    /// background thread syncs logs in interval mode that have unsynced
+    /// writes.
     pub fn open(root: impl Into<PathBuf>, cfg: DiskConfig) -> io::Result<Arc<Self>> {
+        Self::open_with(Arc::new(RealFs), root, cfg)
+    }
+
+    /// [`DiskEngine::open`] on any file system (tests use a simulated one
+    /// that can lose power).
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        root: impl Into<PathBuf>,
+        cfg: DiskConfig,
+    ) -> io::Result<Arc<Self>> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        Syncer::new(&cfg).ensure_dir(&*fs, &root, true)?;
         let engine = Arc::new(DiskEngine {
+            fs,
             root,
             cfg,
             logs: Mutex::new(HashMap::new()),
             stats: Arc::default(),
+            flusher: Mutex::new(None),
         });
         {
             let every = engine.cfg.sync_interval;
             let weak = Arc::downgrade(&engine);
-            std::thread::Builder::new()
+            let t = std::thread::Builder::new()
                 .name("riffle-flush".into())
                 .spawn(move || loop {
-                    std::thread::sleep(every);
+                    let due = std::time::Instant::now() + every;
+                    // Woken early only when the engine is dropped (or
+                    // spuriously: then it sleeps on).
+                    while let Some(left) = due.checked_duration_since(std::time::Instant::now()) {
+                        if left.is_zero() || weak.strong_count() == 0 {
+                            break;
+                        }
+                        std::thread::park_timeout(left);
+                    }
                     let Some(engine) = weak.upgrade() else { return };
                     let logs: Vec<_> = lock(&engine.logs).values().cloned().collect();
                     for log in logs {
                         log.flush();
                     }
                 })?;
+            *lock(&engine.flusher) = Some(t.thread().clone());
         }
         Ok(engine)
     }
@@ -115,8 +303,14 @@ impl LogEngine for DiskEngine {
         if let Some(l) = logs.get(&id) {
             return Ok(l.clone());
         }
-        let log = DiskLog::open(self.dir(id), id, self.cfg.clone(), self.stats.clone())
-            .map_err(io_err)?;
+        let log = DiskLog::open(
+            self.fs.clone(),
+            self.dir(id),
+            id,
+            self.cfg.clone(),
+            self.stats.clone(),
+        )
+        .map_err(io_err)?;
         logs.insert(id, log.clone());
         Ok(log)
     }
@@ -125,7 +319,7 @@ impl LogEngine for DiskEngine {
         if let Some(log) = lock(&self.logs).remove(&id) {
             lock(&log.inner).removed = true;
         }
-        match std::fs::remove_dir_all(self.dir(id)) {
+        match self.fs.remove_dir_all(&self.dir(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(e)),
@@ -209,13 +403,36 @@ type SealedIndex = Arc<HashMap<u32, Vec<Entry>>>;
 const SEALED_CACHE: usize = 16;
 
 struct Segment {
-    file: Arc<File>,
+    file: Handle,
     /// Bytes written and published.
     len: u64,
+    /// Bytes known durable (synced); a cycle written at `len` is marked
+    /// [`frame::FLAG_SYNCED_BEFORE`] when this has reached `len`.
+    synced: u64,
     last_arrival: i64,
 }
 
+impl Segment {
+    fn fresh(file: Handle) -> Segment {
+        Segment {
+            file,
+            len: segment::SEG_HEADER,
+            synced: 0,
+            last_arrival: 0,
+        }
+    }
+}
+
 type CycleResult = Option<Result<(), LogError>>;
+
+/// Where a cycle's frames landed.
+struct Written {
+    seq: u64,
+    base: u64,
+    new_file: Option<Handle>,
+    /// Whether the cycle was synced (`fsync` mode).
+    synced: bool,
+}
 
 struct PendingFrame {
     shard: u32,
@@ -280,6 +497,8 @@ struct Inner {
 /// One stream's log on disk.
 pub struct DiskLog {
     me: std::sync::Weak<DiskLog>,
+    fs: Arc<dyn Fs>,
+    syncer: Syncer,
     /// The durability mode: 0 fsync, 1 interval, 2 none.
     mode: std::sync::atomic::AtomicU8,
     dir: PathBuf,
@@ -294,14 +513,18 @@ pub struct DiskLog {
 impl DiskLog {
     /// Opens or creates the log in `dir`, recovering what is there.
     fn open(
+        fs: Arc<dyn Fs>,
         dir: PathBuf,
         id: LogId,
         cfg: DiskConfig,
         stats: Arc<DiskStats>,
     ) -> io::Result<Arc<DiskLog>> {
-        let inner = Self::recover(&dir, id, &stats)?;
+        let syncer = Syncer::new(&cfg);
+        let inner = Self::recover(&*fs, &syncer, &dir, id, &stats)?;
         Ok(Arc::new_cyclic(|me| DiskLog {
             me: me.clone(),
+            fs,
+            syncer,
             mode: std::sync::atomic::AtomicU8::new(mode_byte(cfg.durability)),
             dir,
             id,
@@ -315,12 +538,24 @@ impl DiskLog {
 
     /// Rebuilds a log's state from its files: sealed segments from their
     /// index files (or a scan when one is missing or damaged), the active
-    /// segment by a verifying scan that truncates a torn tail.
-    fn recover(dir: &Path, id: LogId, stats: &DiskStats) -> io::Result<Inner> {
-        std::fs::create_dir_all(dir)?;
-        let seqs = segment::list(dir)?;
+    /// segment by a verifying scan that cuts a torn tail or an incomplete
+    /// final cycle.
+    fn recover(
+        fs: &dyn Fs,
+        syncer: &Syncer,
+        dir: &Path,
+        id: LogId,
+        stats: &DiskStats,
+    ) -> io::Result<Inner> {
+        syncer.ensure_dir(fs, dir, false)?;
+        let seqs = segment::list(fs, dir)?;
         let mut shards: HashMap<u32, ShardState> = HashMap::new();
-        for (shard, next) in segment::read_offsets(dir) {
+        let checkpoint = segment::read_offsets(fs, dir).unwrap_or_else(|segment::Damaged| {
+            tracing::warn!(dir = %dir.display(), "the offsets checkpoint is damaged");
+            stats.repairs.fetch_add(1, Ordering::Relaxed);
+            Vec::new()
+        });
+        for (shard, next) in checkpoint {
             let s = shards.entry(shard).or_default();
             s.next_offset = s.next_offset.max(next);
         }
@@ -328,56 +563,69 @@ impl DiskLog {
         // holds nothing acknowledged: drop it before deciding which is last.
         let mut seqs = seqs;
         while let Some(&seq) = seqs.last() {
-            let (file, header_ok) = segment::open(dir, seq)?;
-            if header_ok {
+            let (file, version) = segment::open(fs, dir, seq)?;
+            if version.is_some() {
                 break;
             }
             drop(file);
-            std::fs::remove_file(segment::seg_path(dir, seq))?;
+            fs.remove_file(&segment::seg_path(dir, seq))?;
             seqs.pop();
         }
+        let read_index = |seq: u64| match segment::read_index(fs, dir, seq) {
+            Ok(e) => e,
+            Err(segment::Damaged) => {
+                tracing::warn!(dir = %dir.display(), seq, "index file is damaged");
+                None
+            }
+        };
         // The last segment is the active one unless it was sealed (it has an
         // index file): then a roll was cut short after sealing, and a fresh
-        // segment becomes active.
-        let last_sealed = seqs
-            .last()
-            .is_some_and(|&seq| segment::read_index(dir, seq).is_some());
+        // segment becomes active. A last segment in format 1 is sealed now,
+        // so every frame written from here on is in format 2.
+        let mut last_sealed = seqs.last().is_some_and(|&seq| read_index(seq).is_some());
         let mut segments = BTreeMap::new();
         let mut last_arrival = 0;
         for (i, &seq) in seqs.iter().enumerate() {
             let last = i + 1 == seqs.len() && !last_sealed;
-            let (file, header_ok) = segment::open(dir, seq)?;
-            if !header_ok {
-                if last {
-                    // A segment whose creation was cut short holds nothing acknowledged.
-                    drop(file);
-                    std::fs::remove_file(segment::seg_path(dir, seq))?;
-                    continue;
-                }
+            let (file, version) = segment::open(fs, dir, seq)?;
+            let Some(version) = version else {
                 tracing::error!(dir = %dir.display(), seq, "segment header is damaged; its frames are unreadable");
                 stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
                 continue;
-            }
-            let file_len = file.metadata()?.len();
-            let entries = match (last, segment::read_index(dir, seq)) {
-                (false, Some(entries)) => entries,
-                _ => {
-                    let scan = segment::scan(&file, file_len)?;
+            };
+            let mut file_len = file.len()?;
+            let indexed = if last { None } else { read_index(seq) };
+            let entries = match indexed {
+                Some(entries) => entries,
+                None => {
+                    let cut_unsynced = last && version >= 2;
+                    let scan = segment::scan(&*file, file_len, cut_unsynced)?;
                     // Only the active segment can have a torn tail: sealed
                     // ones were synced before sealing.
                     if last && scan.valid_len < file_len {
                         let cut = file_len - scan.valid_len;
-                        tracing::warn!(dir = %dir.display(), seq, bytes = cut, "truncating a torn tail");
+                        tracing::warn!(dir = %dir.display(), seq, bytes = cut, "cutting a torn tail");
                         stats.torn_bytes_truncated.fetch_add(cut, Ordering::Relaxed);
                         file.set_len(scan.valid_len)?;
-                        file.sync_all()?;
+                        file_len = scan.valid_len;
                     }
                     if !last {
-                        segment::write_index(dir, seq, &scan.entries)?;
+                        tracing::warn!(dir = %dir.display(), seq, "rebuilding a missing or damaged index file");
+                        stats.repairs.fetch_add(1, Ordering::Relaxed);
+                        segment::write_index(fs, dir, seq, &scan.entries, syncer)?;
                     }
                     scan.entries
                 }
             };
+            if last {
+                // What the scan kept (and the cut) is durable from here on,
+                // so the next cycle may say so.
+                syncer.sync_data(SyncPoint::OpenActive, &*file)?;
+                if version < segment::VERSION {
+                    segment::write_index(fs, dir, seq, &entries, syncer)?;
+                    last_sealed = true;
+                }
+            }
             let len = entries
                 .last()
                 .map_or(segment::SEG_HEADER, |e| e.pos + u64::from(e.size));
@@ -397,7 +645,7 @@ impl DiskLog {
                 let s = shards.entry(e.shard).or_default();
                 s.next_offset = s.next_offset.max(e.first_offset + u64::from(e.count));
                 s.note(seq, e);
-                if last {
+                if last && !last_sealed {
                     s.active.push(*e);
                 }
                 seg_last = seg_last.max(e.last_arrival);
@@ -406,8 +654,9 @@ impl DiskLog {
             segments.insert(
                 seq,
                 Segment {
-                    file: Arc::new(file),
+                    file,
                     len,
+                    synced: file_len,
                     last_arrival: seg_last,
                 },
             );
@@ -415,33 +664,29 @@ impl DiskLog {
         for s in shards.values_mut() {
             s.settled = s.next_offset;
         }
-        let active = match segments.keys().next_back() {
-            Some(&seq) if last_sealed => {
-                let file = segment::create(dir, id, seq + 1)?;
-                segments.insert(
-                    seq + 1,
-                    Segment {
-                        file: Arc::new(file),
-                        len: segment::SEG_HEADER,
-                        last_arrival: 0,
-                    },
-                );
-                seq + 1
-            }
-            Some(&seq) => seq,
-            None => {
-                let file = segment::create(dir, id, 1)?;
-                segments.insert(
-                    1,
-                    Segment {
-                        file: Arc::new(file),
-                        len: segment::SEG_HEADER,
-                        last_arrival: 0,
-                    },
-                );
-                1
-            }
+        let fresh = match segments.keys().next_back() {
+            Some(&seq) if last_sealed => Some(seq + 1),
+            Some(_) => None,
+            None => Some(1),
         };
+        let active = match fresh {
+            Some(seq) => {
+                let file = segment::create(fs, dir, id, seq)?;
+                segments.insert(seq, Segment::fresh(file));
+                seq
+            }
+            None => *segments.keys().next_back().unwrap_or(&1),
+        };
+        // The directory is synced even when nothing was created here: a
+        // process that died between creating a segment (or renaming an
+        // index into place) and syncing the directory left an entry that
+        // a power loss could still take away.
+        if let Err(e) = syncer.sync_dir(SyncPoint::OpenLogDir, fs, dir) {
+            if fresh.is_some() {
+                let _ = fs.remove_file(&segment::seg_path(dir, active));
+            }
+            return Err(e);
+        }
         Ok(Inner {
             shards,
             segments,
@@ -465,20 +710,25 @@ impl DiskLog {
 
     /// Syncs unsynced writes (interval durability).
     fn flush(&self) {
-        let file = {
+        let (seq, file, len) = {
             let mut g = lock(&self.inner);
             if !g.dirty {
                 return;
             }
             g.dirty = false;
-            g.segments.get(&g.active).map(|s| s.file.clone())
+            let seq = g.active;
+            match g.segments.get(&seq) {
+                Some(s) => (seq, s.file.clone(), s.len),
+                None => return,
+            }
         };
-        if let Some(f) = file {
-            if let Err(e) = f.sync_data() {
-                tracing::error!(dir = %self.dir.display(), error = %e, "periodic sync failed");
-                lock(&self.inner).dirty = true;
-            } else {
-                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.syncer.sync_data(SyncPoint::IntervalFlush, &*file) {
+            tracing::error!(dir = %self.dir.display(), error = %e, "periodic sync failed");
+            lock(&self.inner).dirty = true;
+        } else {
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Some(s) = lock(&self.inner).segments.get_mut(&seq) {
+                s.synced = s.synced.max(len);
             }
         }
     }
@@ -486,7 +736,7 @@ impl DiskLog {
     /// The writer: drains pending cycles until none is left.
     async fn write_loop(self: Arc<Self>) {
         loop {
-            let (cycle, file, seq, len, roll) = {
+            let (cycle, file, seq, len, roll, synced_before) = {
                 let mut g = lock(&self.inner);
                 if g.pending.frames.is_empty() || g.removed {
                     g.writing = false;
@@ -494,8 +744,8 @@ impl DiskLog {
                 }
                 let cycle = std::mem::replace(&mut g.pending, Cycle::new());
                 let seq = g.active;
-                let (file, len) = match g.segments.get(&seq) {
-                    Some(seg) => (seg.file.clone(), seg.len),
+                let (file, len, synced_before) = match g.segments.get(&seq) {
+                    Some(seg) => (seg.file.clone(), seg.len, seg.synced >= seg.len),
                     None => {
                         g.writing = false;
                         return;
@@ -512,15 +762,24 @@ impl DiskLog {
                     all.sort_unstable_by_key(|e| e.pos);
                     all
                 });
-                (cycle, file, seq, len, sealed)
+                // The first frame of a cycle in a fresh segment is never
+                // marked: the segment's header was not synced yet.
+                let synced_before = synced_before && sealed.is_none();
+                (cycle, file, seq, len, sealed, synced_before)
             };
             let mut buf = Vec::new();
             let mut placed = Vec::with_capacity(cycle.frames.len());
-            for f in &cycle.frames {
+            for (i, f) in cycle.frames.iter().enumerate() {
                 let shard = f.shard;
                 let start = buf.len();
+                let flags = if i == 0 && synced_before {
+                    frame::FLAG_SYNCED_BEFORE
+                } else {
+                    0
+                };
                 frame::encode(
                     &mut buf,
+                    flags,
                     shard,
                     f.first_offset,
                     f.records
@@ -560,69 +819,77 @@ impl DiskLog {
     }
 
     /// Blocking part of a cycle: roll if due, write, sync. Returns where the
-    /// frames landed: (segment, base position, new file if rolled).
+    /// frames landed: (segment, base position, new file if rolled, whether
+    /// the cycle was synced).
     fn write_cycle(
         &self,
         buf: Vec<u8>,
-        mut file: Arc<File>,
+        mut file: Handle,
         mut seq: u64,
         mut len: u64,
         roll: Option<Vec<Entry>>,
         offsets: Vec<(u32, u64)>,
-    ) -> Result<(u64, u64, Option<Arc<File>>), LogError> {
+    ) -> Result<Written, LogError> {
+        let fs = &*self.fs;
         let mut new_file = None;
         if let Some(entries) = roll {
             if self.mode() != Durability::Fsync {
-                file.sync_data().map_err(io_err)?;
+                self.syncer
+                    .sync_data(SyncPoint::SealData, &*file)
+                    .map_err(io_err)?;
             }
-            segment::write_index(&self.dir, seq, &entries).map_err(io_err)?;
-            segment::write_offsets(&self.dir, &offsets).map_err(io_err)?;
-            let f = Arc::new(segment::create(&self.dir, self.id, seq + 1).map_err(io_err)?);
+            segment::write_index(fs, &self.dir, seq, &entries, &self.syncer).map_err(io_err)?;
+            segment::write_offsets(fs, &self.dir, &offsets, &self.syncer).map_err(io_err)?;
+            let f = segment::create(fs, &self.dir, self.id, seq + 1).map_err(io_err)?;
+            // One directory sync makes the index, the checkpoint and the new
+            // segment's entry durable.
+            if let Err(e) = self.syncer.sync_dir(SyncPoint::SegmentEntry, fs, &self.dir) {
+                let _ = fs.remove_file(&segment::seg_path(&self.dir, seq + 1));
+                return Err(io_err(e));
+            }
             seq += 1;
             len = segment::SEG_HEADER;
             file = f.clone();
             new_file = Some(f);
         }
-        let res = file
-            .write_all_at(&buf, len)
-            .and_then(|_| match self.mode() {
-                Durability::Fsync => {
-                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                    file.sync_data()
-                }
-                _ => Ok(()),
-            });
+        let fsync = self.mode() == Durability::Fsync;
+        let res = file.write_all_at(&buf, len).and_then(|_| {
+            if fsync {
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                self.syncer.sync_data(SyncPoint::CycleData, &*file)
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = res {
             // Nothing of this cycle may survive: cut the file back, and drop
             // a segment this cycle created (the next cycle rolls again).
             if new_file.is_some() {
-                let _ = std::fs::remove_file(segment::seg_path(&self.dir, seq));
+                let _ = fs.remove_file(&segment::seg_path(&self.dir, seq));
             } else if let Err(t) = file.set_len(len) {
                 tracing::error!(dir = %self.dir.display(), error = %t, "could not truncate a failed write");
             }
             return Err(io_err(e));
         }
-        Ok((seq, len, new_file))
+        Ok(Written {
+            seq,
+            base: len,
+            new_file,
+            synced: fsync,
+        })
     }
 
-    fn finish_cycle(
-        &self,
-        cycle: Cycle,
-        placed: Vec<Entry>,
-        result: Result<(u64, u64, Option<Arc<File>>), LogError>,
-    ) {
+    fn finish_cycle(&self, cycle: Cycle, placed: Vec<Entry>, result: Result<Written, LogError>) {
         let mut g = lock(&self.inner);
         let outcome = match result {
-            Ok((seq, base, new_file)) => {
+            Ok(Written {
+                seq,
+                base,
+                new_file,
+                synced,
+            }) => {
                 if let Some(f) = new_file {
-                    g.segments.insert(
-                        seq,
-                        Segment {
-                            file: f,
-                            len: segment::SEG_HEADER,
-                            last_arrival: 0,
-                        },
-                    );
+                    g.segments.insert(seq, Segment::fresh(f));
                     g.active = seq;
                     // The sealed segment's frames now live in its index file.
                     for s in g.shards.values_mut() {
@@ -642,6 +909,9 @@ impl DiskLog {
                 }
                 if let Some(seg) = g.segments.get_mut(&seq) {
                     seg.len = end;
+                    if synced {
+                        seg.synced = end;
+                    }
                     seg.last_arrival = seg.last_arrival.max(last);
                 }
                 g.dirty |= self.mode() == Durability::Interval;
@@ -666,20 +936,22 @@ impl DiskLog {
 
     /// A sealed segment's frames by shard: cached, else read from its index
     /// file, else rebuilt from the segment (and the index file rewritten).
-    fn sealed_frames(&self, seg: u64, file: Option<&Arc<File>>) -> Option<SealedIndex> {
+    fn sealed_frames(&self, seg: u64, file: Option<&Handle>) -> Option<SealedIndex> {
         if let Some(m) = lock(&self.sealed).get(&seg) {
             return Some(m.clone());
         }
-        let entries = match segment::read_index(&self.dir, seg) {
-            Some(e) => e,
-            None => {
+        let fs = &*self.fs;
+        let entries = match segment::read_index(fs, &self.dir, seg) {
+            Ok(Some(e)) => e,
+            _ => {
                 let file = file?;
-                let len = file.metadata().ok()?.len();
-                let scan = segment::scan(file, len).ok()?;
+                let len = file.len().ok()?;
+                let scan = segment::scan(&**file, len, false).ok()?;
                 tracing::warn!(dir = %self.dir.display(), seg, "rebuilt a missing or damaged index file");
+                self.stats.repairs.fetch_add(1, Ordering::Relaxed);
                 // Not for a segment retention just deleted.
-                if segment::seg_path(&self.dir, seg).exists() {
-                    let _ = segment::write_index(&self.dir, seg, &scan.entries);
+                if fs.exists(&segment::seg_path(&self.dir, seg)) {
+                    let _ = segment::write_index(fs, &self.dir, seg, &scan.entries, &self.syncer);
                 }
                 scan.entries
             }
@@ -700,7 +972,7 @@ impl DiskLog {
     }
 
     /// Reads a frame's bytes and checks them.
-    fn load(&self, file: &File, f: &FrameRef) -> Result<Vec<frame::FrameRecord>, LogError> {
+    fn load(&self, file: &dyn FsFile, f: &FrameRef) -> Result<Vec<frame::FrameRecord>, LogError> {
         let corrupt = |reason: &str| {
             self.stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
             tracing::error!(dir = %self.dir.display(), seg = f.seg, pos = f.e.pos, reason, "corrupt frame");
@@ -786,7 +1058,7 @@ impl StreamLog for DiskLog {
                 .take(limits.max_records.min(4096))
                 .copied()
                 .collect();
-            let files: HashMap<u64, Arc<File>> = spans
+            let files: HashMap<u64, Handle> = spans
                 .iter()
                 .filter_map(|sp| g.segments.get(&sp.seg).map(|x| (sp.seg, x.file.clone())))
                 .collect();
@@ -829,7 +1101,7 @@ impl StreamLog for DiskLog {
             let Some(file) = files.get(&f.seg) else {
                 continue;
             };
-            let recs = match self.load(file, f) {
+            let recs = match self.load(&**file, f) {
                 Ok(r) => r,
                 Err(e) if out.is_empty() => return Err(e),
                 Err(_) => break,
@@ -915,7 +1187,7 @@ impl StreamLog for DiskLog {
             return e.first_offset;
         }
         let Some(file) = file else { return next };
-        match self.load(&file, &FrameRef { seg: span.seg, e }) {
+        match self.load(&*file, &FrameRef { seg: span.seg, e }) {
             Ok(recs) => recs
                 .iter()
                 .position(|r| r.arrival_ms >= ms)
@@ -952,10 +1224,12 @@ impl StreamLog for DiskLog {
         };
         for seq in doomed {
             lock(&self.sealed).remove(&seq);
-            let _ = std::fs::remove_file(segment::idx_path(&self.dir, seq));
-            if let Err(e) = std::fs::remove_file(segment::seg_path(&self.dir, seq)) {
+            // The segment first: an index without its segment is ignored,
+            // a sealed segment without its index would be rebuilt.
+            if let Err(e) = self.fs.remove_file(&segment::seg_path(&self.dir, seq)) {
                 tracing::warn!(dir = %self.dir.display(), seq, error = %e, "could not delete an expired segment");
             }
+            let _ = self.fs.remove_file(&segment::idx_path(&self.dir, seq));
         }
     }
 
@@ -978,3 +1252,6 @@ fn mode_byte(d: Durability) -> u8 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod power;

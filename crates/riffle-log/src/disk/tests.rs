@@ -5,8 +5,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use riffle_fs::OpenMode;
+
 use super::*;
 use crate::conformance::{self, ALL};
+
+fn segs_in(dir: &Path) -> io::Result<Vec<u64>> {
+    segment::list(&RealFs, dir)
+}
+
+fn index_of(dir: &Path, seq: u64) -> Option<Vec<Entry>> {
+    segment::read_index(&RealFs, dir, seq).ok().flatten()
+}
 
 fn engine(dir: &Path, segment_bytes: u64) -> Arc<DiskEngine> {
     DiskEngine::open(
@@ -90,7 +100,7 @@ fn recovers_everything_acknowledged_across_segments() {
         }
         want
     });
-    let segs = segment::list(&d.path().join(format!("{:016x}", 1))).unwrap();
+    let segs = segs_in(&d.path().join(format!("{:016x}", 1))).unwrap();
     assert!(
         segs.len() > 5,
         "expected several segments, got {}",
@@ -114,7 +124,7 @@ fn recovers_everything_acknowledged_across_segments() {
     let e = engine(d.path(), 2048);
     let log = e.open(1).unwrap();
     assert_eq!(data_of(&log, 0), want);
-    assert!(segment::read_index(&d.path().join(format!("{:016x}", 1)), segs[0]).is_some());
+    assert!(index_of(&d.path().join(format!("{:016x}", 1)), segs[0]).is_some());
 }
 
 /// Cutting the active segment at every byte of its last frame keeps exactly
@@ -133,8 +143,8 @@ fn torn_tail_at_every_offset_keeps_the_frames_before() {
     let seg = segment::seg_path(&dir, 1);
     let full = std::fs::read(&seg).unwrap();
     let last_frame_start = {
-        let f = File::open(&seg).unwrap();
-        let s = segment::scan(&f, full.len() as u64).unwrap();
+        let f = RealFs.open(&seg, OpenMode::Existing).unwrap();
+        let s = segment::scan(&*f, full.len() as u64, true).unwrap();
         assert_eq!(s.entries.len(), 2);
         s.entries[1].pos as usize
     };
@@ -172,9 +182,13 @@ fn bit_flips_in_the_tail_truncate_and_mid_log_are_reported() {
     });
     let seg = segment::seg_path(&dir, 1);
     let full = std::fs::read(&seg).unwrap();
-    let entries = segment::scan(&File::open(&seg).unwrap(), full.len() as u64)
-        .unwrap()
-        .entries;
+    let entries = segment::scan(
+        &*RealFs.open(&seg, OpenMode::Existing).unwrap(),
+        full.len() as u64,
+        true,
+    )
+    .unwrap()
+    .entries;
     // Tail: a flip in the last frame's data drops that frame.
     let mut bad = full.clone();
     bad[entries[2].pos as usize + 40] ^= 1;
@@ -313,10 +327,10 @@ fn interrupted_roll_keeps_the_sealed_segment() {
             }
             want
         });
-        let segs = segment::list(&dir).unwrap();
+        let segs = segs_in(&dir).unwrap();
         let newest = *segs.last().unwrap();
         let sealed = segs[segs.len() - 2];
-        assert!(segment::read_index(&dir, sealed).is_some());
+        assert!(index_of(&dir, sealed).is_some());
         // Undo the newest segment as if the crash came during its creation,
         // with everything after the sealed one gone.
         for seq in segs.iter().filter(|s| **s > sealed) {
@@ -331,7 +345,7 @@ fn interrupted_roll_keeps_the_sealed_segment() {
             .filter(|(o, _)| {
                 // Records in deleted segments are gone with them; the sealed
                 // segment's records must all be there.
-                *o <= segment::read_index(&dir, sealed)
+                *o <= index_of(&dir, sealed)
                     .unwrap()
                     .iter()
                     .map(|e| e.first_offset + u64::from(e.count) - 1)

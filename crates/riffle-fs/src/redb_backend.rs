@@ -1,0 +1,68 @@
+//! A `redb::StorageBackend` over the seam, so a redb database can live on
+//! any [`Fs`] (in tests: [`crate::SimFs`], which can lose power under it).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{Fs, FsFile, OpenMode};
+
+/// One redb database file on an [`Fs`].
+#[derive(Debug)]
+pub struct FsBackend {
+    file: Arc<dyn FsFile>,
+}
+
+impl FsBackend {
+    /// Opens (creating) the database file at `path`. A file this creates
+    /// has its directory entry made durable (the parent directory is
+    /// synced) before redb writes to it: redb syncs the file, never its
+    /// directory.
+    pub fn open(fs: &dyn Fs, path: &Path) -> io::Result<FsBackend> {
+        let file = match fs.open(path, OpenMode::Existing) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let f = fs.open(path, OpenMode::CreateNew)?;
+                let parent = path.parent().unwrap_or(Path::new("/"));
+                let parent = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                fs.sync_dir(parent)?;
+                f
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(FsBackend { file })
+    }
+}
+
+impl redb::StorageBackend for FsBackend {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.file.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.file.read_exact_at(out, offset)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        self.file.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        self.file.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        self.file.write_all_at(data, offset)
+    }
+}
+
+/// Opens or creates the redb database at `path` on `fs` (what
+/// `redb::Database::create` does on the real file system).
+pub fn open_redb(fs: &dyn Fs, path: &Path) -> Result<redb::Database, redb::DatabaseError> {
+    let backend = FsBackend::open(fs, path).map_err(redb::DatabaseError::from)?;
+    redb::Builder::new().create_with_backend(backend)
+}
