@@ -245,6 +245,7 @@ def docker_unavailable():
     return None
 
 
+@pytest.mark.timeout(3600)  # a release build from scratch
 def test_the_image_serves_with_a_volume_and_reports_healthy():
     reason = docker_unavailable()
     if reason:
