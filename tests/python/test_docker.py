@@ -161,6 +161,24 @@ def test_health_exits_zero_for_a_running_server(env_server):
     assert health("--listen", f"127.0.0.1:{env_server.port}") == (0, "ok", "")
 
 
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+def test_health_checks_an_ipv6_wildcard_on_the_ipv6_loopback(tmp_path):
+    s = EnvServer(tmp_path, listen_host="[::]").start()
+    try:
+        assert health(env={"RIFFLE_LISTEN": f"[::]:{s.port}"}) == (0, "ok", "")
+    finally:
+        s.stop()
+
+
 def test_health_exits_one_for_a_stopped_server(tmp_path):
     s = EnvServer(tmp_path).start()
     assert health("--listen", f"127.0.0.1:{s.port}")[0] == 0
