@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use riffle_streams::model::{PutRecordsInput, PutRecordsOutput, PutRecordsResultEntry};
 use riffle_streams::subscribe::Event;
 use riffle_streams::{Ctx, KinesisError, Service};
+use riffle_wire::shape::IntoValue;
 use riffle_wire::{error as wire_error, eventstream, Encoding, Value};
 
 use crate::body::Body;
+use crate::faults::{Faults, THROTTLED_MESSAGE};
 use crate::platform::{
     AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
 };
@@ -28,8 +31,9 @@ use crate::{base, error, header, ok, xml};
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 pub const TARGET_PREFIX: &str = "Kinesis_20131202";
 
-/// Data Streams, served over JSON 1.1 and CBOR 1.1.
-pub struct DataStreams(pub Arc<Service>);
+/// Data Streams, served over JSON 1.1 and CBOR 1.1, with the faults users
+/// asked for (none by default).
+pub struct DataStreams(pub Arc<Service>, pub Faults);
 
 fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response {
     tracing::debug!(error_type = e.error_type(), "request failed");
@@ -113,6 +117,10 @@ impl AwsService for DataStreams {
 impl DataStreams {
     async fn serve(&self, req: Request, shared: &Shared) -> Response {
         let Request { parts, body, .. } = req;
+        let delay = self.1.response_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let body = match body {
             RequestBody::Full(b) => b,
             RequestBody::TooLarge => {
@@ -169,6 +177,9 @@ impl DataStreams {
             Ok(r) => r,
             Err(e) => return error(encoding, 400, e.error_type(), Some(&e.message())),
         };
+        if let Some(resp) = self.injected_error(operation, encoding, fast.as_ref(), &doc) {
+            return resp;
+        }
         let ctx = Ctx { region };
         let span = tracing::debug_span!("op", operation);
         let _enter = span.enter();
@@ -195,6 +206,56 @@ impl DataStreams {
             Ok(Value::Null) => ok(encoding.content_type(), Vec::new()),
             Ok(v) => ok(encoding.content_type(), encoding.encode(&v)),
             Err(e) => kinesis_error(encoding, &e),
+        }
+    }
+
+    /// LocalStack's `KINESIS_ERROR_PROBABILITY`: a PutRecord fails with
+    /// `ProvisionedThroughputExceededException`; a PutRecords answers 200
+    /// with every entry failed. Either way nothing is written.
+    fn injected_error(
+        &self,
+        operation: &str,
+        encoding: Encoding,
+        fast: Option<&PutRecordsInput>,
+        doc: &Value,
+    ) -> Option<Response> {
+        match operation {
+            "PutRecord" if self.1.inject_error() => {
+                tracing::debug!("injected a throttling error");
+                let e = KinesisError::ProvisionedThroughputExceeded(THROTTLED_MESSAGE.into());
+                Some(kinesis_error(encoding, &e))
+            }
+            "PutRecords" => {
+                let entries = match (fast, doc) {
+                    (Some(input), _) => input.records.len(),
+                    (None, Value::Map(m)) => match m.get("Records") {
+                        Some(Value::List(l)) => l.len(),
+                        _ => 0,
+                    },
+                    _ => 0,
+                };
+                // An empty or missing list is the service's validation error.
+                if entries == 0 || !self.1.inject_error() {
+                    return None;
+                }
+                tracing::debug!(entries, "injected throttling errors");
+                let failed = PutRecordsResultEntry {
+                    error_code: Some("ProvisionedThroughputExceededException".into()),
+                    error_message: Some(THROTTLED_MESSAGE.into()),
+                    ..Default::default()
+                };
+                let out = PutRecordsOutput {
+                    failed_record_count: Some(entries as i64),
+                    records: vec![failed; entries],
+                    encryption_type: None,
+                };
+                let body = match encoding {
+                    Encoding::Json => riffle_streams::fast::put_records_output_json(&out),
+                    Encoding::Cbor => encoding.encode(&out.into_value()),
+                };
+                Some(ok(encoding.content_type(), body))
+            }
+            _ => None,
         }
     }
 

@@ -25,6 +25,7 @@ use riffle_wire::{error as wire_error, Encoding, Value};
 use tokio::net::TcpListener;
 
 pub mod body;
+pub mod faults;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
@@ -49,10 +50,14 @@ pub struct App {
 
 /// Every service Riffle serves, in routing order: the one registration
 /// list. Data Streams comes first, so it answers requests no service
-/// claims, as the Kinesis endpoint does.
-pub fn services(streams: Arc<riffle_streams::Service>) -> platform::Services {
+/// claims, as the Kinesis endpoint does. `faults` are injected into Data
+/// Streams answers (`Faults::default()` injects none).
+pub fn services(
+    streams: Arc<riffle_streams::Service>,
+    faults: faults::Faults,
+) -> platform::Services {
     platform::Services::new(vec![
-        Arc::new(kinesis::DataStreams(streams)),
+        Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
     ])
 }

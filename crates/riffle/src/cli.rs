@@ -16,12 +16,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the Kinesis APIs.
     Serve(Box<ServeArgs>),
     /// Load-test a Kinesis endpoint (Riffle or any other).
     Bench(BenchArgs),
+    /// Check a running server: exit 0 when `/_riffle/health` answers `ok`,
+    /// 1 otherwise (a container health check without curl).
+    Health(HealthArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthArgs {
+    /// The server's `--listen` address; a wildcard address (`0.0.0.0`,
+    /// `::`) is checked on the loopback.
+    #[arg(long, env = "RIFFLE_LISTEN", default_value = "127.0.0.1:4566")]
+    pub listen: SocketAddr,
+    /// Give up after this many milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -194,6 +210,27 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_TEST_CLOCK")]
     pub test_clock: bool,
 
+    /// LocalStack's `KINESIS_ERROR_PROBABILITY`: the fraction (0.0 to 1.0)
+    /// of PutRecord and PutRecords requests answered with
+    /// `ProvisionedThroughputExceededException`, nothing written.
+    #[arg(long, env = "KINESIS_ERROR_PROBABILITY", default_value_t = 0.0, value_parser = parse_probability)]
+    pub kinesis_error_probability: f64,
+
+    /// LocalStack's `KINESIS_LATENCY`: milliseconds streams and consumers
+    /// stay CREATING, UPDATING or DELETING (`0`: changes are immediate).
+    /// When given, it replaces `--status-delay-ms`.
+    #[arg(long, env = "KINESIS_LATENCY")]
+    pub kinesis_latency: Option<u64>,
+
+    /// Milliseconds to wait before answering every Data Streams request.
+    #[arg(long, env = "RIFFLE_RESPONSE_DELAY_MS", default_value_t = 0)]
+    pub response_delay_ms: u64,
+
+    /// Seed of the random choices of `--kinesis-error-probability`, to replay
+    /// a run (default: a random seed).
+    #[arg(long, env = "RIFFLE_FAULT_SEED")]
+    pub fault_seed: Option<u64>,
+
     /// Seconds to let in-flight requests finish at shutdown.
     #[arg(long, env = "RIFFLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -212,6 +249,18 @@ pub enum DurabilityArg {
     Fsync,
     Interval,
     None,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not between 0.0 and 1.0"))
+    }
 }
 
 /// `$XDG_DATA_HOME/riffle`, else `~/.local/share/riffle`, else `./riffle-data`.

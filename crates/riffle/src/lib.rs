@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod health;
 pub mod init;
 pub mod serve;
 
@@ -11,5 +12,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(*args),
         cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Health(args) => health::run(args),
     }
 }

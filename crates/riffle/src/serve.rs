@@ -47,7 +47,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let cfg = Config {
         account: args.account.clone(),
-        status_delay_ms: args.status_delay_ms.max(0),
+        // LocalStack's KINESIS_LATENCY is the same knob: how long kinesis-mock
+        // keeps streams and consumers in their transitional states.
+        status_delay_ms: args
+            .kinesis_latency
+            .map_or(args.status_delay_ms, |ms| ms.min(i64::MAX as u64) as i64)
+            .max(0),
         shard_limit: args.shard_limit,
         throttle: args.throttle,
         durability,
@@ -131,7 +136,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        services: riffle_server::services(service.clone()),
+        services: riffle_server::services(service.clone(), faults(&args)),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),
@@ -212,6 +217,26 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
         tcp,
         tls: Some(acceptor),
     })
+}
+
+fn faults(args: &ServeArgs) -> riffle_server::faults::Faults {
+    let seed = args.fault_seed.unwrap_or_else(|| {
+        let b = uuid::Uuid::new_v4().into_bytes();
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    });
+    if args.kinesis_error_probability > 0.0 || args.response_delay_ms > 0 {
+        tracing::info!(
+            error_probability = args.kinesis_error_probability,
+            response_delay_ms = args.response_delay_ms,
+            seed,
+            "injecting faults into Data Streams answers"
+        );
+    }
+    riffle_server::faults::Faults::new(
+        args.kinesis_error_probability,
+        Duration::from_millis(args.response_delay_ms),
+        seed,
+    )
 }
 
 fn rand_secret() -> [u8; 32] {

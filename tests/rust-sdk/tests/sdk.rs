@@ -35,7 +35,7 @@ async fn start() -> Server {
         [9; 32],
     );
     let app = Arc::new(App {
-        services: riffle_server::services(service),
+        services: riffle_server::services(service, Default::default()),
         shared: Shared {
             credentials: HashMap::new(),
             default_region: "us-east-1".into(),
