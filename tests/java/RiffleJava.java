@@ -27,7 +27,14 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 
+import java.net.Socket;
+import java.security.cert.CertificateException;
+import java.security.cert.X509Certificate;
+
+import javax.net.ssl.SSLEngine;
+import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedTrustManager;
 
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
 import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
@@ -201,6 +208,58 @@ public class RiffleJava {
 
     // ------------------------------------------------------------------- efo
 
+    /** Trusts what the given trust manager trusts, and records the protocol
+     *  each TLS handshake selected by ALPN (known once the server's
+     *  certificate arrives, in TLS 1.2 and 1.3 alike). */
+    static class AlpnRecorder extends X509ExtendedTrustManager {
+        static final ConcurrentLinkedQueue<String> SEEN = new ConcurrentLinkedQueue<>();
+        final X509ExtendedTrustManager inner;
+
+        AlpnRecorder(X509ExtendedTrustManager inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+                throws CertificateException {
+            inner.checkServerTrusted(chain, authType, engine);
+            SEEN.add(String.valueOf(engine.getHandshakeApplicationProtocol()));
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType, Socket socket)
+                throws CertificateException {
+            inner.checkServerTrusted(chain, authType, socket);
+        }
+
+        @Override
+        public void checkServerTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            inner.checkServerTrusted(chain, authType);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, SSLEngine engine)
+                throws CertificateException {
+            inner.checkClientTrusted(chain, authType, engine);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType, Socket socket)
+                throws CertificateException {
+            inner.checkClientTrusted(chain, authType, socket);
+        }
+
+        @Override
+        public void checkClientTrusted(X509Certificate[] chain, String authType) throws CertificateException {
+            inner.checkClientTrusted(chain, authType);
+        }
+
+        @Override
+        public X509Certificate[] getAcceptedIssuers() {
+            return inner.getAcceptedIssuers();
+        }
+    }
+
     static void efo(String endpoint, String stream, String trustStore, int count) throws Exception {
         WireLog wire = new WireLog();
         NettyNioAsyncHttpClient.Builder http = NettyNioAsyncHttpClient.builder()
@@ -213,7 +272,9 @@ public class RiffleJava {
             }
             TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
             tmf.init(ks);
-            http.tlsTrustManagersProvider(tmf::getTrustManagers).protocolNegotiation(ProtocolNegotiation.ALPN);
+            X509ExtendedTrustManager trust = (X509ExtendedTrustManager) tmf.getTrustManagers()[0];
+            http.tlsTrustManagersProvider(() -> new TrustManager[] {new AlpnRecorder(trust)})
+                    .protocolNegotiation(ProtocolNegotiation.ALPN);
         }
         try (KinesisAsyncClient k = KinesisAsyncClient.builder()
                 .endpointOverride(URI.create(endpoint))
@@ -283,6 +344,7 @@ public class RiffleJava {
                     "events", new ArrayList<>(events));
         }
         wire.report();
+        emit("event", "tls", "alpn", new ArrayList<>(AlpnRecorder.SEEN));
     }
 
     public static void main(String[] args) throws Exception {

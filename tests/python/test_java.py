@@ -230,6 +230,10 @@ def test_sdk_v2_async_netty_subscribe_to_shard(transport, start_server, java_cla
     assert ops.pop("SubscribeToShard") == ["application/x-amz-json-1.1", "application/vnd.amazon.eventstream"]
     assert ops == {op: [CBOR, CBOR] for op in ("DescribeStreamConsumer", "DescribeStreamSummary", "ListShards", "PutRecord", "RegisterStreamConsumer")}
     assert metric(s.endpoint, "SubscribeToShard") == 1
+    # Over TLS, one handshake, ALPN h2: the subscription and the PutRecords
+    # beside it were multiplexed on one HTTP/2 connection. h2c is HTTP/2
+    # with prior knowledge (no TLS).
+    assert ev["tls"] == [{"alpn": ["h2"] if transport == "tls" else []}]
 
 
 # --------------------------------------------------------------------- KCL 3
