@@ -294,9 +294,8 @@ LOGBACK = """<configuration>
 
 
 class Kcl:
-    """A MultiLangDaemon (KCL {KCL_VERSION}) running kcl_record_processor.py
-    in its own process group, so that it and its record processors can all
-    be ended."""
+    """A MultiLangDaemon running kcl_record_processor.py, in its own process
+    group, so that it and its record processors can all be ended."""
 
     def __init__(self, directory, stream, app, kinesis_endpoint, dynamodb_endpoint, mode):
         d = Path(directory)
@@ -449,11 +448,12 @@ def run_kcl_across_reshard(mode, start_server, moto, tmp_path):
         last = {}
         for r in put:
             last[r["shard_id"]] = r["sequence_number"]
-        closed = {sid for sid, sh in zip(parents, shards) if "EndingSequenceNumber" in sh["SequenceNumberRange"]}
-        expected = {sid: "SHARD_END" if sid in closed else last.get(sid) for sid in parents}
+        closed = {sh["ShardId"] for sh in shards if "EndingSequenceNumber" in sh["SequenceNumberRange"]}
+        assert closed == {sid(n) for n in range(6)}
+        expected = {shard: "SHARD_END" if shard in closed else last[shard] for shard in parents}
         kcl.wait_for(
             "checkpoints in DynamoDB",
-            lambda: {sid: l.get("checkpoint", {}).get("S") for sid, l in leases(dynamodb, app).items()} == expected,
+            lambda: {shard: l.get("checkpoint", {}).get("S") for shard, l in leases(dynamodb, app).items()} == expected,
             30,
         )
         events = kcl.events()
@@ -472,12 +472,12 @@ def run_kcl_across_reshard(mode, start_server, moto, tmp_path):
         firsts = list(dict.fromkeys(e["sequence_number"] for e in got if e["partition_key"] == key))
         assert firsts == [r["sequence_number"] for r in put if r["partition_key"] == key], key
     # A child shard's processor starts only after its parents ended.
-    position = {}
+    first_at = {}
     for n, e in enumerate(events):
-        position.setdefault((e["event"], e["shard_id"]), n)
+        first_at.setdefault((e["event"], e["shard_id"]), n)
     for child, ps in parents.items():
         for p in ps:
-            assert position[("shard_ended", p)] < position[("initialize", child)], (child, p)
+            assert first_at[("shard_ended", p)] < first_at[("initialize", child)], (child, p)
     assert not [e for e in events if e["event"] == "checkpoint_error"]
     assert {app, f"{app}-CoordinatorState", f"{app}-WorkerMetricStats"} <= tables, tables
     return s, k, name, app
@@ -492,7 +492,7 @@ def test_kcl3_polling_across_reshard(start_server, moto, tmp_path):
 
 def test_kcl3_enhanced_fan_out_across_reshard(start_server, moto, tmp_path):
     s, k, name, app = run_kcl_across_reshard("FANOUT", start_server, moto, tmp_path)
-    assert metric(s.endpoint, "SubscribeToShard") >= 6
+    assert metric(s.endpoint, "SubscribeToShard") >= 8
     assert metric(s.endpoint, "GetRecords") == 0
     arn = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     assert [(c["ConsumerName"], c["ConsumerStatus"]) for c in k.list_stream_consumers(StreamARN=arn)["Consumers"]] == [(app, "ACTIVE")]
