@@ -47,6 +47,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ const NAMES_PER_TASK: u64 = 2;
 const CONTROL_OPS: u64 = 6;
 const WRITERS: u64 = 2;
 const PUTS: u64 = 6;
+/// The status delay of odd seeds (even seeds: none, every change is
+/// immediate); the clock moves past it after every control operation.
+const STATUS_DELAY_MS: i64 = 20;
 
 /// splitmix64
 struct Rng(u64);
@@ -91,6 +95,32 @@ impl Rng {
     fn mode(&mut self) -> CrashMode {
         CrashMode::ALL[self.below(CrashMode::ALL.len() as u64) as usize]
     }
+}
+
+/// What the runs covered, printed at the end.
+#[derive(Default)]
+struct Stats {
+    control_ok: AtomicU64,
+    uncertain_applied: AtomicU64,
+    uncertain_not_applied: AtomicU64,
+    records_verified: AtomicU64,
+    power_losses: AtomicU64,
+    deaths: AtomicU64,
+    recoveries: AtomicU64,
+}
+
+static STATS: Stats = Stats {
+    control_ok: AtomicU64::new(0),
+    uncertain_applied: AtomicU64::new(0),
+    uncertain_not_applied: AtomicU64::new(0),
+    records_verified: AtomicU64::new(0),
+    power_losses: AtomicU64::new(0),
+    deaths: AtomicU64::new(0),
+    recoveries: AtomicU64::new(0),
+};
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }
 
 fn trace(line: impl FnOnce() -> String) {
@@ -546,7 +576,13 @@ async fn read_at(
 
 /// Checks a recovered service against the model and settles every
 /// uncertain operation to what recovery shows.
-async fn check(svc: &Service, fs: &SimFs, model: &Mutex<Model>) -> Result<(), String> {
+async fn check(
+    svc: &Service,
+    fs: &SimFs,
+    clock: &ManualClock,
+    model: &Mutex<Model>,
+) -> Result<(), String> {
+    clock.advance(STATUS_DELAY_MS);
     let listed = listed_streams(svc).await?;
     let names: Vec<String> = model.lock().unwrap().names.keys().cloned().collect();
     for n in &listed {
@@ -589,6 +625,11 @@ async fn check(svc: &Service, fs: &SimFs, model: &Mutex<Model>) -> Result<(), St
                             }
                         )
                     });
+                    if seen == before {
+                        bump(&STATS.uncertain_not_applied, 1);
+                    } else {
+                        bump(&STATS.uncertain_applied, 1);
+                    }
                     if seen.is_none() {
                         n.records.clear();
                         n.sent.clear();
@@ -643,6 +684,7 @@ async fn check(svc: &Service, fs: &SimFs, model: &Mutex<Model>) -> Result<(), St
                 }
             }
         }
+        bump(&STATS.records_verified, records.len() as u64);
         for r in records.iter().step_by(7).take(4) {
             let got = read_at(svc, name, &r.shard, &r.seq).await?;
             if got.as_ref() != Some(&(r.seq.clone(), r.data.clone())) {
@@ -655,7 +697,12 @@ async fn check(svc: &Service, fs: &SimFs, model: &Mutex<Model>) -> Result<(), St
             }
         }
     }
-    // No log directory outlives the stream that named it.
+    // No log directory outlives the stream that named it (once the
+    // maintenance task has completed deletions that were due).
+    svc.maintain().await;
+    if fs.is_down() {
+        return Err("maintenance failed".into());
+    }
     let dirs = fs
         .read_dir(Path::new(STREAMS_DIR))
         .map_err(|e| format!("listing {STREAMS_DIR}: {e}"))?;
@@ -768,6 +815,8 @@ async fn control(
         }
         clock.advance(rng.below(3) as i64);
         let result = call(&svc, operation, &body).await;
+        // Transitions (CREATING, UPDATING, DELETING) complete.
+        clock.advance(STATUS_DELAY_MS);
         trace(|| {
             format!(
                 "  {operation} {body}: {:?}",
@@ -783,6 +832,7 @@ async fn control(
                     after == before || op.made(&before, &after),
                     "{name}: {op:?} returned Ok and made {after:?} of {before:?}"
                 );
+                bump(&STATS.control_ok, 1);
                 let mut m = model.lock().unwrap();
                 let n = m.names.get_mut(name).unwrap();
                 if after.is_none() {
@@ -823,6 +873,11 @@ async fn writer(
     for i in 0..PUTS {
         if fs.is_down() {
             return;
+        }
+        if rng.below(4) == 0 {
+            // The server's maintenance task: completes deletions (row,
+            // then directory) and persists due transitions.
+            svc.maintain().await;
         }
         let name = &names[rng.below(names.len() as u64) as usize];
         let lock = locks[name].clone();
@@ -885,7 +940,7 @@ async fn writer(
 // ---------------------------------------------------------------------
 // A run
 
-fn open(fs: &SimFs, clock: &Arc<ManualClock>) -> Result<Arc<Service>, String> {
+fn open(fs: &SimFs, clock: &Arc<ManualClock>, delay: i64) -> Result<Arc<Service>, String> {
     let engine = DiskEngine::open_with(
         Arc::new(fs.clone()),
         STREAMS_DIR,
@@ -903,7 +958,7 @@ fn open(fs: &SimFs, clock: &Arc<ManualClock>) -> Result<Arc<Service>, String> {
         .namespace(riffle_streams::meta::NAMESPACE)
         .map_err(|e| e.to_string())?;
     let cfg = Config {
-        status_delay_ms: 0,
+        status_delay_ms: delay,
         ..Config::default()
     };
     Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, ns)
@@ -916,6 +971,7 @@ fn run(seed: u64) -> Result<(), String> {
     fs.create_dir(Path::new(DATA)).unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
+    let delay = if seed % 2 == 1 { STATUS_DELAY_MS } else { 0 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -959,7 +1015,7 @@ fn run(seed: u64) -> Result<(), String> {
                 });
                 fs.arm_kill(at);
             }
-            match rt.block_on(async { open(&fs, &clock) }) {
+            match rt.block_on(async { open(&fs, &clock, delay) }) {
                 Ok(svc) if !fs.is_down() => {
                     fs.reboot();
                     drop(svc);
@@ -972,13 +1028,15 @@ fn run(seed: u64) -> Result<(), String> {
             fs.reboot();
         }
         let svc = rt
-            .block_on(async { open(&fs, &clock) })
+            .block_on(async { open(&fs, &clock, delay) })
             .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
-        rt.block_on(check(&svc, &fs, &model))
+        bump(&STATS.recoveries, 1);
+        rt.block_on(check(&svc, &fs, &clock, &model))
             .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
         if round == ROUNDS {
             break;
         }
+        let crashes = fs.stats().crashes;
         let plan = match rng.below(10) {
             0..=3 => {
                 let at = Trigger::Op(1 + rng.below(400));
@@ -1044,17 +1102,22 @@ fn run(seed: u64) -> Result<(), String> {
                 fs.kill();
             }
         }
+        if fs.stats().crashes > crashes {
+            bump(&STATS.power_losses, 1);
+        } else {
+            bump(&STATS.deaths, 1);
+        }
         drop(svc);
     }
     Ok(())
 }
 
-/// Seeds per run: 40, or `RIFFLE_POWER_SEEDS` (for a longer soak).
+/// Seeds per run: 48, or `RIFFLE_POWER_SEEDS` (for a longer soak).
 fn seeds() -> u64 {
     std::env::var("RIFFLE_POWER_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(48)
 }
 
 #[test]
@@ -1066,11 +1129,21 @@ fn power_loss_keeps_the_service_whole() {
             failures.push(e);
         }
     }
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(
-        "{} seeds in {:?}, {} failed",
+        "{} seeds in {:?}, {} failed: {} recoveries after {} power losses and {} process deaths; \
+         {} control operations acknowledged, {} failed ones found applied and {} not; \
+         {} acknowledged records checked",
         seeds(),
         started.elapsed(),
-        failures.len()
+        failures.len(),
+        n(&STATS.recoveries),
+        n(&STATS.power_losses),
+        n(&STATS.deaths),
+        n(&STATS.control_ok),
+        n(&STATS.uncertain_applied),
+        n(&STATS.uncertain_not_applied),
+        n(&STATS.records_verified),
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
