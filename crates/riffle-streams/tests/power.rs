@@ -55,7 +55,7 @@ use base64::Engine as _;
 use riffle_core::clock::ManualClock;
 use riffle_core::Clock;
 use riffle_fs::sim::{CrashMode, SimFs, Trigger};
-use riffle_fs::{Fs, FsBackend};
+use riffle_fs::{open_redb, Fs};
 use riffle_log::disk::{DiskConfig, DiskEngine, Durability};
 use riffle_meta::Store;
 use riffle_streams::{Config, Ctx, KinesisError, Service};
@@ -951,9 +951,10 @@ fn open(fs: &SimFs, clock: &Arc<ManualClock>, delay: i64) -> Result<Arc<Service>
         },
     )
     .map_err(|e| format!("opening the disk engine: {e}"))?;
-    let backend =
-        FsBackend::open(fs, Path::new(META)).map_err(|e| format!("opening {META}: {e}"))?;
-    let store = Store::open_on(backend).map_err(|e| format!("opening the store: {e}"))?;
+    // As `riffle serve` opens it, on the simulated file system.
+    let on = fs.clone();
+    let store = Store::open_with(move || open_redb(&on, Path::new(META)))
+        .map_err(|e| format!("opening {META}: {e}"))?;
     let ns = store
         .namespace(riffle_streams::meta::NAMESPACE)
         .map_err(|e| e.to_string())?;
@@ -1146,4 +1147,83 @@ fn power_loss_keeps_the_service_whole() {
         n(&STATS.records_verified),
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A full disk under the metadata store: the control operation that hits it
+/// fails whole (`InternalFailure`, nothing visible), and once space is back
+/// the same service takes control operations again; after a restart only
+/// what was acknowledged is there.
+#[test]
+fn a_full_disk_fails_control_operations_whole_and_the_service_goes_on() {
+    use riffle_fs::sim::{Errno, Faults};
+    let fs = SimFs::new(7);
+    fs.create_dir(Path::new(DATA)).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let svc = open(&fs, &clock, 0).unwrap();
+        call(&svc, "CreateStream", r#"{"StreamName":"a","ShardCount":1}"#)
+            .await
+            .unwrap();
+        for faults in [
+            Faults {
+                fail_write: Some((1, Errno::NoSpace)),
+                ..Faults::default()
+            },
+            Faults {
+                space_left: Some(100),
+                ..Faults::default()
+            },
+            Faults {
+                fail_sync: Some((1, Errno::NoSpace)),
+                ..Faults::default()
+            },
+        ] {
+            fs.set_faults(faults.clone());
+            let e = call(
+                &svc,
+                "AddTagsToStream",
+                r#"{"StreamName":"a","Tags":{"k":"full"}}"#,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.error_type(), "InternalFailure", "{faults:?}");
+            let tags = must(&svc, "ListTagsForStream", r#"{"StreamName":"a"}"#)
+                .await
+                .unwrap();
+            assert!(list(&tags, "Tags").is_empty(), "{faults:?}");
+            fs.clear_faults();
+            call(
+                &svc,
+                "AddTagsToStream",
+                r#"{"StreamName":"a","Tags":{"k":"ok"}}"#,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("after {faults:?}: {e}"));
+            call(
+                &svc,
+                "RemoveTagsFromStream",
+                r#"{"StreamName":"a","TagKeys":["k"]}"#,
+            )
+            .await
+            .unwrap();
+        }
+        call(
+            &svc,
+            "AddTagsToStream",
+            r#"{"StreamName":"a","Tags":{"k":"last"}}"#,
+        )
+        .await
+        .unwrap();
+        drop(svc);
+    });
+    fs.crash(CrashMode::DropAll);
+    let svc = open(&fs, &clock, 0).unwrap();
+    let got = rt.block_on(view(&svc, "a")).unwrap().unwrap();
+    assert_eq!(got.tags.get("k").map(String::as_str), Some("last"));
 }
