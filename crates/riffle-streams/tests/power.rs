@@ -1227,3 +1227,58 @@ fn a_full_disk_fails_control_operations_whole_and_the_service_goes_on() {
     let got = rt.block_on(view(&svc, "a")).unwrap().unwrap();
     assert_eq!(got.tags.get("k").map(String::as_str), Some("last"));
 }
+
+/// A log directory no stream row names (a creation whose row never became
+/// durable, a deletion whose directory removal was lost) is removed when
+/// the service opens; the logs of streams, and entries that are not logs,
+/// stay.
+#[test]
+fn orphan_logs_are_removed_at_open() {
+    use riffle_fs::OpenMode;
+    let fs = SimFs::new(3);
+    fs.create_dir(Path::new(DATA)).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let svc = open(&fs, &clock, 0).unwrap();
+        call(
+            &svc,
+            "CreateStream",
+            r#"{"StreamName":"keep","ShardCount":1}"#,
+        )
+        .await
+        .unwrap();
+        call(
+            &svc,
+            "PutRecord",
+            r#"{"StreamName":"keep","PartitionKey":"k","Data":"aGk="}"#,
+        )
+        .await
+        .unwrap();
+    });
+    let before = fs.read_dir(Path::new(STREAMS_DIR)).unwrap();
+    assert_eq!(before.len(), 1);
+    // An orphan log with a segment in it, and something that is no log.
+    let orphan = Path::new(STREAMS_DIR).join("00000000000000ff");
+    fs.create_dir(&orphan).unwrap();
+    let f = fs.open(&orphan.join("seg"), OpenMode::CreateNew).unwrap();
+    f.write_all_at(b"old records", 0).unwrap();
+    let other = Path::new(STREAMS_DIR).join("README");
+    fs.open(&other, OpenMode::CreateNew).unwrap();
+    fs.kill();
+    let svc = rt.block_on(async { open(&fs, &clock, 0) }).unwrap();
+    assert!(!fs.exists(&orphan), "the orphan log is still there");
+    assert!(fs.exists(&other), "an entry that is no log was removed");
+    assert!(fs.exists(&Path::new(STREAMS_DIR).join(&before[0])));
+    let v = rt.block_on(view(&svc, "keep")).unwrap().unwrap();
+    let got = rt
+        .block_on(read_shard(&svc, "keep", &v.shards[0].id))
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, b"hi");
+}
