@@ -9,7 +9,7 @@
 //! goes on once the fault clears instead of failing until a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableError,
@@ -31,6 +31,10 @@ pub struct RedbBackend {
     db: RwLock<Option<Database>>,
     /// Opens the database again after a failed commit.
     reopen: Option<Opener>,
+    /// Serialises commits (redb runs one write transaction at a time
+    /// anyway), so none starts on a database a failed one left unusable
+    /// before it is reopened.
+    writing: Mutex<()>,
 }
 
 impl RedbBackend {
@@ -49,6 +53,7 @@ impl RedbBackend {
         Ok(RedbBackend {
             db: RwLock::new(Some(db)),
             reopen: Some(Box::new(open)),
+            writing: Mutex::new(()),
         })
     }
 
@@ -63,6 +68,7 @@ impl RedbBackend {
                     .map_err(storage)?,
             )),
             reopen: None,
+            writing: Mutex::new(()),
         })
     }
 
@@ -140,6 +146,7 @@ impl Backend for RedbBackend {
     }
 
     fn commit(&self, batch: &Batch) -> Result<(), MetaError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let result = {
             let db = self.db()?;
             commit(db.as_ref().expect("open"), batch)
