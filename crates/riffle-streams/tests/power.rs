@@ -17,7 +17,11 @@
 //! of many records, any owned stream) at the same time, also while those
 //! streams are resharded. Creations and deletions of a name exclude its
 //! writers (so the test knows which incarnation a record went to); nothing
-//! else does.
+//! else does. Even seeds have no status delay; odd ones a 20 ms one (the
+//! [`ManualClock`] moves past it after every control operation) with the
+//! maintenance task (`Service::maintain`) run now and then, so deletions
+//! complete there (row, then directory). A power loss strikes at the nth
+//! state-changing file operation or the nth sync.
 //!
 //! The check after every recovery:
 //! - the service opens without error;
