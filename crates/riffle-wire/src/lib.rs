@@ -9,8 +9,10 @@
 //! - [`error`]: AWS error envelopes.
 //! - [`eventstream`]: the framing SubscribeToShard streams.
 //! - [`sigv4`]: parsing and verification of Signature Version 4.
+//! - [`chunked`]: `aws-chunked` upload bodies (S3), with chunk signatures.
 
 pub mod cbor;
+pub mod chunked;
 pub mod error;
 pub mod eventstream;
 pub mod json;
