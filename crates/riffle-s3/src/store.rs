@@ -234,6 +234,18 @@ impl S3 {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Buckets, objects and object bytes, for gauges.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let idx = self.index();
+        let mut objects = 0;
+        let mut bytes = 0;
+        for b in idx.buckets.values() {
+            objects += b.objects.len() as u64;
+            bytes += b.objects.values().map(|o| o.size).sum::<u64>();
+        }
+        (idx.buckets.len() as u64, objects, bytes)
+    }
+
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

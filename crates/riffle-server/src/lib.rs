@@ -29,6 +29,7 @@ pub mod faults;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
+pub mod s3;
 pub mod sts;
 
 use body::Body;
@@ -55,10 +56,12 @@ pub struct App {
 pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
+    s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
+        Arc::new(s3),
     ])
 }
 
@@ -203,12 +206,15 @@ impl App {
             .by_target(target.split('.').next().unwrap_or(""))
         {
             Some(s) => (Some(s.clone()), operation),
-            None if target.is_empty() => match self.services.by_path(parts.uri.path()) {
-                Some(s) => (
-                    Some(s.clone()),
-                    parts.uri.path().trim_start_matches('/').to_owned(),
-                ),
-                None => (None, operation),
+            None if target.is_empty() => match self.services.by_signing(&parts) {
+                Some(s) => (Some(s.clone()), s.operation_of(&parts)),
+                None => match self.services.by_path(parts.uri.path()) {
+                    Some(s) => (
+                        Some(s.clone()),
+                        parts.uri.path().trim_start_matches('/').to_owned(),
+                    ),
+                    None => (None, operation),
+                },
             },
             None => (None, operation),
         };

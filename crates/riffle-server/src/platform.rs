@@ -29,6 +29,13 @@ pub enum Route {
     Query(&'static [&'static str]),
     /// REST: the request path names the operation (`POST /<op>` and the like).
     Path(&'static [&'static str]),
+    /// REST services such as S3: requests without `X-Amz-Target` signed for
+    /// this SigV4 signing name (the credential scope
+    /// `…/<region>/<name>/aws4_request`, in the `Authorization` header or
+    /// `X-Amz-Credential`), and unsigned ones whose Host the service claims
+    /// ([`AwsService::claims_host`]); the service names the operation
+    /// ([`AwsService::operation_of`]).
+    Signing(&'static str),
 }
 
 /// A request body: whole (within the service's limit), over the limit, or
@@ -72,6 +79,16 @@ pub trait AwsService: Send + Sync + 'static {
         false
     }
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response>;
+    /// For [`Route::Signing`]: the operation a request names (REST: the
+    /// method, path, query and headers say it), before its body is read.
+    fn operation_of(&self, _parts: &http::request::Parts) -> String {
+        String::new()
+    }
+    /// For [`Route::Signing`]: whether an unsigned request is the
+    /// service's by its Host (S3's virtual-host addressing).
+    fn claims_host(&self, _parts: &http::request::Parts) -> bool {
+        false
+    }
     fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
@@ -219,6 +236,26 @@ impl Services {
         self.list
             .iter()
             .find(|s| matches!(s.route(), Route::Path(ops) if ops.contains(&op)))
+    }
+
+    /// The [`Route::Signing`] service a request without `X-Amz-Target` is
+    /// signed for, or, unsigned, whose Host it claims.
+    pub fn by_signing(&self, parts: &http::request::Parts) -> Option<&Arc<dyn AwsService>> {
+        let auth = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match sigv4::signing_service(auth, parts.uri.query().unwrap_or("")) {
+            Some(name) => self
+                .list
+                .iter()
+                .find(|s| matches!(s.route(), Route::Signing(n) if n == name)),
+            None if auth.is_none() => self
+                .list
+                .iter()
+                .find(|s| matches!(s.route(), Route::Signing(_)) && s.claims_host(parts)),
+            None => None,
+        }
     }
 
     pub fn fallback(&self) -> Option<&Arc<dyn AwsService>> {

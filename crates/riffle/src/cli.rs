@@ -132,6 +132,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 
+    /// The base domain of S3's virtual-host addressing: a request for
+    /// `<bucket>.<domain>` names the bucket in its Host.
+    #[arg(long, env = "RIFFLE_S3_DOMAIN", default_value = "s3.localhost")]
+    pub s3_domain: String,
+
     /// Storage engine for stream records and metadata.
     #[arg(long, env = "RIFFLE_STORAGE", value_enum, default_value = "disk")]
     pub storage: Storage,

@@ -60,6 +60,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     let mut disk_stats = None;
+    let mut s3 = None;
     let service = match args.storage {
         Storage::Memory => Service::new(
             cfg,
@@ -94,6 +95,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let kinesis = store.namespace(riffle_streams::meta::NAMESPACE)?;
             let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
                 .context("loading streams")?;
+            let s3_root = args.data_dir.join("s3");
+            s3 = Some(
+                riffle_s3::S3::open(
+                    riffle_fs::RealFs::shared(),
+                    s3_root.clone(),
+                    store.namespace(riffle_s3::NAMESPACE)?,
+                    clock.clone() as Arc<dyn Clock>,
+                )
+                .with_context(|| format!("opening {}", s3_root.display()))?,
+            );
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
@@ -143,7 +154,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        services: riffle_server::services(service.clone(), faults(&args)),
+        services: riffle_server::services(service.clone(), faults(&args), {
+            let s3 = match s3 {
+                Some(s3) => riffle_server::s3::S3Service::new(s3, args.s3_domain.clone()),
+                None => riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
+            };
+            riffle_server::s3::S3Service {
+                domain: args.s3_domain.clone(),
+                ..s3
+            }
+        }),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),

@@ -35,7 +35,11 @@ async fn start() -> Server {
         [9; 32],
     );
     let app = Arc::new(App {
-        services: riffle_server::services(service, Default::default()),
+        services: riffle_server::services(
+            service,
+            Default::default(),
+            riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
+        ),
         shared: Shared {
             credentials: HashMap::new(),
             default_region: "us-east-1".into(),
