@@ -198,10 +198,11 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
             Payload::Chunked { signed: true }
         }
         Some(s) if s.starts_with("STREAMING-") => Payload::Chunked { signed: false },
-        _ if chunked => Payload::Chunked { signed: false },
+        // A hash covers the body as sent, whatever its encoding says.
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Payload::Sha256(h.to_ascii_lowercase())
         }
+        _ if chunked => Payload::Chunked { signed: false },
         _ => Payload::Unsigned,
     };
     let headers: Vec<(&str, &str)> = parts
@@ -361,6 +362,7 @@ pub async fn receive(
     max: u64,
 ) -> Result<Staged, S3Error> {
     let (crc32, crc32c) = checksums(parts);
+    tracing::debug!(payload = ?auth.payload, crc32, crc32c, "receiving an upload");
     let want_sha = match &auth.payload {
         Payload::Sha256(h) => Some(h.clone()),
         _ => None,
