@@ -196,7 +196,9 @@ impl S3Error {
     pub fn details(&self) -> Vec<(&'static str, String)> {
         use S3Error::*;
         match self {
-            NoSuchBucket(b) | BucketAlreadyOwnedByYou(b) | BucketNotEmpty(b)
+            NoSuchBucket(b)
+            | BucketAlreadyOwnedByYou(b)
+            | BucketNotEmpty(b)
             | InvalidBucketName(b) => vec![("BucketName", b.clone())],
             NoSuchKey(k) => vec![("Key", k.clone())],
             NoSuchUpload(u) => vec![("UploadId", u.clone())],

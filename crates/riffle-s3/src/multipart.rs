@@ -135,7 +135,12 @@ impl S3 {
     }
 
     /// The parts uploaded so far, by number.
-    pub async fn list_parts(&self, bucket: &str, key: &str, id: &str) -> Result<Vec<Part>, S3Error> {
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Vec<Part>, S3Error> {
         self.upload(bucket, key, id)?;
         let dir = self.upload_dir(id);
         let fs = self.fs.clone();

@@ -327,7 +327,10 @@ impl S3 {
     ) -> Result<(Arc<ObjectRow>, Arc<dyn FsFile>), S3Error> {
         for _ in 0..3 {
             let row = self.head_object(bucket, key)?;
-            match self.fs.open(&self.object_path(&row.file), OpenMode::Existing) {
+            match self
+                .fs
+                .open(&self.object_path(&row.file), OpenMode::Existing)
+            {
                 Ok(f) => return Ok((row, f)),
                 // Replaced between the lookup and the open: look again.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -52,7 +52,10 @@ pub fn parse_date(s: &str) -> Option<i64> {
         let d: i64 = f[0].parse().ok()?;
         let m = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(f[1]))? as i64 + 1;
         let y: i64 = f[2].parse().ok()?;
-        let t: Vec<i64> = f[3].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+        let t: Vec<i64> = f[3]
+            .split(':')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
         if t.len() != 3 {
             return None;
         }

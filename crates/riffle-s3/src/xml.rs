@@ -123,9 +123,7 @@ impl Writer {
     /// A document whose root element is `root`, in S3's namespace.
     pub fn new(root: &str) -> Writer {
         Writer {
-            out: format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"{NS}\">"
-            ),
+            out: format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"{NS}\">"),
         }
     }
 

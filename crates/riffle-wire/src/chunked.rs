@@ -211,12 +211,8 @@ impl Decoder {
             return Ok(());
         };
         let hash = hex::encode(self.hasher.take().unwrap_or_default().finalize());
-        let expected = sigv4::chunk_signature(
-            &signer.key,
-            &signer.signature,
-            &signer.previous,
-            &hash,
-        );
+        let expected =
+            sigv4::chunk_signature(&signer.key, &signer.signature, &signer.previous, &hash);
         if self.claimed.as_deref() != Some(expected.as_str()) {
             return Err(ChunkError::Signature);
         }

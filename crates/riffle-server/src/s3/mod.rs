@@ -137,11 +137,7 @@ impl AwsService for S3Service {
     }
 
     fn overloaded(&self, parts: &http::request::Parts, _op: &str) -> Response {
-        error_response(
-            &S3Error::SlowDown,
-            "",
-            parts.method == http::Method::HEAD,
-        )
+        error_response(&S3Error::SlowDown, "", parts.method == http::Method::HEAD)
     }
 
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {

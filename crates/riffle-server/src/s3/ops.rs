@@ -10,9 +10,7 @@ use http::{Method, StatusCode};
 use riffle_s3::names::{MAX_KEYS, MAX_PART_BYTES, MAX_PUT_BYTES};
 use riffle_s3::time::{http_date, iso8601, parse_date};
 use riffle_s3::xml::{self, Writer};
-use riffle_s3::{
-    etag_matches, ListQuery, MetadataDirective, ObjectRow, PutOptions, S3Error, S3,
-};
+use riffle_s3::{etag_matches, ListQuery, MetadataDirective, ObjectRow, PutOptions, S3Error, S3};
 
 use super::request::{self, encode_url, param, Address};
 use super::{error_response, S3Service};
@@ -114,7 +112,11 @@ async fn dispatch(
         }
         "GetBucketLocation" => {
             let b = s3.head_bucket(bucket)?;
-            let region = if b.region == "us-east-1" { "" } else { &b.region };
+            let region = if b.region == "us-east-1" {
+                ""
+            } else {
+                &b.region
+            };
             let doc = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
                 xml::NS,
@@ -230,7 +232,11 @@ async fn create_bucket(s3: &S3, bucket: &str, body: &[u8], region: &str) -> Resu
                 return Err(S3Error::InvalidLocationConstraint);
             }
             if !c.is_empty() {
-                region = if c == "EU" { "eu-west-1".into() } else { c.to_owned() };
+                region = if c == "EU" {
+                    "eu-west-1".into()
+                } else {
+                    c.to_owned()
+                };
             }
         }
     }
@@ -311,7 +317,11 @@ fn list_objects(
         max_keys: max,
         ..ListQuery::default()
     };
-    let continuation = if v2 { param(q, "continuation-token") } else { None };
+    let continuation = if v2 {
+        param(q, "continuation-token")
+    } else {
+        None
+    };
     if let Some(t) = continuation {
         let (after, is_prefix) = untoken(t)?;
         if is_prefix {
@@ -345,7 +355,10 @@ fn list_objects(
     if url {
         w.elem("EncodingType", "url");
     }
-    w.elem("IsTruncated", if listing.truncated { "true" } else { "false" });
+    w.elem(
+        "IsTruncated",
+        if listing.truncated { "true" } else { "false" },
+    );
     if listing.truncated {
         if let Some(last) = &listing.last {
             let is_prefix = listing.common_prefixes.last() == Some(last);
@@ -772,7 +785,10 @@ mod tests {
 
     #[test]
     fn tokens_round_trip() {
-        assert_eq!(untoken(&token("a/b c", true)).unwrap(), ("a/b c".into(), true));
+        assert_eq!(
+            untoken(&token("a/b c", true)).unwrap(),
+            ("a/b c".into(), true)
+        );
         assert_eq!(untoken(&token("k", false)).unwrap(), ("k".into(), false));
         assert!(untoken("!!").is_err());
     }

@@ -142,7 +142,10 @@ pub fn operation(parts: &http::request::Parts, domain: &str) -> &'static str {
             Method::PUT if has(&q, "partNumber") && has(&q, "uploadId") && !copy => "UploadPart",
             Method::PUT if has(&q, "partNumber") => "UploadPartCopy",
             Method::PUT if copy => "CopyObject",
-            Method::PUT if q.iter().all(|(k, _)| k.starts_with("X-Amz-") || k == "x-id") => {
+            Method::PUT
+                if q.iter()
+                    .all(|(k, _)| k.starts_with("X-Amz-") || k == "x-id") =>
+            {
                 "PutObject"
             }
             Method::GET if has(&q, "uploadId") => "ListParts",
@@ -158,7 +161,10 @@ pub fn operation(parts: &http::request::Parts, domain: &str) -> &'static str {
             }
             Method::HEAD => "HeadObject",
             Method::DELETE if has(&q, "uploadId") => "AbortMultipartUpload",
-            Method::DELETE if q.iter().all(|(k, _)| k.starts_with("X-Amz-") || k == "x-id") => {
+            Method::DELETE
+                if q.iter()
+                    .all(|(k, _)| k.starts_with("X-Amz-") || k == "x-id") =>
+            {
                 "DeleteObject"
             }
             Method::POST if has(&q, "uploads") => "CreateMultipartUpload",
@@ -238,9 +244,7 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
             })
         }
         Err(sigv4::AuthError::MissingAuthenticationToken) => return Err(S3Error::AccessDenied),
-        Err(e) if presigned => {
-            return Err(S3Error::AuthorizationQueryParametersError(e.message()))
-        }
+        Err(e) if presigned => return Err(S3Error::AuthorizationQueryParametersError(e.message())),
         Err(e) => return Err(S3Error::AuthorizationHeaderMalformed(e.message())),
     };
     let mut signer = None;
@@ -266,11 +270,16 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
                 sigv4::AuthError::InvalidSignature(m) if m.starts_with("Signature not yet") => {
                     S3Error::RequestTimeTooSkewed
                 }
-                sigv4::AuthError::IncompleteSignature(m) => S3Error::AuthorizationHeaderMalformed(m),
+                sigv4::AuthError::IncompleteSignature(m) => {
+                    S3Error::AuthorizationHeaderMalformed(m)
+                }
                 _ => S3Error::SignatureDoesNotMatch,
             })?;
         if payload == (Payload::Chunked { signed: true }) {
-            signer = Some(ChunkSigner::new(sigv4::signing_key(secret, &sig), sig.clone()));
+            signer = Some(ChunkSigner::new(
+                sigv4::signing_key(secret, &sig),
+                sig.clone(),
+            ));
         }
     }
     Ok(Auth {
@@ -346,7 +355,10 @@ pub fn put_options(parts: &http::request::Parts) -> Result<PutOptions, S3Error> 
 fn checksums(parts: &http::request::Parts) -> (bool, bool) {
     let trailer = header(&parts.headers, "x-amz-trailer").unwrap_or("");
     let wants = |name: &str| parts.headers.contains_key(name) || trailer.contains(name);
-    (wants("x-amz-checksum-crc32"), wants("x-amz-checksum-crc32c"))
+    (
+        wants("x-amz-checksum-crc32"),
+        wants("x-amz-checksum-crc32c"),
+    )
 }
 
 /// Bytes gathered before a write to the staged file.
@@ -380,8 +392,8 @@ pub async fn receive(
         crc32,
         crc32c,
     })?);
-    let mut decoder = matches!(auth.payload, Payload::Chunked { .. })
-        .then(|| Decoder::new(auth.signer));
+    let mut decoder =
+        matches!(auth.payload, Payload::Chunked { .. }).then(|| Decoder::new(auth.signer));
     let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
     let mut total = 0u64;
     let mut incoming = match body {
@@ -390,12 +402,7 @@ pub async fn receive(
             feed(&mut decoder, &b, &mut pending)?;
             None
         }
-        RequestBody::TooLarge => {
-            return Err(S3Error::EntityTooLarge {
-                size: max + 1,
-                max,
-            })
-        }
+        RequestBody::TooLarge => return Err(S3Error::EntityTooLarge { size: max + 1, max }),
     };
     loop {
         if pending.len() >= WRITE_BATCH || (incoming.is_none() && !pending.is_empty()) {
