@@ -366,6 +366,38 @@ def test_multipart_part_rules(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="rules")["Body"].read() == b"end"
 
 
+def test_upload_part_copy(s3, bucket):
+    src = os.urandom(6 * MiB)
+    s3.put_object(Bucket=bucket, Key="src", Body=src)
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="assembled")["UploadId"]
+    first = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=uid, PartNumber=1,
+                                CopySource={"Bucket": bucket, "Key": "src"}, CopySourceRange=f"bytes=0-{5 * MiB - 1}")
+    assert first["CopyPartResult"]["ETag"] == f'"{md5(src[:5 * MiB])}"'
+    second = s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=uid, PartNumber=2,
+                                 CopySource=f"{bucket}/src", CopySourceRange=f"bytes={5 * MiB}-{6 * MiB - 1}")
+    with pytest.raises(s3.exceptions.ClientError) as e:
+        s3.upload_part_copy(Bucket=bucket, Key="assembled", UploadId=uid, PartNumber=3,
+                            CopySource=f"{bucket}/src", CopySourceRange=f"bytes=0-{6 * MiB}")
+    assert error_of(e)[::2] == ("InvalidArgument", 400)
+    s3.complete_multipart_upload(Bucket=bucket, Key="assembled", UploadId=uid, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": second["CopyPartResult"]["ETag"]},
+    ]})
+    assert s3.get_object(Bucket=bucket, Key="assembled")["Body"].read() == src
+
+
+def test_errors_are_counted_in_metrics(server, s3, bucket):
+    import urllib.request
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket=bucket, Key="not-there")
+    s3.put_object(Bucket=bucket, Key="there", Body=b"x")
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert 'riffle_requests_total{operation="GetObject",outcome="NoSuchKey"}' in text
+    assert 'riffle_requests_total{operation="PutObject",outcome="ok"}' in text
+    assert "riffle_s3_buckets " in text and "riffle_s3_objects " in text
+
+
 def test_multipart_abort(s3, bucket):
     uid = s3.create_multipart_upload(Bucket=bucket, Key="ab")["UploadId"]
     s3.upload_part(Bucket=bucket, Key="ab", UploadId=uid, PartNumber=1, Body=b"x")
@@ -584,6 +616,11 @@ def test_aws_cli(server):
         assert (obj["Key"], obj["Size"]) == ("dir/big.bin", len(data))
         # The CLI uploads 20 MiB in 8 MiB parts: a multipart ETag.
         assert obj["ETag"].strip('"').endswith("-3")
+        # A copy of more than 8 MiB is a multipart copy (UploadPartCopy).
+        cli(server, "s3", "cp", f"s3://{name}/dir/big.bin", f"s3://{name}/dir/copy.bin")
+        copy = s3_client(server).head_object(Bucket=name, Key="dir/copy.bin")
+        assert (copy["ContentLength"], copy["ETag"].strip('"')[-2:]) == (len(data), "-3")
+        cli(server, "s3", "rm", f"s3://{name}/dir/copy.bin")
         back = os.path.join(d, "back.bin")
         cli(server, "s3", "cp", f"s3://{name}/dir/big.bin", back)
         with open(back, "rb") as f:

@@ -134,6 +134,40 @@ impl S3 {
         Ok(etag)
     }
 
+    /// UploadPartCopy: a part copied from (a byte range of) an object;
+    /// `range` is inclusive. Returns the part's ETag and the source's row.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: &str,
+        number: u32,
+        src_bucket: &str,
+        src_key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<String, S3Error> {
+        self.upload(bucket, key, id)?;
+        let (src, file) = self.open_object(src_bucket, src_key)?;
+        let (start, len) = match range {
+            None => (0, src.size),
+            Some((first, last)) if first <= last && last < src.size => (first, last - first + 1),
+            Some(_) => {
+                return Err(S3Error::InvalidArgument {
+                    message: format!(
+                        "Range specified is not valid for source object of size: {}",
+                        src.size
+                    ),
+                    name: "x-amz-copy-source-range".into(),
+                    value: String::new(),
+                })
+            }
+        };
+        let staged = self.stage_copy(file, start, len).await?;
+        self.upload_part(bucket, key, id, number, staged, None)
+            .await
+    }
+
     /// The parts uploaded so far, by number.
     pub async fn list_parts(
         &self,

@@ -234,20 +234,7 @@ impl S3 {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
             ));
         }
-        let mut staging = self.stage(Hashes::default())?;
-        let size = src.size;
-        let staged = blocking(move || {
-            let mut buf = vec![0u8; 1 << 20];
-            let mut pos = 0;
-            while pos < size {
-                let n = ((size - pos) as usize).min(buf.len());
-                file.read_exact_at(&mut buf[..n], pos)?;
-                staging.write(&buf[..n])?;
-                pos += n as u64;
-            }
-            staging.finish()
-        })
-        .await?;
+        let staged = self.stage_copy(file, 0, src.size).await?;
         let mut opts = match directive {
             MetadataDirective::Copy => PutOptions {
                 content_type: src.content_type.clone(),
@@ -260,6 +247,32 @@ impl S3 {
         opts.if_none_match = conditions.if_none_match;
         opts.if_match = conditions.if_match;
         self.put_staged(dst_bucket, dst_key, staged, opts).await
+    }
+}
+
+impl S3 {
+    /// Copies `len` bytes of an open data file from `start` into a new
+    /// staged body.
+    pub(crate) async fn stage_copy(
+        &self,
+        file: Arc<dyn riffle_fs::FsFile>,
+        start: u64,
+        len: u64,
+    ) -> Result<Staged, S3Error> {
+        let mut staging = self.stage(Hashes::default())?;
+        blocking(move || {
+            let mut buf = vec![0u8; (1 << 20).min(len.max(1) as usize)];
+            let mut pos = start;
+            let end = start + len;
+            while pos < end {
+                let n = ((end - pos) as usize).min(buf.len());
+                file.read_exact_at(&mut buf[..n], pos)?;
+                staging.write(&buf[..n])?;
+                pos += n as u64;
+            }
+            staging.finish()
+        })
+        .await
     }
 }
 

@@ -136,8 +136,11 @@ impl App {
         let preflight = parts.method == Method::OPTIONS;
         let (mut resp, label) = self.route(parts, incoming).await;
         if let Some(op) = label {
-            let outcome = header(resp.headers(), "x-amzn-errortype")
-                .map_or("ok", |t| t.trim_end_matches(':'));
+            let outcome = match resp.extensions().get::<platform::Outcome>() {
+                Some(o) => o.0,
+                None => header(resp.headers(), "x-amzn-errortype")
+                    .map_or("ok", |t| t.trim_end_matches(':')),
+            };
             self.metrics.request(&op, outcome);
         }
         resp.headers_mut()

@@ -55,6 +55,11 @@ pub struct Request {
 }
 
 pub type Response = http::Response<Body>;
+
+/// The error a response reports, for the metrics, when its protocol does not
+/// name it in `x-amzn-ErrorType` (S3's REST-XML): a response extension.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A gauge a service reports on `/metrics`.

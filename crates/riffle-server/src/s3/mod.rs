@@ -37,6 +37,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteObjects",
     "CreateMultipartUpload",
     "UploadPart",
+    "UploadPartCopy",
     "CompleteMultipartUpload",
     "AbortMultipartUpload",
     "ListParts",
@@ -81,7 +82,7 @@ pub(crate) fn error_response(e: &S3Error, resource: &str, head: bool) -> Respons
         tracing::error!(%detail, "S3 internal failure");
     }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let b = ops::base(status);
+    let b = ops::base(status).extension(crate::platform::Outcome(e.code()));
     let request_id = b
         .headers_ref()
         .and_then(|h| h.get("x-amz-request-id"))

@@ -180,6 +180,22 @@ async fn dispatch(
                 Body::empty(),
             ))
         }
+        "UploadPartCopy" => {
+            let id = param(&q, "uploadId").unwrap_or("");
+            let number = part_number(param(&q, "partNumber").unwrap_or(""))?;
+            let (src_bucket, src_key) = copy_source(parts)?;
+            let range = match header(&parts.headers, "x-amz-copy-source-range") {
+                None => None,
+                Some(r) => Some(copy_range(r)?),
+            };
+            let etag = s3
+                .upload_part_copy(bucket, key, id, number, &src_bucket, &src_key, range)
+                .await?;
+            let mut w = Writer::new("CopyPartResult");
+            w.elem("LastModified", &iso8601(shared.clock.now_ms()))
+                .elem("ETag", &quoted(&etag));
+            Ok(xml_ok(w.finish("CopyPartResult")))
+        }
         "CompleteMultipartUpload" => {
             complete_upload(s3, bucket, key, &q, parts, &body(&req.body)?, addr).await
         }
@@ -553,25 +569,44 @@ async fn get_object(
     Ok(finish(b, Body::Channel(rx)))
 }
 
+/// `x-amz-copy-source`: `[/]<bucket>/<key>[?versionId=…]`, URL-encoded.
+fn copy_source(parts: &http::request::Parts) -> Result<(String, String)> {
+    let raw = header(&parts.headers, "x-amz-copy-source").unwrap_or("");
+    let source = request::decode_path(raw.split('?').next().unwrap_or(""));
+    let source = source.trim_start_matches('/');
+    source
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .map(|(b, k)| (b.to_owned(), k.to_owned()))
+        .ok_or_else(|| S3Error::InvalidArgument {
+            message: "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
+                .into(),
+            name: "x-amz-copy-source".into(),
+            value: raw.to_owned(),
+        })
+}
+
+/// `x-amz-copy-source-range: bytes=<first>-<last>`.
+fn copy_range(r: &str) -> Result<(u64, u64)> {
+    r.trim()
+        .strip_prefix("bytes=")
+        .and_then(|s| s.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .ok_or_else(|| S3Error::InvalidArgument {
+            message: "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy".into(),
+            name: "x-amz-copy-source-range".into(),
+            value: r.to_owned(),
+        })
+}
+
 async fn copy_object(
     s3: &S3,
     bucket: &str,
     key: &str,
     parts: &http::request::Parts,
 ) -> Result<Response> {
-    let source = header(&parts.headers, "x-amz-copy-source").unwrap_or("");
-    let source = source.split('?').next().unwrap_or("");
-    let source = request::decode_path(source);
-    let source = source.trim_start_matches('/');
-    let (src_bucket, src_key) = source
-        .split_once('/')
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| S3Error::InvalidArgument {
-            message: "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
-                .into(),
-            name: "x-amz-copy-source".into(),
-            value: source.to_owned(),
-        })?;
+    let (src_bucket, src_key) = copy_source(parts)?;
+    let (src_bucket, src_key) = (src_bucket.as_str(), src_key.as_str());
     let src = s3.head_object(src_bucket, src_key)?;
     if let Some(m) = header(&parts.headers, "x-amz-copy-source-if-match") {
         if !etag_matches(m, &src.etag) {
