@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import botocore.config
 import pytest
+from botocore.exceptions import ClientError
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -552,6 +553,36 @@ def test_signatures_checked_with_credentials(auth_server):
     headers = dict(req.headers.items())
     status, _, body = raw(auth_server, "PUT", f"/{name}/h", b"tampered", headers)
     assert status == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in body
+
+
+def fetch(server, url):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", url.split(str(server.port), 1)[1])
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_signature_version_2(server, auth_server):
+    """boto3 presigns S3 URLs with SigV2 unless told otherwise; older tools
+    sign with it too."""
+    for srv in [server, auth_server]:
+        name = unique("v2")
+        s3_client(srv).create_bucket(Bucket=name)
+        v2 = s3_client(srv, signature_version="s3")
+        v2.put_object(Bucket=name, Key="dir/a b", Body=b"sigv2", Metadata={"m": "1"})
+        assert v2.get_object(Bucket=name, Key="dir/a b")["Body"].read() == b"sigv2"
+        url = s3_client(srv).generate_presigned_url("get_object", Params={"Bucket": name, "Key": "dir/a b"}, ExpiresIn=60)
+        assert "AWSAccessKeyId=" in url
+        assert fetch(srv, url) == (200, b"sigv2")
+    with pytest.raises(ClientError) as e:
+        s3_client(auth_server, signature_version="s3", aws_secret_access_key="wrong").get_object(Bucket=name, Key="dir/a b")
+    assert error_of(e)[::2] == ("SignatureDoesNotMatch", 403)
+    expired = s3_client(auth_server).generate_presigned_url("get_object", Params={"Bucket": name, "Key": "dir/a b"}, ExpiresIn=-10)
+    status, body = fetch(auth_server, expired)
+    assert status == 403 and b"<Message>Request has expired</Message>" in body
 
 
 def test_signed_chunked_upload(auth_server):

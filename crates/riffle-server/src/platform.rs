@@ -32,7 +32,7 @@ pub enum Route {
     /// REST services such as S3: requests without `X-Amz-Target` signed for
     /// this SigV4 signing name (the credential scope
     /// `…/<region>/<name>/aws4_request`, in the `Authorization` header or
-    /// `X-Amz-Credential`), and unsigned ones whose Host the service claims
+    /// `X-Amz-Credential`; Signature Version 2 counts as `s3`), and unsigned ones whose Host the service claims
     /// ([`AwsService::claims_host`]); the service names the operation
     /// ([`AwsService::operation_of`]).
     Signing(&'static str),
@@ -250,7 +250,11 @@ impl Services {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        match sigv4::signing_service(auth, parts.uri.query().unwrap_or("")) {
+        let query = parts.uri.query().unwrap_or("");
+        // Signature Version 2 is S3's alone.
+        let name = sigv4::signing_service(auth, query)
+            .or_else(|| riffle_wire::sigv2::parse(auth, query).map(|_| "s3".to_owned()));
+        match name {
             Some(name) => self
                 .list
                 .iter()

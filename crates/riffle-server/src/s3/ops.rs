@@ -68,37 +68,92 @@ pub(crate) async fn serve(svc: &S3Service, req: Request, shared: &Shared) -> Res
         (Some(b), None) => format!("/{b}"),
         _ => "/".into(),
     };
-    match dispatch(svc, req, shared, &addr).await {
+    let Request {
+        mut parts,
+        body,
+        operation,
+    } = req;
+    if let (true, Some(b)) = (addr.virtual_host, &addr.bucket) {
+        parts.extensions.insert(request::VirtualBucket(b.clone()));
+    }
+    let streamed = matches!(body, RequestBody::Stream(_));
+    let mut body = Some(body);
+    match dispatch(svc, &parts, &operation, &mut body, shared, &addr).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(code = e.code(), %resource, "S3 request failed");
-            error_response(&e, &resource, head)
+            let mut resp = error_response(&e, &resource, head);
+            if streamed && !drained(body.take(), &parts).await {
+                // The rest of the upload is still on the wire: the
+                // connection cannot carry another request.
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            resp
         }
     }
 }
 
+/// Bytes of a refused upload read and dropped so the connection can be
+/// reused; past it, the connection is closed instead.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Reads what is left of a refused upload, unless the client waits for
+/// `100 Continue` (it has sent nothing) or it is too large. Whether the
+/// connection can carry another request.
+async fn drained(body: Option<RequestBody>, parts: &http::request::Parts) -> bool {
+    use http_body_util::BodyExt;
+    let Some(RequestBody::Stream(mut incoming)) = body else {
+        // Consumed by the operation, in part or in whole.
+        return false;
+    };
+    if header(&parts.headers, "expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+        return false;
+    }
+    let mut read = 0;
+    let drain = async {
+        while let Some(frame) = incoming.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Ok(d) = frame.into_data() {
+                read += d.len();
+                if read > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+        .await
+        .unwrap_or(false)
+}
+
 async fn dispatch(
     svc: &S3Service,
-    req: Request,
+    parts: &http::request::Parts,
+    operation: &str,
+    body: &mut Option<RequestBody>,
     shared: &Shared,
     addr: &Address,
 ) -> Result<Response> {
-    let auth = request::authenticate(&req.parts, shared)?;
+    let auth = request::authenticate(parts, shared)?;
     let s3 = &svc.s3;
-    let q = request::query(&req.parts);
-    let parts = &req.parts;
+    let q = request::query(parts);
     let bucket = addr.bucket.as_deref().unwrap_or("");
     let key = addr.key.as_deref().unwrap_or("");
-    let body = |b: &RequestBody| -> Result<Bytes> {
+    let whole = |b: &Option<RequestBody>| -> Result<Bytes> {
         match b {
-            RequestBody::Full(b) => Ok(b.clone()),
-            RequestBody::TooLarge => Err(S3Error::MalformedXml),
-            RequestBody::Stream(_) => Ok(Bytes::new()),
+            Some(RequestBody::Full(b)) => Ok(b.clone()),
+            Some(RequestBody::TooLarge) => Err(S3Error::MalformedXml),
+            _ => Ok(Bytes::new()),
         }
     };
-    match req.operation.as_str() {
+    let stream = |b: &mut Option<RequestBody>| b.take().unwrap_or(RequestBody::Full(Bytes::new()));
+    match operation {
         "ListBuckets" => Ok(list_buckets(s3, shared)),
-        "CreateBucket" => create_bucket(s3, bucket, &body(&req.body)?, &auth.region).await,
+        "CreateBucket" => create_bucket(s3, bucket, &whole(body)?, &auth.region).await,
         "DeleteBucket" => {
             s3.delete_bucket(bucket).await?;
             Ok(no_content())
@@ -139,7 +194,7 @@ async fn dispatch(
             if opts.content_type.is_none() {
                 opts.content_type = Some("binary/octet-stream".into());
             }
-            let staged = request::receive(s3, parts, req.body, auth, MAX_PUT_BYTES).await?;
+            let staged = request::receive(s3, parts, stream(body), auth, MAX_PUT_BYTES).await?;
             let row = s3.put_staged(bucket, key, staged, opts).await?;
             Ok(finish(
                 base(StatusCode::OK).header("etag", quoted(&row.etag)),
@@ -151,7 +206,7 @@ async fn dispatch(
             s3.delete_object(bucket, key).await?;
             Ok(no_content())
         }
-        "DeleteObjects" => delete_objects(s3, bucket, &body(&req.body)?).await,
+        "DeleteObjects" => delete_objects(s3, bucket, &whole(body)?).await,
         "CreateMultipartUpload" => {
             let mut opts = request::put_options(parts)?;
             if opts.content_type.is_none() {
@@ -173,7 +228,7 @@ async fn dispatch(
                 .iter()
                 .find(|u| u.id == id && u.key == key)
                 .ok_or_else(|| S3Error::NoSuchUpload(id.to_owned()))?;
-            let staged = request::receive(s3, parts, req.body, auth, MAX_PART_BYTES).await?;
+            let staged = request::receive(s3, parts, stream(body), auth, MAX_PART_BYTES).await?;
             let etag = s3.upload_part(bucket, key, id, number, staged, md5).await?;
             Ok(finish(
                 base(StatusCode::OK).header("etag", quoted(&etag)),
@@ -197,7 +252,7 @@ async fn dispatch(
             Ok(xml_ok(w.finish("CopyPartResult")))
         }
         "CompleteMultipartUpload" => {
-            complete_upload(s3, bucket, key, &q, parts, &body(&req.body)?, addr).await
+            complete_upload(s3, bucket, key, &q, parts, &whole(body)?, addr).await
         }
         "AbortMultipartUpload" => {
             s3.abort_upload(bucket, key, param(&q, "uploadId").unwrap_or(""))

@@ -10,7 +10,7 @@ use http::Method;
 use http_body_util::BodyExt;
 use riffle_s3::{Hashes, PutOptions, S3Error, Staged, Staging, S3};
 use riffle_wire::chunked::{ChunkSigner, Decoder, FeedError};
-use riffle_wire::sigv4;
+use riffle_wire::{sigv2, sigv4};
 
 use crate::header;
 use crate::platform::{RequestBody, Shared};
@@ -230,6 +230,9 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
         headers: &with_host,
         body: b"",
     };
+    if let Some(v2) = sigv2::parse(header(&parts.headers, "authorization"), req.query) {
+        return authenticate_v2(parts, shared, &with_host, &v2, payload);
+    }
     let presigned = parts
         .uri
         .query()
@@ -292,6 +295,55 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
         signer,
     })
 }
+
+/// Signature Version 2: checked when credentials are configured, the
+/// presigned form's `Expires` too.
+fn authenticate_v2(
+    parts: &http::request::Parts,
+    shared: &Shared,
+    headers: &[(&str, &str)],
+    sig: &sigv2::SigV2,
+    payload: Payload,
+) -> Result<Auth, S3Error> {
+    let auth = Auth {
+        region: shared.default_region.clone(),
+        payload,
+        signer: None,
+    };
+    if shared.credentials.is_empty() {
+        return Ok(auth);
+    }
+    let secret = shared
+        .credentials
+        .get(&sig.access_key)
+        .ok_or_else(|| S3Error::InvalidAccessKeyId(sig.access_key.clone()))?;
+    if sig
+        .expires
+        .is_some_and(|e| e < shared.clock.now_ms() / 1000)
+    {
+        return Err(S3Error::Expired("Request has expired".into()));
+    }
+    // The signed resource names the bucket even when the Host does.
+    let resource = match parts.extensions.get::<VirtualBucket>() {
+        Some(VirtualBucket(b)) => format!("/{b}{}", parts.uri.path()),
+        None => parts.uri.path().to_owned(),
+    };
+    let req = sigv2::Request {
+        method: parts.method.as_str(),
+        resource: &resource,
+        query: parts.uri.query().unwrap_or(""),
+        headers,
+    };
+    if !sigv2::verify(&req, sig, secret) {
+        return Err(S3Error::SignatureDoesNotMatch);
+    }
+    Ok(auth)
+}
+
+/// The bucket a virtual-host style request named in its Host (set by the
+/// service before authentication).
+#[derive(Debug, Clone)]
+pub struct VirtualBucket(pub String);
 
 /// What a PutObject or CreateMultipartUpload says about the object.
 pub fn put_options(parts: &http::request::Parts) -> Result<PutOptions, S3Error> {
