@@ -1,4 +1,5 @@
-// S3 on Riffle's port with @aws-sdk/client-s3 (path-style addressing).
+// S3 on Riffle's port with @aws-sdk/client-s3 (path-style addressing, as
+// SDKs use S3: HTTP/1.1), and signatures checked over HTTP/2.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -22,6 +23,9 @@ import {
   S3Client,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
+
+import { ListStreamsCommand } from "@aws-sdk/client-kinesis";
+import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
 import { CREDENTIALS, REGION, Riffle, catchError } from "./harness.mjs";
 
@@ -140,5 +144,45 @@ describe("s3", () => {
     );
     assert.equal(aborted.name, "NoSuchUpload");
     assert.equal(aborted.$metadata.httpStatusCode, 404);
+  });
+});
+
+describe("signed over HTTP/2", () => {
+  // The JS SDK's HTTP/2 handler signs the `:authority` pseudo-header.
+  let server;
+  before(async () => {
+    server = await Riffle.start({
+      args: ["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`],
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("Kinesis and S3 accept the SDK's signatures, and refuse a wrong secret", async () => {
+    const { StreamNames } = await server.client().send(new ListStreamsCommand({}));
+    assert.deepEqual(StreamNames, []);
+    const h2 = (credentials) => {
+      const c = new S3Client({
+        endpoint: server.endpoint,
+        region: REGION,
+        credentials,
+        forcePathStyle: true,
+        maxAttempts: 1,
+        requestHandler: new NodeHttp2Handler({ requestTimeout: 10000, sessionTimeout: 10000 }),
+      });
+      server.clients.push(c);
+      return c;
+    };
+    const s3 = h2(CREDENTIALS);
+    await s3.send(new CreateBucketCommand({ Bucket: "h2-signed" }));
+    await s3.send(new PutObjectCommand({ Bucket: "h2-signed", Key: "k", Body: "over h2" }));
+    const got = await s3.send(new GetObjectCommand({ Bucket: "h2-signed", Key: "k" }));
+    assert.equal(await got.Body.transformToString(), "over h2");
+    const wrong = await catchError(() =>
+      h2({ ...CREDENTIALS, secretAccessKey: "wrong" }).send(new GetObjectCommand({ Bucket: "h2-signed", Key: "k" })),
+    );
+    assert.equal(wrong.name, "SignatureDoesNotMatch");
+    assert.equal(wrong.$metadata.httpStatusCode, 403);
   });
 });

@@ -174,10 +174,12 @@ impl Shared {
             .collect();
         let host = parts.uri.authority().map(|a| a.as_str().to_owned());
         let mut with_host = headers.clone();
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            if let Some(h) = host.as_deref() {
+        if let Some(h) = host.as_deref() {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
                 with_host.push(("host", h));
             }
+            // The JS SDK's HTTP/2 handler signs the `:authority` pseudo-header.
+            with_host.push((":authority", h));
         }
         let req = sigv4::Request {
             method: parts.method.as_str(),

@@ -218,10 +218,12 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
         .collect();
     let mut with_host = headers.clone();
     let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        if let Some(h) = authority.as_deref() {
+    if let Some(h) = authority.as_deref() {
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
             with_host.push(("host", h));
         }
+        // The JS SDK's HTTP/2 handler signs the `:authority` pseudo-header.
+        with_host.push((":authority", h));
     }
     let req = sigv4::Request {
         method: parts.method.as_str(),
@@ -276,7 +278,10 @@ pub fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<Aut
                 sigv4::AuthError::IncompleteSignature(m) => {
                     S3Error::AuthorizationHeaderMalformed(m)
                 }
-                _ => S3Error::SignatureDoesNotMatch,
+                _ => {
+                    tracing::debug!(signed = ?sig.signed_headers, "S3 signature mismatch");
+                    S3Error::SignatureDoesNotMatch
+                }
             })?;
         if payload == (Payload::Chunked { signed: true }) {
             signer = Some(ChunkSigner::new(
