@@ -81,6 +81,23 @@ impl S3 {
         content_type: Option<&str>,
         metadata: BTreeMap<String, String>,
     ) -> Result<Arc<ObjectRow>, S3Error> {
+        let opts = PutOptions {
+            content_type: content_type.map(str::to_owned),
+            metadata,
+            ..PutOptions::default()
+        };
+        self.put_object_with(bucket, key, body, opts).await
+    }
+
+    /// [`S3::put_object`] with every option (representation headers such
+    /// as `content-encoding`, conditions).
+    pub async fn put_object_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        opts: PutOptions,
+    ) -> Result<Arc<ObjectRow>, S3Error> {
         self.head_bucket(bucket)?;
         let mut staging = self.stage(Hashes::default())?;
         let staged = blocking(move || {
@@ -88,11 +105,6 @@ impl S3 {
             staging.finish()
         })
         .await?;
-        let opts = PutOptions {
-            content_type: content_type.map(str::to_owned),
-            metadata,
-            ..PutOptions::default()
-        };
         self.put_staged(bucket, key, staged, opts).await
     }
 
