@@ -1384,3 +1384,6 @@ mod tests;
 
 #[cfg(test)]
 mod power;
+
+#[cfg(test)]
+mod fsck_tests;
