@@ -103,9 +103,7 @@ fn stream_names(data_dir: &Path) -> HashMap<u64, String> {
     let rows = riffle_meta::Store::open(&path)
         .map_err(anyhow::Error::from)
         .and_then(|store| Ok(store.namespace(riffle_streams::meta::NAMESPACE)?))
-        .and_then(|ns| {
-            riffle_streams::meta::Meta::new(ns).map_err(|e| anyhow::anyhow!("{e}"))
-        })
+        .and_then(|ns| riffle_streams::meta::Meta::new(ns).map_err(|e| anyhow::anyhow!("{e}")))
         .and_then(|meta| Ok(meta.load_streams()?));
     match rows {
         Ok(rows) => rows
@@ -151,7 +149,9 @@ fn print_report(names: &HashMap<u64, String>, id: u64, r: &LogReport) -> bool {
     for s in &r.segments {
         let seg = s.path.display();
         if s.incomplete {
-            println!("  {seg}: incomplete trailing segment (no complete header; recovery removes it)");
+            println!(
+                "  {seg}: incomplete trailing segment (no complete header; recovery removes it)"
+            );
             continue;
         }
         if s.header_damaged {
@@ -184,7 +184,9 @@ fn print_report(names: &HashMap<u64, String>, id: u64, r: &LogReport) -> bool {
             );
         }
         if let Some((a, b)) = s.torn_tail {
-            println!("  {seg}: torn tail, bytes {a}..{b}: unsynced writes recovery cuts (not damage)");
+            println!(
+                "  {seg}: torn tail, bytes {a}..{b}: unsynced writes recovery cuts (not damage)"
+            );
         }
         let idx = s.path.with_extension("idx");
         match s.index {
@@ -234,8 +236,8 @@ fn fsck_all(data_dir: &Path) -> anyhow::Result<bool> {
     let mut clean = true;
     let logs = logs(data_dir)?;
     for (id, dir) in &logs {
-        let report = fsck::check_log(&RealFs, dir)
-            .with_context(|| format!("checking {}", dir.display()))?;
+        let report =
+            fsck::check_log(&RealFs, dir).with_context(|| format!("checking {}", dir.display()))?;
         clean &= print_report(&names, *id, &report);
     }
     println!(

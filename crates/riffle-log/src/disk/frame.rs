@@ -247,7 +247,15 @@ mod tests {
         assert_eq!(buf.len(), 50);
         let h = header(&buf).unwrap();
         assert_eq!(
-            (h.size, h.kind, h.flags, h.shard, h.first_offset, h.count, h.base_arrival),
+            (
+                h.size,
+                h.kind,
+                h.flags,
+                h.shard,
+                h.first_offset,
+                h.count,
+                h.base_arrival
+            ),
             (50, KIND_HOLE, 0, 3, 7, 2, 99)
         );
         assert!(verify(&buf));

@@ -97,7 +97,11 @@ fn read_all(e: &Arc<DiskEngine>) -> Vec<(u32, u64, Vec<u8>)> {
                 break;
             }
             from = b.next_position;
-            out.extend(b.records.into_iter().map(|r| (shard, r.offset, r.data.to_vec())));
+            out.extend(
+                b.records
+                    .into_iter()
+                    .map(|r| (shard, r.offset, r.data.to_vec())),
+            );
         }
         let whole: Vec<_> = log
             .read(shard, 0, ALL)

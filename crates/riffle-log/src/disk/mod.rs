@@ -1096,7 +1096,6 @@ impl DiskLog {
     /// One pass of [`StreamLog::read`]: may return no records but a
     /// `next_position` past damage or holes it skipped.
     fn read_once(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
-
         let (spans, active_seq, active, files) = {
             let g = lock(&self.inner);
             let Some(s) = g.shards.get(&shard) else {
