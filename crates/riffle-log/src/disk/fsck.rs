@@ -245,10 +245,170 @@ fn check_segment(
         });
         return Ok(report);
     };
-    let scan = segment::scan(&*file, bytes, active && version >= 2)?;
+    if !active {
+        match segment::read_index(fs, dir, seq) {
+            Ok(Some(ix)) => {
+                // The index was written from memory when the segment was
+                // sealed (its data synced): when it still describes the whole
+                // file, it is the truth, and each frame is checked against it.
+                if tiles(&ix, bytes) && by_index(&*file, &ix, &mut report, expected)? {
+                    return Ok(report);
+                }
+                report.index = IndexState::Mismatched;
+            }
+            Ok(None) => report.index = IndexState::Missing,
+            Err(segment::Damaged) => report.index = IndexState::Damaged,
+        }
+    }
+    by_scan(&*file, bytes, active && version >= 2, &mut report, expected)?;
+    Ok(report)
+}
+
+fn advance(expected: &mut HashMap<u32, u64>, e: &Entry) {
+    if e.count > 0 {
+        let x = expected.entry(e.shard).or_insert(1);
+        *x = (*x).max(e.end_offset());
+    }
+}
+
+/// Whether index entries cover a segment's frames exactly, back to back.
+fn tiles(ix: &[Entry], bytes: u64) -> bool {
+    let mut pos = segment::SEG_HEADER;
+    for e in ix {
+        if e.pos != pos || e.size == 0 {
+            return false;
+        }
+        pos = e.end_pos();
+    }
+    pos == bytes
+}
+
+/// A hole frame's entry, as a scan of it finds it.
+fn hole_entry(pos: u64, size: u64, lost: Option<Lost>) -> Entry {
+    let l = lost.unwrap_or(Lost {
+        shard: 0,
+        first_offset: 0,
+        count: 0,
+        base_arrival: 0,
+    });
+    Entry {
+        shard: l.shard,
+        count: l.count,
+        first_offset: l.first_offset,
+        base_arrival: l.base_arrival,
+        last_arrival: l.base_arrival,
+        pos,
+        size: size as u32,
+        corrupt: false,
+        hole: true,
+    }
+}
+
+/// Checks a sealed segment frame by frame against its index. Returns false
+/// (reporting nothing) when an intact frame contradicts the index: then
+/// the index is wrong, not the data.
+fn by_index(
+    file: &dyn FsFile,
+    ix: &[Entry],
+    report: &mut SegmentReport,
+    expected: &mut HashMap<u32, u64>,
+) -> io::Result<bool> {
+    let mut out = SegmentReport {
+        index: IndexState::Ok,
+        entries: Vec::with_capacity(ix.len()),
+        ..report.clone()
+    };
+    for x in ix {
+        let mut buf = vec![0u8; x.size as usize];
+        file.read_exact_at(&mut buf, x.pos)?;
+        let intact = frame::verify(&buf);
+        match frame::header(&buf).filter(|_| intact) {
+            Some(h) if h.kind == frame::KIND_RECORDS => {
+                let same = !x.hole
+                    && (h.shard, h.first_offset, h.count, h.base_arrival)
+                        == (x.shard, x.first_offset, x.count, x.base_arrival);
+                if !same || frame::records(&bytes::Bytes::from(buf)).is_none() {
+                    return Ok(false);
+                }
+                let mut e = *x;
+                e.corrupt = false;
+                if x.corrupt {
+                    out.index = IndexState::Mismatched;
+                }
+                out.frames += 1;
+                out.records += u64::from(e.count);
+                advance(expected, &e);
+                out.entries.push(e);
+            }
+            Some(h) if h.kind == frame::KIND_HOLE => {
+                let lost = (h.flags & frame::HOLE_UNATTRIBUTED == 0).then_some(Lost {
+                    shard: h.shard,
+                    first_offset: h.first_offset,
+                    count: h.count,
+                    base_arrival: h.base_arrival,
+                });
+                let e = hole_entry(x.pos, u64::from(x.size), lost);
+                if e != *x {
+                    // A repair stopped before it rewrote the index.
+                    out.index = IndexState::Mismatched;
+                }
+                out.holes += 1;
+                advance(expected, &e);
+                out.entries.push(e);
+            }
+            _ => {
+                // Damage. The index knows what was there, unless it was
+                // itself rebuilt by a scan of the damage (flagged): then
+                // only a believable header names it.
+                let mut e = *x;
+                let believed = e.count > 0
+                    && !e.hole
+                    && (!e.corrupt || plausible(expected.get(&e.shard).copied().unwrap_or(1), &e));
+                if !believed {
+                    e.count = 0;
+                    e.first_offset = 0;
+                }
+                e.corrupt = true;
+                e.hole = false;
+                out.damaged.push(Damage {
+                    start: e.pos,
+                    end: e.end_pos(),
+                    lost: believed.then_some(Lost {
+                        shard: e.shard,
+                        first_offset: e.first_offset,
+                        count: e.count,
+                        base_arrival: e.base_arrival,
+                    }),
+                    attribution: match (believed, x.corrupt) {
+                        (false, _) => Attribution::Unknown,
+                        (true, false) => Attribution::Index,
+                        (true, true) => Attribution::Header,
+                    },
+                });
+                // (The index still describes the frame: the data is what
+                // is wrong, so no rewrite is called for.)
+                advance(expected, &e);
+                out.entries.push(e);
+            }
+        }
+    }
+    *report = out;
+    Ok(true)
+}
+
+/// Checks a segment by scanning it (the active one, or a sealed one whose
+/// index cannot be used): damaged headers are believed by recovery's rule.
+fn by_scan(
+    file: &dyn FsFile,
+    bytes: u64,
+    cut_unsynced: bool,
+    report: &mut SegmentReport,
+    expected: &mut HashMap<u32, u64>,
+) -> io::Result<()> {
+    let scan = segment::scan(file, bytes, cut_unsynced)?;
     let mut found = scan.entries;
     if scan.valid_len < bytes {
-        if active {
+        if !report.sealed {
             report.torn_tail = Some((scan.valid_len, bytes));
         } else {
             // A sealed segment was synced whole before sealing: a bad end
@@ -256,44 +416,12 @@ fn check_segment(
             found.push(Entry {
                 pos: scan.valid_len,
                 size: (bytes - scan.valid_len) as u32,
-                ..segment::lenient_header(&*file, scan.valid_len)
+                ..segment::lenient_header(file, scan.valid_len)
             });
         }
     }
-    let index = if active {
-        None
-    } else {
-        match segment::read_index(fs, dir, seq) {
-            Ok(Some(ix)) => {
-                report.index = if index_matches(&ix, &found) {
-                    IndexState::Ok
-                } else {
-                    IndexState::Mismatched
-                };
-                Some(ix).filter(|_| report.index == IndexState::Ok)
-            }
-            Ok(None) => {
-                report.index = IndexState::Missing;
-                None
-            }
-            Err(segment::Damaged) => {
-                report.index = IndexState::Damaged;
-                None
-            }
-        }
-    };
-    let advance = |expected: &mut HashMap<u32, u64>, e: &Entry| {
-        if e.count > 0 {
-            let x = expected.entry(e.shard).or_insert(1);
-            *x = (*x).max(e.end_offset());
-        }
-    };
-    let mut ix = index.as_deref().unwrap_or(&[]).iter().peekable();
-    for e in found {
+    for mut e in found {
         if !e.corrupt {
-            if index.is_some() {
-                ix.next();
-            }
             if e.hole {
                 report.holes += 1;
             } else {
@@ -304,95 +432,30 @@ fn check_segment(
             report.entries.push(e);
             continue;
         }
-        // Damage: what the index says was there (it matches, so its
-        // entries tile the range), else what the damaged header claims.
-        let mut parts = Vec::new();
-        if index.is_some() {
-            while let Some(x) = ix.next_if(|x| x.pos < e.end_pos()) {
-                parts.push(*x);
-            }
-        } else {
-            parts.push(e);
+        let believed = plausible(expected.get(&e.shard).copied().unwrap_or(1), &e);
+        if !believed {
+            e.count = 0;
+            e.first_offset = 0;
         }
-        for mut p in parts {
-            let from_index = index.is_some() && !p.corrupt;
-            if from_index && frame_ok(&*file, &p) {
-                // An indexed frame inside the damaged range that is intact.
-                report.frames += 1;
-                report.records += u64::from(p.count);
-                advance(expected, &p);
-                report.entries.push(p);
-                continue;
-            }
-            let believed =
-                from_index || plausible(expected.get(&p.shard).copied().unwrap_or(1), &p);
-            if !believed {
-                p.count = 0;
-                p.first_offset = 0;
-            }
-            p.corrupt = true;
-            p.hole = false;
-            report.damaged.push(Damage {
-                start: p.pos,
-                end: p.end_pos(),
-                lost: believed.then_some(Lost {
-                    shard: p.shard,
-                    first_offset: p.first_offset,
-                    count: p.count,
-                    base_arrival: p.base_arrival,
-                }),
-                attribution: if from_index {
-                    Attribution::Index
-                } else if believed {
-                    Attribution::Header
-                } else {
-                    Attribution::Unknown
-                },
-            });
-            advance(expected, &p);
-            report.entries.push(p);
-        }
+        report.damaged.push(Damage {
+            start: e.pos,
+            end: e.end_pos(),
+            lost: believed.then_some(Lost {
+                shard: e.shard,
+                first_offset: e.first_offset,
+                count: e.count,
+                base_arrival: e.base_arrival,
+            }),
+            attribution: if believed {
+                Attribution::Header
+            } else {
+                Attribution::Unknown
+            },
+        });
+        advance(expected, &e);
+        report.entries.push(e);
     }
-    Ok(report)
-}
-
-/// Whether an index describes a segment's frames as scanned: every intact
-/// frame exactly, and damaged ranges tiled by entries.
-fn index_matches(ix: &[Entry], found: &[Entry]) -> bool {
-    let mut j = 0;
-    for e in found {
-        if !e.corrupt {
-            if ix.get(j) != Some(e) {
-                return false;
-            }
-            j += 1;
-            continue;
-        }
-        let mut p = e.pos;
-        while p < e.end_pos() {
-            match ix.get(j) {
-                Some(x) if x.pos == p && x.size > 0 => p = x.end_pos(),
-                _ => return false,
-            }
-            j += 1;
-        }
-        if p != e.end_pos() {
-            return false;
-        }
-    }
-    j == ix.len()
-}
-
-fn frame_ok(file: &dyn FsFile, e: &Entry) -> bool {
-    let mut buf = vec![0u8; e.size as usize];
-    file.read_exact_at(&mut buf, e.pos).is_ok()
-        && frame::verify(&buf)
-        && frame::header(&buf).is_some_and(|h| {
-            h.kind == frame::KIND_RECORDS
-                && h.shard == e.shard
-                && h.first_offset == e.first_offset
-                && h.count == e.count
-        })
+    Ok(())
 }
 
 /// What [`repair_log`] may do.
@@ -464,6 +527,9 @@ pub fn repair_log(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> io::Result<R
                         );
                         file.write_all_at(&hole, d.start)?;
                         rewritten = true;
+                        if let Some(e) = entries.iter_mut().find(|e| e.pos == d.start) {
+                            *e = hole_entry(d.start, size as u64, d.lost);
+                        }
                         out.actions.push(format!(
                             "{name}: bytes {}..{} quarantined and replaced by a hole frame",
                             d.start, d.end
@@ -483,24 +549,6 @@ pub fn repair_log(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> io::Result<R
             ));
         }
         if seg.sealed && (rewritten || seg.index != IndexState::Ok) {
-            if rewritten {
-                // Index the holes as they are now on disk.
-                let len = file.len()?;
-                let scan = segment::scan(&*file, len, false)?;
-                if scan.valid_len == len {
-                    let holes: HashMap<u64, Entry> = scan
-                        .entries
-                        .into_iter()
-                        .filter(|e| e.hole)
-                        .map(|e| (e.pos, e))
-                        .collect();
-                    for e in &mut entries {
-                        if let Some(h) = holes.get(&e.pos) {
-                            *e = *h;
-                        }
-                    }
-                }
-            }
             segment::write_index(fs, dir, seg.seq, &entries, &syncer)?;
             dir_dirty = true;
             out.actions.push(format!(

@@ -428,3 +428,35 @@ fn damage_with_a_destroyed_header() {
     all.sort();
     assert_eq!(read_all(&open(&fs, 300)), all);
 }
+
+/// A repair stopped after writing a hole but before rewriting the index:
+/// readers still skip the range, fsck asks for the index, repair finishes.
+#[test]
+fn a_repair_stopped_before_the_index_is_finished_later() {
+    let fs = SimFs::new(5);
+    let written = write(&fs, 300, 16);
+    let ix = segment::read_index(&fs, &dir(), 2).unwrap().unwrap();
+    let victim = ix[1];
+    let stale = fs.read(&segment::idx_path(&dir(), 2)).unwrap();
+    flip(&fs, 2, victim.pos + 40);
+    repair(&fs, true);
+    // Put the old index back, as if the rename had not happened.
+    let f = fs
+        .open(&segment::idx_path(&dir(), 2), OpenMode::Truncate)
+        .unwrap();
+    f.write_all_at(&stale, 0).unwrap();
+    f.sync_all().unwrap();
+    let report = fsck::check_log(&fs, &dir()).unwrap();
+    assert_eq!(report.damaged().count(), 0);
+    assert_eq!(report.segments[1].index, IndexState::Mismatched);
+    let survivors: Vec<_> = written
+        .iter()
+        .filter(|r| !(r.0 == victim.shard && r.1 == victim.first_offset))
+        .cloned()
+        .collect();
+    assert_eq!(read_all(&open(&fs, 300)), survivors);
+    let out = repair(&fs, false);
+    assert_eq!(out.actions.len(), 1, "{out:?}");
+    assert!(fsck::check_log(&fs, &dir()).unwrap().is_clean());
+    assert_eq!(read_all(&open(&fs, 300)), survivors);
+}
