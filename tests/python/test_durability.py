@@ -1,6 +1,17 @@
 """Failure tests of the durable engine, through the real server and boto3:
 crashes under load, clean shutdown under load, and a full disk. Bounded in
-time; loopback only."""
+time; loopback only.
+
+The full-disk test needs a tmpfs mount and skips where mounting is not
+allowed. The same ground is covered everywhere, without mounts, on the
+simulated file system (`riffle_fs::SimFs`, which injects ENOSPC and EIO into
+writes and syncs): `crates/riffle-log/src/disk/power.rs`
+(`full_disk_and_io_errors_are_never_acknowledged`: records) and
+`crates/riffle-streams/tests/power.rs`
+(`a_full_disk_fails_control_operations_whole_and_the_service_goes_on`: the
+metadata store under the whole service, and
+`power_loss_keeps_the_service_whole`: power loss under metadata and records
+together)."""
 import os
 import random
 import shutil

@@ -67,6 +67,14 @@ pub trait FsFile: Send + Sync + Debug {
     /// directory entry: that takes a [`Fs::sync_dir`] of its directory).
     fn sync_all(&self) -> io::Result<()>;
 
+    /// Takes an exclusive advisory lock on the file (`flock`) without
+    /// waiting, held until the file is closed; fails with `WouldBlock`
+    /// when another open file holds it. File systems without locks (the
+    /// simulated one) grant it always.
+    fn try_lock(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with
     /// `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {

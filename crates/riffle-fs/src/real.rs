@@ -55,6 +55,17 @@ impl FsFile for RealFile {
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
     }
+
+    fn try_lock(&self) -> io::Result<()> {
+        match self.0.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                Ok(())
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
 
 impl Fs for RealFs {

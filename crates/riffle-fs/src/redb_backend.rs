@@ -14,10 +14,11 @@ pub struct FsBackend {
 }
 
 impl FsBackend {
-    /// Opens (creating) the database file at `path`. A file this creates
-    /// has its directory entry made durable (the parent directory is
-    /// synced) before redb writes to it: redb syncs the file, never its
-    /// directory.
+    /// Opens (creating) the database file at `path` and locks it (as redb's
+    /// own file backend does: one process at a time; `WouldBlock` when
+    /// another holds it). A file this creates has its directory entry made
+    /// durable (the parent directory is synced) before redb writes to it:
+    /// redb syncs the file, never its directory.
     pub fn open(fs: &dyn Fs, path: &Path) -> io::Result<FsBackend> {
         let file = match fs.open(path, OpenMode::Existing) {
             Ok(f) => f,
@@ -34,6 +35,16 @@ impl FsBackend {
             }
             Err(e) => return Err(e),
         };
+        file.try_lock().map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is in use by another process", path.display()),
+                )
+            } else {
+                e
+            }
+        })?;
         Ok(FsBackend { file })
     }
 }
@@ -63,6 +74,12 @@ impl redb::StorageBackend for FsBackend {
 /// Opens or creates the redb database at `path` on `fs` (what
 /// `redb::Database::create` does on the real file system).
 pub fn open_redb(fs: &dyn Fs, path: &Path) -> Result<redb::Database, redb::DatabaseError> {
-    let backend = FsBackend::open(fs, path).map_err(redb::DatabaseError::from)?;
+    let backend = FsBackend::open(fs, path).map_err(|e| {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            redb::DatabaseError::DatabaseAlreadyOpen
+        } else {
+            redb::DatabaseError::from(e)
+        }
+    })?;
     redb::Builder::new().create_with_backend(backend)
 }

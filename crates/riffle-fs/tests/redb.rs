@@ -121,3 +121,28 @@ fn a_commit_cut_short_leaves_the_old_or_the_new_state() {
     }
     assert!(lost_unsynced, "a Durability::None commit can be lost");
 }
+
+#[test]
+fn a_database_on_the_real_file_system_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.redb");
+    let db = open_redb(&riffle_fs::RealFs, &path).unwrap();
+    put(&db, "k", b"v", Durability::Immediate);
+    // As with redb's own file backend: one process (or handle) at a time.
+    assert!(matches!(
+        open_redb(&riffle_fs::RealFs, &path),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen)
+    ));
+    assert!(matches!(
+        redb::Database::create(&path),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen)
+    ));
+    drop(db);
+    // The file is an ordinary redb file: redb's own backend reads it.
+    let db = redb::Database::create(&path).unwrap();
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"v"[..]));
+    assert!(open_redb(&riffle_fs::RealFs, &path).is_err());
+    drop(db);
+    let db = open_redb(&riffle_fs::RealFs, &path).unwrap();
+    assert_eq!(get(&db, "k").as_deref(), Some(&b"v"[..]));
+}

@@ -150,6 +150,12 @@ pub trait LogEngine: Send + Sync {
     /// Removes the log of `id` and its data.
     fn remove(&self, id: LogId) -> Result<(), LogError>;
 
+    /// The ids of every log in durable storage (what a restart finds,
+    /// opened or not). Engines that keep nothing across restarts have none.
+    fn stored_ids(&self) -> Result<Vec<LogId>, LogError> {
+        Ok(Vec::new())
+    }
+
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 }

@@ -88,8 +88,20 @@ impl Store {
     }
 
     /// Opens (or creates) a redb database on a custom storage backend.
+    /// After a failed commit (a full disk, an I/O error) every write fails
+    /// until the store is opened again: prefer [`Store::open_with`].
     pub fn open_on(storage: impl redb::StorageBackend) -> Result<Store, MetaError> {
         Ok(Store::new(RedbBackend::open_on(storage)?))
+    }
+
+    /// Opens (or creates) a redb database with `open`, which the store
+    /// calls again to reopen the database after a failed commit, so it
+    /// takes writes again once the fault clears (redb refuses every write
+    /// after a failed one until it is reopened).
+    pub fn open_with(
+        open: impl Fn() -> Result<redb::Database, redb::DatabaseError> + Send + Sync + 'static,
+    ) -> Result<Store, MetaError> {
+        Ok(Store::new(RedbBackend::open_with(open)?))
     }
 
     /// A store in process memory.

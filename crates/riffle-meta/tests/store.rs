@@ -529,3 +529,37 @@ fn overlapping_commits_of_a_row_leave_it_unknown() {
     put(item("a", 1))();
     assert_eq!(m.lock().unwrap().0, commits + 1);
 }
+
+/// redb refuses every write after a failed one until it is reopened: a
+/// store that can reopen its database takes writes again once the fault
+/// clears, with the failed commit absent.
+#[test]
+fn a_store_opened_with_an_opener_recovers_from_a_failed_commit() {
+    let flaky = Flaky {
+        inner: Arc::new(redb::backends::InMemoryBackend::new()),
+        fail: Arc::new(AtomicBool::new(false)),
+    };
+    let on = flaky.clone();
+    let store =
+        Store::open_with(move || redb::Builder::new().create_with_backend(on.clone())).unwrap();
+    let ns = store.namespace("svc").unwrap();
+    let items = ns.table::<Item>("items").unwrap();
+    let mut tx = Tx::new();
+    tx.put(&items, "a", &item("a", 1)).unwrap();
+    ns.apply(tx).unwrap();
+    flaky.fail.store(true, Ordering::SeqCst);
+    let mut tx = Tx::new();
+    tx.put(&items, "b", &item("b", 2)).unwrap();
+    assert!(ns.apply(tx).is_err());
+    flaky.fail.store(false, Ordering::SeqCst);
+    let mut tx = Tx::new();
+    tx.put(&items, "c", &item("c", 3)).unwrap();
+    ns.apply(tx).unwrap();
+    assert_eq!(
+        ns.load(&items).unwrap(),
+        vec![
+            ("a".to_owned(), item("a", 1)),
+            ("c".to_owned(), item("c", 3))
+        ]
+    );
+}

@@ -94,6 +94,11 @@ impl Metrics {
                     "Commit cycles whose write failed.",
                     &d.failed_cycles,
                 ),
+                (
+                    "riffle_log_repairs_total",
+                    "Index files rebuilt and offsets checkpoints found damaged at recovery.",
+                    &d.repairs,
+                ),
             ] {
                 let _ = writeln!(
                     out,

@@ -176,8 +176,22 @@ impl Service {
         *svc.billing_commitment
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = billing;
+        let rows = meta.load_streams()?;
+        // Logs no row names are orphans a crash left behind: a creation
+        // whose row never became durable, a deletion (or a replaced
+        // incarnation) whose directory removal did not. No acknowledged
+        // data is in them, and a later stream could be given one's id, so
+        // they go before anything is served.
+        let named: std::collections::HashSet<u64> = rows.iter().map(|r| r.id).collect();
+        let stored = engine.stored_ids().map_err(meta::OpenError::ListLogs)?;
+        for id in stored.into_iter().filter(|id| !named.contains(id)) {
+            tracing::info!(log = id, "removing an orphan log no stream names");
+            engine
+                .remove(id)
+                .map_err(|source| meta::OpenError::RemoveOrphan { id, source })?;
+        }
         let mut last_id = 0;
-        for stored in meta.load_streams()? {
+        for stored in rows {
             let id = stored.id;
             let log = engine
                 .open(id)

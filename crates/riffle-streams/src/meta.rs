@@ -52,6 +52,14 @@ pub enum OpenError {
     Secret(usize),
     #[error("legacy account settings could not be read")]
     LegacyAccountSettings,
+    #[error("listing the stored logs: {0}")]
+    ListLogs(#[source] riffle_log::LogError),
+    #[error("removing the orphan log {id}: {source}")]
+    RemoveOrphan {
+        id: u64,
+        #[source]
+        source: riffle_log::LogError,
+    },
     #[error("opening the log of stream {id}: {source}")]
     Log {
         id: u64,

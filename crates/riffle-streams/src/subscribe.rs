@@ -99,6 +99,9 @@ impl Subscriptions {
     }
 }
 
+/// How often an idle subscription gets an event.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// Records per event: AWS pushes at most about 1 MiB or 10,000 records.
 const EVENT_MAX_RECORDS: usize = 10_000;
 
@@ -175,6 +178,7 @@ impl Service {
         let claim = (input.consumer_arn.clone(), shard_index);
         tokio::spawn(async move {
             let _active = Active(&svc.subscriptions, claim, generation);
+            let mut last_sent = None;
             loop {
                 // Read from a snapshot; no lock is held.
                 let step = {
@@ -258,11 +262,18 @@ impl Service {
                         m.take("ContinuationSequenceNumber");
                     }
                 }
-                if tx.send(Event::Records(event)).await.is_err()
-                    || ended
-                    || svc.now_ms() >= deadline
-                    || svc.is_shutting_down()
-                {
+                // An idle shard gets an event about once a second (a
+                // heartbeat carrying the continuation), not one after every
+                // event with records.
+                let heartbeat_due =
+                    last_sent.is_none_or(|t: tokio::time::Instant| t.elapsed() >= HEARTBEAT);
+                if progressed || ended || heartbeat_due {
+                    if tx.send(Event::Records(event)).await.is_err() || ended {
+                        return;
+                    }
+                    last_sent = Some(tokio::time::Instant::now());
+                }
+                if svc.now_ms() >= deadline || svc.is_shutting_down() {
                     return;
                 }
                 if !progressed {
@@ -270,7 +281,7 @@ impl Service {
                     let mut stop = svc.shutdown.subscribe();
                     // A client that goes away releases the claim at once.
                     tokio::select! {
-                        _ = tokio::time::timeout(Duration::from_secs(1), watch.changed()) => {}
+                        _ = tokio::time::timeout(HEARTBEAT, watch.changed()) => {}
                         _ = stop.wait_for(|s| *s) => {}
                         () = tx.closed() => return,
                     }

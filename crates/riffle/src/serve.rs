@@ -88,9 +88,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             disk_stats = Some(disk.stats.clone());
             let engine: Arc<dyn LogEngine> = disk;
             // One metadata store for every service; each claims its namespace.
+            // It is opened through the file-system seam, as the power-loss
+            // tests open it on the simulated file system.
             let meta_path = args.data_dir.join(riffle_meta::FILE_NAME);
-            let store = riffle_meta::Store::open(&meta_path)
-                .with_context(|| format!("opening {}", meta_path.display()))?;
+            let store = {
+                let path = meta_path.clone();
+                riffle_meta::Store::open_with(move || {
+                    riffle_fs::open_redb(&riffle_fs::RealFs, &path)
+                })
+            }
+            .with_context(|| format!("opening {}", meta_path.display()))?;
             let kinesis = store.namespace(riffle_streams::meta::NAMESPACE)?;
             let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
                 .context("loading streams")?;

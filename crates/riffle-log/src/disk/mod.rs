@@ -365,6 +365,18 @@ impl LogEngine for DiskEngine {
         }
     }
 
+    fn stored_ids(&self) -> Result<Vec<LogId>, LogError> {
+        // A log's directory is its id in 16 lowercase hex digits; anything
+        // else under the root is not a log.
+        let names = self.fs.read_dir(&self.root).map_err(io_err)?;
+        Ok(names
+            .iter()
+            .filter_map(|n| n.to_str())
+            .filter(|n| n.len() == 16 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .filter_map(|n| LogId::from_str_radix(n, 16).ok())
+            .collect())
+    }
+
     fn name(&self) -> &'static str {
         "disk"
     }
