@@ -27,6 +27,33 @@ pub enum Command {
     /// Check a running server: exit 0 when `/_riffle/health` answers `ok`,
     /// 1 otherwise (a container health check without curl).
     Health(HealthArgs),
+    /// Check every stream log offline (stop the server first): damaged
+    /// ranges, torn tails, index files. Exit 0 clean, 1 damage found, 2
+    /// could not check.
+    Fsck(FsckArgs),
+    /// Repair what `riffle fsck` finds (stop the server first): rebuild
+    /// index files and, with `--quarantine`, move damaged ranges out of the
+    /// logs. Exit 0 clean afterwards, 1 damage left, 2 could not repair.
+    Repair(RepairArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FsckArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RepairArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Copy each damaged range to `<data-dir>/quarantine/<log id>/` (with a
+    /// JSON note of what it held) and replace it in the log with a hole
+    /// frame readers skip; records after it keep their sequence numbers.
+    #[arg(long)]
+    pub quarantine: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -39,6 +39,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    // Held until the process ends: `riffle fsck` and `riffle repair` refuse
+    // to touch a data directory a server is using, and so does a second
+    // server.
+    let _lock = match args.storage {
+        Storage::Disk => Some(crate::fsck::lock_for_serving(&args.data_dir)?),
+        Storage::Memory => None,
+    };
     let clock = SystemClock::new();
     let durability = match args.durability {
         DurabilityArg::Fsync => Durability::Fsync,
