@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub mod body;
 pub mod faults;
+pub mod firehose;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
@@ -55,10 +56,12 @@ pub struct App {
 pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
+    firehose: Arc<riffle_firehose::Service>,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
+        Arc::new(firehose::Firehose(firehose)),
     ])
 }
 

@@ -66,14 +66,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_pending_write_bytes: args.max_pending_write_mib.max(1) * 1024 * 1024,
         ..Config::default()
     };
+    let firehose_cfg = riffle_firehose::Config {
+        account: cfg.account.clone(),
+        status_delay_ms: cfg.status_delay_ms,
+        durability,
+        ..riffle_firehose::Config::default()
+    };
     let mut disk_stats = None;
-    let service = match args.storage {
-        Storage::Memory => Service::new(
-            cfg,
-            clock.clone() as Arc<dyn Clock>,
-            MemoryEngine::new(),
-            rand_secret(),
-        ),
+    let (service, firehose) = match args.storage {
+        Storage::Memory => {
+            let service = Service::new(
+                cfg,
+                clock.clone() as Arc<dyn Clock>,
+                MemoryEngine::new(),
+                rand_secret(),
+            );
+            let firehose = riffle_firehose::Service::new(
+                firehose_cfg,
+                clock.clone() as Arc<dyn Clock>,
+                MemoryEngine::new(),
+                Some(service.clone()),
+            );
+            (service, firehose)
+        }
         Storage::Disk => {
             let started = std::time::Instant::now();
             let disk = DiskEngine::open(
@@ -101,13 +116,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let kinesis = store.namespace(riffle_streams::meta::NAMESPACE)?;
             let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
                 .context("loading streams")?;
+            // Firehose buffers live in their own logs under `firehose/`.
+            let firehose_dir = args.data_dir.join("firehose");
+            let firehose_engine: Arc<dyn LogEngine> = DiskEngine::open(
+                firehose_dir.clone(),
+                DiskConfig {
+                    durability,
+                    segment_bytes: args.segment_bytes,
+                    sync_interval: Duration::from_millis(args.sync_interval_ms.max(1)),
+                },
+            )
+            .with_context(|| format!("opening {}", firehose_dir.display()))?;
+            let firehose = riffle_firehose::Service::open(
+                firehose_cfg,
+                clock.clone() as Arc<dyn Clock>,
+                firehose_engine,
+                Some(service.clone()),
+                store.namespace(riffle_firehose::meta::NAMESPACE)?,
+            )
+            .context("loading delivery streams")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            service
+            (service, firehose)
         }
     };
+    let firehose_maintenance = firehose.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            firehose_maintenance.maintain().await;
+        }
+    });
     let maintenance = service.clone();
     tokio::spawn(async move {
         // Completing deletions and persisting status changes every second;
@@ -150,7 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        services: riffle_server::services(service.clone(), faults(&args)),
+        services: riffle_server::services(service.clone(), faults(&args), firehose),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),

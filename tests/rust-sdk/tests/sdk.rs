@@ -34,8 +34,14 @@ async fn start() -> Server {
         MemoryEngine::new(),
         [9; 32],
     );
+    let firehose = riffle_firehose::Service::new(
+        riffle_firehose::Config::default(),
+        clock.clone() as Arc<dyn Clock>,
+        MemoryEngine::new(),
+        Some(service.clone()),
+    );
     let app = Arc::new(App {
-        services: riffle_server::services(service, Default::default()),
+        services: riffle_server::services(service, Default::default(), firehose),
         shared: Shared {
             credentials: HashMap::new(),
             default_region: "us-east-1".into(),
