@@ -146,6 +146,7 @@ pub async fn create(
         }],
         tags: tag_map,
         delivered_offset: 0,
+        kinesis_checkpoint: None,
     };
     let replaced = svc.cell(&key).map(|c| c.log_id());
     svc.write_row(&key, Some(s.clone())).await?;
@@ -241,7 +242,12 @@ pub(crate) fn description(
         delivery_stream_name: s.name.clone(),
         delivery_stream_arn: s.arn(svc.account()),
         delivery_stream_status: s.status.as_str().into(),
-        failure_description: None,
+        failure_description: svc
+            .failure(&(s.region.clone(), s.name.clone()))
+            .map(|details| model::FailureDescription {
+                r#type: "UNKNOWN_ERROR".into(),
+                details,
+            }),
         delivery_stream_encryption_configuration: Some(sse),
         delivery_stream_type: s.stream_type.clone(),
         version_id: s.version.to_string(),
