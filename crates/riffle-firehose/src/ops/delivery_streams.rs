@@ -92,6 +92,12 @@ pub async fn create(
         ));
     }
     let (kind, config) = given.remove(0);
+    let destination = Destination {
+        id: destinations::destination_id(1),
+        kind,
+        description: destinations::describe(kind, config),
+    };
+    destinations::check(&destination)?;
     let sse = match i.delivery_stream_encryption_configuration_input.take() {
         Some(c) => {
             if matches!(source, Source::Kinesis { .. }) {
@@ -139,11 +145,7 @@ pub async fn create(
         log_id: svc.next_log_id(),
         source,
         sse,
-        destinations: vec![Destination {
-            id: destinations::destination_id(1),
-            kind,
-            description: destinations::describe(kind, config),
-        }],
+        destinations: vec![destination],
         tags: tag_map,
         delivered_offset: 0,
         kinesis_checkpoint: None,
