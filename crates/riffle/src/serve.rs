@@ -75,9 +75,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 tracing::info!(dir = %dir.display(), "Firehose S3 destinations deliver to local files");
-                Some(riffle_firehose::sink::Sink(riffle_firehose::sink::DirSink::new(
-                    dir.clone(),
-                )))
+                Some(riffle_firehose::sink::Sink(
+                    riffle_firehose::sink::DirSink::new(dir.clone()),
+                ))
             }
             None => None,
         },
