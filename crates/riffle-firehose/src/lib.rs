@@ -13,13 +13,17 @@
 //! - [`meta`]: the `firehose` namespace of the shared metadata store.
 //! - [`buffer`]: the [`buffer::Buffer`] seam and [`buffer::LogBuffer`]:
 //!   accepted records kept in a record log, acknowledged once durable.
-//! - [`deliver`]: the delivery seam (a task per delivery stream reading
-//!   its buffer from a checkpoint into a [`deliver::Destination`]); no
-//!   destination delivers yet.
+//! - [`deliver`]: a task per delivery stream reading its buffer (or its
+//!   Kinesis source) from a persisted checkpoint, buffering by the
+//!   destination's hints and handing objects to a [`deliver::Destination`],
+//!   with retries and FailureDescription; at-least-once.
+//! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
+//!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
+//!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use riffle_core::Clock;
 use riffle_log::LogEngine;
@@ -33,7 +37,10 @@ pub mod meta;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
+pub mod prefix;
 pub mod registry;
+pub mod s3;
+pub mod sink;
 pub mod state;
 
 pub use error::FirehoseError;
@@ -50,6 +57,13 @@ pub struct Config {
     pub delivery_stream_limit: usize,
     /// Durability of the buffer logs.
     pub durability: riffle_log::Durability,
+    /// Where S3 destinations put objects; without one they report
+    /// "delivery not configured" and keep records buffered.
+    pub sink: Option<sink::Sink>,
+    /// The longest a delivery task sleeps before looking at the clock
+    /// again (buffering intervals and retry backoff are measured on the
+    /// service's clock).
+    pub delivery_tick_ms: u64,
 }
 
 impl Default for Config {
@@ -59,6 +73,8 @@ impl Default for Config {
             status_delay_ms: 500,
             delivery_stream_limit: DELIVERY_STREAM_LIMIT,
             durability: riffle_log::Durability::Fsync,
+            sink: None,
+            delivery_tick_ms: 1000,
         }
     }
 }
@@ -108,6 +124,10 @@ pub struct Service {
     create_lock: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     meta: meta::Meta,
+    /// This service, for the delivery tasks it starts.
+    me: Weak<Service>,
+    /// Delivery tasks start once the service is built.
+    started: AtomicBool,
 }
 
 impl Service {
@@ -118,7 +138,11 @@ impl Service {
         engine: Arc<dyn LogEngine>,
         kinesis: Option<Arc<riffle_streams::Service>>,
     ) -> Arc<Self> {
-        Arc::new(Self::build(cfg, clock, engine, kinesis, meta::Meta::none()))
+        let svc = Arc::new_cyclic(|me| {
+            Self::build(cfg, clock, engine, kinesis, meta::Meta::none(), me.clone())
+        });
+        svc.start_delivery();
+        svc
     }
 
     fn build(
@@ -127,6 +151,7 @@ impl Service {
         engine: Arc<dyn LogEngine>,
         kinesis: Option<Arc<riffle_streams::Service>>,
         meta: meta::Meta,
+        me: Weak<Service>,
     ) -> Service {
         Service {
             cfg,
@@ -137,6 +162,18 @@ impl Service {
             create_lock: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             meta,
+            me,
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the delivery task of every stream registered so far; later
+    /// streams start theirs as they are registered.
+    fn start_delivery(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        let cells: Vec<_> = registry::read_all(&self.streams);
+        for (key, cell) in cells {
+            self.spawn_delivery(key, cell);
         }
     }
 
@@ -152,7 +189,26 @@ impl Service {
     ) -> std::result::Result<Arc<Self>, OpenError> {
         let meta = meta::Meta::new(ns)?;
         let rows = meta.load()?;
-        let svc = Self::build(cfg, clock, engine.clone(), kinesis, meta);
+        let mut svc = None;
+        let arc = Arc::new_cyclic(|me| {
+            let built = Self::build(cfg, clock, engine.clone(), kinesis, meta, me.clone());
+            let done = built.load(rows, &engine);
+            svc = Some(done);
+            built
+        });
+        svc.expect("the closure ran")?;
+        arc.start_delivery();
+        Ok(arc)
+    }
+
+    /// Registers stored streams and opens their buffers; removes orphan
+    /// buffer logs.
+    fn load(
+        &self,
+        rows: Vec<state::DeliveryStream>,
+        engine: &Arc<dyn LogEngine>,
+    ) -> std::result::Result<(), OpenError> {
+        let svc = self;
         let named: std::collections::HashSet<u64> = rows.iter().map(|r| r.log_id).collect();
         let stored = engine.stored_ids().map_err(OpenError::ListLogs)?;
         for id in stored.into_iter().filter(|id| !named.contains(id)) {
@@ -175,7 +231,7 @@ impl Service {
             svc.insert(row, buffer::LogBuffer::new(log));
         }
         svc.next_id.store(last + 1, Ordering::SeqCst);
-        Ok(Arc::new(svc))
+        Ok(())
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -21,7 +21,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use riffle_streams::access::Checkpoint;
 
 use crate::buffer::Buffer;
 use crate::error::{FirehoseError, Result};
@@ -38,11 +40,27 @@ pub struct Cell {
     pub(crate) buffer: Arc<dyn Buffer>,
     /// The delivery task's checkpoint, persisted by maintenance.
     delivered: AtomicU64,
+    /// The Kinesis source's checkpoint, persisted with the row.
+    kinesis_checkpoint: Mutex<Option<Checkpoint>>,
+    /// Why delivery is failing, for DescribeDeliveryStream (not persisted).
+    failure: Mutex<Option<String>>,
     /// Tells the delivery task to stop.
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub(crate) type Registry = BTreeMap<StreamKey, Arc<Cell>>;
+
+/// Every cell, with the lock released before the caller uses them.
+pub(crate) fn read_all(r: &RwLock<Registry>) -> Vec<(StreamKey, Arc<Cell>)> {
+    read(r)
+        .iter()
+        .map(|(k, c)| (k.clone(), c.clone()))
+        .collect()
+}
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
@@ -95,18 +113,21 @@ pub(crate) fn is_gone(s: &DeliveryStream, now: i64) -> bool {
 impl Cell {
     fn new(s: DeliveryStream, buffer: Arc<dyn Buffer>) -> Arc<Cell> {
         let delivered = s.delivered_offset;
+        let kinesis_checkpoint = Mutex::new(s.kinesis_checkpoint.clone());
         Arc::new(Cell {
             live: RwLock::new(Arc::new(s)),
             control: tokio::sync::Mutex::new(()),
             dirty: AtomicBool::new(false),
             buffer,
             delivered: AtomicU64::new(delivered),
+            kinesis_checkpoint,
+            failure: Mutex::new(None),
             stop: tokio::sync::watch::channel(false).0,
         })
     }
 
     /// The live picture with due transitions applied.
-    fn snapshot(&self, now: i64) -> Arc<DeliveryStream> {
+    pub(crate) fn snapshot(&self, now: i64) -> Arc<DeliveryStream> {
         let cur = read(&self.live).clone();
         if is_settled(&cur, now) {
             return cur;
@@ -136,6 +157,40 @@ impl Cell {
     pub(crate) fn delivered(&self, offset: u64) {
         self.delivered.fetch_max(offset, Ordering::AcqRel);
         self.dirty.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn delivered_offset(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn kinesis_source(&self) -> bool {
+        read(&self.live).is_kinesis_source()
+    }
+
+    pub(crate) fn kinesis_checkpoint(&self) -> Option<Checkpoint> {
+        lock(&self.kinesis_checkpoint).clone()
+    }
+
+    /// The delivery task delivered everything a Kinesis reader returned
+    /// up to `cp`.
+    pub(crate) fn set_kinesis_checkpoint(&self, cp: Checkpoint) {
+        *lock(&self.kinesis_checkpoint) = Some(cp);
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn set_failure(&self, f: Option<String>) {
+        *lock(&self.failure) = f;
+    }
+
+    /// Why delivery is failing right now, if it is.
+    pub(crate) fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
+    /// Copies the delivery progress into a row about to be written.
+    fn progress_into(&self, s: &mut DeliveryStream) {
+        s.delivered_offset = self.delivered.load(Ordering::Acquire);
+        s.kinesis_checkpoint = self.kinesis_checkpoint();
     }
 }
 
@@ -211,7 +266,7 @@ impl Service {
             return Err(missing());
         }
         let mut next = (*cur).clone();
-        next.delivered_offset = cell.delivered.load(Ordering::Acquire);
+        cell.progress_into(&mut next);
         let out = f(&mut next)?;
         self.write_row(key, Some(next.clone())).await?;
         cell.install(next);
@@ -235,26 +290,51 @@ impl Service {
     /// task (when there is a runtime).
     pub(crate) fn insert(&self, s: DeliveryStream, buffer: Arc<dyn Buffer>) {
         let key = (s.region.clone(), s.name.clone());
-        let checkpoint = s.delivered_offset;
-        let cell = Cell::new(s, buffer.clone());
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let weak = Arc::downgrade(&cell);
-            let stop = cell.stop.subscribe();
-            tokio::spawn(crate::deliver::run(
-                buffer,
-                Arc::new(crate::deliver::NotDelivering),
-                checkpoint,
-                move |offset| {
-                    if let Some(c) = weak.upgrade() {
-                        c.delivered(offset)
-                    }
-                },
-                stop,
-            ));
+        let cell = Cell::new(s, buffer);
+        if self.started.load(Ordering::SeqCst) {
+            self.spawn_delivery(key.clone(), cell.clone());
         }
         if let Some(old) = write(&self.streams).insert(key, cell) {
             old.stop.send_replace(true);
         }
+    }
+
+    /// Starts a stream's delivery task (when there is a runtime).
+    pub(crate) fn spawn_delivery(&self, key: StreamKey, cell: Arc<Cell>) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let task = crate::deliver::Task {
+            svc: self.me.clone(),
+            key,
+            stop: cell.stop.subscribe(),
+            cell,
+        };
+        tokio::spawn(task.run());
+    }
+
+    /// Persists a cell's delivery progress in its row now (the delivery
+    /// task calls this right after an object is stored).
+    pub(crate) async fn persist_progress(&self, key: &StreamKey, cell: &Arc<Cell>) -> Result<()> {
+        let _control = cell.control.lock().await;
+        let still = self.cell(key).is_some_and(|c| Arc::ptr_eq(&c, cell));
+        if !still {
+            return Ok(());
+        }
+        let mut s = (*cell.snapshot(self.now_ms())).clone();
+        cell.progress_into(&mut s);
+        cell.dirty.store(false, Ordering::Release);
+        if let Err(e) = self.write_row(key, Some(s.clone())).await {
+            cell.dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
+        cell.install(s);
+        Ok(())
+    }
+
+    /// Why delivery of a stream is failing, if it is.
+    pub(crate) fn failure(&self, key: &StreamKey) -> Option<String> {
+        self.cell(key)?.failure()
     }
 
     /// Takes a stream out of the registry (its row must already be gone)
@@ -296,7 +376,7 @@ impl Service {
             if cell.dirty.load(Ordering::Acquire) {
                 let _control = cell.control.lock().await;
                 let mut s = (*cell.snapshot(now)).clone();
-                s.delivered_offset = cell.delivered.load(Ordering::Acquire);
+                cell.progress_into(&mut s);
                 cell.dirty.store(false, Ordering::Release);
                 if let Err(e) = self.write_row(&key, Some(s.clone())).await {
                     cell.dirty.store(true, Ordering::Release);

@@ -141,9 +141,12 @@ pub struct DeliveryStream {
     pub sse: Option<Sse>,
     pub destinations: Vec<Destination>,
     pub tags: BTreeMap<String, String>,
-    /// Buffer offsets below this have been delivered (the delivery seam's
-    /// checkpoint; nothing advances it until destinations deliver).
+    /// Buffer offsets below this have been delivered (DirectPut).
     pub delivered_offset: u64,
+    /// Where delivery of a Kinesis source has got: every record up to it
+    /// is in a stored object. Absent: start at `Source::Kinesis.start_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinesis_checkpoint: Option<riffle_streams::access::Checkpoint>,
 }
 
 impl DeliveryStream {

@@ -198,6 +198,14 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_STATUS_DELAY_MS", default_value_t = 500)]
     pub status_delay_ms: i64,
 
+    /// Deliver Firehose S3 destinations as plain files under DIR:
+    /// `DIR/<bucket>/<key>`, a bucket being a directory that exists (create
+    /// it first). Without it S3 destinations keep records buffered and
+    /// report "delivery not configured" in DescribeDeliveryStream. A
+    /// stand-in until the embedded S3 endpoint receives deliveries.
+    #[arg(long, env = "RIFFLE_FIREHOSE_LOCAL_OUTPUT", value_name = "DIR")]
+    pub firehose_local_output: Option<std::path::PathBuf>,
+
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]
     pub shard_limit: u32,

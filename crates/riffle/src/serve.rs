@@ -70,6 +70,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account: cfg.account.clone(),
         status_delay_ms: cfg.status_delay_ms,
         durability,
+        sink: match &args.firehose_local_output {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                tracing::info!(dir = %dir.display(), "Firehose S3 destinations deliver to local files");
+                Some(riffle_firehose::sink::Sink(
+                    riffle_firehose::sink::DirSink::new(dir.clone()),
+                ))
+            }
+            None => None,
+        },
         ..riffle_firehose::Config::default()
     };
     let mut disk_stats = None;

@@ -92,6 +92,12 @@ pub async fn create(
         ));
     }
     let (kind, config) = given.remove(0);
+    let destination = Destination {
+        id: destinations::destination_id(1),
+        kind,
+        description: destinations::describe(kind, config),
+    };
+    destinations::check(&destination)?;
     let sse = match i.delivery_stream_encryption_configuration_input.take() {
         Some(c) => {
             if matches!(source, Source::Kinesis { .. }) {
@@ -139,13 +145,10 @@ pub async fn create(
         log_id: svc.next_log_id(),
         source,
         sse,
-        destinations: vec![Destination {
-            id: destinations::destination_id(1),
-            kind,
-            description: destinations::describe(kind, config),
-        }],
+        destinations: vec![destination],
         tags: tag_map,
         delivered_offset: 0,
+        kinesis_checkpoint: None,
     };
     let replaced = svc.cell(&key).map(|c| c.log_id());
     svc.write_row(&key, Some(s.clone())).await?;
@@ -241,7 +244,12 @@ pub(crate) fn description(
         delivery_stream_name: s.name.clone(),
         delivery_stream_arn: s.arn(svc.account()),
         delivery_stream_status: s.status.as_str().into(),
-        failure_description: None,
+        failure_description: svc
+            .failure(&(s.region.clone(), s.name.clone()))
+            .map(|details| model::FailureDescription {
+                r#type: "UNKNOWN_ERROR".into(),
+                details,
+            }),
         delivery_stream_encryption_configuration: Some(sse),
         delivery_stream_type: s.stream_type.clone(),
         version_id: s.version.to_string(),

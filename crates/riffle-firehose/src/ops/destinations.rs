@@ -338,6 +338,17 @@ pub(crate) fn description(d: &Destination) -> model::DestinationDescription {
     model::DestinationDescription::from_value(Value::Map(m))
 }
 
+/// AWS's checks of a destination's settings that the model cannot
+/// express: an S3 destination's Prefix, ErrorOutputPrefix and
+/// CustomTimeZone.
+pub(crate) fn check(d: &Destination) -> Result<()> {
+    if d.kind == Kind::ExtendedS3 {
+        // Accepted-but-not-delivered settings are reported by delivery.
+        let _ = crate::s3::Settings::from_description(&d.description)?;
+    }
+    Ok(())
+}
+
 /// The id of the first destination.
 pub(crate) fn destination_id(n: u64) -> String {
     format!("destinationId-{n:012}")
@@ -383,6 +394,7 @@ pub async fn update_destination(
                 ))
             })?;
         let next = apply_update(&s.destinations[idx], kind, update)?;
+        check(&next)?;
         s.destinations[idx] = next;
         s.version += 1;
         s.updated_ms = Some(now);
