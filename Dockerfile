@@ -5,7 +5,7 @@
 #   docker run -d -p 4566:4566 -v riffle-data:/var/lib/riffle riffle
 #
 # The build stage needs only crates.io; the runtime stage is Debian slim with
-# the one binary (no curl: the health check is `riffle health`).
+# the one binary and tzdata (no curl: the health check is `riffle health`).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -18,6 +18,10 @@ RUN cargo build --release --locked --bin riffle \
  && install -m 0755 target/release/riffle /usr/local/bin/riffle
 
 FROM debian:${DEBIAN_RELEASE}-slim
+# Time zones for Firehose's CustomTimeZone prefixes.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tzdata \
+ && rm -rf /var/lib/apt/lists/*
 # A fixed uid/gid so bind mounts can be prepared for it (`chown 10001`).
 RUN groupadd --system --gid 10001 riffle \
  && useradd --system --uid 10001 --gid riffle --no-create-home \

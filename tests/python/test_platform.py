@@ -67,7 +67,11 @@ def test_requests_over_the_cap_are_throttled(start_server):
     k.create_stream(StreamName="capped", ShardCount=1)
     held = _hold_request_open(s.port)
     try:
-        time.sleep(0.3)
+        # Wait until the server is handling the held request.
+        deadline = time.time() + 10
+        while "riffle_requests_in_flight 1\n" not in urllib.request.urlopen(s.endpoint + "/metrics", timeout=5).read().decode():
+            assert time.time() < deadline, "the held request never reached the server"
+            time.sleep(0.02)
         with pytest.raises(botocore.exceptions.ClientError) as e:
             k.list_streams()
         assert error_of(e) == ("LimitExceededException", f"Rate exceeded for account {ACCOUNT}.", 400)

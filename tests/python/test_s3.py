@@ -672,6 +672,40 @@ def test_aws_cli_ls_lists_buckets_and_objects(server):
     cli(server, "s3", "rb", f"s3://{name}")
 
 
+# ------------------------------------------------------------------ Firehose
+
+
+def test_firehose_delivers_into_the_embedded_s3(server, s3, bucket):
+    """Firehose's S3 destinations deliver to the embedded S3 in process; the
+    objects are read back with the S3 API, AWS's key layout and all."""
+    import re
+    import time
+    fh = server.client("firehose")
+    name = unique("fh")
+    fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration={
+        "RoleARN": "arn:aws:iam::000000000000:role/firehose",
+        "BucketARN": f"arn:aws:s3:::{bucket}",
+        "Prefix": "events/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "CompressionFormat": "GZIP",
+    })
+    deadline = time.time() + 10
+    while fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"one\n"}, {"Data": b"two\n"}])
+    deadline = time.time() + 15
+    while not s3.list_objects_v2(Bucket=bucket, Prefix="events/").get("Contents"):
+        assert time.time() < deadline, "nothing delivered"
+        time.sleep(0.1)
+    [obj] = s3.list_objects_v2(Bucket=bucket, Prefix="events/")["Contents"]
+    assert re.fullmatch(rf"events/\d{{4}}/\d\d/\d\d/\d\d/{name}-1-\d{{4}}(-\d\d){{5}}-[0-9a-f-]{{36}}\.gz", obj["Key"]), obj["Key"]
+    got = s3.get_object(Bucket=bucket, Key=obj["Key"])
+    import gzip
+    assert gzip.decompress(got["Body"].read()) == b"one\ntwo\n"
+    fh.delete_delivery_stream(DeliveryStreamName=name)
+
+
 # ------------------------------------------------------------------ durability
 
 

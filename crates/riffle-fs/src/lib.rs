@@ -26,7 +26,7 @@ pub mod sim;
 
 pub use real::RealFs;
 pub use redb_backend::{open_redb, FsBackend};
-pub use sim::SimFs;
+pub use sim::{Rng, SimFs};
 
 /// How [`Fs::open`] opens a file. Every mode opens for reading and writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

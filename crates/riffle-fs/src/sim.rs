@@ -185,12 +185,13 @@ fn write_into(buf: &mut Vec<u8>, pos: u64, bytes: &[u8]) {
     buf[pos..end].copy_from_slice(bytes);
 }
 
-/// splitmix64: small, fast, and deterministic.
-#[derive(Debug)]
-struct Rng(u64);
+/// splitmix64: small, fast, and deterministic; the simulator's choices and
+/// the fault tests' schedules come from it, so a seed replays a run.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -199,16 +200,21 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (0 when `n` is 0).
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
 
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
+    pub fn coin(&mut self) -> bool {
+        self.next_u64() & 1 == 1
+    }
+
+    /// One of the power-loss modes.
+    pub fn mode(&mut self) -> CrashMode {
+        CrashMode::ALL[self.below(CrashMode::ALL.len() as u64) as usize]
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub mod body;
 pub mod faults;
+pub mod firehose;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
@@ -56,11 +57,13 @@ pub struct App {
 pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
+    firehose: Arc<riffle_firehose::Service>,
     s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
+        Arc::new(firehose::Firehose(firehose)),
         Arc::new(s3),
     ])
 }

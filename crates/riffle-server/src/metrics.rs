@@ -106,6 +106,29 @@ impl Metrics {
                     v.load(Ordering::Relaxed)
                 );
             }
+            // Per stream log (labelled by log id, which `riffle fsck` maps
+            // to its stream): records lost to damaged frames that readers
+            // skipped, and those frames' bytes.
+            let skipped = d.skipped_by_log();
+            for (i, (name, help)) in [
+                (
+                    "riffle_log_skipped_corrupt_records_total",
+                    "Records of damaged frames readers skipped (lost), per stream log.",
+                ),
+                (
+                    "riffle_log_skipped_corrupt_bytes_total",
+                    "Bytes of damaged frames readers skipped, per stream log.",
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (log, records, bytes) in &skipped {
+                    let v = if i == 0 { records } else { bytes };
+                    let _ = writeln!(out, "{name}{{log=\"{log:016x}\"}} {v}");
+                }
+            }
         }
         out
     }

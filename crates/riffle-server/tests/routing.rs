@@ -28,10 +28,17 @@ async fn server() -> std::net::SocketAddr {
         MemoryEngine::new(),
         [7; 32],
     );
+    let firehose = riffle_firehose::Service::new(
+        riffle_firehose::Config::default(),
+        clock.clone() as Arc<dyn Clock>,
+        MemoryEngine::new(),
+        Some(streams.clone()),
+    );
     let app = Arc::new(App {
         services: riffle_server::services(
             streams,
             Default::default(),
+            firehose,
             S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

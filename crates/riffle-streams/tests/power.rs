@@ -58,7 +58,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use riffle_core::clock::ManualClock;
 use riffle_core::Clock;
-use riffle_fs::sim::{CrashMode, SimFs, Trigger};
+use riffle_fs::sim::{CrashMode, Rng, SimFs, Trigger};
 use riffle_fs::{open_redb, Fs};
 use riffle_log::disk::{DiskConfig, DiskEngine, Durability};
 use riffle_meta::Store;
@@ -79,27 +79,6 @@ const PUTS: u64 = 6;
 /// The status delay of odd seeds (even seeds: none, every change is
 /// immediate); the clock moves past it after every control operation.
 const STATUS_DELAY_MS: i64 = 20;
-
-/// splitmix64
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn mode(&mut self) -> CrashMode {
-        CrashMode::ALL[self.below(CrashMode::ALL.len() as u64) as usize]
-    }
-}
 
 /// What the runs covered, printed at the end.
 #[derive(Default)]
@@ -1078,7 +1057,7 @@ fn run(seed: u64) -> Result<(), String> {
                     model.clone(),
                     locks.clone(),
                     mine,
-                    rng.next(),
+                    rng.next_u64(),
                 )));
             }
             for w in 0..WRITERS {
@@ -1089,7 +1068,7 @@ fn run(seed: u64) -> Result<(), String> {
                     model.clone(),
                     locks.clone(),
                     all_names.clone(),
-                    rng.next(),
+                    rng.next_u64(),
                     format!("r{round}w{w}"),
                 )));
             }

@@ -19,7 +19,10 @@ use crate::value::{Map, Value};
 /// A regular expression from the model, compiled on first use and matched
 /// against the whole value, as AWS does.
 pub struct Pattern {
+    /// The model's pattern, as messages quote it.
     pub src: &'static str,
+    /// What is compiled: `src`, or an equivalent `regex-lite` accepts.
+    matcher: &'static str,
     re: OnceLock<Option<regex_lite::Regex>>,
 }
 
@@ -27,6 +30,17 @@ impl Pattern {
     pub const fn new(src: &'static str) -> Self {
         Pattern {
             src,
+            matcher: src,
+            re: OnceLock::new(),
+        }
+    }
+
+    /// A model pattern `regex-lite` cannot compile (look-around, Unicode
+    /// classes), matched with `matcher`, which accepts the same strings.
+    pub const fn rewritten(src: &'static str, matcher: &'static str) -> Self {
+        Pattern {
+            src,
+            matcher,
             re: OnceLock::new(),
         }
     }
@@ -39,7 +53,7 @@ impl Pattern {
 
     pub fn compiled(&self) -> Option<&regex_lite::Regex> {
         self.re
-            .get_or_init(|| regex_lite::Regex::new(&format!("^(?:{})$", self.src)).ok())
+            .get_or_init(|| regex_lite::Regex::new(&format!("^(?:{})$", self.matcher)).ok())
             .as_ref()
     }
 }

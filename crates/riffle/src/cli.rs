@@ -27,6 +27,33 @@ pub enum Command {
     /// Check a running server: exit 0 when `/_riffle/health` answers `ok`,
     /// 1 otherwise (a container health check without curl).
     Health(HealthArgs),
+    /// Check every stream log offline (stop the server first): damaged
+    /// ranges, torn tails, index files. Exit 0 clean, 1 damage found, 2
+    /// could not check.
+    Fsck(FsckArgs),
+    /// Repair what `riffle fsck` finds (stop the server first): rebuild
+    /// index files and, with `--quarantine`, move damaged ranges out of the
+    /// logs. Exit 0 clean afterwards, 1 damage left, 2 could not repair.
+    Repair(RepairArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FsckArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RepairArgs {
+    /// The data directory of a stopped server.
+    #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Copy each damaged range to `<data-dir>/quarantine/<log id>/` (with a
+    /// JSON note of what it held) and replace it in the log with a hole
+    /// frame readers skip; records after it keep their sequence numbers.
+    #[arg(long)]
+    pub quarantine: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -175,6 +202,12 @@ pub struct ServeArgs {
     /// How long streams and consumers stay CREATING, UPDATING or DELETING.
     #[arg(long, env = "RIFFLE_STATUS_DELAY_MS", default_value_t = 500)]
     pub status_delay_ms: i64,
+
+    /// Deliver Firehose S3 destinations as plain files under DIR:
+    /// `DIR/<bucket>/<key>`, a bucket being a directory that exists (create
+    /// it first), instead of to the embedded S3 endpoint.
+    #[arg(long, env = "RIFFLE_FIREHOSE_LOCAL_OUTPUT", value_name = "DIR")]
+    pub firehose_local_output: Option<std::path::PathBuf>,
 
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]

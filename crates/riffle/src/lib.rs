@@ -1,10 +1,13 @@
 //! The `riffle` command: `riffle serve` runs the server, `riffle bench`
-//! loads any Kinesis endpoint.
+//! loads any Kinesis endpoint, `riffle fsck` and `riffle repair` check and
+//! mend a stopped server's stream logs.
 
 pub mod bench;
 pub mod cli;
+pub mod fsck;
 pub mod health;
 pub mod init;
+pub mod s3_sink;
 pub mod serve;
 
 /// Runs a parsed command line.
@@ -13,5 +16,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(*args),
         cli::Command::Bench(args) => bench::run(args),
         cli::Command::Health(args) => health::run(args),
+        cli::Command::Fsck(args) => fsck::run_fsck(args),
+        cli::Command::Repair(args) => fsck::run_repair(args),
     }
 }

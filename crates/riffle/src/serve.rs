@@ -39,6 +39,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    // Held until the process ends: `riffle fsck` and `riffle repair` refuse
+    // to touch a data directory a server is using, and so does a second
+    // server.
+    let _lock = match args.storage {
+        Storage::Disk => Some(crate::fsck::lock_for_serving(&args.data_dir)?),
+        Storage::Memory => None,
+    };
     let clock = SystemClock::new();
     let durability = match args.durability {
         DurabilityArg::Fsync => Durability::Fsync,
@@ -59,15 +66,41 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_pending_write_bytes: args.max_pending_write_mib.max(1) * 1024 * 1024,
         ..Config::default()
     };
+    let firehose_cfg = riffle_firehose::Config {
+        account: cfg.account.clone(),
+        status_delay_ms: cfg.status_delay_ms,
+        durability,
+        sink: match &args.firehose_local_output {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                tracing::info!(dir = %dir.display(), "Firehose S3 destinations deliver to local files");
+                Some(riffle_firehose::sink::Sink(
+                    riffle_firehose::sink::DirSink::new(dir.clone()),
+                ))
+            }
+            None => None,
+        },
+        ..riffle_firehose::Config::default()
+    };
     let mut disk_stats = None;
-    let mut s3 = None;
-    let service = match args.storage {
-        Storage::Memory => Service::new(
-            cfg,
-            clock.clone() as Arc<dyn Clock>,
-            MemoryEngine::new(),
-            rand_secret(),
-        ),
+    let (service, firehose, s3) = match args.storage {
+        Storage::Memory => {
+            let service = Service::new(
+                cfg,
+                clock.clone() as Arc<dyn Clock>,
+                MemoryEngine::new(),
+                rand_secret(),
+            );
+            let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
+            let firehose = riffle_firehose::Service::new(
+                with_embedded_s3(firehose_cfg, &s3.s3),
+                clock.clone() as Arc<dyn Clock>,
+                MemoryEngine::new(),
+                Some(service.clone()),
+            );
+            (service, firehose, s3)
+        }
         Storage::Disk => {
             let started = std::time::Instant::now();
             let disk = DiskEngine::open(
@@ -96,7 +129,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
                 .context("loading streams")?;
             let s3_root = args.data_dir.join("s3");
-            s3 = Some(
+            let s3 = riffle_server::s3::S3Service::new(
                 riffle_s3::S3::open(
                     riffle_fs::RealFs::shared(),
                     s3_root.clone(),
@@ -104,14 +137,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     clock.clone() as Arc<dyn Clock>,
                 )
                 .with_context(|| format!("opening {}", s3_root.display()))?,
+                args.s3_domain.clone(),
             );
+            // Firehose buffers live in their own logs under `firehose/`.
+            let firehose_dir = args.data_dir.join("firehose");
+            let firehose_engine: Arc<dyn LogEngine> = DiskEngine::open(
+                firehose_dir.clone(),
+                DiskConfig {
+                    durability,
+                    segment_bytes: args.segment_bytes,
+                    sync_interval: Duration::from_millis(args.sync_interval_ms.max(1)),
+                },
+            )
+            .with_context(|| format!("opening {}", firehose_dir.display()))?;
+            let firehose = riffle_firehose::Service::open(
+                with_embedded_s3(firehose_cfg, &s3.s3),
+                clock.clone() as Arc<dyn Clock>,
+                firehose_engine,
+                Some(service.clone()),
+                store.namespace(riffle_firehose::meta::NAMESPACE)?,
+            )
+            .context("loading delivery streams")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            service
+            (service, firehose, s3)
         }
     };
+    let firehose_maintenance = firehose.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            firehose_maintenance.maintain().await;
+        }
+    });
     let maintenance = service.clone();
     tokio::spawn(async move {
         // Completing deletions and persisting status changes every second;
@@ -154,16 +215,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        services: riffle_server::services(service.clone(), faults(&args), {
-            let s3 = match s3 {
-                Some(s3) => riffle_server::s3::S3Service::new(s3, args.s3_domain.clone()),
-                None => riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
-            };
+        services: riffle_server::services(
+            service.clone(),
+            faults(&args),
+            firehose,
             riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3
-            }
-        }),
+            },
+        ),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),
@@ -244,6 +304,20 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
         tcp,
         tls: Some(acceptor),
     })
+}
+
+/// Firehose's S3 destinations deliver to the embedded S3 unless
+/// `--firehose-local-output` chose a directory.
+fn with_embedded_s3(
+    mut cfg: riffle_firehose::Config,
+    s3: &Arc<riffle_s3::S3>,
+) -> riffle_firehose::Config {
+    if cfg.sink.is_none() {
+        cfg.sink = Some(riffle_firehose::sink::Sink(Arc::new(
+            crate::s3_sink::EmbeddedS3(s3.clone()),
+        )));
+    }
+    cfg
 }
 
 fn faults(args: &ServeArgs) -> riffle_server::faults::Faults {

@@ -34,10 +34,17 @@ async fn start() -> Server {
         MemoryEngine::new(),
         [9; 32],
     );
+    let firehose = riffle_firehose::Service::new(
+        riffle_firehose::Config::default(),
+        clock.clone() as Arc<dyn Clock>,
+        MemoryEngine::new(),
+        Some(service.clone()),
+    );
     let app = Arc::new(App {
         services: riffle_server::services(
             service,
             Default::default(),
+            firehose,
             riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

@@ -4,7 +4,7 @@
 //! offset size
 //!   0     4   len            bytes after this field (28 + payload), u32 LE
 //!   4     4   crc            CRC32C of bytes 8 .. 4 + len, u32 LE
-//!   8     1   kind           1 = records
+//!   8     1   kind           1 = records, 2 = hole (see encode_hole)
 //!   9     1   flags          bit 0: synced-before (see FLAG_SYNCED_BEFORE);
 //!                            other bits zero (format 1: always zero)
 //!  10     2   reserved       zero
@@ -20,6 +20,14 @@ use bytes::Bytes;
 
 pub const HEADER: usize = 36;
 pub const KIND_RECORDS: u8 = 1;
+/// A hole: `riffle repair --quarantine` wrote it over a damaged byte range
+/// (the same size, so every other frame keeps its position). Its header
+/// names the records that were lost there (shard, first offset, count) so
+/// their offsets are never reused; readers skip it. Its payload is zeros.
+pub const KIND_HOLE: u8 = 2;
+/// Hole flag bit: nothing was known of the lost range (its header was
+/// destroyed): the shard, offset and count fields are zero and mean nothing.
+pub const HOLE_UNATTRIBUTED: u8 = 2;
 /// Flag bit: this frame starts a commit cycle, and every byte before it in
 /// its segment was durable (synced) when it was written. Recovery uses it to
 /// tell damage in writes no sync had covered (cut) from damage in synced data
@@ -103,6 +111,34 @@ pub fn encode<'a>(
     h[28..36].copy_from_slice(&base.unwrap_or(0).to_le_bytes());
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends a hole frame of exactly `size` bytes (at least [`HEADER`]) that
+/// stands for `count` lost records of `shard` from `first_offset` on (or,
+/// with `None`, for records nobody can name).
+pub fn encode_hole(out: &mut Vec<u8>, size: usize, lost: Option<(u32, u64, u32, i64)>) {
+    debug_assert!((HEADER..=MAX_FRAME).contains(&size));
+    let start = out.len();
+    out.resize(start + size, 0);
+    let h = &mut out[start..start + HEADER];
+    h[0..4].copy_from_slice(&((size - 4) as u32).to_le_bytes());
+    h[8] = KIND_HOLE;
+    match lost {
+        Some((shard, first_offset, count, base_arrival)) => {
+            h[12..16].copy_from_slice(&shard.to_le_bytes());
+            h[16..24].copy_from_slice(&first_offset.to_le_bytes());
+            h[24..28].copy_from_slice(&count.to_le_bytes());
+            h[28..36].copy_from_slice(&base_arrival.to_le_bytes());
+        }
+        None => h[9] = HOLE_UNATTRIBUTED,
+    }
+    let crc = crc32c::crc32c(&out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Whether `kind` is a frame kind this version knows.
+pub fn known_kind(kind: u8) -> bool {
+    kind == KIND_RECORDS || kind == KIND_HOLE
 }
 
 /// Reads the fixed part of the frame at the start of `buf`, if `buf` holds it
@@ -202,6 +238,34 @@ mod tests {
             assert!(!verify(&bad), "flip at {i} undetected");
         }
         assert!(!verify(&buf[..buf.len() - 1]));
+    }
+
+    #[test]
+    fn hole_layout() {
+        let mut buf = Vec::new();
+        encode_hole(&mut buf, 50, Some((3, 7, 2, 99)));
+        assert_eq!(buf.len(), 50);
+        let h = header(&buf).unwrap();
+        assert_eq!(
+            (
+                h.size,
+                h.kind,
+                h.flags,
+                h.shard,
+                h.first_offset,
+                h.count,
+                h.base_arrival
+            ),
+            (50, KIND_HOLE, 0, 3, 7, 2, 99)
+        );
+        assert!(verify(&buf));
+        assert!(buf[HEADER..].iter().all(|b| *b == 0));
+        assert_eq!(records(&Bytes::from(buf.clone())), None);
+        let mut anon = Vec::new();
+        encode_hole(&mut anon, HEADER, None);
+        let h = header(&anon).unwrap();
+        assert_eq!((h.flags, h.shard, h.count), (HOLE_UNATTRIBUTED, 0, 0));
+        assert!(verify(&anon));
     }
 
     #[test]

@@ -12,7 +12,10 @@
 //!
 //! Read path: each shard keeps an index of its durable frames; reads `pread`
 //! the frames they need and verify their checksums. A frame that fails is
-//! reported and returned as [`LogError::Corrupt`], never as data.
+//! never returned as data: its records are skipped (logged and counted once
+//! per frame in [`DiskStats`]) and the read goes on after it, so readers get
+//! past damage instead of failing at it forever. Hole frames (written by
+//! `riffle repair --quarantine`, see [`fsck`]) are skipped silently.
 //!
 //! Files: every operation goes through a [`riffle_fs::Fs`]
 //! ([`DiskEngine::open`]: the real file system; [`DiskEngine::open_with`]:
@@ -35,6 +38,7 @@ use crate::{
 };
 
 pub mod frame;
+pub mod fsck;
 pub mod segment;
 
 use segment::{Entry, Handle};
@@ -161,7 +165,7 @@ impl Syncer {
     /// the nearest one that existed (a process that died may have created
     /// it without syncing its parent); with `whole_path`, the parents of
     /// every existing directory up to the root too.
-    fn ensure_dir(&self, fs: &dyn Fs, dir: &Path, whole_path: bool) -> io::Result<()> {
+    pub(crate) fn ensure_dir(&self, fs: &dyn Fs, dir: &Path, whole_path: bool) -> io::Result<()> {
         let parent_of = |d: &Path| match d.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -220,6 +224,41 @@ pub struct DiskStats {
     /// Index files rebuilt and offsets checkpoints found damaged: repairs
     /// a power loss alone never makes necessary.
     pub repairs: AtomicU64,
+    /// Records readers skipped because their frame was damaged (counted
+    /// once per damaged frame), and those frames' bytes.
+    pub skipped_corrupt_records: AtomicU64,
+    pub skipped_corrupt_bytes: AtomicU64,
+    /// The same, per log.
+    skipped_by_log: Mutex<BTreeMap<LogId, (u64, u64)>>,
+}
+
+impl DiskStats {
+    fn note_skipped(&self, log: LogId, records: u64, bytes: u64) {
+        self.skipped_corrupt_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.skipped_corrupt_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        let mut m = lock(&self.skipped_by_log);
+        let e = m.entry(log).or_default();
+        e.0 += records;
+        e.1 += bytes;
+    }
+
+    /// Per log: (log id, records skipped, bytes skipped), logs that skipped
+    /// nothing left out.
+    pub fn skipped_by_log(&self) -> Vec<(LogId, u64, u64)> {
+        lock(&self.skipped_by_log)
+            .iter()
+            .map(|(id, (r, b))| (*id, *r, *b))
+            .collect()
+    }
+}
+
+/// Whether a damaged frame's untrusted header may be believed: it continues
+/// its shard (`expected` is the shard's next offset so far) with a sane
+/// count. Recovery and `fsck` use the same rule.
+pub(crate) fn plausible(expected: u64, e: &Entry) -> bool {
+    expected == e.first_offset && e.count > 0 && e.count < 1 << 24
 }
 
 /// Stream logs under one directory.
@@ -504,6 +543,9 @@ struct Inner {
     last_arrival: i64,
     removed: bool,
     published: u64,
+    /// Entries of the active segment that belong to no shard (unattributed
+    /// holes, damage whose header is not believed): kept for its index.
+    orphans: Vec<Entry>,
 }
 
 /// One stream's log on disk.
@@ -520,6 +562,9 @@ pub struct DiskLog {
     inner: Mutex<Inner>,
     tip: watch::Sender<u64>,
     sealed: Mutex<BTreeMap<u64, SealedIndex>>,
+    /// Damaged frames (segment, position) readers already skipped: each is
+    /// logged and counted once.
+    skipped: Mutex<std::collections::HashSet<(u64, u64)>>,
 }
 
 impl DiskLog {
@@ -545,6 +590,7 @@ impl DiskLog {
             inner: Mutex::new(inner),
             tip: watch::channel(0).0,
             sealed: Mutex::new(BTreeMap::new()),
+            skipped: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -597,6 +643,7 @@ impl DiskLog {
         let mut last_sealed = seqs.last().is_some_and(|&seq| read_index(seq).is_some());
         let mut segments = BTreeMap::new();
         let mut last_arrival = 0;
+        let mut orphans = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
             let last = i + 1 == seqs.len() && !last_sealed;
             let (file, version) = segment::open(fs, dir, seq)?;
@@ -642,22 +689,36 @@ impl DiskLog {
                 .last()
                 .map_or(segment::SEG_HEADER, |e| e.pos + u64::from(e.size));
             let mut seg_last = 0;
+            let active_here = last && !last_sealed;
             for e in &entries {
+                if e.hole && e.count == 0 {
+                    // A hole nothing is known of: it belongs to no shard.
+                    if active_here {
+                        orphans.push(*e);
+                    }
+                    continue;
+                }
                 if e.corrupt {
-                    tracing::error!(dir = %dir.display(), seq, pos = e.pos, "frame failed its checksum; it will not be served");
+                    tracing::error!(dir = %dir.display(), seq, pos = e.pos, "frame failed its checksum; its records will be skipped, never served (run `riffle fsck`)");
                     stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
-                    // Its header is untrusted: index it (so readers of the
-                    // range get an error) only where it continues its shard.
+                    // Its header is untrusted: index it (so readers skip
+                    // the range, counted) only where it continues its shard.
                     let expected = shards.get(&e.shard).map_or(1, |s| s.next_offset);
-                    let plausible = expected == e.first_offset && e.count > 0 && e.count < 1 << 24;
-                    if !plausible {
+                    if !plausible(expected, e) {
+                        if active_here {
+                            orphans.push(Entry {
+                                count: 0,
+                                first_offset: 0,
+                                ..*e
+                            });
+                        }
                         continue;
                     }
                 }
                 let s = shards.entry(e.shard).or_default();
                 s.next_offset = s.next_offset.max(e.first_offset + u64::from(e.count));
                 s.note(seq, e);
-                if last && !last_sealed {
+                if active_here {
                     s.active.push(*e);
                 }
                 seg_last = seg_last.max(e.last_arrival);
@@ -709,6 +770,7 @@ impl DiskLog {
             last_arrival,
             removed: false,
             published: 0,
+            orphans,
         })
     }
 
@@ -770,6 +832,7 @@ impl DiskLog {
                         .shards
                         .values()
                         .flat_map(|s| s.active.iter().copied())
+                        .chain(g.orphans.iter().copied())
                         .collect();
                     all.sort_unstable_by_key(|e| e.pos);
                     all
@@ -807,6 +870,7 @@ impl DiskLog {
                     pos: start as u64,
                     size: (buf.len() - start) as u32,
                     corrupt: false,
+                    hole: false,
                 });
             }
             let this = self.clone();
@@ -907,6 +971,7 @@ impl DiskLog {
                     for s in g.shards.values_mut() {
                         s.active.clear();
                     }
+                    g.orphans.clear();
                 }
                 let mut end = base;
                 let mut last = 0;
@@ -970,7 +1035,18 @@ impl DiskLog {
         };
         let mut by_shard: HashMap<u32, Vec<Entry>> = HashMap::new();
         for e in entries {
-            by_shard.entry(e.shard).or_default().push(e);
+            // Damage or holes that name no records belong to no shard; a
+            // damaged header is believed only where it continues its shard
+            // in order (an index rebuilt by a scan keeps what it claims).
+            if (e.corrupt || e.hole) && e.count == 0 {
+                continue;
+            }
+            let list = by_shard.entry(e.shard).or_default();
+            let prev_end = list.last().map_or(0, Entry::end_offset);
+            if e.corrupt && (e.first_offset < prev_end || e.count >= 1 << 24) {
+                continue;
+            }
+            list.push(e);
         }
         let m: SealedIndex = Arc::new(by_shard);
         let mut cache = lock(&self.sealed);
@@ -983,15 +1059,12 @@ impl DiskLog {
         Some(m)
     }
 
-    /// Reads a frame's bytes and checks them.
+    /// Reads a frame's bytes and checks them ([`LogError::Corrupt`] when
+    /// they fail).
     fn load(&self, file: &dyn FsFile, f: &FrameRef) -> Result<Vec<frame::FrameRecord>, LogError> {
-        let corrupt = |reason: &str| {
-            self.stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(dir = %self.dir.display(), seg = f.seg, pos = f.e.pos, reason, "corrupt frame");
-            LogError::Corrupt {
-                offset: f.e.first_offset,
-                reason: reason.into(),
-            }
+        let corrupt = |reason: &str| LogError::Corrupt {
+            offset: f.e.first_offset,
+            reason: reason.into(),
         };
         if f.e.corrupt {
             return Err(LogError::Corrupt {
@@ -1006,48 +1079,35 @@ impl DiskLog {
         }
         frame::records(&Bytes::from(buf)).ok_or_else(|| corrupt("frame records are malformed"))
     }
-}
 
-impl StreamLog for DiskLog {
-    fn append(&self, records: Vec<NewRecord>, now_ms: i64) -> Result<Appended, LogError> {
-        let mut g = lock(&self.inner);
-        if g.removed {
-            return Err(LogError::Removed);
+    /// A reader met a damaged frame: its records are lost. Logged and
+    /// counted the first time any reader meets it.
+    fn skip_damaged(&self, shard: u32, f: &FrameRef, reason: &str) {
+        if !lock(&self.skipped).insert((f.seg, f.e.pos)) {
+            return;
         }
-        let arrival = now_ms.max(g.last_arrival);
-        g.last_arrival = arrival;
-        let mut offsets = Vec::with_capacity(records.len());
-        let Inner {
-            shards, pending, ..
-        } = &mut *g;
-        for r in records {
-            let s = shards.entry(r.shard).or_default();
-            let offset = s.next_offset;
-            s.next_offset += 1;
-            offsets.push(offset);
-            pending.add(r.shard, offset, arrival, r.partition_key, r.data);
+        if !f.e.corrupt {
+            // Found by this read (recovery counted the ones it flagged).
+            self.stats.corrupt_frames.fetch_add(1, Ordering::Relaxed);
         }
-        let mut done = pending.done.subscribe();
-        if !g.writing {
-            g.writing = true;
-            if let Some(me) = self.me.upgrade() {
-                tokio::spawn(me.write_loop());
-            }
-        }
-        drop(g);
-        Ok(Appended {
-            offsets,
-            arrival_ms: arrival,
-            durable: Box::pin(async move {
-                match done.wait_for(Option::is_some).await {
-                    Ok(r) => r.clone().unwrap_or(Ok(())),
-                    Err(_) => Err(LogError::Removed),
-                }
-            }),
-        })
+        self.stats
+            .note_skipped(self.id, u64::from(f.e.count), u64::from(f.e.size));
+        tracing::error!(
+            dir = %self.dir.display(),
+            seg = f.seg,
+            pos = f.e.pos,
+            bytes = f.e.size,
+            shard,
+            first_offset = f.e.first_offset,
+            count = f.e.count,
+            reason,
+            "skipping damaged records: they are lost and readers continue after them; `riffle fsck` reports the range and `riffle repair --quarantine` moves it away"
+        );
     }
 
-    fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
+    /// One pass of [`StreamLog::read`]: may return no records but a
+    /// `next_position` past damage or holes it skipped.
+    fn read_once(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
         let (spans, active_seq, active, files) = {
             let g = lock(&self.inner);
             let Some(s) = g.shards.get(&shard) else {
@@ -1113,8 +1173,19 @@ impl StreamLog for DiskLog {
             let Some(file) = files.get(&f.seg) else {
                 continue;
             };
+            // Past a hole or a damaged frame the read goes on: its offsets
+            // are never served, and the next read starts after them.
+            if f.e.hole {
+                next = next.max(f.e.end_offset());
+                continue;
+            }
             let recs = match self.load(&**file, f) {
                 Ok(r) => r,
+                Err(LogError::Corrupt { reason, .. }) => {
+                    self.skip_damaged(shard, f, &reason);
+                    next = next.max(f.e.end_offset());
+                    continue;
+                }
                 Err(e) if out.is_empty() => return Err(e),
                 Err(_) => break,
             };
@@ -1143,6 +1214,63 @@ impl StreamLog for DiskLog {
         Ok(ReadBatch {
             records: out,
             next_position: next,
+        })
+    }
+}
+
+impl StreamLog for DiskLog {
+    fn append(&self, records: Vec<NewRecord>, now_ms: i64) -> Result<Appended, LogError> {
+        let mut g = lock(&self.inner);
+        if g.removed {
+            return Err(LogError::Removed);
+        }
+        let arrival = now_ms.max(g.last_arrival);
+        g.last_arrival = arrival;
+        let mut offsets = Vec::with_capacity(records.len());
+        let Inner {
+            shards, pending, ..
+        } = &mut *g;
+        for r in records {
+            let s = shards.entry(r.shard).or_default();
+            let offset = s.next_offset;
+            s.next_offset += 1;
+            offsets.push(offset);
+            pending.add(r.shard, offset, arrival, r.partition_key, r.data);
+        }
+        let mut done = pending.done.subscribe();
+        if !g.writing {
+            g.writing = true;
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(me.write_loop());
+            }
+        }
+        drop(g);
+        Ok(Appended {
+            offsets,
+            arrival_ms: arrival,
+            durable: Box::pin(async move {
+                match done.wait_for(Option::is_some).await {
+                    Ok(r) => r.clone().unwrap_or(Ok(())),
+                    Err(_) => Err(LogError::Removed),
+                }
+            }),
+        })
+    }
+
+    fn read(&self, shard: u32, from: u64, limits: ReadLimits) -> Result<ReadBatch, LogError> {
+        // A pass that skipped only damage or holes goes on from after them,
+        // so a reader gets the records beyond (bounded: damage is rare).
+        let mut from = from;
+        for _ in 0..64 {
+            let batch = self.read_once(shard, from, limits)?;
+            if !batch.records.is_empty() || batch.next_position <= from {
+                return Ok(batch);
+            }
+            from = batch.next_position;
+        }
+        Ok(ReadBatch {
+            records: Vec::new(),
+            next_position: from,
         })
     }
 
@@ -1267,3 +1395,6 @@ mod tests;
 
 #[cfg(test)]
 mod power;
+
+#[cfg(test)]
+mod fsck_tests;

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex as StdMutex;
 
-use riffle_fs::sim::{CrashMode, Errno, Faults, SimFs, Trigger};
+use riffle_fs::sim::{CrashMode, Errno, Faults, Rng, SimFs, Trigger};
 use riffle_fs::Fs;
 
 use super::*;
@@ -33,27 +33,6 @@ const ROOT: &str = "/data/streams";
 const WRITERS: u64 = 3;
 const APPENDS: u64 = 12;
 const ROUNDS: u64 = 4;
-
-/// splitmix64
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn mode(&mut self) -> CrashMode {
-        CrashMode::ALL[self.below(CrashMode::ALL.len() as u64) as usize]
-    }
-}
 
 /// What the test knows of the log.
 #[derive(Default)]
@@ -289,7 +268,7 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
                         fs.clone(),
                         log.clone(),
                         model.clone(),
-                        rng.next(),
+                        rng.next_u64(),
                         format!("s{seed}r{round}w{w}"),
                         interval,
                     ))

@@ -15,7 +15,8 @@
 //!  12  4  entry count n, u32 LE
 //!  16  48·n entries: shard u32, count u32, first_offset u64, base_arrival i64,
 //!                    last_arrival i64, position u64, size u32, flags u32
-//!                    (bit 0: frame failed its checksum)
+//!                    (bit 0: frame failed its checksum; bit 1: a hole
+//!                    frame, see frame::KIND_HOLE)
 //!  ..  4  CRC32C of everything before, u32 LE
 //!
 //! offsets          next offset of every shard when the newest segment was
@@ -64,6 +65,21 @@ pub struct Entry {
     pub pos: u64,
     pub size: u32,
     pub corrupt: bool,
+    /// A hole frame (`frame::KIND_HOLE`): the records it names were lost and
+    /// quarantined; readers skip them. `count` 0: nothing is known of them.
+    pub hole: bool,
+}
+
+impl Entry {
+    /// The offset after the frame's last record.
+    pub fn end_offset(&self) -> u64 {
+        self.first_offset + u64::from(self.count)
+    }
+
+    /// The byte position after the frame.
+    pub fn end_pos(&self) -> u64 {
+        self.pos + u64::from(self.size)
+    }
 }
 
 pub fn seg_path(dir: &Path, seq: u64) -> PathBuf {
@@ -132,29 +148,35 @@ pub fn scan(file: &dyn FsFile, file_len: u64, cut_unsynced: bool) -> io::Result<
     let mut hbuf = [0u8; frame::HEADER];
     while pos < file_len {
         let header = read_header(file, pos, file_len, &mut hbuf);
-        let records = match header {
+        let last_arrival = match header {
             Some(h) => {
                 let mut buf = vec![0u8; h.size];
                 file.read_exact_at(&mut buf, pos)?;
                 let bytes = bytes::Bytes::from(buf);
-                if frame::verify(&bytes) {
-                    frame::records(&bytes)
-                } else {
+                if !frame::verify(&bytes) {
                     None
+                } else if h.kind == frame::KIND_HOLE {
+                    Some(h.base_arrival)
+                } else {
+                    frame::records(&bytes)
+                        .map(|recs| recs.last().map_or(h.base_arrival, |r| r.arrival_ms))
                 }
             }
             None => None,
         };
-        if let (Some(h), Some(recs)) = (header, records) {
+        if let (Some(h), Some(last_arrival)) = (header, last_arrival) {
+            let hole = h.kind == frame::KIND_HOLE;
+            let unattributed = hole && h.flags & frame::HOLE_UNATTRIBUTED != 0;
             entries.push(Entry {
-                shard: h.shard,
-                count: h.count,
-                first_offset: h.first_offset,
+                shard: if unattributed { 0 } else { h.shard },
+                count: if unattributed { 0 } else { h.count },
+                first_offset: if unattributed { 0 } else { h.first_offset },
                 base_arrival: h.base_arrival,
-                last_arrival: recs.last().map_or(h.base_arrival, |r| r.arrival_ms),
+                last_arrival,
                 pos,
                 size: h.size as u32,
                 corrupt: false,
+                hole,
             });
             pos += h.size as u64;
             continue;
@@ -184,7 +206,7 @@ pub fn scan(file: &dyn FsFile, file_len: u64, cut_unsynced: bool) -> io::Result<
 
 /// The fields a damaged frame's header claims (untrusted: recovery only uses
 /// them when they continue their shard).
-fn lenient_header(file: &dyn FsFile, pos: u64) -> Entry {
+pub(crate) fn lenient_header(file: &dyn FsFile, pos: u64) -> Entry {
     let mut h = [0u8; frame::HEADER];
     let _ = file.read_exact_at(&mut h, pos);
     let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
@@ -198,6 +220,7 @@ fn lenient_header(file: &dyn FsFile, pos: u64) -> Entry {
         pos,
         size: 0,
         corrupt: true,
+        hole: false,
     }
 }
 
@@ -228,7 +251,7 @@ fn later_frames(file: &dyn FsFile, from: u64, file_len: u64) -> io::Result<Later
             i += 1;
             continue;
         };
-        if h.kind == frame::KIND_RECORDS
+        if frame::known_kind(h.kind)
             && i + h.size <= rest.len()
             && frame::verify(&rest[i..i + h.size])
         {
@@ -256,7 +279,7 @@ fn read_header(
         return None;
     }
     let h = frame::header(buf)?;
-    (pos + h.size as u64 <= file_len && h.kind == frame::KIND_RECORDS).then_some(h)
+    (pos + h.size as u64 <= file_len && frame::known_kind(h.kind)).then_some(h)
 }
 
 /// Writes a sealed segment's index (temporary file, sync, rename). The
@@ -280,7 +303,8 @@ pub fn write_index(
         b.extend_from_slice(&e.last_arrival.to_le_bytes());
         b.extend_from_slice(&e.pos.to_le_bytes());
         b.extend_from_slice(&e.size.to_le_bytes());
-        b.extend_from_slice(&u32::from(e.corrupt).to_le_bytes());
+        let flags = u32::from(e.corrupt) | u32::from(e.hole) << 1;
+        b.extend_from_slice(&flags.to_le_bytes());
     }
     let crc = crc32c::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
@@ -324,6 +348,7 @@ fn parse_index(b: &[u8]) -> Option<Vec<Entry>> {
             pos: u64_at(32),
             size: u32_at(40),
             corrupt: u32_at(44) & 1 == 1,
+            hole: u32_at(44) & 2 == 2,
         });
     }
     Some(out)

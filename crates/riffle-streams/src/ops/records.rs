@@ -428,8 +428,9 @@ pub(crate) fn read_shard(
         })
         .collect();
     let next_position = batch.next_position.max(position);
-    // A failing probe (a corrupt frame ahead) still counts as more data: the
+    // A failing probe (an I/O error ahead) still counts as more data: the
     // records already read are delivered, and the next read reports it.
+    // (Damaged frames are not errors: the log skips them.)
     let probe = ReadLimits {
         max_records: 1,
         max_bytes: 1,

@@ -1,0 +1,397 @@
+//! The S3 (extended S3) destination: buffering hints, the
+//! AppendDelimiterToRecord processor, compression, object keys (see
+//! [`crate::prefix`]) and the put through an [`ObjectSink`].
+//!
+//! Settings are read from the destination's description document, so an
+//! UpdateDestination takes effect at the next object (the delivery task
+//! rebuilds the destination when the stream's version changes).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use crate::deliver::{Batch, BoxFuture, DeliveryError, Destination, Hints};
+use crate::error::FirehoseError;
+use crate::prefix::{self, Layout};
+use crate::sink::{ObjectSink, SinkError};
+
+/// CompressionFormat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Uncompressed,
+    Gzip,
+    Zip,
+    /// The Snappy framing format.
+    Snappy,
+    /// Hadoop's block format around raw Snappy.
+    HadoopSnappy,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> Compression {
+        match s {
+            "GZIP" => Compression::Gzip,
+            "ZIP" => Compression::Zip,
+            "Snappy" => Compression::Snappy,
+            "HADOOP_SNAPPY" => Compression::HadoopSnappy,
+            _ => Compression::Uncompressed,
+        }
+    }
+
+    /// The file extension Firehose gives objects when FileExtension is not
+    /// set.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "",
+            Compression::Gzip => ".gz",
+            Compression::Zip => ".zip",
+            Compression::Snappy => ".snappy",
+            Compression::HadoopSnappy => ".hsnappy",
+        }
+    }
+
+    /// Compresses one object's body. `entry` names the single file a ZIP
+    /// archive holds.
+    pub fn encode(self, body: &[u8], entry: &str) -> std::io::Result<Vec<u8>> {
+        match self {
+            Compression::Uncompressed => Ok(body.to_vec()),
+            Compression::Gzip => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(body)?;
+                e.finish()
+            }
+            Compression::Snappy => {
+                let mut e = snap::write::FrameEncoder::new(Vec::new());
+                e.write_all(body)?;
+                e.into_inner().map_err(|e| e.into_error())
+            }
+            Compression::HadoopSnappy => Ok(hadoop_snappy(body)),
+            Compression::Zip => zip_one(entry, body),
+        }
+    }
+}
+
+/// Uncompressed bytes per Hadoop Snappy block: well under Hadoop's 256 KiB
+/// codec buffer once compressed, whatever the data.
+const HADOOP_BLOCK: usize = 64 * 1024;
+
+/// Hadoop's `BlockCompressorStream` layout as `SnappyCodec` writes it: per
+/// block a big-endian u32 of the uncompressed length, then one chunk: a
+/// big-endian u32 of the compressed length and raw Snappy bytes.
+fn hadoop_snappy(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    let mut enc = snap::raw::Encoder::new();
+    for block in body.chunks(HADOOP_BLOCK) {
+        let c = enc
+            .compress_vec(block)
+            .expect("a 64 KiB block is within Snappy's limits");
+        out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        out.extend_from_slice(&c);
+    }
+    out
+}
+
+/// A ZIP archive holding `body` as one deflated file named `entry`
+/// (local header, data, central directory, end record; ZIP64 is not
+/// needed below 4 GiB, which the 128 MiB buffer bound keeps us under).
+fn zip_one(entry: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body)?;
+    let data = e.finish()?;
+    let crc = crc32fast::hash(body);
+    let name = entry.as_bytes();
+    let (csize, usize_) = (data.len() as u32, body.len() as u32);
+    // 1980-01-01 00:00, the earliest DOS date: the object key carries time.
+    let (time, date) = (0u16, (1 << 5) | 1u16);
+    let mut out = Vec::with_capacity(data.len() + 2 * name.len() + 100);
+    let le16 = |o: &mut Vec<u8>, v: u16| o.extend_from_slice(&v.to_le_bytes());
+    let le32 = |o: &mut Vec<u8>, v: u32| o.extend_from_slice(&v.to_le_bytes());
+    le32(&mut out, 0x0403_4b50);
+    for v in [20u16, 0x0800, 8, time, date] {
+        le16(&mut out, v);
+    }
+    for v in [crc, csize, usize_] {
+        le32(&mut out, v);
+    }
+    le16(&mut out, name.len() as u16);
+    le16(&mut out, 0);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&data);
+    let central = out.len() as u32;
+    le32(&mut out, 0x0201_4b50);
+    for v in [20u16, 20, 0x0800, 8, time, date] {
+        le16(&mut out, v);
+    }
+    for v in [crc, csize, usize_] {
+        le32(&mut out, v);
+    }
+    for v in [name.len() as u16, 0, 0, 0, 0] {
+        le16(&mut out, v);
+    }
+    le32(&mut out, 0o100644 << 16);
+    le32(&mut out, 0);
+    out.extend_from_slice(name);
+    let central_len = out.len() as u32 - central;
+    le32(&mut out, 0x0605_4b50);
+    for v in [0u16, 0, 1, 1] {
+        le16(&mut out, v);
+    }
+    le32(&mut out, central_len);
+    le32(&mut out, central);
+    le16(&mut out, 0);
+    Ok(out)
+}
+
+/// What one S3 destination does, read from its description document.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bucket: String,
+    pub layout: Layout,
+    pub compression: Compression,
+    pub extension: String,
+    pub hints: Hints,
+    /// AppendDelimiterToRecord's delimiter, when that processor is on.
+    pub delimiter: Option<Vec<u8>>,
+}
+
+fn str_at<'a>(doc: &'a Json, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(doc, |v, k| v.get(k))?.as_str()
+}
+
+fn int_at(doc: &Json, path: &[&str]) -> Option<i64> {
+    path.iter().try_fold(doc, |v, k| v.get(k))?.as_i64()
+}
+
+/// Why a configured destination cannot deliver in Riffle yet.
+fn unsupported(what: &str) -> String {
+    format!("{what} is not supported by Riffle yet; records stay buffered.")
+}
+
+/// A delimiter parameter as AWS takes it: `\n`, `\t`, `\r` and `\\`
+/// escapes stand for their characters.
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = String::new();
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(o) => out.push(o),
+            None => out.push('\\'),
+        }
+    }
+    out.into_bytes()
+}
+
+impl Settings {
+    /// Reads a description document. `Err(InvalidArgument)` for prefixes
+    /// AWS refuses; `Ok(Err(reason))` for configurations Riffle accepts but
+    /// does not deliver yet (format conversion, dynamic partitioning,
+    /// processors other than AppendDelimiterToRecord).
+    pub fn from_description(doc: &Json) -> Result<Result<Settings, String>, FirehoseError> {
+        let dynamic = doc
+            .pointer("/DynamicPartitioningConfiguration/Enabled")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        let layout = prefix::validate(
+            str_at(doc, &["Prefix"]),
+            str_at(doc, &["ErrorOutputPrefix"]),
+            dynamic,
+            str_at(doc, &["CustomTimeZone"]),
+        )?;
+        if dynamic {
+            return Ok(Err(unsupported("Dynamic partitioning")));
+        }
+        if doc
+            .pointer("/DataFormatConversionConfiguration/Enabled")
+            .and_then(Json::as_bool)
+            .unwrap_or(doc.get("DataFormatConversionConfiguration").is_some())
+        {
+            return Ok(Err(unsupported("Record format conversion")));
+        }
+        let mut delimiter = None;
+        let processing = doc.get("ProcessingConfiguration");
+        if processing
+            .and_then(|p| p.get("Enabled"))
+            .and_then(Json::as_bool)
+            .unwrap_or(false)
+        {
+            let list = processing
+                .and_then(|p| p.get("Processors"))
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for p in list {
+                let ty = p.get("Type").and_then(Json::as_str).unwrap_or("");
+                if ty != "AppendDelimiterToRecord" {
+                    return Ok(Err(unsupported(&format!("The {ty} processor"))));
+                }
+                let param = p
+                    .get("Parameters")
+                    .and_then(Json::as_array)
+                    .and_then(|ps| {
+                        ps.iter().find(|x| {
+                            x.get("ParameterName").and_then(Json::as_str) == Some("Delimiter")
+                        })
+                    })
+                    .and_then(|x| x.get("ParameterValue"))
+                    .and_then(Json::as_str);
+                delimiter = Some(param.map_or_else(|| b"\n".to_vec(), unescape));
+            }
+        }
+        let bucket = str_at(doc, &["BucketARN"])
+            .and_then(|a| a.rsplit(":::").next())
+            .unwrap_or("")
+            .to_owned();
+        let compression = Compression::parse(str_at(doc, &["CompressionFormat"]).unwrap_or(""));
+        let extension = str_at(doc, &["FileExtension"])
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| compression.extension().to_owned(), str::to_owned);
+        let hints = Hints {
+            size_bytes: (int_at(doc, &["BufferingHints", "SizeInMBs"])
+                .unwrap_or(5)
+                .max(1) as usize)
+                * 1024
+                * 1024,
+            interval_ms: int_at(doc, &["BufferingHints", "IntervalInSeconds"])
+                .unwrap_or(300)
+                .clamp(0, 900)
+                * 1000,
+        };
+        Ok(Ok(Settings {
+            bucket,
+            layout,
+            compression,
+            extension,
+            hints,
+            delimiter,
+        }))
+    }
+
+    /// The object body for these records: delimited if configured,
+    /// concatenated, then compressed.
+    pub fn body(&self, records: &[Bytes], entry: &str) -> std::io::Result<Vec<u8>> {
+        let extra = self.delimiter.as_ref().map_or(0, Vec::len);
+        let mut raw = Vec::with_capacity(records.iter().map(|r| r.len() + extra).sum());
+        for r in records {
+            raw.extend_from_slice(r);
+            if let Some(d) = &self.delimiter {
+                raw.extend_from_slice(d);
+            }
+        }
+        self.compression.encode(&raw, entry)
+    }
+}
+
+/// Delivers to one bucket through a sink.
+pub struct S3Destination {
+    pub settings: Settings,
+    pub stream: String,
+    pub version: u64,
+    pub sink: Arc<dyn ObjectSink>,
+}
+
+impl Destination for S3Destination {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    fn hints(&self) -> Hints {
+        self.settings.hints
+    }
+
+    fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let s = &self.settings;
+            let fail = |e: SinkError| {
+                DeliveryError {
+                code: e.code().into(),
+                message: match &e {
+                    SinkError::NoSuchBucket(_) => format!(
+                        "The specified bucket does not exist: {}. Create the bucket; delivery is retried until then (up to 24 hours).",
+                        s.bucket
+                    ),
+                    other => other.to_string(),
+                },
+            }
+            };
+            if !self.sink.bucket_exists(&s.bucket).await.map_err(fail)? {
+                return Err(fail(SinkError::NoSuchBucket(s.bucket.clone())));
+            }
+            let prefix = s.layout.prefix(batch.first_arrival_ms);
+            if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
+                return Err(DeliveryError {
+                    code: "S3.InvalidPrefix".into(),
+                    message: format!(
+                        "The evaluated prefix is longer than {} characters: {prefix}",
+                        prefix::MAX_EVALUATED_PREFIX
+                    ),
+                });
+            }
+            let key = s.layout.key(
+                &prefix,
+                &self.stream,
+                self.version,
+                batch.first_arrival_ms,
+                &s.extension,
+            );
+            let entry = key.rsplit('/').next().unwrap_or(&key);
+            let entry = entry.strip_suffix(".zip").unwrap_or(entry);
+            let body = s.body(&batch.records, entry).map_err(|e| DeliveryError {
+                code: "S3.InternalError".into(),
+                message: format!("compressing the object failed: {e}"),
+            })?;
+            self.sink
+                .put_object(
+                    &s.bucket,
+                    &key,
+                    Bytes::from(body),
+                    Some("application/octet-stream"),
+                    None,
+                )
+                .await
+                .map_err(fail)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hadoop_snappy_blocks() {
+        let body: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let out = hadoop_snappy(&body);
+        let mut dec = snap::raw::Decoder::new();
+        let mut back = Vec::new();
+        let mut at = 0;
+        while at < out.len() {
+            let ulen = u32::from_be_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+            let clen = u32::from_be_bytes(out[at + 4..at + 8].try_into().unwrap()) as usize;
+            let chunk = dec.decompress_vec(&out[at + 8..at + 8 + clen]).unwrap();
+            assert_eq!(chunk.len(), ulen);
+            back.extend(chunk);
+            at += 8 + clen;
+        }
+        assert_eq!(back, body);
+    }
+
+    #[test]
+    fn delimiter_escapes() {
+        assert_eq!(unescape("\\n"), b"\n");
+        assert_eq!(unescape("|"), b"|");
+        assert_eq!(unescape("a\\tb\\\\"), b"a\tb\\");
+    }
+}

@@ -1,0 +1,136 @@
+//! Amazon Data Firehose on the platform: JSON 1.1 under
+//! `X-Amz-Target: Firehose_20150804.<Operation>`, AWS's pre-checks (method,
+//! content type, target, empty or non-object body), SigV4, then the
+//! service.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use riffle_firehose::{Ctx, FirehoseError, Service};
+use riffle_wire::{Encoding, Value};
+
+use crate::body::Body;
+use crate::platform::{
+    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+};
+use crate::{base, error, header, ok, xml};
+
+pub const TARGET_PREFIX: &str = "Firehose_20150804";
+
+/// The largest body read: a PutRecordBatch of 4 MiB of data is about
+/// 5.6 MB of base64 plus 500 records' JSON; 16 MiB leaves room.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Firehose, served over JSON 1.1.
+pub struct Firehose(pub Arc<Service>);
+
+fn firehose_error(e: &FirehoseError) -> Response {
+    tracing::debug!(error_type = e.error_type(), "request failed");
+    if let FirehoseError::Internal(detail) = e {
+        tracing::error!(%detail, "internal failure");
+    }
+    error(
+        Encoding::Json,
+        e.status(),
+        e.error_type(),
+        e.message().as_deref(),
+    )
+}
+
+impl AwsService for Firehose {
+    fn name(&self) -> &'static str {
+        "firehose"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(TARGET_PREFIX)
+    }
+
+    fn knows(&self, op: &str) -> bool {
+        riffle_firehose::model::OPERATIONS
+            .iter()
+            .any(|(n, _)| *n == op)
+    }
+
+    fn max_body(&self) -> usize {
+        MAX_BODY
+    }
+
+    fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {
+        firehose_error(&FirehoseError::ServiceUnavailable("Slow down.".into()))
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        vec![Gauge {
+            name: "riffle_firehose_delivery_streams",
+            help: "Firehose delivery streams.",
+            value: self.0.count() as u64,
+        }]
+    }
+
+    fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
+        Box::pin(self.serve(req, shared))
+    }
+}
+
+impl Firehose {
+    async fn serve(&self, req: Request, shared: &Shared) -> Response {
+        let Request {
+            parts,
+            body,
+            operation,
+        } = req;
+        let body = match body {
+            RequestBody::Full(b) => b,
+            RequestBody::TooLarge => {
+                return base(StatusCode::PAYLOAD_TOO_LARGE)
+                    .body(Body::empty())
+                    .unwrap_or_else(|_| Response::new(Body::empty()))
+            }
+            RequestBody::Stream(_) => {
+                return xml(StatusCode::FORBIDDEN, "AccessDeniedException", None)
+            }
+        };
+        if parts.method != Method::POST {
+            return xml(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                Some("Unable to determine service/operation name to be authorized"),
+            );
+        }
+        let content_type = header(&parts.headers, "content-type").map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+        if !matches!(
+            content_type.as_deref(),
+            Some("application/x-amz-json-1.1") | Some("application/json")
+        ) {
+            return xml(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+        }
+        if !self.knows(&operation) {
+            return error(Encoding::Json, 400, "UnknownOperationException", None);
+        }
+        if body.is_empty() {
+            return error(Encoding::Json, 400, "SerializationException", None);
+        }
+        let doc = match Encoding::Json.decode(&body) {
+            Ok(v @ Value::Map(_)) => v,
+            _ => return error(Encoding::Json, 400, "SerializationException", None),
+        };
+        let region = match shared.authenticate(&parts, &body) {
+            Ok(r) => r,
+            Err(e) => return error(Encoding::Json, 400, e.error_type(), Some(&e.message())),
+        };
+        let ctx = Ctx { region };
+        let span = tracing::debug_span!("firehose", operation = %operation);
+        let _enter = span.enter();
+        match self.0.call(&ctx, &operation, doc).await {
+            Ok(v) => ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
+            Err(e) => firehose_error(&e),
+        }
+    }
+}
