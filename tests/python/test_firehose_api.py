@@ -278,11 +278,12 @@ def test_restart_keeps_streams_and_buffered_records(start_server):
     s.start()
     fh = s.client("firehose")
     after = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
-    # This server has no --firehose-local-output: S3 delivery says so
-    # (once its delivery task has looked) and keeps the records buffered.
+    # The destination bucket does not exist in the embedded S3: delivery
+    # says so (once its delivery task has tried) and keeps the records
+    # buffered.
     for d in (before, after):
         f = d.pop("FailureDescription", None)
-        assert f is None or (f["Type"] == "UNKNOWN_ERROR" and "not configured" in f["Details"]), f
+        assert f is None or (f["Type"] == "UNKNOWN_ERROR" and "S3.NoSuchBucket" in f["Details"]), f
     assert after == before
     assert fh.list_tags_for_delivery_stream(DeliveryStreamName=name)["Tags"] == [{"Key": "a", "Value": "b"}]
     # The acknowledged records are in the buffer log: 100 frames' worth of data on disk.

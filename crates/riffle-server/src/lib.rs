@@ -30,6 +30,7 @@ pub mod firehose;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
+pub mod s3;
 pub mod sts;
 
 use body::Body;
@@ -57,11 +58,13 @@ pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
     firehose: Arc<riffle_firehose::Service>,
+    s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
         Arc::new(firehose::Firehose(firehose)),
+        Arc::new(s3),
     ])
 }
 
@@ -136,8 +139,11 @@ impl App {
         let preflight = parts.method == Method::OPTIONS;
         let (mut resp, label) = self.route(parts, incoming).await;
         if let Some(op) = label {
-            let outcome = header(resp.headers(), "x-amzn-errortype")
-                .map_or("ok", |t| t.trim_end_matches(':'));
+            let outcome = match resp.extensions().get::<platform::Outcome>() {
+                Some(o) => o.0,
+                None => header(resp.headers(), "x-amzn-errortype")
+                    .map_or("ok", |t| t.trim_end_matches(':')),
+            };
             self.metrics.request(&op, outcome);
         }
         resp.headers_mut()
@@ -206,12 +212,15 @@ impl App {
             .by_target(target.split('.').next().unwrap_or(""))
         {
             Some(s) => (Some(s.clone()), operation),
-            None if target.is_empty() => match self.services.by_path(parts.uri.path()) {
-                Some(s) => (
-                    Some(s.clone()),
-                    parts.uri.path().trim_start_matches('/').to_owned(),
-                ),
-                None => (None, operation),
+            None if target.is_empty() => match self.services.by_signing(&parts) {
+                Some(s) => (Some(s.clone()), s.operation_of(&parts)),
+                None => match self.services.by_path(parts.uri.path()) {
+                    Some(s) => (
+                        Some(s.clone()),
+                        parts.uri.path().trim_start_matches('/').to_owned(),
+                    ),
+                    None => (None, operation),
+                },
             },
             None => (None, operation),
         };

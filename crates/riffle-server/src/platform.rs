@@ -29,6 +29,13 @@ pub enum Route {
     Query(&'static [&'static str]),
     /// REST: the request path names the operation (`POST /<op>` and the like).
     Path(&'static [&'static str]),
+    /// REST services such as S3: requests without `X-Amz-Target` signed for
+    /// this SigV4 signing name (the credential scope
+    /// `…/<region>/<name>/aws4_request`, in the `Authorization` header or
+    /// `X-Amz-Credential`; Signature Version 2 counts as `s3`), and unsigned ones whose Host the service claims
+    /// ([`AwsService::claims_host`]); the service names the operation
+    /// ([`AwsService::operation_of`]).
+    Signing(&'static str),
 }
 
 /// A request body: whole (within the service's limit), over the limit, or
@@ -48,6 +55,11 @@ pub struct Request {
 }
 
 pub type Response = http::Response<Body>;
+
+/// The error a response reports, for the metrics, when its protocol does not
+/// name it in `x-amzn-ErrorType` (S3's REST-XML): a response extension.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A gauge a service reports on `/metrics`.
@@ -72,6 +84,16 @@ pub trait AwsService: Send + Sync + 'static {
         false
     }
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response>;
+    /// For [`Route::Signing`]: the operation a request names (REST: the
+    /// method, path, query and headers say it), before its body is read.
+    fn operation_of(&self, _parts: &http::request::Parts) -> String {
+        String::new()
+    }
+    /// For [`Route::Signing`]: whether an unsigned request is the
+    /// service's by its Host (S3's virtual-host addressing).
+    fn claims_host(&self, _parts: &http::request::Parts) -> bool {
+        false
+    }
     fn gauges(&self) -> Vec<Gauge> {
         Vec::new()
     }
@@ -152,10 +174,12 @@ impl Shared {
             .collect();
         let host = parts.uri.authority().map(|a| a.as_str().to_owned());
         let mut with_host = headers.clone();
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            if let Some(h) = host.as_deref() {
+        if let Some(h) = host.as_deref() {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
                 with_host.push(("host", h));
             }
+            // The JS SDK's HTTP/2 handler signs the `:authority` pseudo-header.
+            with_host.push((":authority", h));
         }
         let req = sigv4::Request {
             method: parts.method.as_str(),
@@ -219,6 +243,30 @@ impl Services {
         self.list
             .iter()
             .find(|s| matches!(s.route(), Route::Path(ops) if ops.contains(&op)))
+    }
+
+    /// The [`Route::Signing`] service a request without `X-Amz-Target` is
+    /// signed for, or, unsigned, whose Host it claims.
+    pub fn by_signing(&self, parts: &http::request::Parts) -> Option<&Arc<dyn AwsService>> {
+        let auth = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let query = parts.uri.query().unwrap_or("");
+        // Signature Version 2 is S3's alone.
+        let name = sigv4::signing_service(auth, query)
+            .or_else(|| riffle_wire::sigv2::parse(auth, query).map(|_| "s3".to_owned()));
+        match name {
+            Some(name) => self
+                .list
+                .iter()
+                .find(|s| matches!(s.route(), Route::Signing(n) if n == name)),
+            None if auth.is_none() => self
+                .list
+                .iter()
+                .find(|s| matches!(s.route(), Route::Signing(_)) && s.claims_host(parts)),
+            None => None,
+        }
     }
 
     pub fn fallback(&self) -> Option<&Arc<dyn AwsService>> {

@@ -9,12 +9,16 @@
 //! - [`error`]: AWS error envelopes.
 //! - [`eventstream`]: the framing SubscribeToShard streams.
 //! - [`sigv4`]: parsing and verification of Signature Version 4.
+//! - [`sigv2`]: S3's Signature Version 2 (boto3's default presigned URLs).
+//! - [`chunked`]: `aws-chunked` upload bodies (S3), with chunk signatures.
 
 pub mod cbor;
+pub mod chunked;
 pub mod error;
 pub mod eventstream;
 pub mod json;
 pub mod shape;
+pub mod sigv2;
 pub mod sigv4;
 pub mod value;
 

@@ -299,6 +299,20 @@ pub fn format_amz_date(secs: i64) -> String {
 /// Verifies `sig` over `req` with `secret`, and the request time against
 /// `now` (epoch seconds) with AWS's 5-minute skew allowance.
 pub fn verify(req: &Request, sig: &Signature, secret: &str, now: i64) -> Result<(), AuthError> {
+    verify_with_payload(req, sig, secret, now, &payload_hash(req))
+}
+
+/// [`verify`] with the canonical request's payload hash given: S3 signs
+/// the value of `x-amz-content-sha256` (a hash, `UNSIGNED-PAYLOAD` or a
+/// `STREAMING-*` marker) rather than a hash of the body, which it may not
+/// have read yet.
+pub fn verify_with_payload(
+    req: &Request,
+    sig: &Signature,
+    secret: &str,
+    now: i64,
+    payload_hash: &str,
+) -> Result<(), AuthError> {
     let stamp = parse_amz_date(&sig.amz_date).ok_or_else(|| {
         AuthError::IncompleteSignature(format!(
             "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
@@ -331,7 +345,7 @@ pub fn verify(req: &Request, sig: &Signature, secret: &str, now: i64) -> Result<
             format_amz_date(now)
         )));
     }
-    let expected = compute(req, sig, secret);
+    let expected = compute_with_payload(req, sig, secret, payload_hash);
     if !constant_time_eq(expected.as_bytes(), sig.signature.as_bytes()) {
         return Err(AuthError::InvalidSignature(
             "The request signature we calculated does not match the signature you provided. \
@@ -359,6 +373,17 @@ pub fn payload_hash(req: &Request) -> String {
 
 /// The hex signature AWS would compute for `req`.
 pub fn compute(req: &Request, sig: &Signature, secret: &str) -> String {
+    compute_with_payload(req, sig, secret, &payload_hash(req))
+}
+
+/// The hex signature AWS would compute for `req` with `payload_hash` as
+/// the canonical request's last line.
+pub fn compute_with_payload(
+    req: &Request,
+    sig: &Signature,
+    secret: &str,
+    payload_hash: &str,
+) -> String {
     let mut query: Vec<(String, String)> = query_pairs(req.query)
         .into_iter()
         .filter(|(k, _)| !(sig.presigned && k == "X-Amz-Signature"))
@@ -380,7 +405,6 @@ pub fn compute(req: &Request, sig: &Signature, secret: &str) -> String {
             .collect();
         canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = payload_hash(req);
     let path = if req.path.is_empty() { "/" } else { req.path };
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
@@ -397,11 +421,53 @@ pub fn compute(req: &Request, sig: &Signature, secret: &str) -> String {
         sig.amz_date,
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
+    let k = signing_key(secret, sig);
+    hex::encode(hmac(&k, to_sign.as_bytes()))
+}
+
+/// The key derived from `secret` for the signature's date, region and
+/// service.
+pub fn signing_key(secret: &str, sig: &Signature) -> Vec<u8> {
     let k = hmac(format!("AWS4{secret}").as_bytes(), sig.date.as_bytes());
     let k = hmac(&k, sig.region.as_bytes());
     let k = hmac(&k, sig.service.as_bytes());
-    let k = hmac(&k, b"aws4_request");
-    hex::encode(hmac(&k, to_sign.as_bytes()))
+    hmac(&k, b"aws4_request")
+}
+
+/// The signature of one chunk of an `aws-chunked` upload signed as
+/// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: each chunk's signature chains on
+/// the previous one, the first on the request's (the seed).
+pub fn chunk_signature(key: &[u8], sig: &Signature, previous: &str, chunk_sha256: &str) -> String {
+    let scope = format!("{}/{}/{}/aws4_request", sig.date, sig.region, sig.service);
+    let empty = hex::encode(Sha256::digest(b""));
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{scope}\n{previous}\n{empty}\n{chunk_sha256}",
+        sig.amz_date
+    );
+    hex::encode(hmac(key, to_sign.as_bytes()))
+}
+
+/// The signing service of a request's credential scope (`s3` in
+/// `AKID/20250101/us-east-1/s3/aws4_request`), from the `Authorization`
+/// header or the `X-Amz-Credential` query parameter, without checking
+/// anything else.
+pub fn signing_service(authorization: Option<&str>, query: &str) -> Option<String> {
+    let scope_service = |credential: &str| {
+        let parts: Vec<&str> = credential.split('/').collect();
+        (parts.len() == 5).then(|| parts[3].to_owned())
+    };
+    if let Some(auth) = authorization {
+        let cred = auth.split_once("Credential=")?.1;
+        let cred = cred.split([',', ' ']).next().unwrap_or("");
+        return scope_service(cred);
+    }
+    if !query.contains("X-Amz-Credential") {
+        return None;
+    }
+    query_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "X-Amz-Credential")
+        .and_then(|(_, v)| scope_service(&v))
 }
 
 #[cfg(test)]

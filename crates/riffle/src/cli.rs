@@ -159,6 +159,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_DATA_DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 
+    /// The base domain of S3's virtual-host addressing: a request for
+    /// `<bucket>.<domain>` names the bucket in its Host.
+    #[arg(long, env = "RIFFLE_S3_DOMAIN", default_value = "s3.localhost")]
+    pub s3_domain: String,
+
     /// Storage engine for stream records and metadata.
     #[arg(long, env = "RIFFLE_STORAGE", value_enum, default_value = "disk")]
     pub storage: Storage,
@@ -200,9 +205,7 @@ pub struct ServeArgs {
 
     /// Deliver Firehose S3 destinations as plain files under DIR:
     /// `DIR/<bucket>/<key>`, a bucket being a directory that exists (create
-    /// it first). Without it S3 destinations keep records buffered and
-    /// report "delivery not configured" in DescribeDeliveryStream. A
-    /// stand-in until the embedded S3 endpoint receives deliveries.
+    /// it first), instead of to the embedded S3 endpoint.
     #[arg(long, env = "RIFFLE_FIREHOSE_LOCAL_OUTPUT", value_name = "DIR")]
     pub firehose_local_output: Option<std::path::PathBuf>,
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod fsck;
 pub mod health;
 pub mod init;
+pub mod s3_sink;
 pub mod serve;
 
 /// Runs a parsed command line.

@@ -84,7 +84,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..riffle_firehose::Config::default()
     };
     let mut disk_stats = None;
-    let (service, firehose) = match args.storage {
+    let (service, firehose, s3) = match args.storage {
         Storage::Memory => {
             let service = Service::new(
                 cfg,
@@ -92,13 +92,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 MemoryEngine::new(),
                 rand_secret(),
             );
+            let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
             let firehose = riffle_firehose::Service::new(
-                firehose_cfg,
+                with_embedded_s3(firehose_cfg, &s3.s3),
                 clock.clone() as Arc<dyn Clock>,
                 MemoryEngine::new(),
                 Some(service.clone()),
             );
-            (service, firehose)
+            (service, firehose, s3)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -127,6 +128,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let kinesis = store.namespace(riffle_streams::meta::NAMESPACE)?;
             let service = Service::open(cfg, clock.clone() as Arc<dyn Clock>, engine, kinesis)
                 .context("loading streams")?;
+            let s3_root = args.data_dir.join("s3");
+            let s3 = riffle_server::s3::S3Service::new(
+                riffle_s3::S3::open(
+                    riffle_fs::RealFs::shared(),
+                    s3_root.clone(),
+                    store.namespace(riffle_s3::NAMESPACE)?,
+                    clock.clone() as Arc<dyn Clock>,
+                )
+                .with_context(|| format!("opening {}", s3_root.display()))?,
+                args.s3_domain.clone(),
+            );
             // Firehose buffers live in their own logs under `firehose/`.
             let firehose_dir = args.data_dir.join("firehose");
             let firehose_engine: Arc<dyn LogEngine> = DiskEngine::open(
@@ -139,7 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .with_context(|| format!("opening {}", firehose_dir.display()))?;
             let firehose = riffle_firehose::Service::open(
-                firehose_cfg,
+                with_embedded_s3(firehose_cfg, &s3.s3),
                 clock.clone() as Arc<dyn Clock>,
                 firehose_engine,
                 Some(service.clone()),
@@ -150,7 +162,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose)
+            (service, firehose, s3)
         }
     };
     let firehose_maintenance = firehose.clone();
@@ -203,7 +215,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let app = Arc::new(App {
-        services: riffle_server::services(service.clone(), faults(&args), firehose),
+        services: riffle_server::services(
+            service.clone(),
+            faults(&args),
+            firehose,
+            riffle_server::s3::S3Service {
+                domain: args.s3_domain.clone(),
+                ..s3
+            },
+        ),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),
@@ -284,6 +304,20 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
         tcp,
         tls: Some(acceptor),
     })
+}
+
+/// Firehose's S3 destinations deliver to the embedded S3 unless
+/// `--firehose-local-output` chose a directory.
+fn with_embedded_s3(
+    mut cfg: riffle_firehose::Config,
+    s3: &Arc<riffle_s3::S3>,
+) -> riffle_firehose::Config {
+    if cfg.sink.is_none() {
+        cfg.sink = Some(riffle_firehose::sink::Sink(Arc::new(
+            crate::s3_sink::EmbeddedS3(s3.clone()),
+        )));
+    }
+    cfg
 }
 
 fn faults(args: &ServeArgs) -> riffle_server::faults::Faults {

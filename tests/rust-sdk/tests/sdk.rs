@@ -41,7 +41,12 @@ async fn start() -> Server {
         Some(service.clone()),
     );
     let app = Arc::new(App {
-        services: riffle_server::services(service, Default::default(), firehose),
+        services: riffle_server::services(
+            service,
+            Default::default(),
+            firehose,
+            riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
+        ),
         shared: Shared {
             credentials: HashMap::new(),
             default_region: "us-east-1".into(),
