@@ -69,17 +69,20 @@ pub fn services(
 }
 
 /// AWS's `x-amz-id-2`: 72 random bytes in base64.
+///
+/// Ids come from the thread's user-space generator: one per response would
+/// otherwise cost several `getrandom` calls.
 fn amz_id_2() -> String {
     let mut b = [0u8; 72];
-    for chunk in b.chunks_mut(16) {
-        let r = *uuid::Uuid::new_v4().as_bytes();
-        chunk.copy_from_slice(&r[..chunk.len()]);
-    }
+    rand::Rng::fill(&mut rand::thread_rng(), &mut b[..]);
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+/// A version-4 UUID, as AWS's request ids are.
 pub(crate) fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 pub(crate) fn base(status: StatusCode) -> http::response::Builder {

@@ -237,9 +237,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.max_requests.max(1),
         ),
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %args.data_dir.display(),
@@ -255,7 +253,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.listen.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
         let v6 =
             std::net::SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), args.listen.port());
-        match tokio::net::TcpListener::bind(v6).await {
+        match bind(v6) {
             Ok(tcp) => listeners.push(Listener { tcp, tls: None }),
             Err(e) => tracing::debug!(error = %e, "not serving the IPv6 loopback"),
         }
@@ -279,6 +277,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connections waiting to be accepted, per listener. Thousands of clients
+/// connecting at once (the 10,000-connection case) would overflow a small
+/// backlog, and a dropped SYN costs the client a retransmit second; the
+/// kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listening socket with a large backlog (`TcpListener::bind` takes 1,024).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<Listener> {
     let files = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some((
@@ -296,9 +312,7 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
         std::fs::write(dir.join("cert.pem"), &cert_pem)?;
         tracing::info!(cert = %dir.join("cert.pem").display(), "generated a self-signed TLS certificate");
     }
-    let tcp = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let tcp = bind(addr).with_context(|| format!("binding {addr}"))?;
     tracing::info!(listen = %tcp.local_addr()?, "serving TLS");
     Ok(Listener {
         tcp,
