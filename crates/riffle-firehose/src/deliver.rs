@@ -60,7 +60,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, data: Bytes, arrival_ms: i64) {
+    pub(crate) fn push(&mut self, data: Bytes, arrival_ms: i64) {
         if self.records.is_empty() {
             self.first_arrival_ms = arrival_ms;
         }

@@ -500,3 +500,268 @@ impl Destination for HttpDestination {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::Mutex;
+
+    use hyper::body::Incoming;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:8080/a/b?c=d").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8080));
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/a/b?c=d")
+        );
+        let t = Target::parse("http://example.com").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("example.com", 80, "/")
+        );
+        let t = Target::parse("http://[::1]:9000?x").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("::1", 9000, "/?x")
+        );
+        assert!(Target::parse("https://example.com/")
+            .unwrap_err()
+            .contains("not supported by Riffle yet"));
+        assert!(Target::parse("http://h:port/").is_err());
+    }
+
+    #[test]
+    fn responses() {
+        assert!(check_response(200, br#"{"requestId":"r","timestamp":1}"#, "r").is_ok());
+        let e = check_response(500, b"down", "r").unwrap_err();
+        assert_eq!(e.code, "HttpEndpoint.DestinationException");
+        assert!(e.message.contains("500: down"));
+        let e = check_response(200, br#"{"requestId":"x","timestamp":1}"#, "r").unwrap_err();
+        assert_eq!(e.code, "HttpEndpoint.InvalidResponseFromDestination");
+        let e = check_response(200, b"ok", "r").unwrap_err();
+        assert_eq!(e.code, "HttpEndpoint.InvalidResponseFromDestination");
+        // Another 2xx is a failure too.
+        assert!(check_response(201, br#"{"requestId":"r"}"#, "r").is_err());
+    }
+
+    /// What the receiver saw: headers and the (decoded) body per request.
+    type Seen = Arc<Mutex<Vec<(hyper::HeaderMap, Vec<u8>)>>>;
+
+    /// A receiver answering the i-th request with `statuses[i]` (the last
+    /// one from then on), echoing the request id as AWS requires.
+    async fn receiver(statuses: Vec<u16>) -> (u16, Seen) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen2.clone();
+                let statuses = statuses.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                        let seen = seen.clone();
+                        let statuses = statuses.clone();
+                        async move {
+                            let headers = req.headers().clone();
+                            let raw = req.into_body().collect().await.unwrap().to_bytes();
+                            let body = if headers.get("content-encoding").is_some() {
+                                let mut out = Vec::new();
+                                flate2::read::GzDecoder::new(&raw[..])
+                                    .read_to_end(&mut out)
+                                    .unwrap();
+                                out
+                            } else {
+                                raw.to_vec()
+                            };
+                            let id = headers["x-amz-firehose-request-id"]
+                                .to_str()
+                                .unwrap()
+                                .to_owned();
+                            let n = {
+                                let mut s = seen.lock().unwrap();
+                                s.push((headers, body));
+                                s.len()
+                            };
+                            let status = statuses[(n - 1).min(statuses.len() - 1)];
+                            let answer = serde_json::json!({"requestId": id, "timestamp": 1});
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(answer.to_string())))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn destination(port: u16, extra: Json, sink: Option<Arc<dyn ObjectSink>>) -> HttpDestination {
+        let mut doc = serde_json::json!({
+            "EndpointConfiguration": {"Url": format!("http://127.0.0.1:{port}/in?x=1"), "Name": "t"},
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "RetryOptions": {"DurationInSeconds": 0},
+            "S3BackupMode": "FailedDataOnly",
+            "S3DestinationDescription": {"BucketARN": "arn:aws:s3:::backup", "Prefix": "p/"},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        HttpDestination {
+            settings: Settings::from_description(&doc, Some("secret-key".into())).unwrap(),
+            stream: "s".into(),
+            stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
+            version: 1,
+            sink,
+            clock: riffle_core::clock::SystemClock::new(),
+        }
+    }
+
+    fn batch(records: &[&[u8]]) -> Batch {
+        let mut b = Batch::default();
+        for r in records {
+            b.push(Bytes::copy_from_slice(r), 1_700_000_000_000);
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn delivers_as_aws_specifies() {
+        for gzip in [false, true] {
+            let (port, seen) = receiver(vec![200]).await;
+            let d = destination(
+                port,
+                serde_json::json!({"RequestConfiguration": {
+                    "ContentEncoding": if gzip { "GZIP" } else { "NONE" },
+                    "CommonAttributes": [{"AttributeName": "env", "AttributeValue": "test"}],
+                }}),
+                None,
+            );
+            let records: Vec<&[u8]> = vec![b"one", b"\x00\xff binary", b""];
+            d.deliver(&batch(&records)).await.unwrap();
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 1);
+            let (h, body) = &seen[0];
+            let hv = |k: &str| h.get(k).map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(hv("content-type").as_deref(), Some("application/json"));
+            assert_eq!(
+                hv("x-amz-firehose-protocol-version").as_deref(),
+                Some("1.0")
+            );
+            assert_eq!(
+                hv("x-amz-firehose-access-key").as_deref(),
+                Some("secret-key")
+            );
+            assert_eq!(
+                hv("x-amz-firehose-common-attributes").as_deref(),
+                Some(r#"{"commonAttributes":{"env":"test"}}"#)
+            );
+            assert_eq!(
+                hv("x-amz-firehose-source-arn").as_deref(),
+                Some("arn:aws:firehose:us-east-1:000000000000:deliverystream/s")
+            );
+            assert_eq!(hv("content-encoding").as_deref(), gzip.then_some("gzip"));
+            assert!(hv("user-agent")
+                .unwrap()
+                .starts_with("Amazon Kinesis Data Firehose Agent/1.0"));
+            let v: Json = serde_json::from_slice(body).unwrap();
+            assert_eq!(
+                v["requestId"].as_str(),
+                hv("x-amz-firehose-request-id").as_deref()
+            );
+            assert!(v["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let got: Vec<Vec<u8>> = v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| b64.decode(r["data"].as_str().unwrap()).unwrap())
+                .collect();
+            assert_eq!(got, records.iter().map(|r| r.to_vec()).collect::<Vec<_>>());
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_with_the_same_request_id() {
+        let (port, seen) = receiver(vec![500, 200]).await;
+        let d = destination(
+            port,
+            serde_json::json!({"RetryOptions": {"DurationInSeconds": 30}}),
+            None,
+        );
+        d.deliver(&batch(&[b"x"])).await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0].0["x-amz-firehose-request-id"],
+            seen[1].0["x-amz-firehose-request-id"]
+        );
+        assert_eq!(seen[0].1, seen[1].1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_into_the_s3_backup() {
+        let (port, seen) = receiver(vec![503]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = crate::sink::DirSink::new(dir.path());
+        let d = destination(port, serde_json::json!({}), Some(sink.clone()));
+        // No backup bucket yet: the failure stands, to be retried.
+        let e = d.deliver(&batch(&[b"a", b"b"])).await.unwrap_err();
+        assert_eq!(e.code, "HttpEndpoint.DestinationException");
+        assert!(e.message.contains("S3 backup failed too"));
+        std::fs::create_dir(dir.path().join("backup")).unwrap();
+        d.deliver(&batch(&[b"a", b"b"])).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        let base = dir
+            .path()
+            .join("backup/p/http-endpoint-failed/2023/11/14/22");
+        let files: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let lines: Vec<Json> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["rawData"], "YQ==");
+        assert_eq!(lines[1]["rawData"], "Yg==");
+        assert_eq!(lines[0]["errorCode"], "HttpEndpoint.DestinationException");
+        assert_eq!(lines[0]["attemptsMade"], 1);
+        assert_eq!(lines[0]["arrivalTimestamp"], 1_700_000_000_000i64);
+    }
+
+    #[tokio::test]
+    async fn all_data_backs_up_delivered_batches() {
+        let (port, _) = receiver(vec![200]).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("backup")).unwrap();
+        let sink = crate::sink::DirSink::new(dir.path());
+        let d = destination(
+            port,
+            serde_json::json!({"S3BackupMode": "AllData"}),
+            Some(sink.clone()),
+        );
+        d.deliver(&batch(&[b"a\n", b"b\n"])).await.unwrap();
+        let base = dir.path().join("backup/p/2023/11/14/22");
+        let files: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(std::fs::read(&files[0]).unwrap(), b"a\nb\n");
+    }
+}
