@@ -204,3 +204,19 @@ def test_failed_records_go_to_the_s3_backup(fh, s3, receiver):
     assert len(r.requests) == n
     desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
     assert "FailureDescription" not in desc
+
+
+def test_update_keeps_the_access_key(fh, receiver):
+    a, b = receiver(), receiver()
+    name = create(fh, a.url)
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    fh.update_destination(
+        DeliveryStreamName=name,
+        CurrentDeliveryStreamVersionId=desc["VersionId"],
+        DestinationId=desc["Destinations"][0]["DestinationId"],
+        HttpEndpointDestinationUpdate={"EndpointConfiguration": {"Url": b.url}},
+    )
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"moved"})
+    (req,) = b.wait(1)
+    assert header(req, "X-Amz-Firehose-Access-Key") == "my-access-key"
+    assert a.requests == []
