@@ -36,6 +36,9 @@ TITLES = {"kinesis": "Kinesis Data Streams", "firehose": "Amazon Data Firehose"}
 # which is wider than Unicode's letters, separators and numbers.
 _TAG = r"[A-Za-z0-9 _.:/=+\-@%\x{80}-\x{10FFFF}]"
 PATTERN_REWRITES = {
+    # HTTP endpoint URLs: Riffle also delivers to plain http:// receivers
+    # (local test servers); see the README.
+    r"https://.*": r"https?://.*",
     r"[\u0001-\uFFFF]*": r"[\x{0001}-\x{FFFF}]*",
     r"^(?!\s*$).+": r".*\S.*",
     r"^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$": f"{_TAG}*",

@@ -60,7 +60,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, data: Bytes, arrival_ms: i64) {
+    pub(crate) fn push(&mut self, data: Bytes, arrival_ms: i64) {
         if self.records.is_empty() {
             self.first_arrival_ms = arrival_ms;
         }
@@ -100,11 +100,32 @@ pub enum Plan {
 /// The text shown when S3 destinations have no object sink.
 pub const NOT_CONFIGURED: &str = "Delivery to S3 is not configured on this server (start it with --firehose-local-output DIR); records stay buffered.";
 
+/// What a destination needs of the service besides the stream.
+pub struct PlanCtx<'a> {
+    pub sink: Option<&'a Arc<dyn ObjectSink>>,
+    pub clock: Arc<dyn riffle_core::Clock>,
+    pub account: &'a str,
+}
+
 /// The plan for a stream's first destination.
-pub fn plan(s: &DeliveryStream, sink: Option<&Arc<dyn ObjectSink>>) -> Plan {
+pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
+    let sink = ctx.sink;
     let Some(d) = s.destinations.first() else {
         return Plan::Idle;
     };
+    if d.kind == Kind::HttpEndpoint {
+        return match crate::http::Settings::from_description(&d.description, d.access_key.clone()) {
+            Ok(settings) => Plan::Deliver(Arc::new(crate::http::HttpDestination {
+                settings,
+                stream: s.name.clone(),
+                stream_arn: s.arn(ctx.account),
+                version: s.version,
+                sink: sink.cloned(),
+                clock: ctx.clock,
+            })),
+            Err(reason) => Plan::NotConfigured(reason),
+        };
+    }
     if d.kind != Kind::ExtendedS3 {
         return Plan::Idle;
     }
@@ -210,7 +231,14 @@ impl Task {
             }
             let dest = match &cached {
                 Some((v, d)) if *v == s.version => d.clone(),
-                _ => match plan(&s, svc.cfg.sink.as_ref().map(|x| &x.0)) {
+                _ => match plan(
+                    &s,
+                    PlanCtx {
+                        sink: svc.cfg.sink.as_ref().map(|x| &x.0),
+                        clock: svc.clock.clone(),
+                        account: svc.account(),
+                    },
+                ) {
                     Plan::Deliver(d) => {
                         cached = Some((s.version, d.clone()));
                         self.cell.set_failure(None);

@@ -33,6 +33,7 @@ use riffle_wire::Value;
 pub mod buffer;
 pub mod deliver;
 pub mod error;
+pub mod http;
 pub mod meta;
 #[rustfmt::skip]
 pub mod model;

@@ -120,6 +120,10 @@ pub struct Destination {
     pub id: String,
     pub kind: Kind,
     pub description: serde_json::Value,
+    /// An HTTP endpoint's AccessKey: never described, but sent with every
+    /// request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
 }
 
 /// One delivery stream. It is also the stored row (`firehose/delivery-streams`):

@@ -95,6 +95,7 @@ pub async fn create(
     let destination = Destination {
         id: destinations::destination_id(1),
         kind,
+        access_key: destinations::access_key(&config),
         description: destinations::describe(kind, config),
     };
     destinations::check(&destination)?;

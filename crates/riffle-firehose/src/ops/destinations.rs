@@ -210,6 +210,20 @@ fn normalise(kind: Kind, mut m: Map) -> Map {
     m
 }
 
+/// An HTTP endpoint configuration's (or update's) AccessKey.
+pub(crate) fn access_key(config: &Value) -> Option<String> {
+    match config {
+        Value::Map(m) => match m.get("EndpointConfiguration") {
+            Some(Value::Map(ep)) => match ep.get("AccessKey") {
+                Some(Value::Str(k)) => Some(k.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A configuration (as the model validated it) as a description document.
 pub(crate) fn describe(kind: Kind, config: Value) -> serde_json::Value {
     let mut m = map(config);
@@ -295,6 +309,7 @@ pub(crate) fn merge(base: &mut Map, update: Map) {
 
 /// The destination `update` makes of `cur`.
 pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Result<Destination> {
+    let key = access_key(&update);
     let mut u = map(update);
     if kind == cur.kind {
         rename(&mut u, UPDATE_TO_DESCRIPTION);
@@ -304,6 +319,7 @@ pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Resu
             id: cur.id.clone(),
             kind,
             description: to_json(&Value::Map(normalise(kind, m))),
+            access_key: key.or_else(|| cur.access_key.clone()),
         });
     }
     if cur.kind.is_search() || kind.is_search() {
@@ -323,6 +339,7 @@ pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Resu
         id: cur.id.clone(),
         kind,
         description: describe(kind, Value::Map(config)),
+        access_key: key,
     })
 }
 

@@ -1,0 +1,222 @@
+"""Firehose delivery to HTTP endpoints with boto3, against a Python
+`http.server` receiver on a free loopback port: AWS's request contract
+(headers, JSON body, base64 records, GZIP), retries with the same request
+id, and records given up on written to the embedded S3 backup bucket."""
+import base64
+import gzip
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import ACCOUNT, unique
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/firehose"
+
+
+class Receiver:
+    """Records every request; answers with `statuses` in turn (the last one
+    from then on), echoing the request id."""
+
+    def __init__(self, statuses=(200,)):
+        self.statuses = list(statuses)
+        self.requests = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers.items()), "raw": raw})
+                n = len(receiver.requests)
+                status = receiver.statuses[min(n, len(receiver.statuses)) - 1]
+                rid = self.headers.get("X-Amz-Firehose-Request-Id", "")
+                out = json.dumps({"requestId": rid, "timestamp": int(time.time() * 1000)}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ingest?src=riffle"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.requests) >= n:
+                return self.requests
+            time.sleep(0.05)
+        raise AssertionError(f"expected {n} requests, got {len(self.requests)}")
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def srv():
+    from conftest import Server
+
+    s = Server("--status-delay-ms", "0").start()
+    yield s
+    s.stop()
+    s.cleanup()
+
+
+@pytest.fixture(scope="module")
+def fh(srv):
+    return srv.client("firehose")
+
+
+@pytest.fixture(scope="module")
+def s3(srv):
+    return srv.client("s3")
+
+
+@pytest.fixture
+def receiver():
+    made = []
+
+    def make(statuses=(200,)):
+        r = Receiver(statuses)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def header(req, name):
+    return {k.lower(): v for k, v in req["headers"].items()}.get(name.lower())
+
+
+def create(fh, url, bucket="backup", retry=0, **http):
+    name = unique("http")
+    fh.create_delivery_stream(
+        DeliveryStreamName=name,
+        HttpEndpointDestinationConfiguration={
+            "EndpointConfiguration": {"Url": url, "Name": "receiver", "AccessKey": "my-access-key"},
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
+            "RetryOptions": {"DurationInSeconds": retry},
+            "RoleARN": ROLE,
+            "S3Configuration": {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "Prefix": "bk/"},
+            **http,
+        },
+    )
+    deadline = time.time() + 5
+    while fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return name
+
+
+def decoded(req):
+    raw = req["raw"]
+    if header(req, "Content-Encoding") == "gzip":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
+
+
+RECORDS = [b"hello\n", bytes(range(256)), b"", b'{"k": "v"}']
+
+
+@pytest.mark.parametrize("encoding", ["NONE", "GZIP"])
+def test_delivery_contract(fh, receiver, encoding):
+    r = receiver()
+    name = create(
+        fh,
+        r.url,
+        RequestConfiguration={
+            "ContentEncoding": encoding,
+            "CommonAttributes": [{"AttributeName": "env", "AttributeValue": "ci"}, {"AttributeName": "team", "AttributeValue": "data"}],
+        },
+    )
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    http = desc["Destinations"][0]["HttpEndpointDestinationDescription"]
+    assert http["EndpointConfiguration"] == {"Url": r.url, "Name": "receiver"}  # no AccessKey
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": d} for d in RECORDS])
+    (req,) = r.wait(1)
+    assert req["path"] == "/ingest?src=riffle"
+    assert header(req, "Content-Type") == "application/json"
+    assert header(req, "X-Amz-Firehose-Protocol-Version") == "1.0"
+    assert header(req, "X-Amz-Firehose-Access-Key") == "my-access-key"
+    assert json.loads(header(req, "X-Amz-Firehose-Common-Attributes")) == {"commonAttributes": {"env": "ci", "team": "data"}}
+    assert header(req, "X-Amz-Firehose-Source-Arn") == desc["DeliveryStreamARN"]
+    assert header(req, "User-Agent").startswith("Amazon Kinesis Data Firehose Agent/1.0")
+    assert header(req, "Content-Encoding") == ("gzip" if encoding == "GZIP" else None)
+    body = decoded(req)
+    assert set(body) == {"requestId", "timestamp", "records"}
+    assert body["requestId"] == header(req, "X-Amz-Firehose-Request-Id")
+    assert abs(body["timestamp"] - time.time() * 1000) < 60_000
+    assert [base64.b64decode(x["data"]) for x in body["records"]] == RECORDS
+    assert all(set(x) == {"data"} for x in body["records"])
+    time.sleep(0.3)
+    assert len(r.requests) == 1
+
+
+def test_retries_keep_the_request_id(fh, receiver):
+    r = receiver([500, 200])
+    name = create(fh, r.url, retry=60)
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"again"})
+    first, second = r.wait(2)
+    assert header(first, "X-Amz-Firehose-Request-Id") == header(second, "X-Amz-Firehose-Request-Id")
+    assert decoded(first) == decoded(second)
+    assert [base64.b64decode(x["data"]) for x in decoded(second)["records"]] == [b"again"]
+    time.sleep(1.5)
+    assert len(r.requests) == 2
+
+
+def test_failed_records_go_to_the_s3_backup(fh, s3, receiver):
+    bucket = unique("backup").lower()
+    s3.create_bucket(Bucket=bucket)
+    r = receiver([500])
+    name = create(fh, r.url, bucket=bucket, retry=0)
+    fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"lost-1"}, {"Data": b"\x00\x01"}])
+    r.wait(1)
+    deadline = time.time() + 15
+    keys = []
+    while time.time() < deadline:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        if keys:
+            break
+        time.sleep(0.1)
+    assert len(keys) == 1, keys
+    assert keys[0].startswith("bk/http-endpoint-failed/")
+    assert keys[0].split("/")[-1].startswith(f"{name}-1-")
+    text = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode()
+    docs = [json.loads(line) for line in text.splitlines()]
+    assert [base64.b64decode(d["rawData"]) for d in docs] == [b"lost-1", b"\x00\x01"]
+    for d in docs:
+        assert d["errorCode"] == "HttpEndpoint.DestinationException"
+        assert "500" in d["errorMessage"]
+        assert d["attemptsMade"] >= 1
+        assert d["attemptEndingTimestamp"] >= d["arrivalTimestamp"]
+    # Given up on: the stream is healthy again and sends nothing more.
+    n = len(r.requests)
+    time.sleep(1.0)
+    assert len(r.requests) == n
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert "FailureDescription" not in desc
+
+
+def test_update_keeps_the_access_key(fh, receiver):
+    a, b = receiver(), receiver()
+    name = create(fh, a.url)
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    fh.update_destination(
+        DeliveryStreamName=name,
+        CurrentDeliveryStreamVersionId=desc["VersionId"],
+        DestinationId=desc["Destinations"][0]["DestinationId"],
+        HttpEndpointDestinationUpdate={"EndpointConfiguration": {"Url": b.url}},
+    )
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"moved"})
+    (req,) = b.wait(1)
+    assert header(req, "X-Amz-Firehose-Access-Key") == "my-access-key"
+    assert a.requests == []
