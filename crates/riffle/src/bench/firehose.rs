@@ -477,14 +477,15 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
         .context("watching the bucket")?;
     let g = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
     // Object time: LastModified where the server gives it to the
-    // millisecond, else when the watcher first saw the object.
+    // millisecond; else an upper bound: the earlier of the end of
+    // LastModified's second and when the watcher first saw the object.
     let precise = g.samples.iter().any(|s| s.2);
     let mut fresh = Hist::default();
     for (modified, first_seen, _, sends) in &g.samples {
-        let at_ms = if precise {
-            modified.unwrap_or(*first_seen)
-        } else {
-            *first_seen
+        let at_ms = match (precise, modified) {
+            (true, Some(m)) => *m,
+            (false, Some(m)) => (*first_seen).min(m + 999),
+            (_, None) => *first_seen,
         };
         let at_us = at_ms.max(0) as u64 * 1000;
         fresh
@@ -506,7 +507,7 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
         if precise {
             "LastModified"
         } else {
-            "first sight in a listing (every ~100 ms)"
+            "an upper bound: the end of LastModified's second or first sight in a listing, whichever is earlier"
         },
         fresh.summary()
     );
