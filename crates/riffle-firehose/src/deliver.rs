@@ -289,6 +289,9 @@ impl Task {
                         read_kinesis(&svc, &s, &self.cell, reader, &mut held, want).await
                     }
                 };
+                self.cell
+                    .stats
+                    .holding((!held.records.is_empty()).then_some(held.first_arrival_ms));
                 match got {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -334,6 +337,12 @@ impl Task {
                 Ok(()) => {
                     failing = None;
                     self.cell.set_failure(None);
+                    if dest.name() == "s3" {
+                        self.cell
+                            .stats
+                            .delivered_to_s3(held.records.len() as u64, held.bytes as u64);
+                    }
+                    self.cell.stats.holding(None);
                     self.delivered(&svc, &input, &held).await;
                     held = Batch::default();
                 }
@@ -361,6 +370,7 @@ impl Task {
                         ));
                         self.cell.set_failure(Some(text));
                         self.delivered(&svc, &input, &held).await;
+                        self.cell.stats.holding(None);
                         held = Batch::default();
                         failing = None;
                         continue;
@@ -446,6 +456,8 @@ async fn read_kinesis(
     match r.next(max, Duration::ZERO).await {
         Ok(records) => {
             let n = records.len();
+            let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+            cell.stats.incoming(n as u64, bytes as u64);
             for rec in records {
                 held.push(rec.data, rec.arrival_ms);
             }

@@ -20,6 +20,8 @@
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
+//! - [`stats`]: per delivery stream counters for `/metrics`, after
+//!   CloudWatch's Firehose metrics.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +45,7 @@ pub mod registry;
 pub mod s3;
 pub mod sink;
 pub mod state;
+pub mod stats;
 
 pub use error::FirehoseError;
 use error::Result;
@@ -246,6 +249,17 @@ impl Service {
     /// Delivery streams, for metrics.
     pub fn count(&self) -> usize {
         self.all_streams().len()
+    }
+
+    /// Every delivery stream's counters, for `/metrics`: ((region, name),
+    /// counters), in key order.
+    pub fn stream_stats(&self) -> Vec<(StreamKey, stats::Snapshot)> {
+        let now = self.now_ms();
+        registry::read_all(&self.streams)
+            .into_iter()
+            .filter(|(_, c)| !registry::is_gone(&c.snapshot(now), now))
+            .map(|(k, c)| (k, c.stats.snapshot(now)))
+            .collect()
     }
 
     /// Ids grow with time, so a delivery stream created after a restart

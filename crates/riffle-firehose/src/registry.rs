@@ -46,6 +46,8 @@ pub struct Cell {
     failure: Mutex<Option<String>>,
     /// Tells the delivery task to stop.
     stop: tokio::sync::watch::Sender<bool>,
+    /// Counters for `/metrics`.
+    pub(crate) stats: crate::stats::Stats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,6 +125,7 @@ impl Cell {
             kinesis_checkpoint,
             failure: Mutex::new(None),
             stop: tokio::sync::watch::channel(false).0,
+            stats: Default::default(),
         })
     }
 

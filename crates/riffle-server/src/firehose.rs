@@ -11,7 +11,8 @@ use riffle_wire::{Encoding, Value};
 
 use crate::body::Body;
 use crate::platform::{
-    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+    AwsService, BoxFuture, Family, Gauge, MetricKind, Request, RequestBody, Response, Route,
+    Sample, Shared,
 };
 use crate::{base, error, header, ok, xml};
 
@@ -66,6 +67,86 @@ impl AwsService for Firehose {
             help: "Firehose delivery streams.",
             value: self.0.count() as u64,
         }]
+    }
+
+    /// Per delivery stream metrics, labelled `delivery_stream` (and
+    /// `region`), named after CloudWatch's `AWS/Firehose` metrics:
+    ///
+    /// | Riffle | CloudWatch |
+    /// |---|---|
+    /// | `riffle_firehose_incoming_records_total` | `IncomingRecords` |
+    /// | `riffle_firehose_incoming_bytes_total` | `IncomingBytes` |
+    /// | `riffle_firehose_delivery_to_s3_success_total` | `DeliveryToS3.Success` (objects stored) |
+    /// | `riffle_firehose_delivery_to_s3_records_total` | `DeliveryToS3.Records` |
+    /// | `riffle_firehose_delivery_to_s3_bytes_total` | `DeliveryToS3.Bytes` |
+    /// | `riffle_firehose_delivery_to_s3_data_freshness_seconds` | `DeliveryToS3.DataFreshness` (gauge: age of the oldest undelivered record) |
+    /// | `riffle_firehose_throttled_records_total` | `ThrottledRecords` |
+    ///
+    /// Label values are names of delivery streams that exist, so the
+    /// series are bounded by the account's streams.
+    fn families(&self) -> Vec<Family> {
+        use riffle_firehose::stats::Snapshot;
+        let stats = self.0.stream_stats();
+        let family = |name, help, kind, f: fn(&Snapshot) -> f64| Family {
+            name,
+            help,
+            kind,
+            samples: stats
+                .iter()
+                .map(|((region, stream), snap)| Sample {
+                    labels: vec![
+                        ("delivery_stream", stream.clone()),
+                        ("region", region.clone()),
+                    ],
+                    value: f(snap),
+                })
+                .collect(),
+        };
+        use MetricKind::{Counter, Gauge as G};
+        vec![
+            family(
+                "riffle_firehose_incoming_records_total",
+                "Records taken in (CloudWatch IncomingRecords).",
+                Counter,
+                |s| s.incoming_records as f64,
+            ),
+            family(
+                "riffle_firehose_incoming_bytes_total",
+                "Data bytes taken in (CloudWatch IncomingBytes).",
+                Counter,
+                |s| s.incoming_bytes as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_s3_success_total",
+                "Objects stored in S3 (CloudWatch DeliveryToS3.Success).",
+                Counter,
+                |s| s.s3_success as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_s3_records_total",
+                "Records delivered to S3 (CloudWatch DeliveryToS3.Records).",
+                Counter,
+                |s| s.s3_records as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_s3_bytes_total",
+                "Data bytes delivered to S3, before compression (CloudWatch DeliveryToS3.Bytes).",
+                Counter,
+                |s| s.s3_bytes as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_s3_data_freshness_seconds",
+                "Age of the oldest record not yet delivered (CloudWatch DeliveryToS3.DataFreshness).",
+                G,
+                |s| s.data_freshness_secs,
+            ),
+            family(
+                "riffle_firehose_throttled_records_total",
+                "Records refused with a throttling error (CloudWatch ThrottledRecords).",
+                Counter,
+                |s| s.throttled_records as f64,
+            ),
+        ]
     }
 
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {

@@ -197,9 +197,17 @@ impl App {
                 .iter()
                 .flat_map(|s| s.gauges())
                 .collect();
+            let families: Vec<_> = self
+                .services
+                .all()
+                .iter()
+                .flat_map(|s| s.families())
+                .collect();
+            let mut text = self.metrics.render(&gauges, &self.limits);
+            metrics::render_families(&mut text, &families);
             let resp = base(StatusCode::OK)
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Body::full(self.metrics.render(&gauges, &self.limits)))
+                .body(Body::full(text))
                 .unwrap_or_else(|_| Response::new(Body::empty()));
             return (resp, None);
         }

@@ -133,3 +133,68 @@ impl Metrics {
         out
     }
 }
+
+/// Appends labelled families in the exposition format.
+pub fn render_families(out: &mut String, families: &[crate::platform::Family]) {
+    use crate::platform::MetricKind;
+    for f in families {
+        let kind = match f.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} {kind}",
+            f.name, f.help, f.name
+        );
+        for s in &f.samples {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+                .collect();
+            let _ = writeln!(out, "{}{{{}}} {}", f.name, labels.join(","), s.value);
+        }
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod family_tests {
+    use super::*;
+    use crate::platform::{Family, MetricKind, Sample};
+
+    #[test]
+    fn families_render_with_escaped_labels() {
+        let mut out = String::new();
+        render_families(
+            &mut out,
+            &[Family {
+                name: "riffle_x_total",
+                help: "X.",
+                kind: MetricKind::Counter,
+                samples: vec![Sample {
+                    labels: vec![("a", "b\"c\\".into()), ("d", "e".into())],
+                    value: 3.0,
+                }],
+            }],
+        );
+        assert_eq!(
+            out,
+            "# HELP riffle_x_total X.\n# TYPE riffle_x_total counter\nriffle_x_total{a=\"b\\\"c\\\\\",d=\"e\"} 3\n"
+        );
+    }
+}

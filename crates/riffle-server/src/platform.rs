@@ -69,6 +69,31 @@ pub struct Gauge {
     pub value: u64,
 }
 
+/// Whether a [`Family`] is a counter or a gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+/// One labelled value of a [`Family`].
+pub struct Sample {
+    /// Label names and values; values are escaped when rendered. A
+    /// service reports only bounded label sets (names of things that exist,
+    /// never raw request input).
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// A labelled metric a service reports on `/metrics`: a name, its help and
+/// type, and one sample per label set.
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub samples: Vec<Sample>,
+}
+
 /// One AWS service on the shared port.
 pub trait AwsService: Send + Sync + 'static {
     /// Short name, for logs (`kinesis`, `sts`, ...).
@@ -95,6 +120,11 @@ pub trait AwsService: Send + Sync + 'static {
         false
     }
     fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
+    /// Labelled counters and gauges (per resource), rendered after the
+    /// plain gauges.
+    fn families(&self) -> Vec<Family> {
         Vec::new()
     }
     /// The answer when the server is at its request cap: the service's own

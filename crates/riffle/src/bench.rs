@@ -3,7 +3,8 @@
 //! connections allow), `read` (GetRecords draining every shard), `e2e`
 //! (records at a fixed rate, put→get latency), and `all` (write, read, verify
 //! that every acknowledged record was read back exactly once, then e2e);
-//! `mixed` loads many streams at once (see [`mixed`]).
+//! `mixed` loads many streams at once (see [`mixed`]); `firehose` loads a
+//! Firehose delivery stream and measures delivery to S3 (see [`firehose`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use riffle_wire::{Encoding, Map, Value};
 
 use crate::cli::{BenchArgs, BenchEncoding, BenchPhase};
 
+mod firehose;
 mod mixed;
 
 /// One keep-alive HTTP/1.1 connection speaking the Kinesis API.
@@ -26,6 +28,9 @@ struct Conn {
     send: http1::SendRequest<Full<Bytes>>,
     host: String,
     encoding: Encoding,
+    /// `X-Amz-Target` prefix and SigV4 signing name of the API spoken.
+    target: &'static str,
+    signing: &'static str,
 }
 
 async fn connect(host: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
@@ -42,6 +47,17 @@ async fn connect(host: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> 
 
 impl Conn {
     async fn open(endpoint: &str, encoding: Encoding) -> anyhow::Result<Conn> {
+        Conn::open_api(endpoint, encoding, "Kinesis_20131202", "kinesis").await
+    }
+
+    /// A connection speaking another JSON API (`Firehose_20150804`, signed
+    /// for `firehose`).
+    async fn open_api(
+        endpoint: &str,
+        encoding: Encoding,
+        target: &'static str,
+        signing: &'static str,
+    ) -> anyhow::Result<Conn> {
         let host = endpoint
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -51,7 +67,33 @@ impl Conn {
             send,
             host,
             encoding,
+            target,
+            signing,
         })
+    }
+
+    /// Sends one raw request (S3's REST API: path-style, signed for `s3`
+    /// with an unsigned payload); returns the status and body.
+    async fn rest(
+        &mut self,
+        method: http::Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header("host", &self.host)
+            .header("x-amz-date", "20260101T000000Z")
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .header("authorization", auth_header(self.signing))
+            .body(Full::new(body))?;
+        if self.send.is_closed() || self.send.ready().await.is_err() {
+            self.send = connect(&self.host).await?;
+        }
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
 
     /// Calls `op` with a pre-encoded body; returns the raw response body of
@@ -60,12 +102,9 @@ impl Conn {
         let req = http::Request::post("/")
             .header("host", &self.host)
             .header("content-type", self.encoding.content_type())
-            .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+            .header("x-amz-target", format!("{}.{op}", self.target))
             .header("x-amz-date", "20260101T000000Z")
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000",
-            )
+            .header("authorization", auth_header(self.signing))
             .body(Full::new(body))?;
         // Servers that close connections after each response (moto) get a new one.
         if self.send.is_closed() || self.send.ready().await.is_err() {
@@ -98,6 +137,14 @@ impl Conn {
         let encoded = Bytes::from(self.encoding.encode(body));
         self.call_raw(op, encoded).await
     }
+}
+
+/// A well-formed SigV4 header for `signing` (servers without credentials
+/// check the form, not the signature).
+fn auth_header(signing: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/{signing}/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000000000000000000000000000000000000000000000000000000000000000"
+    )
 }
 
 #[derive(Debug)]
@@ -329,6 +376,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     if args.phase == BenchPhase::Mixed {
         return mixed::mixed_phase(&args, encoding).await;
+    }
+    if args.phase == BenchPhase::Firehose {
+        return firehose::firehose_phase(&args).await;
     }
     let endpoint = args.endpoint.clone();
     let stream = args

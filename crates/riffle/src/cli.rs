@@ -118,6 +118,29 @@ pub struct BenchArgs {
     /// Streams of the mixed phase.
     #[arg(long, default_value_t = 16)]
     pub streams: usize,
+    /// Firehose phase: an existing bucket to deliver to (default: a fresh
+    /// bucket created in the endpoint's S3).
+    #[arg(long)]
+    pub firehose_bucket: Option<String>,
+    /// Firehose phase: the destination's BufferingHints.IntervalInSeconds.
+    #[arg(long, default_value_t = 1)]
+    pub firehose_interval_secs: u32,
+    /// Firehose phase: the destination's BufferingHints.SizeInMBs.
+    #[arg(long, default_value_t = 5)]
+    pub firehose_size_mbs: u32,
+    /// Firehose phase: the destination's CompressionFormat.
+    #[arg(long, value_enum, default_value = "UNCOMPRESSED")]
+    pub firehose_compression: FirehoseCompression,
+    /// Firehose phase: how long to wait for delivery after the writes.
+    #[arg(long, default_value_t = 120.0)]
+    pub firehose_wait_secs: f64,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[value(rename_all = "UPPER")]
+pub enum FirehoseCompression {
+    Uncompressed,
+    Gzip,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +151,9 @@ pub enum BenchPhase {
     All,
     /// Many streams at once: writers, a reader per stream and control calls.
     Mixed,
+    /// A Firehose delivery stream to S3: PutRecordBatch writers, then
+    /// delivered throughput, data freshness and at-least-once checks.
+    Firehose,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,14 +44,31 @@ async fn put(svc: &Service, key: &StreamKey, data: Vec<Bytes>) -> Result<(Vec<St
     if s.is_kinesis_source() {
         return Err(Msg::not_permitted_on_kinesis_source());
     }
-    let accepted = cell.buffer.append(data, svc.now_ms())?;
+    let (records, bytes) = (data.len() as u64, data.iter().map(|d| d.len() as u64).sum());
+    let accepted = cell
+        .buffer
+        .append(data, svc.now_ms())
+        .inspect_err(|e| throttled(&cell, e, records))?;
     accepted.durable.await?;
+    cell.stats.incoming(records, bytes);
     let ids = accepted
         .offsets
         .iter()
         .map(|o| record_id(s.log_id, *o, accepted.arrival_ms))
         .collect();
     Ok((ids, s.encrypted()))
+}
+
+/// Counts the records of a put refused with a throttling error.
+fn throttled(cell: &crate::registry::Cell, e: &FirehoseError, records: u64) {
+    if matches!(
+        e,
+        FirehoseError::ServiceUnavailable(_) | FirehoseError::LimitExceeded(_)
+    ) {
+        cell.stats
+            .throttled_records
+            .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// PutRecord.

@@ -1,0 +1,95 @@
+//! Per delivery stream counters, reported on `/metrics` under names that
+//! follow CloudWatch's `AWS/Firehose` metrics.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A delivery stream's counters, kept in its registry cell (they start at
+/// zero when the server starts and go away with the stream).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// CloudWatch `IncomingRecords`: records accepted by PutRecord and
+    /// PutRecordBatch (or read from a Kinesis source).
+    pub incoming_records: AtomicU64,
+    /// CloudWatch `IncomingBytes`: their data bytes.
+    pub incoming_bytes: AtomicU64,
+    /// CloudWatch `DeliveryToS3.Success`: objects stored in S3.
+    pub s3_success: AtomicU64,
+    /// CloudWatch `DeliveryToS3.Records`: records in those objects.
+    pub s3_records: AtomicU64,
+    /// CloudWatch `DeliveryToS3.Bytes`: their data bytes (before
+    /// compression).
+    pub s3_bytes: AtomicU64,
+    /// CloudWatch `ThrottledRecords`: records of PutRecord and
+    /// PutRecordBatch calls refused with a throttling error.
+    pub throttled_records: AtomicU64,
+    /// Arrival (ms) of the oldest record the delivery task holds; 0 when
+    /// it holds none. Gives CloudWatch `DeliveryToS3.DataFreshness`.
+    pub oldest_undelivered_ms: AtomicI64,
+}
+
+/// A copy of [`Stats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Snapshot {
+    pub incoming_records: u64,
+    pub incoming_bytes: u64,
+    pub s3_success: u64,
+    pub s3_records: u64,
+    pub s3_bytes: u64,
+    pub throttled_records: u64,
+    /// Age in seconds of the oldest undelivered record (0 when none).
+    pub data_freshness_secs: f64,
+}
+
+impl Stats {
+    pub(crate) fn incoming(&self, records: u64, bytes: u64) {
+        self.incoming_records.fetch_add(records, Ordering::Relaxed);
+        self.incoming_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered_to_s3(&self, records: u64, bytes: u64) {
+        self.s3_success.fetch_add(1, Ordering::Relaxed);
+        self.s3_records.fetch_add(records, Ordering::Relaxed);
+        self.s3_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn holding(&self, oldest_ms: Option<i64>) {
+        self.oldest_undelivered_ms
+            .store(oldest_ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, now_ms: i64) -> Snapshot {
+        let oldest = self.oldest_undelivered_ms.load(Ordering::Relaxed);
+        Snapshot {
+            incoming_records: self.incoming_records.load(Ordering::Relaxed),
+            incoming_bytes: self.incoming_bytes.load(Ordering::Relaxed),
+            s3_success: self.s3_success.load(Ordering::Relaxed),
+            s3_records: self.s3_records.load(Ordering::Relaxed),
+            s3_bytes: self.s3_bytes.load(Ordering::Relaxed),
+            throttled_records: self.throttled_records.load(Ordering::Relaxed),
+            data_freshness_secs: if oldest == 0 {
+                0.0
+            } else {
+                (now_ms - oldest).max(0) as f64 / 1000.0
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_freshness() {
+        let s = Stats::default();
+        s.incoming(3, 30);
+        s.delivered_to_s3(3, 30);
+        s.holding(Some(1_000));
+        let snap = s.snapshot(3_500);
+        assert_eq!(snap.incoming_records, 3);
+        assert_eq!(snap.s3_success, 1);
+        assert_eq!(snap.data_freshness_secs, 2.5);
+        s.holding(None);
+        assert_eq!(s.snapshot(9_000).data_freshness_secs, 0.0);
+    }
+}
