@@ -75,6 +75,16 @@ impl FirehoseError {
     }
 }
 
+impl From<riffle_wire::shape::Refused> for FirehoseError {
+    fn from(e: riffle_wire::shape::Refused) -> Self {
+        match e {
+            riffle_wire::shape::Refused::UnknownOperation => FirehoseError::UnknownOperation,
+            riffle_wire::shape::Refused::NotAnObject => FirehoseError::Serialization(None),
+            riffle_wire::shape::Refused::Invalid(e) => e.into(),
+        }
+    }
+}
+
 impl From<Invalid> for FirehoseError {
     fn from(e: Invalid) -> Self {
         match e {

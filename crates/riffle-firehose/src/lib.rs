@@ -289,15 +289,7 @@ impl Service {
 
     /// Runs one operation on a decoded request body.
     pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
-        let shape = model::OPERATIONS
-            .iter()
-            .find(|(name, _)| *name == operation)
-            .map(|(_, s)| *s)
-            .ok_or(FirehoseError::UnknownOperation)?;
-        if !matches!(body, Value::Map(_)) {
-            return Err(FirehoseError::Serialization(None));
-        }
-        let input = shape::validate(shape, body)?;
+        let input = shape::operation_input(model::OPERATIONS, operation, body)?;
         ops::dispatch(self, ctx, operation, Value::Map(input)).await
     }
 }

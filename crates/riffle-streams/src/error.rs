@@ -76,6 +76,16 @@ impl KinesisError {
     }
 }
 
+impl From<riffle_wire::shape::Refused> for KinesisError {
+    fn from(e: riffle_wire::shape::Refused) -> Self {
+        match e {
+            riffle_wire::shape::Refused::UnknownOperation => KinesisError::UnknownOperation,
+            riffle_wire::shape::Refused::NotAnObject => KinesisError::Serialization(None),
+            riffle_wire::shape::Refused::Invalid(e) => e.into(),
+        }
+    }
+}
+
 impl From<Invalid> for KinesisError {
     fn from(e: Invalid) -> Self {
         match e {

@@ -369,10 +369,7 @@ impl Service {
 
     /// GetRecords answered in JSON without a document tree.
     pub async fn get_records_json(&self, ctx: &Ctx, body: Value) -> Result<Vec<u8>> {
-        if !matches!(body, Value::Map(_)) {
-            return Err(KinesisError::Serialization(None));
-        }
-        let input = model::GetRecordsInput::from_value(Value::Map(shape::validate(
+        let input = model::GetRecordsInput::from_value(Value::Map(shape::input(
             &model::GET_RECORDS_INPUT,
             body,
         )?));
@@ -383,15 +380,7 @@ impl Service {
 
     /// Runs one operation on a decoded request body.
     pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
-        let shape = model::OPERATIONS
-            .iter()
-            .find(|(name, _)| *name == operation)
-            .map(|(_, s)| *s)
-            .ok_or(KinesisError::UnknownOperation)?;
-        if !matches!(body, Value::Map(_)) {
-            return Err(KinesisError::Serialization(None));
-        }
-        let input = shape::validate(shape, body)?;
+        let input = shape::operation_input(model::OPERATIONS, operation, body)?;
         ops::dispatch(self, ctx, operation, Value::Map(input)).await
     }
 }

@@ -113,10 +113,7 @@ impl Service {
         body: Value,
     ) -> Result<mpsc::Receiver<Event>> {
         let _ = ctx;
-        if !matches!(body, Value::Map(_)) {
-            return Err(KinesisError::Serialization(None));
-        }
-        let input = SubscribeToShardInput::from_value(Value::Map(shape::validate(
+        let input = SubscribeToShardInput::from_value(Value::Map(shape::input(
             &model::SUBSCRIBE_TO_SHARD_INPUT,
             body,
         )?));

@@ -114,6 +114,45 @@ pub enum Invalid {
     Validation(String),
 }
 
+/// Why a request body did not become an operation's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The service has no such operation.
+    UnknownOperation,
+    /// The body is not an object (AWS: `SerializationException`, no message).
+    NotAnObject,
+    Invalid(Invalid),
+}
+
+impl From<Invalid> for Refused {
+    fn from(e: Invalid) -> Self {
+        Refused::Invalid(e)
+    }
+}
+
+/// A request body checked as the input of `shape`: an object, valid.
+pub fn input(shape: &Shape, body: Value) -> Result<Map, Refused> {
+    if !matches!(body, Value::Map(_)) {
+        return Err(Refused::NotAnObject);
+    }
+    Ok(validate(shape, body)?)
+}
+
+/// The input of `operation`, looked up in a service's generated operation
+/// table and checked as [`input`] does.
+pub fn operation_input(
+    operations: &[(&str, &Shape)],
+    operation: &str,
+    body: Value,
+) -> Result<Map, Refused> {
+    let shape = operations
+        .iter()
+        .find(|(name, _)| *name == operation)
+        .map(|(_, s)| *s)
+        .ok_or(Refused::UnknownOperation)?;
+    input(shape, body)
+}
+
 /// Checks `body` against the structure `shape` and returns it normalised:
 /// unknown members and nulls dropped, blobs decoded to [`Value::Bytes`],
 /// timestamps as [`Value::Timestamp`].
@@ -775,6 +814,33 @@ mod tests {
 
     fn body(json: &str) -> Value {
         crate::json::decode(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn operation_input_finds_the_operation_then_checks_the_body() {
+        let ops: &[(&str, &Shape)] = &[("CreateStream", &INPUT)];
+        let mut want = Map::new();
+        want.put("StreamName", Value::Str("s".into()));
+        assert_eq!(
+            operation_input(ops, "CreateStream", body(r#"{"StreamName":"s"}"#)),
+            Ok(want)
+        );
+        assert_eq!(
+            operation_input(ops, "DeleteStream", body(r#"{"StreamName":"s"}"#)),
+            Err(Refused::UnknownOperation)
+        );
+        assert_eq!(
+            operation_input(ops, "CreateStream", body("[1]")),
+            Err(Refused::NotAnObject)
+        );
+        assert_eq!(
+            operation_input(ops, "CreateStream", body(r#"{"ShardCount":1}"#)),
+            Err(Refused::Invalid(Invalid::Validation(
+                "1 validation error detected: Value null at 'streamName' failed to satisfy \
+                 constraint: Member must not be null"
+                    .into()
+            )))
+        );
     }
 
     #[test]
