@@ -34,7 +34,7 @@ use crate::{Service, StreamKey};
 pub struct Cell {
     live: RwLock<Arc<DeliveryStream>>,
     /// Serialises control operations and metadata writes of this stream.
-    control: tokio::sync::Mutex<()>,
+    control: Arc<tokio::sync::Mutex<()>>,
     /// A due transition (or a delivery checkpoint) the store has not seen.
     dirty: AtomicBool,
     pub(crate) buffer: Arc<dyn Buffer>,
@@ -118,7 +118,7 @@ impl Cell {
         let kinesis_checkpoint = Mutex::new(s.kinesis_checkpoint.clone());
         Arc::new(Cell {
             live: RwLock::new(Arc::new(s)),
-            control: tokio::sync::Mutex::new(()),
+            control: Arc::new(tokio::sync::Mutex::new(())),
             dirty: AtomicBool::new(false),
             buffer,
             delivered: AtomicU64::new(delivered),
@@ -215,6 +215,24 @@ impl Service {
         read(&self.streams).get(key).cloned()
     }
 
+    /// Whether `cell` is still the one registered under `key`.
+    fn is_registered(&self, key: &StreamKey, cell: &Arc<Cell>) -> bool {
+        self.cell(key).is_some_and(|c| Arc::ptr_eq(&c, cell))
+    }
+
+    /// The control lock of the cell registered under `key`, if any: held
+    /// while a stream's row is deleted or replaced by a new incarnation,
+    /// so no control operation or checkpoint write of the old cell
+    /// interleaves. Lock order: `create_lock`, then a cell's control lock.
+    pub(crate) async fn lock_cell(
+        &self,
+        key: &StreamKey,
+    ) -> Option<(Arc<Cell>, tokio::sync::OwnedMutexGuard<()>)> {
+        let cell = self.cell(key)?;
+        let guard = cell.control.clone().lock_owned().await;
+        Some((cell, guard))
+    }
+
     /// The live picture of a delivery stream, unless it does not exist (or
     /// its deletion has completed).
     pub(crate) fn snapshot(&self, key: &StreamKey) -> Option<Arc<DeliveryStream>> {
@@ -265,7 +283,7 @@ impl Service {
         let _control = cell.control.lock().await;
         let now = self.now_ms();
         let cur = cell.snapshot(now);
-        if is_gone(&cur, now) {
+        if is_gone(&cur, now) || !self.is_registered(key, &cell) {
             return Err(missing());
         }
         let mut next = (*cur).clone();
@@ -320,8 +338,7 @@ impl Service {
     /// task calls this right after an object is stored).
     pub(crate) async fn persist_progress(&self, key: &StreamKey, cell: &Arc<Cell>) -> Result<()> {
         let _control = cell.control.lock().await;
-        let still = self.cell(key).is_some_and(|c| Arc::ptr_eq(&c, cell));
-        if !still {
+        if !self.is_registered(key, cell) {
             return Ok(());
         }
         let mut s = (*cell.snapshot(self.now_ms())).clone();
@@ -369,8 +386,8 @@ impl Service {
             let s = cell.snapshot(now);
             if is_gone(&s, now) {
                 let _creating = self.create_lock.lock().await;
-                let still = self.cell(&key).is_some_and(|c| Arc::ptr_eq(&c, &cell));
-                if still {
+                let _control = cell.control.lock().await;
+                if self.is_registered(&key, &cell) {
                     self.write_row(&key, None).await?;
                     self.forget(&key, s.log_id).await?;
                 }
@@ -378,6 +395,13 @@ impl Service {
             }
             if cell.dirty.load(Ordering::Acquire) {
                 let _control = cell.control.lock().await;
+                // Replacing or removing a cell takes its control lock: a
+                // cell swept (and perhaps replaced) while this task waited
+                // must not write its row over the new incarnation's.
+                let now = self.now_ms();
+                if !self.is_registered(&key, &cell) || is_gone(&cell.snapshot(now), now) {
+                    continue;
+                }
                 let mut s = (*cell.snapshot(now)).clone();
                 cell.progress_into(&mut s);
                 cell.dirty.store(false, Ordering::Release);

@@ -35,7 +35,7 @@ use crate::{meta, Ctx, KinesisError, Service, StreamKey};
 pub struct Cell {
     live: RwLock<Arc<Stream>>,
     /// Serialises control operations and metadata writes of this stream.
-    control: tokio::sync::Mutex<()>,
+    control: Arc<tokio::sync::Mutex<()>>,
     /// A due transition was applied that the metadata store has not seen.
     dirty: AtomicBool,
 }
@@ -102,7 +102,7 @@ impl Cell {
     pub(crate) fn new(s: Stream) -> Arc<Cell> {
         Arc::new(Cell {
             live: RwLock::new(Arc::new(s)),
-            control: tokio::sync::Mutex::new(()),
+            control: Arc::new(tokio::sync::Mutex::new(())),
             dirty: AtomicBool::new(false),
         })
     }
@@ -154,6 +154,24 @@ pub(crate) async fn blocking<T: Send + 'static>(
 impl Service {
     fn cell(&self, key: &StreamKey) -> Option<Arc<Cell>> {
         read(&self.streams).by_key.get(key).cloned()
+    }
+
+    /// Whether `cell` is still the one registered under `key`.
+    fn is_registered(&self, key: &StreamKey, cell: &Arc<Cell>) -> bool {
+        self.cell(key).is_some_and(|c| Arc::ptr_eq(&c, cell))
+    }
+
+    /// The control lock of the cell registered under `key`, if any: held
+    /// while a stream's row is deleted or replaced by a new incarnation,
+    /// so no control operation or maintenance write of the old cell
+    /// interleaves. Lock order: `create_lock`, then a cell's control lock.
+    pub(crate) async fn lock_cell(
+        &self,
+        key: &StreamKey,
+    ) -> Option<(Arc<Cell>, tokio::sync::OwnedMutexGuard<()>)> {
+        let cell = self.cell(key)?;
+        let guard = cell.control.clone().lock_owned().await;
+        Some((cell, guard))
     }
 
     /// The live picture of a stream, unless it does not exist (or its
@@ -258,7 +276,7 @@ impl Service {
         let _control = cell.control.lock().await;
         let now = self.now_ms();
         let cur = cell.snapshot(now);
-        if is_gone(&cur, now) {
+        if is_gone(&cur, now) || !self.is_registered(key, &cell) {
             return Err(missing());
         }
         let mut next = (*cur).clone();
@@ -347,8 +365,8 @@ impl Service {
             let s = cell.snapshot(now);
             if is_gone(&s, now) {
                 let _creating = self.create_lock.lock().await;
-                let still = self.cell(&key).is_some_and(|c| Arc::ptr_eq(&c, &cell));
-                if still {
+                let _control = cell.control.lock().await;
+                if self.is_registered(&key, &cell) {
                     self.write_row(&key, None).await?;
                     self.forget(&key, s.id).await?;
                 }
@@ -356,7 +374,16 @@ impl Service {
             }
             if cell.dirty.load(Ordering::Acquire) {
                 let _control = cell.control.lock().await;
+                // Replacing or removing a cell takes its control lock, so
+                // a cell still registered now stays so until this write
+                // commits; one that was swept (and perhaps replaced by a
+                // new incarnation) while this task waited must not write
+                // its row over the new one.
+                let now = self.now_ms();
                 let s = cell.snapshot(now);
+                if !self.is_registered(&key, &cell) || is_gone(&s, now) {
+                    continue;
+                }
                 cell.dirty.store(false, Ordering::Release);
                 if let Err(e) = self.write_row(&key, Some(meta::encode_stream(&s))).await {
                     cell.dirty.store(true, Ordering::Release);

@@ -152,6 +152,7 @@ pub async fn create(
         kinesis_checkpoint: None,
     };
     let replaced = svc.cell(&key).map(|c| c.log_id());
+    let old_cell = svc.lock_cell(&key).await;
     svc.write_row(&key, Some(s.clone())).await?;
     if let Some(old) = replaced {
         // A deletion completed but not yet swept: its buffer goes now.
@@ -163,6 +164,7 @@ pub async fn create(
     log.set_durability(svc.cfg.durability);
     let arn = s.arn(&account);
     svc.insert(s, LogBuffer::new(log));
+    drop(old_cell);
     Ok(model::CreateDeliveryStreamOutput {
         delivery_stream_arn: Some(arn),
     })

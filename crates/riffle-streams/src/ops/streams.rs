@@ -123,6 +123,7 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     // A stream whose deletion completed but was not yet swept is replaced:
     // the new row takes its key, then its log goes.
     let replaced = svc.replaced_incarnation(&key);
+    let _old = svc.lock_cell(&key).await;
     if let Err(e) = svc
         .write_row(&key, Some(crate::meta::encode_stream(&stream)))
         .await
@@ -172,6 +173,7 @@ pub async fn delete_stream(svc: &Service, ctx: &Ctx, input: DeleteStreamInput) -
             .await;
     }
     let _creating = svc.create_lock.lock().await;
+    let _control = svc.lock_cell(&key).await;
     let s = svc
         .snapshot(&key)
         .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
