@@ -122,6 +122,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                 version: s.version,
                 sink: sink.cloned(),
                 clock: ctx.clock,
+                client: crate::client::Client::shared(),
             })),
             Err(reason) => Plan::NotConfigured(reason),
         };

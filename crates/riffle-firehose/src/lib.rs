@@ -33,6 +33,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod buffer;
+pub mod client;
 pub mod deliver;
 pub mod error;
 pub mod http;
