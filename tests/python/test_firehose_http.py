@@ -248,7 +248,8 @@ def test_https_endpoint_trusted_through_ssl_cert_file(tmp_path, start_server):
     """An https:// endpoint whose certificate a private CA signed: Riffle
     trusts it when SSL_CERT_FILE names the CA; when it does not, the TLS
     handshake fails and the records go to the S3 backup as
-    HttpEndpoint.ConnectionFailed, never to the endpoint."""
+    HttpEndpoint.ConnectionFailed, never to the endpoint, and while it
+    retries DescribeDeliveryStream's FailureDescription says why."""
     ca, tls = make_ca_and_leaf(tmp_path)
     r = Receiver(tls=tls)
     untrusting = Receiver(tls=tls)
@@ -277,6 +278,21 @@ def test_https_endpoint_trusted_through_ssl_cert_file(tmp_path, start_server):
         assert doc["errorCode"] == "HttpEndpoint.ConnectionFailed"
         assert doc["errorMessage"].startswith(f"Could not connect to the endpoint {untrusting.url}: TLS handshake failed"), doc
         assert base64.b64decode(doc["rawData"]) == b"x"
+
+        # While retrying, DescribeDeliveryStream says why.
+        name3 = create(fh2, untrusting.url, retry=300)
+        fh2.put_record(DeliveryStreamName=name3, Record={"Data": b"y"})
+        deadline = time.time() + 15
+        while True:
+            d = fh2.describe_delivery_stream(DeliveryStreamName=name3)["DeliveryStreamDescription"]
+            if "FailureDescription" in d:
+                break
+            assert time.time() < deadline, d
+            time.sleep(0.1)
+        f = d["FailureDescription"]
+        assert f["Type"] == "UNKNOWN_ERROR"
+        assert f["Details"].startswith(f"HttpEndpoint.ConnectionFailed: Could not connect to the endpoint {untrusting.url}: TLS handshake failed"), f
+        assert f["Details"].endswith("attempt so far)") or f["Details"].endswith("attempts so far)"), f
         assert untrusting.requests == []
     finally:
         r.close()

@@ -376,6 +376,9 @@ impl Destination for HttpDestination {
                             break Some(e);
                         }
                         tracing::warn!(stream = %self.stream, code = %e.code, message = %e.message, attempts, request_id = %request_id, "HTTP endpoint delivery failed; retrying");
+                        crate::deliver::report_failure(Some(crate::deliver::failure_text(
+                            &e, attempts,
+                        )));
                         tokio::time::sleep(backoff.min(left)).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
