@@ -54,7 +54,7 @@ describe("kinesis analytics over HTTP/2", () => {
     const name = `js-${Date.now()}`;
     const arn = `arn:aws:kinesisanalytics:${REGION}:${ACCOUNT}:application/${name}`;
     const created = await ka.send(
-      new CreateApplicationCommand({ ApplicationName: name, Inputs: [INPUT], ApplicationCode: "SELECT 1;" }),
+      new CreateApplicationCommand({ ApplicationName: name, Inputs: [INPUT], ApplicationCode: 'CREATE OR REPLACE STREAM "DEST" (page VARCHAR(64));' }),
     );
     assert.deepEqual(created.ApplicationSummary, { ApplicationName: name, ApplicationARN: arn, ApplicationStatus: "READY" });
     let { ApplicationDetail: d } = await ka.send(new DescribeApplicationCommand({ ApplicationName: name }));
@@ -63,7 +63,7 @@ describe("kinesis analytics over HTTP/2", () => {
     assert.deepEqual(d.InputDescriptions[0].InAppStreamNames, ["SOURCE_SQL_STREAM_001"]);
 
     const stale = await catchError(() =>
-      ka.send(new UpdateApplicationCommand({ ApplicationName: name, CurrentApplicationVersionId: 5, ApplicationUpdate: { ApplicationCodeUpdate: "x" } })),
+      ka.send(new UpdateApplicationCommand({ ApplicationName: name, CurrentApplicationVersionId: 5, ApplicationUpdate: { ApplicationCodeUpdate: "CREATE STREAM s (a INT)" } })),
     );
     assert.equal(stale.name, "ConcurrentModificationException");
     await ka.send(

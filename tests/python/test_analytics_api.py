@@ -112,6 +112,12 @@ def test_bad_requests(ka):
     both = dict(INPUT, KinesisFirehoseInput={"ResourceARN": FIREHOSE, "RoleARN": ROLE})
     assert err(ka.create_application, ApplicationName=unique("app"), Inputs=[both])[0] == "InvalidArgumentException"
     assert err(ka.create_application, ApplicationName=unique("app"), Inputs=[INPUT, INPUT])[0] == "InvalidArgumentException"
+    code, msg = err(ka.create_application, ApplicationName=unique("app"), ApplicationCode="CREATE OR REPLACE STREAM s (a INT);\nSELEC 1")
+    assert code == "CodeValidationException"
+    assert msg.startswith("SQL error at line 2, column 1: Expected CREATE OR REPLACE STREAM or CREATE OR REPLACE PUMP"), msg
+    code, msg = err(ka.create_application, ApplicationName=unique("app"),
+                    ApplicationCode='CREATE OR REPLACE PUMP p AS INSERT INTO "D" SELECT STREAM a FROM "S" WHERE')
+    assert code == "CodeValidationException" and msg.startswith("SQL error at line 1, column "), msg
     assert err(ka.discover_input_schema, ResourceARN=STREAM, RoleARN=ROLE,
                InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "UnsupportedOperationException"
 
@@ -226,6 +232,8 @@ def test_start_stop_delete(ka):
     assert d["ApplicationVersionId"] == 2
     assert err(ka.start_application, ApplicationName=name,
                InputConfigurations=[{"Id": "1.1", "InputStartingPositionConfiguration": {}}])[0] == "ResourceInUseException"
+    assert err(ka.update_application, ApplicationName=name, CurrentApplicationVersionId=2,
+               ApplicationUpdate={"ApplicationCodeUpdate": "CREATE PUMP"})[0] == "CodeValidationException"
     # Configuration changes are allowed while running.
     ka.update_application(ApplicationName=name, CurrentApplicationVersionId=2, ApplicationUpdate={"ApplicationCodeUpdate": CODE + "\n"})
     ka.stop_application(ApplicationName=name)

@@ -23,6 +23,7 @@ pub mod error;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
+pub mod sql;
 pub mod state;
 
 pub use error::AnalyticsError;

@@ -349,6 +349,17 @@ fn check_output_names(app: &Application) -> Result<()> {
 // ---------------------------------------------------------------------
 // Applications
 
+/// Application code must parse (CodeValidationException with the
+/// parser's message and position otherwise).
+fn check_code(code: Option<&str>) -> Result<()> {
+    match code {
+        Some(c) => crate::sql::parse(c)
+            .map(|_| ())
+            .map_err(|e| AnalyticsError::CodeValidation(e.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn summary(s: &Application) -> model::ApplicationSummary {
     model::ApplicationSummary {
         application_name: s.name.clone(),
@@ -363,6 +374,7 @@ pub async fn create(
     ctx: &Ctx,
     i: model::CreateApplicationRequest,
 ) -> Result<model::CreateApplicationResponse> {
+    check_code(i.application_code.as_deref())?;
     let account = svc.account().to_owned();
     let now = svc.now_ms();
     let name = i.application_name.clone();
@@ -561,6 +573,7 @@ pub async fn update(
     i: model::UpdateApplicationRequest,
 ) -> Result<model::UpdateApplicationResponse> {
     let u = i.application_update;
+    check_code(u.application_code_update.as_deref())?;
     change(
         svc,
         ctx,
