@@ -35,6 +35,7 @@ use riffle_wire::Value;
 pub mod buffer;
 pub mod deliver;
 pub mod error;
+pub mod external;
 pub mod http;
 pub mod meta;
 #[rustfmt::skip]
