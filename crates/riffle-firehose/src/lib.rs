@@ -32,6 +32,7 @@ use riffle_log::LogEngine;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod backup;
 pub mod buffer;
 pub mod deliver;
 pub mod error;
