@@ -217,3 +217,32 @@ def test_bad_settings_stop_the_server(flags, env, message, tmp_path):
     )
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
+
+
+def test_source_record_backup_to_an_external_bucket(moto):
+    endpoint, moto_s3 = moto
+    main, backup = unique("main").lower(), unique("bkp").lower()
+    moto_s3.create_bucket(Bucket=backup)
+    s = Server("--s3-bucket-endpoint", f"{backup}={endpoint}", "--status-delay-ms", "0", env=CREDS).start()
+    try:
+        fh, local_s3 = s.client("firehose"), s.client("s3")
+        local_s3.create_bucket(Bucket=main)
+        name = create(
+            fh,
+            main,
+            ProcessingConfiguration={
+                "Enabled": True,
+                "Processors": [{"Type": "AppendDelimiterToRecord", "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "|"}]}],
+            },
+            S3BackupMode="Enabled",
+            S3BackupConfiguration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{backup}", "Prefix": "raw/"},
+        )
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": b"a"}, {"Data": b"b"}])
+        (mk,) = wait_keys(local_s3, main, 1)
+        (bk,) = wait_keys(moto_s3, backup, 1)
+        assert local_s3.get_object(Bucket=main, Key=mk)["Body"].read() == b"a|b|"
+        assert re.fullmatch(r"raw/\d{4}/\d{2}/\d{2}/\d{2}/" + re.escape(name) + r"-1-\d{4}(-\d{2}){5}-" + UUID, bk), bk
+        assert moto_s3.get_object(Bucket=backup, Key=bk)["Body"].read() == b"ab"
+    finally:
+        s.stop()
+        s.cleanup()
