@@ -228,7 +228,10 @@ pub fn check(doc: &Json) -> Result<(), crate::error::FirehoseError> {
 }
 
 /// The message AWS answers an UpdateDestination that would turn S3
-/// backup off with (InvalidArgumentException).
+/// backup off with (InvalidArgumentException, 400). The developer guide
+/// says only that source record backup cannot be disabled once enabled;
+/// this text is the one AWS returned for such an update, as reported in
+/// the Firehose developer guide's issue tracker (awsdocs issue 11).
 pub const DISABLE_REFUSED: &str = "Disabling S3 backup is not currently supported.";
 
 /// UpdateDestination may turn an S3 or Redshift destination's source
