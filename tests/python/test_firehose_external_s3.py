@@ -199,7 +199,8 @@ def test_per_bucket_endpoint_next_to_the_embedded_s3(moto, via_env):
     "flags,env,message",
     [
         (["--s3-bucket-endpoint", "no-url"], CREDS, "--s3-bucket-endpoint no-url: a bucket endpoint is BUCKET=URL"),
-        (["--s3-endpoint", "https://s3.example.com"], CREDS, "--s3-endpoint https://s3.example.com: https:// S3 endpoints are not supported yet; use an http:// endpoint"),
+        (["--s3-endpoint", "ftp://s3.example.com"], CREDS, "--s3-endpoint ftp://s3.example.com: an S3 endpoint is an http:// or https:// URL"),
+        (["--s3-endpoint", "http://s3.example.com/?x=1"], CREDS, "--s3-endpoint http://s3.example.com/?x=1: an S3 endpoint has no query or fragment"),
         (["--s3-endpoint", "http://127.0.0.1:9"], {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "external S3 endpoints need credentials"),
     ],
 )

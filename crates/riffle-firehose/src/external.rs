@@ -1,6 +1,7 @@
 //! Buckets on an external S3-compatible endpoint: [`ExternalS3`], an
-//! [`ObjectSink`] speaking S3's REST API (HeadBucket, PutObject) over a
-//! hyper 1 `http1` client with requests signed by SigV4
+//! [`ObjectSink`] speaking S3's REST API (HeadBucket, PutObject) over the
+//! delivery HTTP client ([`crate::client::Client`]: `http://` or
+//! `https://`, one request per connection) with requests signed by SigV4
 //! ([`riffle_wire::sigv4::sign`]), and [`RouterSink`], which picks the
 //! sink of each bucket: a per-bucket endpoint, else the global endpoint,
 //! else the server's own sink (the embedded S3 or a local directory).
@@ -17,15 +18,18 @@
 //!   `S3.AccessDenied`; anything else, connection failures included, is
 //!   an I/O error the delivery task retries with the endpoint's code and
 //!   message in FailureDescription.
-//! - Only `http://` endpoints: TLS is not built in.
+//! - `https://` endpoints are verified against the system's trust store
+//!   (`SSL_CERT_FILE`/`SSL_CERT_DIR` add a private CA), as for HTTP
+//!   endpoint destinations.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
+use crate::client::{Client, SendError, Url};
 use crate::deliver::BoxFuture;
 use crate::sink::{ObjectSink, SinkError};
 
@@ -52,10 +56,11 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// A parsed `http://host[:port][/base]` endpoint.
+/// A parsed `http[s]://host[:port][/base]` endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub url: String,
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// The path every request starts with, without a trailing `/` (`""`
@@ -66,41 +71,44 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses an endpoint URL; `Err` says why it cannot be used.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            return Err(format!(
-                "{url}: https:// S3 endpoints are not supported yet; use an http:// endpoint"
-            ));
-        }
-        if !lower.starts_with("http://") {
-            return Err(format!("{url}: an S3 endpoint is an http:// URL"));
-        }
         if url.contains(['?', '#']) {
             return Err(format!("{url}: an S3 endpoint has no query or fragment"));
         }
-        let t = crate::http::Target::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let u = Url::parse(url)
+            .map_err(|_| format!("{url}: an S3 endpoint is an http:// or https:// URL"))?;
         Ok(Endpoint {
             url: url.to_owned(),
-            host: t.host,
-            port: t.port,
-            base: t.path.trim_end_matches('/').to_owned(),
+            tls: u.tls,
+            host: u.host,
+            port: u.port,
+            base: u.path.trim_end_matches('/').to_owned(),
         })
     }
 
-    fn authority(&self, bucket: Option<&str>) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+    /// The URL of a request: to the endpoint's host, or to
+    /// `<bucket>.<host>` (virtual-hosted style).
+    fn url(&self, bucket: Option<&str>, path: String) -> Url {
         let host = match bucket {
-            Some(b) => format!("{b}.{host}"),
-            None => host,
+            Some(b) => format!("{b}.{}", self.host),
+            None => self.host.clone(),
         };
-        if self.port == 80 {
-            host
+        let bracketed = if host.contains(':') {
+            format!("[{host}]")
         } else {
-            format!("{host}:{}", self.port)
+            host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        let authority = if self.port == default_port {
+            bracketed
+        } else {
+            format!("{bracketed}:{}", self.port)
+        };
+        Url {
+            tls: self.tls,
+            host,
+            port: self.port,
+            authority,
+            path,
         }
     }
 }
@@ -141,6 +149,7 @@ pub struct ExternalS3 {
     pub credentials: Credentials,
     /// Path-style addressing (the bucket in the path, not the host name).
     pub path_style: bool,
+    pub client: Client,
 }
 
 /// An answer: status and (bounded) body.
@@ -150,16 +159,18 @@ struct Answer {
 }
 
 impl ExternalS3 {
+    /// A sink over the process's shared HTTP client.
     pub fn new(endpoint: Endpoint, credentials: Credentials, path_style: bool) -> Arc<ExternalS3> {
         Arc::new(ExternalS3 {
             endpoint,
             credentials,
             path_style,
+            client: Client::shared(),
         })
     }
 
-    /// The Host header and path of a request for `bucket` (and `key`).
-    fn address(&self, bucket: &str, key: Option<&str>) -> (String, String) {
+    /// The URL of a request for `bucket` (and `key`).
+    fn address(&self, bucket: &str, key: Option<&str>) -> Url {
         let base = &self.endpoint.base;
         let key = key.map(encode_path);
         if self.path_style {
@@ -167,18 +178,17 @@ impl ExternalS3 {
                 Some(k) => format!("{base}/{}/{k}", encode_path(bucket)),
                 None => format!("{base}/{}", encode_path(bucket)),
             };
-            (self.endpoint.authority(None), path)
+            self.endpoint.url(None, path)
         } else {
             let path = format!("{base}/{}", key.unwrap_or_default());
-            (self.endpoint.authority(Some(bucket)), path)
+            self.endpoint.url(Some(bucket), path)
         }
     }
 
     async fn request(
         &self,
         method: &str,
-        host: &str,
-        path: &str,
+        url: &Url,
         body: Bytes,
         extra: &[(&str, &str)],
     ) -> Result<Answer, SinkError> {
@@ -189,7 +199,7 @@ impl ExternalS3 {
         let amz_date = riffle_wire::sigv4::format_amz_date(now);
         let c = &self.credentials;
         let mut headers: Vec<(&str, &str)> = vec![
-            ("host", host),
+            ("host", &url.authority),
             ("x-amz-content-sha256", &payload),
             ("x-amz-date", &amz_date),
         ];
@@ -200,7 +210,7 @@ impl ExternalS3 {
         let auth = riffle_wire::sigv4::sign(
             &riffle_wire::sigv4::Request {
                 method,
-                path,
+                path: &url.path,
                 query: "",
                 headers: &headers,
                 body: &[],
@@ -218,49 +228,24 @@ impl ExternalS3 {
                 self.endpoint.url
             ))
         };
-        let attempt = async {
-            let tcp =
-                tokio::net::TcpStream::connect((self.endpoint.host.as_str(), self.endpoint.port))
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
-            let _ = tcp.set_nodelay(true);
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let mut req = hyper::Request::builder()
-                .method(method)
-                .uri(path)
-                .header(hyper::header::AUTHORIZATION, auth.as_str())
-                .header(hyper::header::USER_AGENT, crate::http::USER_AGENT);
-            for (k, v) in &headers {
-                req = req.header(*k, *v);
-            }
-            let req = req
-                .body(Full::new(body))
-                .map_err(|e| unreachable(e.to_string()))?;
-            let resp = send
-                .send_request(req)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let status = resp.status().as_u16();
-            let mut out = Vec::new();
-            let mut b = resp.into_body();
-            while let Some(frame) = b.frame().await {
-                let frame = frame.map_err(|e| unreachable(e.to_string()))?;
-                if let Some(d) = frame.data_ref() {
-                    let room = MAX_ERROR_BODY.saturating_sub(out.len());
-                    out.extend_from_slice(&d[..d.len().min(room)]);
-                }
-            }
-            driver.abort();
-            Ok(Answer { status, body: out })
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
-            Ok(r) => r,
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .header(hyper::header::AUTHORIZATION, auth.as_str())
+            .header(hyper::header::USER_AGENT, crate::http::USER_AGENT);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| unreachable(e.to_string()))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.client.send(url, req, MAX_ERROR_BODY))
+            .await
+        {
+            Ok(Ok(r)) => Ok(Answer {
+                status: r.status,
+                body: r.body,
+            }),
+            Ok(Err(SendError::Connect(e) | SendError::Io(e))) => Err(unreachable(e)),
             Err(_) => Err(SinkError::Io(format!(
                 "The S3 endpoint {} did not answer within {} seconds.",
                 self.endpoint.url,
@@ -305,7 +290,7 @@ impl ObjectSink for ExternalS3 {
         content_encoding: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let (host, path) = self.address(bucket, Some(key));
+            let url = self.address(bucket, Some(key));
             let mut extra = Vec::new();
             if let Some(t) = content_type {
                 extra.push(("content-type", t));
@@ -313,7 +298,7 @@ impl ObjectSink for ExternalS3 {
             if let Some(e) = content_encoding {
                 extra.push(("content-encoding", e));
             }
-            let a = self.request("PUT", &host, &path, body, &extra).await?;
+            let a = self.request("PUT", &url, body, &extra).await?;
             match a.status {
                 200..=299 => Ok(()),
                 _ => Err(self.failure(bucket, &a)),
@@ -323,10 +308,8 @@ impl ObjectSink for ExternalS3 {
 
     fn bucket_exists<'a>(&'a self, bucket: &'a str) -> BoxFuture<'a, Result<bool, SinkError>> {
         Box::pin(async move {
-            let (host, path) = self.address(bucket, None);
-            let a = self
-                .request("HEAD", &host, &path, Bytes::new(), &[])
-                .await?;
+            let url = self.address(bucket, None);
+            let a = self.request("HEAD", &url, Bytes::new(), &[]).await?;
             match a.status {
                 200..=299 => Ok(true),
                 404 => Ok(false),
@@ -391,6 +374,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    use http_body_util::BodyExt;
     use hyper::body::Incoming;
 
     #[test]
@@ -407,23 +391,37 @@ mod tests {
             region: "us-east-1".into(),
         };
         let s = ExternalS3::new(e.clone(), creds.clone(), true);
+        let at = |u: Url| (u.tls, u.host, u.port, u.authority, u.path);
         assert_eq!(
-            s.address("b", Some("a b/c+d")),
-            ("127.0.0.1:9000".to_owned(), "/s3/b/a%20b/c%2Bd".to_owned())
+            at(s.address("b", Some("a b/c+d"))),
+            (
+                false,
+                "127.0.0.1".to_owned(),
+                9000,
+                "127.0.0.1:9000".to_owned(),
+                "/s3/b/a%20b/c%2Bd".to_owned()
+            )
         );
-        let v = ExternalS3::new(Endpoint::parse("http://s3.local").unwrap(), creds, false);
+        let v = ExternalS3::new(Endpoint::parse("https://s3.local").unwrap(), creds, false);
         assert_eq!(
-            v.address("b", Some("k")),
-            ("b.s3.local".to_owned(), "/k".to_owned())
+            at(v.address("b", Some("k"))),
+            (
+                true,
+                "b.s3.local".to_owned(),
+                443,
+                "b.s3.local".to_owned(),
+                "/k".to_owned()
+            )
+        );
+        assert_eq!(v.address("b", None).path, "/");
+        assert_eq!(
+            Endpoint::parse("http://h:1/?x").unwrap_err(),
+            "http://h:1/?x: an S3 endpoint has no query or fragment"
         );
         assert_eq!(
-            v.address("b", None),
-            ("b.s3.local".to_owned(), "/".to_owned())
+            Endpoint::parse("ftp://x").unwrap_err(),
+            "ftp://x: an S3 endpoint is an http:// or https:// URL"
         );
-        assert!(Endpoint::parse("https://s3.amazonaws.com")
-            .unwrap_err()
-            .contains("not supported"));
-        assert!(Endpoint::parse("ftp://x").is_err());
         assert_eq!(
             parse_bucket_endpoint("logs=http://h:1").unwrap().0,
             "logs".to_owned()

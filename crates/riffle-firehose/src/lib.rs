@@ -34,6 +34,7 @@ use riffle_wire::Value;
 
 pub mod backup;
 pub mod buffer;
+pub mod client;
 pub mod deliver;
 pub mod error;
 pub mod external;

@@ -236,8 +236,8 @@ pub struct ServeArgs {
     pub firehose_local_output: Option<std::path::PathBuf>,
 
     /// Deliver Firehose S3 destinations to buckets on this S3-compatible
-    /// endpoint (an `http://` URL: MinIO, moto, Ceph, ...) instead of the
-    /// embedded S3 or `--firehose-local-output`.
+    /// endpoint (an `http://` or `https://` URL: MinIO, Ceph, moto, ...)
+    /// instead of the embedded S3 or `--firehose-local-output`.
     #[arg(long, env = "RIFFLE_S3_ENDPOINT", value_name = "URL")]
     pub s3_endpoint: Option<String>,
 
