@@ -3,6 +3,7 @@ moto's S3 server stands in for it. `--s3-endpoint URL` sends every bucket
 there, `--s3-bucket-endpoint BUCKET=URL` (or RIFFLE_S3_BUCKET_ENDPOINTS)
 only the buckets named; objects are read back from moto with boto3."""
 import datetime
+import json
 import re
 import subprocess
 import sys
@@ -247,3 +248,91 @@ def test_source_record_backup_to_an_external_bucket(moto):
     finally:
         s.stop()
         s.cleanup()
+
+
+def moto_auth(endpoint, count):
+    """Turns moto's IAM checks on after `count` more requests ("inf": off)."""
+    req = urllib.request.Request(
+        endpoint + "/moto-api/reset-auth", data=str(count).encode(), method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+def wait_failure(fh, name, timeout=10):
+    deadline = time.time() + timeout
+    while "FailureDescription" not in (d := fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]):
+        assert time.time() < deadline, d
+        time.sleep(0.1)
+    return d["FailureDescription"]
+
+
+def test_signed_requests_pass_moto_iam_and_access_denied_is_reported(moto):
+    """With moto checking signatures and IAM policies: delivery signed with
+    an IAM user's keys succeeds where the policy allows PutObject, fails
+    with S3.AccessDenied where it does not, and with a wrong secret."""
+    endpoint, moto_s3 = moto
+    allowed, locked = unique("open").lower(), unique("locked").lower()
+    moto_s3.create_bucket(Bucket=allowed)
+    moto_s3.create_bucket(Bucket=locked)
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="AKIDMOTO", aws_secret_access_key="moto-secret")
+    user = unique("firehose")
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="deliver",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    # HeadBucket: AWS checks s3:ListBucket, moto s3:HeadBucket.
+                    {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:HeadBucket"], "Resource": [f"arn:aws:s3:::{allowed}", f"arn:aws:s3:::{locked}"]},
+                    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{allowed}/*"},
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    good = Server("--s3-endpoint", endpoint, "--s3-access-key-id", key["AccessKeyId"], "--s3-secret-access-key", key["SecretAccessKey"], "--status-delay-ms", "0").start()
+    bad = Server("--s3-endpoint", endpoint, "--s3-access-key-id", key["AccessKeyId"], "--s3-secret-access-key", "not-the-secret", "--status-delay-ms", "0").start()
+    try:
+        fh, fh_bad = good.client("firehose"), bad.client("firehose")
+        ok_stream, locked_stream = create(fh, allowed), create(fh, locked)
+        bad_stream = create(fh_bad, allowed, Prefix="bad/")
+        moto_auth(endpoint, 0)
+        try:
+            fh.put_record(DeliveryStreamName=ok_stream, Record={"Data": b"signed"})
+            fh.put_record(DeliveryStreamName=locked_stream, Record={"Data": b"refused"})
+            fh_bad.put_record(DeliveryStreamName=bad_stream, Record={"Data": b"forged"})
+            f = wait_failure(fh, locked_stream)
+            assert f["Type"] == "UNKNOWN_ERROR"
+            assert re.fullmatch(
+                re.escape(f"S3.AccessDenied: Access Denied: the S3 endpoint {endpoint} refused access to bucket {locked}")
+                + r" \(\d+ attempts? so far\)",
+                f["Details"],
+            ), f
+            # HeadBucket answers a bad signature with a bare 403, read as
+            # access denied.
+            f = wait_failure(fh_bad, bad_stream)
+            assert re.fullmatch(
+                re.escape(f"S3.AccessDenied: Access Denied: the S3 endpoint {endpoint} refused access to bucket {allowed}")
+                + r" \(\d+ attempts? so far\)",
+                f["Details"],
+            ), f
+            deadline = time.time() + 15
+            while "FailureDescription" in fh.describe_delivery_stream(DeliveryStreamName=ok_stream)["DeliveryStreamDescription"] or not _delivered(fh, ok_stream):
+                assert time.time() < deadline, fh.describe_delivery_stream(DeliveryStreamName=ok_stream)["DeliveryStreamDescription"].get("FailureDescription")
+                time.sleep(0.1)
+        finally:
+            moto_auth(endpoint, "inf")
+        (k,) = keys(moto_s3, allowed)
+        assert moto_s3.get_object(Bucket=allowed, Key=k)["Body"].read() == b"signed"
+        assert keys(moto_s3, locked) == []
+    finally:
+        for s in (good, bad):
+            s.stop()
+            s.cleanup()
+
+
+def _delivered(fh, name):
+    d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    return "FailureDescription" not in d

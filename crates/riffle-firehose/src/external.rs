@@ -259,14 +259,14 @@ impl ExternalS3 {
         let (code, message) = error_parts(&a.body);
         match (a.status, code.as_str()) {
             (_, "NoSuchBucket") => SinkError::NoSuchBucket(bucket.to_owned()),
-            (_, "AccessDenied") | (403, "") => SinkError::AccessDenied(if message.is_empty() {
-                format!(
-                    "the S3 endpoint {} refused access to bucket {bucket}",
-                    self.endpoint.url
-                )
-            } else {
-                message
-            }),
+            (_, "AccessDenied") | (403, "") => SinkError::AccessDenied(format!(
+                "Access Denied: the S3 endpoint {} refused access to bucket {bucket}{}",
+                self.endpoint.url,
+                match message.as_str() {
+                    "" | "Access Denied" => String::new(),
+                    m => format!(" ({m})"),
+                }
+            )),
             (404, "") => SinkError::NoSuchBucket(bucket.to_owned()),
             (status, "") => SinkError::Io(format!(
                 "The S3 endpoint {} answered {status}.",
@@ -554,7 +554,12 @@ mod tests {
             .put_object("denied", "k", Bytes::new(), None, None)
             .await
             .unwrap_err();
-        assert_eq!(e, SinkError::AccessDenied("Access Denied".into()));
+        assert_eq!(
+            e,
+            SinkError::AccessDenied(format!(
+                "Access Denied: the S3 endpoint http://127.0.0.1:{port} refused access to bucket denied"
+            ))
+        );
         assert_eq!(e.code(), "S3.AccessDenied");
         assert_eq!(
             s.bucket_exists("denied").await.unwrap_err().code(),

@@ -24,8 +24,8 @@ pub enum SinkError {
     #[error("The specified bucket does not exist: {0}")]
     NoSuchBucket(String),
     /// The store refused the request for lack of permission (S3's
-    /// `AccessDenied`).
-    #[error("Access Denied: {0}")]
+    /// `AccessDenied`); the text says by whom.
+    #[error("{0}")]
     AccessDenied(String),
     /// The key cannot be stored by this sink (a name the file system or
     /// the store refuses).
