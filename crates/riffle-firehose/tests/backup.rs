@@ -380,3 +380,31 @@ async fn backup_prefix_rules_are_enforced() {
         Some("Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix cannot be null or empty when Prefix contains expressions")
     );
 }
+
+#[tokio::test]
+async fn enabled_without_a_backup_configuration_waits_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    let clock = ManualClock::new(T0);
+    let svc = open(dir.path(), &clock);
+    create(
+        &svc,
+        "nocfg",
+        config(serde_json::json!({"S3BackupMode": "Enabled"})),
+    )
+    .await;
+    put(&svc, "nocfg", &[b"held"]).await;
+    let mut f = None;
+    for _ in 0..300 {
+        f = failure(&svc, "nocfg").await;
+        if f.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.as_deref(),
+        Some("S3BackupMode is Enabled but no S3BackupConfiguration is set; records stay buffered.")
+    );
+    assert!(objects(dir.path()).is_empty());
+}
