@@ -157,12 +157,21 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
     match crate::s3::Settings::from_description(&d.description) {
-        Ok(Ok(settings)) => Plan::Deliver(Arc::new(crate::s3::S3Destination {
-            settings,
-            stream: s.name.clone(),
-            version: s.version,
-            sink: sink.clone(),
-        })),
+        Ok(Ok(settings)) => match crate::backup::wrap(
+            Arc::new(crate::s3::S3Destination {
+                settings,
+                stream: s.name.clone(),
+                version: s.version,
+                sink: sink.clone(),
+            }),
+            &d.description,
+            &s.name,
+            s.version,
+            sink,
+        ) {
+            Ok(d) => Plan::Deliver(d),
+            Err(reason) => Plan::NotConfigured(reason),
+        },
         Ok(Err(reason)) => Plan::NotConfigured(reason),
         Err(e) => Plan::NotConfigured(e.to_string()),
     }

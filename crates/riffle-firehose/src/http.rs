@@ -274,49 +274,18 @@ impl HttpDestination {
         }
     }
 
-    fn sink(&self) -> Result<&Arc<dyn ObjectSink>, DeliveryError> {
-        self.sink.as_ref().ok_or_else(|| {
-            err(
-                "S3.NotConfigured",
-                crate::deliver::NOT_CONFIGURED.to_owned(),
-            )
-        })
-    }
-
     /// Stores one backup object under `prefix`.
     async fn store(&self, prefix: String, raw: Vec<u8>, ms: i64) -> Result<(), DeliveryError> {
-        let s = &self.settings.backup;
-        let sink = self.sink()?;
-        let fail = |e: crate::sink::SinkError| err(e.code(), e.to_string());
-        if !sink.bucket_exists(&s.bucket).await.map_err(fail)? {
-            return Err(err(
-                "S3.NoSuchBucket",
-                format!(
-                    "The specified backup bucket does not exist: {}. Create the bucket; delivery is retried until then.",
-                    s.bucket
-                ),
-            ));
-        }
-        let key = s
-            .layout
-            .key(&prefix, &self.stream, self.version, ms, &s.extension);
-        let entry = key.rsplit('/').next().unwrap_or(&key);
-        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-        let body = s.compression.encode(&raw, entry).map_err(|e| {
-            err(
-                "S3.InternalError",
-                format!("compressing the object failed: {e}"),
-            )
-        })?;
-        sink.put_object(
-            &s.bucket,
-            &key,
-            Bytes::from(body),
-            Some("application/octet-stream"),
-            None,
+        crate::backup::put(
+            self.sink.as_ref(),
+            &self.settings.backup,
+            &self.stream,
+            self.version,
+            prefix,
+            &raw,
+            ms,
         )
         .await
-        .map_err(fail)
     }
 
     /// The error records of a batch given up on, one JSON document a line.
@@ -388,10 +357,7 @@ impl Destination for HttpDestination {
             match failure {
                 None => {
                     if self.settings.backup_all {
-                        let mut raw = Vec::with_capacity(batch.bytes);
-                        for r in &batch.records {
-                            raw.extend_from_slice(r);
-                        }
+                        let raw = crate::backup::concat(&batch.records);
                         let prefix = s.layout.prefix(batch.first_arrival_ms);
                         self.store(prefix, raw, batch.first_arrival_ms).await?;
                     }

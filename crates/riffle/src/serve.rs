@@ -99,7 +99,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
             let firehose = riffle_firehose::Service::new(
-                with_embedded_s3(firehose_cfg, &s3.s3),
+                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
                 clock.clone() as Arc<dyn Clock>,
                 MemoryEngine::new(),
                 Some(service.clone()),
@@ -158,7 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .with_context(|| format!("opening {}", firehose_dir.display()))?;
             let firehose = riffle_firehose::Service::open(
-                with_embedded_s3(firehose_cfg, &s3.s3),
+                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
                 clock.clone() as Arc<dyn Clock>,
                 firehose_engine,
                 Some(service.clone()),
@@ -337,17 +337,21 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
 }
 
 /// Firehose's S3 destinations deliver to the embedded S3 unless
-/// `--firehose-local-output` chose a directory.
+/// `--firehose-local-output` chose a directory; buckets on external
+/// endpoints (`--s3-endpoint`, `--s3-bucket-endpoint`) go there instead.
 fn with_embedded_s3(
     mut cfg: riffle_firehose::Config,
     s3: &Arc<riffle_s3::S3>,
-) -> riffle_firehose::Config {
-    if cfg.sink.is_none() {
-        cfg.sink = Some(riffle_firehose::sink::Sink(Arc::new(
-            crate::s3_sink::EmbeddedS3(s3.clone()),
-        )));
-    }
-    cfg
+    args: &ServeArgs,
+) -> anyhow::Result<riffle_firehose::Config> {
+    let local = match cfg.sink.take() {
+        Some(s) => s.0,
+        None => Arc::new(crate::s3_sink::EmbeddedS3(s3.clone())),
+    };
+    cfg.sink = Some(riffle_firehose::sink::Sink(crate::s3_sink::with_external(
+        local, args,
+    )?));
+    Ok(cfg)
 }
 
 fn faults(args: &ServeArgs) -> riffle_server::faults::Faults {
