@@ -57,6 +57,9 @@ pub struct Batch {
     pub first_arrival_ms: i64,
     pub last_arrival_ms: i64,
     pub bytes: usize,
+    /// Each record's approximate arrival, when known (else the batch's
+    /// first).
+    pub arrivals: Vec<i64>,
 }
 
 impl Batch {
@@ -67,6 +70,15 @@ impl Batch {
         self.last_arrival_ms = arrival_ms;
         self.bytes += data.len();
         self.records.push(data);
+        self.arrivals.push(arrival_ms);
+    }
+
+    /// The approximate arrival of record `i`.
+    pub fn arrival_ms(&self, i: usize) -> i64 {
+        self.arrivals
+            .get(i)
+            .copied()
+            .unwrap_or(self.first_arrival_ms)
     }
 }
 
@@ -105,6 +117,8 @@ pub struct PlanCtx<'a> {
     pub sink: Option<&'a Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub account: &'a str,
+    /// `--lambda-endpoint`, for Lambda processors.
+    pub lambda_endpoint: Option<&'a str>,
 }
 
 /// The plan for a stream's first destination.
@@ -133,12 +147,16 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
     match crate::s3::Settings::from_description(&d.description) {
-        Ok(Ok(settings)) => Plan::Deliver(Arc::new(crate::s3::S3Destination {
-            settings,
-            stream: s.name.clone(),
-            version: s.version,
-            sink: sink.clone(),
-        })),
+        Ok(Ok(settings)) => match crate::process::runtime(&settings.pipeline, s, &ctx) {
+            Ok(processing) => Plan::Deliver(Arc::new(crate::s3::S3Destination {
+                settings,
+                stream: s.name.clone(),
+                version: s.version,
+                sink: sink.clone(),
+                processing,
+            })),
+            Err(reason) => Plan::NotConfigured(reason),
+        },
         Ok(Err(reason)) => Plan::NotConfigured(reason),
         Err(e) => Plan::NotConfigured(e.to_string()),
     }
@@ -237,6 +255,7 @@ impl Task {
                         sink: svc.cfg.sink.as_ref().map(|x| &x.0),
                         clock: svc.clock.clone(),
                         account: svc.account(),
+                        lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
                     },
                 ) {
                     Plan::Deliver(d) => {
