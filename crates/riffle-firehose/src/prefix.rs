@@ -9,7 +9,8 @@
 //! `!{firehose:error-output-type}` (ErrorOutputPrefix only) and the
 //! dynamic partitioning keys `!{partitionKeyFromQuery:..}` /
 //! `!{partitionKeyFromLambda:..}`. A prefix without a timestamp expression
-//! gets `yyyy/MM/dd/HH/` appended. Timestamps are the approximate arrival
+//! gets `yyyy/MM/dd/HH/` appended, except under dynamic partitioning,
+//! where the Prefix is the partition layout. Timestamps are the approximate arrival
 //! of the oldest record in the object, in UTC or the destination's
 //! CustomTimeZone; every timestamp in one key is the same instant.
 //!
@@ -258,12 +259,10 @@ impl Layout {
             .eval(ms, &self.tz, None)
     }
 
-    /// The evaluated prefix of an object of one partition.
+    /// The evaluated prefix of an object of one partition. The Prefix is
+    /// the partition layout: no default time is appended to it.
     pub fn partition_prefix(&self, ms: i64, keys: &PartitionKeys) -> String {
-        self.prefix
-            .clone()
-            .with_default_time()
-            .eval_keys(ms, &self.tz, None, keys)
+        self.prefix.eval_keys(ms, &self.tz, None, keys)
     }
 
     /// The partition key expressions of the prefix, in order.
