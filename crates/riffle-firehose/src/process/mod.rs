@@ -717,3 +717,304 @@ fn group(
     }
     Processed { objects, errors }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn pipeline(processors: Json, dynamic: bool) -> Pipeline {
+        Pipeline::from_description(&serde_json::json!({
+            "ProcessingConfiguration": {"Enabled": true, "Processors": processors},
+            "DynamicPartitioningConfiguration": {"Enabled": dynamic},
+        }))
+        .unwrap()
+    }
+
+    fn rt() -> Runtime {
+        Runtime {
+            invoker: None,
+            clock: riffle_core::clock::ManualClock::new(1_700_000_000_000),
+            kinesis_source: false,
+        }
+    }
+
+    fn layout(prefix: &str, dynamic: bool) -> Layout {
+        crate::prefix::validate(
+            Some(prefix),
+            Some("err/!{firehose:error-output-type}/"),
+            dynamic,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn batch(records: &[&[u8]]) -> Batch {
+        let mut b = Batch::default();
+        for (i, r) in records.iter().enumerate() {
+            b.push(Bytes::copy_from_slice(r), 1_699_999_990_000 + i as i64);
+        }
+        b
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn lines(body: &[u8]) -> Vec<Json> {
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    fn param(name: &str, value: &str) -> Json {
+        serde_json::json!({"ParameterName": name, "ParameterValue": value})
+    }
+
+    fn cwl(message_type: &str, messages: &[&str]) -> Vec<u8> {
+        let events: Vec<Json> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| serde_json::json!({"id": i.to_string(), "timestamp": 1, "message": m}))
+            .collect();
+        gzip(
+            serde_json::json!({
+                "messageType": message_type, "owner": "000000000000", "logGroup": "g",
+                "logStream": "s", "subscriptionFilters": ["f"], "logEvents": events,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+    }
+
+    #[tokio::test]
+    async fn cloudwatch_logs_gzip_payloads() {
+        let data = cwl("DATA_MESSAGE", &["first line", "second \"quoted\""]);
+        let control = cwl("CONTROL_MESSAGE", &["CWL CONTROL MESSAGE: Checking health"]);
+        let p = pipeline(
+            serde_json::json!([
+                {"Type": "CloudWatchLogProcessing", "Parameters": [param("DataMessageExtraction", "true")]},
+                {"Type": "Decompression", "Parameters": [param("CompressionFormat", "GZIP")]},
+            ]),
+            false,
+        );
+        let l = layout("logs/", false);
+        let out = p.run(&rt(), &l, &batch(&[&data, &control, b"junk"])).await;
+        assert_eq!(out.objects.len(), 1);
+        assert_eq!(
+            out.objects[0].records,
+            vec![
+                Bytes::from_static(b"first line"),
+                Bytes::from_static(b"second \"quoted\"")
+            ]
+        );
+        assert!(out.objects[0].prefix.starts_with("logs/2023/11/14/"));
+        assert_eq!(out.errors.len(), 1);
+        assert!(out.errors[0]
+            .prefix
+            .starts_with("err/processing-failed/2023/11/14/"));
+        let e = lines(&out.errors[0].body);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0]["errorCode"], "Decompression.Failed");
+        assert_eq!(e[0]["rawData"], "anVuaw==");
+        assert_eq!(e[0]["arrivalTimestamp"], 1_699_999_990_002i64);
+        assert_eq!(e[0]["attemptEndingTimestamp"], 1_700_000_000_000i64);
+
+        // Without message extraction a data message stays whole (decompressed).
+        let p = pipeline(
+            serde_json::json!([
+                {"Type": "Decompression"},
+                {"Type": "CloudWatchLogProcessing", "Parameters": [param("DataMessageExtraction", "false")]},
+            ]),
+            false,
+        );
+        let out = p.run(&rt(), &l, &batch(&[&data, &control])).await;
+        let whole: Json = serde_json::from_slice(&out.objects[0].records[0]).unwrap();
+        assert_eq!(out.objects[0].records.len(), 1);
+        assert_eq!(whole["logEvents"][1]["message"], "second \"quoted\"");
+    }
+
+    #[tokio::test]
+    async fn json_and_delimited_deaggregation() {
+        let p = pipeline(
+            serde_json::json!([{"Type": "RecordDeAggregation", "Parameters": [param("SubRecordType", "JSON")]}]),
+            false,
+        );
+        let l = layout("j/", false);
+        let out = p
+            .run(
+                &rt(),
+                &l,
+                &batch(&[b"{\"a\":1}{\"a\":2}\n{\"a\":[3]}\n", b"{\"b\":1", b"7"]),
+            )
+            .await;
+        assert_eq!(
+            out.objects[0].records,
+            vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"a\":2}"),
+                Bytes::from_static(b"{\"a\":[3]}"),
+                Bytes::from_static(b"7"),
+            ]
+        );
+        let e = lines(&out.errors[0].body);
+        assert_eq!(e[0]["errorCode"], "RecordDeAggregation.Failed");
+
+        // DELIMITED takes a base64 delimiter ("##").
+        let p = pipeline(
+            serde_json::json!([{"Type": "RecordDeAggregation", "Parameters": [
+                param("SubRecordType", "DELIMITED"), param("Delimiter", "IyM=")]}]),
+            false,
+        );
+        let out = p.run(&rt(), &l, &batch(&[b"x##yy##", b"z"])).await;
+        assert_eq!(
+            out.objects[0].records,
+            vec![
+                Bytes::from_static(b"x"),
+                Bytes::from_static(b"yy"),
+                Bytes::from_static(b"z")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn partitions_and_partitioning_failures() {
+        let p = pipeline(
+            serde_json::json!([{"Type": "MetadataExtraction", "Parameters": [
+                param("MetadataExtractionQuery", "{c: .c, d: .x.y}"),
+                param("JsonParsingEngine", "JQ-1.6")]}]),
+            true,
+        );
+        // Only the keys the Prefix uses split objects (d does not).
+        let l = layout("c=!{partitionKeyFromQuery:c}/", true);
+        let out = p
+            .run(
+                &rt(),
+                &l,
+                &batch(&[
+                    br#"{"c":"a","x":{"y":1}}"#,
+                    br#"{"c":"b","x":{"y":1}}"#,
+                    br#"{"c":"a","x":{"y":2}}"#,
+                    br#"{"x":{"y":2}}"#,
+                    b"[1,2]",
+                ]),
+            )
+            .await;
+        let got: Vec<(&str, usize, i64)> = out
+            .objects
+            .iter()
+            .map(|o| (o.prefix.as_str(), o.records.len(), o.first_arrival_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("c=a/", 2, 1_699_999_990_000),
+                ("c=b/", 1, 1_699_999_990_001)
+            ]
+        );
+        assert_eq!(out.errors.len(), 1);
+        assert!(out.errors[0]
+            .prefix
+            .starts_with("err/partitioning-failed/2023/11/14/"));
+        let e = lines(&out.errors[0].body);
+        assert_eq!(e.len(), 2);
+        assert!(e
+            .iter()
+            .all(|d| d["errorCode"] == METADATA_EXTRACTION_FAILED));
+
+        // A key the query does not return is missing too.
+        let l = layout(
+            "!{partitionKeyFromQuery:c}/!{partitionKeyFromLambda:k}/",
+            true,
+        );
+        let out = p
+            .run(&rt(), &l, &batch(&[br#"{"c":"a","x":{"y":0}}"#]))
+            .await;
+        assert!(out.objects.is_empty());
+        let e = lines(&out.errors[0].body);
+        assert_eq!(
+            e[0]["errorMessage"],
+            "The record has no value for the partition key partitionKeyFromLambda:k used in the Prefix."
+        );
+    }
+
+    #[tokio::test]
+    async fn kinesis_sources_split_kpl_records() {
+        let agg = kpl::aggregate(&["k"], &[(0, b"u1"), (0, b"u2")]);
+        let mut r = rt();
+        r.kinesis_source = true;
+        let p = Pipeline::default();
+        assert!(!p.is_identity(true));
+        let l = layout("k/", false);
+        let out = objects(&p, &r, &l, &batch(&[&agg, b"plain"])).await;
+        assert_eq!(
+            out.objects[0].records,
+            vec![
+                Bytes::from_static(b"u1"),
+                Bytes::from_static(b"u2"),
+                Bytes::from_static(b"plain")
+            ]
+        );
+    }
+
+    #[test]
+    fn parameters() {
+        let p = pipeline(
+            serde_json::json!([
+                {"Type": "Lambda", "Parameters": [param("LambdaArn", "arn:aws:lambda:us-east-1:0:function:f"),
+                    param("NumberOfRetries", "5"), param("BufferSizeInMBs", "0.5"),
+                    param("BufferIntervalInSeconds", "120")]},
+                {"Type": "AppendDelimiterToRecord", "Parameters": [param("Delimiter", "\\t")]},
+            ]),
+            false,
+        );
+        assert_eq!(
+            p.lambda,
+            Some(lambda::Settings {
+                arn: "arn:aws:lambda:us-east-1:0:function:f".into(),
+                retries: 5,
+                buffer_bytes: 512 * 1024,
+                interval_s: 120,
+            })
+        );
+        assert_eq!(p.delimiter, Some(b"\t".to_vec()));
+        let bad = |procs: Json| {
+            Pipeline::from_description(&serde_json::json!({
+                "ProcessingConfiguration": {"Enabled": true, "Processors": procs}
+            }))
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(bad(serde_json::json!([{"Type": "Lambda", "Parameters": [
+            param("LambdaArn", "a"), param("BufferSizeInMBs", "5")]}]))
+        .contains("BufferSizeInMBs"));
+        assert!(bad(serde_json::json!([{"Type": "Lambda"}])).contains("LambdaArn"));
+        assert!(bad(
+            serde_json::json!([{"Type": "MetadataExtraction", "Parameters": [
+            param("MetadataExtractionQuery", "{a: .a")]}])
+        )
+        .contains("Invalid MetadataExtractionQuery"));
+        assert!(
+            bad(serde_json::json!([{"Type": "Decompression", "Parameters": [
+            param("CompressionFormat", "ZSTD")]}]))
+            .contains("ZSTD")
+        );
+        // Disabled processing is no processing.
+        let off = Pipeline::from_description(&serde_json::json!({
+            "ProcessingConfiguration": {"Enabled": false, "Processors": [{"Type": "Lambda"}]}
+        }))
+        .unwrap();
+        assert!(off.is_identity(false));
+    }
+
+    #[test]
+    fn delimiter_escapes() {
+        assert_eq!(unescape("\\n"), b"\n");
+        assert_eq!(unescape("|"), b"|");
+        assert_eq!(unescape("a\\tb\\\\"), b"a\tb\\");
+    }
+}
