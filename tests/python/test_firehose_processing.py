@@ -498,3 +498,41 @@ def test_without_lambda_endpoint_records_stay_buffered(start_server):
         "(start it with --lambda-endpoint URL); records stay buffered."
     )
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_kinesis_source_kpl_records_reach_lambda_deaggregated(srv, fh, s3, lam):
+    kinesis = srv.client()
+    sname = unique("src")
+    kinesis.create_stream(StreamName=sname, ShardCount=1)
+    deadline = time.time() + 10
+    while kinesis.describe_stream_summary(StreamName=sname)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    sarn = kinesis.describe_stream_summary(StreamName=sname)["StreamDescriptionSummary"]["StreamARN"]
+    bucket = new_bucket(s3)
+    arn = function_arn("upper")
+    name = unique("proc")
+    fh.create_delivery_stream(
+        DeliveryStreamName=name,
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={"KinesisStreamARN": sarn, "RoleARN": ROLE},
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "ks/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+            "ProcessingConfiguration": {"Enabled": True, "Processors": [lambda_processor(arn)]},
+        },
+    )
+    deadline = time.time() + 5
+    while fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    n_calls = len(lam.calls)
+    kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=kpl_aggregate(["pk"], [(0, b"one;"), (0, b"two;")]))
+    kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=b"three;")
+    keys = wait_keys(s3, bucket, 1)
+    assert b"".join(body(s3, bucket, k) for k in keys) == b"ONE;TWO;THREE;"
+    events = [c["event"] for c in lam.calls[n_calls:] if c["event"]["deliveryStreamArn"].endswith("/" + name)]
+    assert events and all(e["sourceKinesisStreamArn"] == sarn for e in events)
+    assert [base64.b64decode(r["data"]) for e in events for r in e["records"]] == [b"one;", b"two;", b"three;"]
