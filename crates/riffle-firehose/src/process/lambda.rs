@@ -394,6 +394,8 @@ impl Invoker {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
 
     fn ids(n: usize) -> Vec<String> {
@@ -496,5 +498,134 @@ mod tests {
         assert_eq!(split(&[], 25), Vec::<std::ops::Range<usize>>::new());
         let big = 3 * 1024 * 1024;
         assert_eq!(split(&[big, big], 4 * big).len(), 2);
+    }
+
+    /// A Lambda Invoke API answering the n-th call with `answers[n]` (the
+    /// last one from then on): (status, X-Amz-Function-Error, upper-case
+    /// the records?). Returns its port and the paths called.
+    async fn lambda_server(
+        answers: Vec<(u16, Option<&'static str>)>,
+    ) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = seen2.clone();
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let seen = seen.clone();
+                            let answers = answers.clone();
+                            async move {
+                                let path = req.uri().path().to_owned();
+                                let raw = req.into_body().collect().await.unwrap().to_bytes();
+                                let n = {
+                                    let mut s = seen.lock().unwrap();
+                                    s.push(path);
+                                    s.len()
+                                };
+                                let (status, fe) = answers[(n - 1).min(answers.len() - 1)];
+                                let event: Json = serde_json::from_slice(&raw).unwrap();
+                                let b64 = base64::engine::general_purpose::STANDARD;
+                                let records: Vec<Json> = event["records"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|r| {
+                                        let d = b64.decode(r["data"].as_str().unwrap()).unwrap();
+                                        serde_json::json!({"recordId": r["recordId"], "result": "Ok",
+                                            "data": b64.encode(d.to_ascii_uppercase())})
+                                    })
+                                    .collect();
+                                let mut resp = hyper::Response::builder().status(status);
+                                if let Some(fe) = fe {
+                                    resp = resp.header("X-Amz-Function-Error", fe);
+                                }
+                                let body = serde_json::json!({"records": records}).to_string();
+                                Ok::<_, std::convert::Infallible>(
+                                    resp.body(Full::new(Bytes::from(body))).unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn invoker(port: u16) -> Invoker {
+        Invoker {
+            endpoint: Target::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
+            region: "us-east-1".into(),
+            source_kinesis_arn: None,
+        }
+    }
+
+    fn settings(retries: u32) -> Settings {
+        Settings {
+            arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            retries,
+            buffer_bytes: 1 << 20,
+            interval_s: 60,
+        }
+    }
+
+    #[tokio::test]
+    async fn invokes_and_retries() {
+        let recs = [
+            InRecord {
+                id: "a".into(),
+                arrival_ms: 1,
+                data: b"x",
+            },
+            InRecord {
+                id: "b".into(),
+                arrival_ms: 2,
+                data: b"yz",
+            },
+        ];
+        let (port, seen) =
+            lambda_server(vec![(500, None), (200, Some("Unhandled")), (200, None)]).await;
+        let (attempts, out) = invoker(port).transform(&settings(2), &recs).await;
+        assert_eq!(attempts, 3);
+        let data: Vec<Bytes> = out
+            .unwrap()
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Ok { data, .. } => data,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            data,
+            vec![Bytes::from_static(b"X"), Bytes::from_static(b"YZ")]
+        );
+        assert_eq!(
+            seen.lock().unwrap()[0],
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations"
+        );
+
+        // Out of retries: the last failure counts.
+        let (port, _) = lambda_server(vec![(500, None), (200, Some("Handled"))]).await;
+        let (attempts, out) = invoker(port).transform(&settings(1), &recs).await;
+        assert_eq!(attempts, 2);
+        assert_eq!(out.unwrap_err().code, "Lambda.FunctionError");
+        let (port, _) = lambda_server(vec![(429, None)]).await;
+        let (attempts, out) = invoker(port).transform(&settings(0), &recs).await;
+        assert_eq!(
+            (attempts, out.unwrap_err().code.as_str()),
+            (1, "Lambda.InvokeLimitExceeded")
+        );
     }
 }
