@@ -250,6 +250,15 @@ def test_lambda_retries_until_the_function_recovers(fh, s3, lam):
     name = create(fh, bucket, [lambda_processor(arn, retries=3)], Prefix="ok/")
     n_calls = len(lam.calls)
     fh.put_record(DeliveryStreamName=name, Record={"Data": b"patience"})
+    # While the invocation is retried, FailureDescription says why.
+    seen = None
+    deadline = time.time() + 10
+    while seen is None and time.time() < deadline:
+        d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+        seen = d.get("FailureDescription")
+        time.sleep(0.05)
+    assert seen is not None
+    assert seen["Details"].startswith("Lambda.ServiceException: The Lambda Invoke call failed with status 500"), seen
     (key,) = wait_keys(s3, bucket, 1)
     assert key.startswith("ok/")
     assert body(s3, bucket, key) == b"PATIENCE"
@@ -257,6 +266,8 @@ def test_lambda_retries_until_the_function_recovers(fh, s3, lam):
     assert len(calls) == 3
     # Retries send the same invocation.
     assert calls[0]["event"] == calls[1]["event"] == calls[2]["event"]
+    d = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert "FailureDescription" not in d
 
 
 def test_lambda_gives_up_after_the_retries(fh, s3, lam):

@@ -38,6 +38,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod buffer;
+pub mod client;
 pub mod deliver;
 pub mod error;
 pub mod failed;
@@ -76,7 +77,7 @@ pub struct Config {
     /// service's clock).
     pub delivery_tick_ms: u64,
     /// The Lambda Invoke API that Lambda processors call
-    /// (`http://host:port`); without one such streams report it and keep
+    /// (`http[s]://host:port`); without one such streams report it and keep
     /// records buffered.
     pub lambda_endpoint: Option<String>,
 }

@@ -235,7 +235,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_FIREHOSE_LOCAL_OUTPUT", value_name = "DIR")]
     pub firehose_local_output: Option<std::path::PathBuf>,
 
-    /// The AWS Lambda Invoke API (`http://host:port`) that Firehose Lambda
+    /// The AWS Lambda Invoke API (`http[s]://host:port`) that Firehose Lambda
     /// processors call: `POST URL/2015-03-31/functions/<LambdaArn>/invocations`.
     /// Without it, delivery streams with a Lambda processor keep records
     /// buffered.

@@ -67,7 +67,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Config::default()
     };
     if let Some(url) = &args.lambda_endpoint {
-        riffle_firehose::http::Target::parse(url)
+        riffle_firehose::client::Url::parse(url)
             .map_err(|e| anyhow::anyhow!("--lambda-endpoint: {e}"))?;
     }
     let firehose_cfg = riffle_firehose::Config {

@@ -2,7 +2,8 @@
 //!
 //! Records go to the function through the Lambda Invoke API
 //! (`POST {endpoint}/2015-03-31/functions/{LambdaArn}/invocations`,
-//! RequestResponse) at the server's `--lambda-endpoint`, in invocations
+//! RequestResponse) at the server's `--lambda-endpoint` (`http://` or
+//! `https://`, through [`crate::client`]), in invocations
 //! of at most BufferSizeInMBs of record data and 6 MB of request body:
 //!
 //! `{"invocationId", "deliveryStreamArn", "region",
@@ -14,17 +15,18 @@
 //! once; `result` is `Ok`, `Dropped` or `ProcessingFailed`. An invocation
 //! that fails (no connection, a status other than 200, a function error,
 //! an answer that breaks the contract) is retried NumberOfRetries times,
-//! then its records go to the error output as processing-failed.
+//! shown as FailureDescription meanwhile, then its records go to the
+//! error output as processing-failed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::Value as Json;
 
-use crate::http::Target;
+use crate::client::{Client, SendError, Url};
 
 /// The most a Lambda synchronous invocation's request may carry.
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -171,7 +173,8 @@ pub fn parse_response(body: &[u8], ids: &[String]) -> Result<Vec<Outcome>, Invok
 /// Where and for whom invocations go.
 #[derive(Debug, Clone)]
 pub struct Invoker {
-    pub endpoint: Target,
+    pub client: Client,
+    pub endpoint: Url,
     pub stream_arn: String,
     pub region: String,
     pub source_kinesis_arn: Option<String>,
@@ -283,50 +286,35 @@ impl Invoker {
                 ),
             )
         };
-        let path = format!(
-            "{}/2015-03-31/functions/{}/invocations",
-            t.path.split('?').next().unwrap_or("").trim_end_matches('/'),
-            encode_segment(arn)
-        );
+        let url = Url {
+            path: format!(
+                "{}/2015-03-31/functions/{}/invocations",
+                t.path.split('?').next().unwrap_or("").trim_end_matches('/'),
+                encode_segment(arn)
+            ),
+            ..t.clone()
+        };
         let attempt = async {
-            let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let _ = tcp.set_nodelay(true);
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let req = hyper::Request::post(path.as_str())
-                .header(hyper::header::HOST, t.authority.as_str())
+            let req = hyper::Request::post(url.path.as_str())
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .header(hyper::header::USER_AGENT, crate::http::USER_AGENT)
                 .header("X-Amz-Invocation-Type", "RequestResponse")
                 .body(Full::new(body))
                 .map_err(|e| unreachable(e.to_string()))?;
-            let resp = send
-                .send_request(req)
+            let resp = self
+                .client
+                .send(&url, req, MAX_RESPONSE)
                 .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let status = resp.status().as_u16();
+                .map_err(|e| match e {
+                    SendError::Connect(m) | SendError::Io(m) => unreachable(m),
+                })?;
             let function_error = resp
-                .headers()
+                .headers
                 .get("X-Amz-Function-Error")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let mut bytes = Vec::new();
-            let mut b = resp.into_body();
-            while let Some(frame) = b.frame().await {
-                let frame = frame.map_err(|e| unreachable(e.to_string()))?;
-                if let Some(d) = frame.data_ref() {
-                    let room = MAX_RESPONSE.saturating_sub(bytes.len());
-                    bytes.extend_from_slice(&d[..d.len().min(room)]);
-                }
-            }
-            driver.abort();
+            let bytes = resp.body;
+            let status = resp.status;
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
             match (status, function_error) {
                 (200, None) => Ok(bytes),
@@ -379,11 +367,21 @@ impl Invoker {
                 Ok(answer) => parse_response(&answer, &ids),
                 Err(e) => Err(e),
             };
+            if attempts > 1 && (r.is_ok() || attempts > settings.retries) {
+                crate::deliver::report_failure(None);
+            }
             match r {
                 Ok(outcomes) => return (attempts, Ok(outcomes)),
                 Err(e) if attempts > settings.retries => return (attempts, Err(e)),
                 Err(e) => {
                     tracing::warn!(function = %settings.arn, code = %e.code, message = %e.message, attempts, "Lambda invocation failed; retrying");
+                    crate::deliver::report_failure(Some(crate::deliver::failure_text(
+                        &crate::deliver::DeliveryError {
+                            code: e.code.clone(),
+                            message: e.message.clone(),
+                        },
+                        attempts,
+                    )));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
@@ -395,6 +393,8 @@ impl Invoker {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use http_body_util::BodyExt;
 
     use super::*;
 
@@ -465,7 +465,8 @@ mod tests {
     #[test]
     fn event_document() {
         let inv = Invoker {
-            endpoint: Target::parse("http://127.0.0.1:1").unwrap(),
+            client: Client::shared(),
+            endpoint: Url::parse("http://127.0.0.1:1").unwrap(),
             stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
             region: "us-east-1".into(),
             source_kinesis_arn: None,
@@ -565,7 +566,8 @@ mod tests {
 
     fn invoker(port: u16) -> Invoker {
         Invoker {
-            endpoint: Target::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            client: Client::shared(),
+            endpoint: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
             stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
             region: "us-east-1".into(),
             source_kinesis_arn: None,

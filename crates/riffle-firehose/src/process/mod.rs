@@ -287,7 +287,8 @@ pub fn runtime(
         (None, _) => None,
         (Some(_), None) => return Err(NO_LAMBDA_ENDPOINT.into()),
         (Some(_), Some(url)) => Some(lambda::Invoker {
-            endpoint: crate::http::Target::parse(url)
+            client: crate::client::Client::shared(),
+            endpoint: crate::client::Url::parse(url)
                 .map_err(|e| format!("The Lambda endpoint cannot be used: {e}"))?,
             stream_arn: s.arn(ctx.account),
             region: s.region.clone(),
