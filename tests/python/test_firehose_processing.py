@@ -511,7 +511,7 @@ def test_without_lambda_endpoint_records_stay_buffered(start_server):
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
-def test_kinesis_source_kpl_records_reach_lambda_deaggregated(srv, fh, s3, lam):
+def test_kinesis_source_records_reach_lambda_deaggregated_with_metadata(srv, fh, s3, lam):
     kinesis = srv.client()
     sname = unique("src")
     kinesis.create_stream(StreamName=sname, ShardCount=1)
@@ -540,10 +540,18 @@ def test_kinesis_source_kpl_records_reach_lambda_deaggregated(srv, fh, s3, lam):
         assert time.time() < deadline
         time.sleep(0.05)
     n_calls = len(lam.calls)
-    kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=kpl_aggregate(["pk"], [(0, b"one;"), (0, b"two;")]))
-    kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=b"three;")
+    seq1 = kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=kpl_aggregate(["u1", "u2"], [(0, b"one;"), (1, b"two;")]))["SequenceNumber"]
+    seq2 = kinesis.put_record(StreamName=sname, PartitionKey="pk", Data=b"three;")["SequenceNumber"]
     keys = wait_keys(s3, bucket, 1)
     assert b"".join(body(s3, bucket, k) for k in keys) == b"ONE;TWO;THREE;"
     events = [c["event"] for c in lam.calls[n_calls:] if c["event"]["deliveryStreamArn"].endswith("/" + name)]
     assert events and all(e["sourceKinesisStreamArn"] == sarn for e in events)
-    assert [base64.b64decode(r["data"]) for e in events for r in e["records"]] == [b"one;", b"two;", b"three;"]
+    records = [r for e in events for r in e["records"]]
+    assert [base64.b64decode(r["data"]) for r in records] == [b"one;", b"two;", b"three;"]
+    meta = [r["kinesisRecordMetadata"] for r in records]
+    assert [(m["shardId"], m["partitionKey"], m["sequenceNumber"], m["subsequenceNumber"]) for m in meta] == [
+        ("shardId-000000000000", "u1", seq1, 0),
+        ("shardId-000000000000", "u2", seq1, 1),
+        ("shardId-000000000000", "pk", seq2, 0),
+    ]
+    assert all(m["approximateArrivalTimestamp"] == r["approximateArrivalTimestamp"] for m, r in zip(meta, records))

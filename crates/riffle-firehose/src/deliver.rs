@@ -60,6 +60,16 @@ pub struct Batch {
     /// Each record's approximate arrival, when known (else the batch's
     /// first).
     pub arrivals: Vec<i64>,
+    /// For a Kinesis source, each record's origin (else empty).
+    pub kinesis: Vec<Arc<KinesisRecord>>,
+}
+
+/// Where a record read from a Kinesis source came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisRecord {
+    pub shard_id: String,
+    pub partition_key: String,
+    pub sequence_number: String,
 }
 
 impl Batch {
@@ -71,6 +81,11 @@ impl Batch {
         self.bytes += data.len();
         self.records.push(data);
         self.arrivals.push(arrival_ms);
+    }
+
+    /// The Kinesis origin of record `i`, for a Kinesis source.
+    pub fn kinesis(&self, i: usize) -> Option<&Arc<KinesisRecord>> {
+        self.kinesis.get(i)
     }
 
     /// The approximate arrival of record `i`.
@@ -500,6 +515,11 @@ async fn read_kinesis(
             cell.stats.incoming(n as u64, bytes as u64);
             for rec in records {
                 held.push(rec.data, rec.arrival_ms);
+                held.kinesis.push(Arc::new(KinesisRecord {
+                    shard_id: rec.shard_id,
+                    partition_key: rec.partition_key,
+                    sequence_number: rec.sequence_number,
+                }));
             }
             Ok(n)
         }

@@ -185,6 +185,16 @@ pub struct InRecord<'a> {
     pub id: String,
     pub arrival_ms: i64,
     pub data: &'a [u8],
+    /// For a Kinesis source: `kinesisRecordMetadata`.
+    pub kinesis: Option<KinesisMetadata<'a>>,
+}
+
+/// Where a record of a Kinesis source came from.
+pub struct KinesisMetadata<'a> {
+    pub shard_id: &'a str,
+    pub partition_key: &'a str,
+    pub sequence_number: &'a str,
+    pub subsequence_number: u64,
 }
 
 /// Percent-encodes a path segment (everything but RFC 3986 unreserved
@@ -238,7 +248,21 @@ pub fn event(invoker: &Invoker, invocation_id: &str, records: &[InRecord<'_>]) -
             .as_bytes(),
         );
         out.extend_from_slice(b64.encode(r.data).as_bytes());
-        out.extend_from_slice(b"\"}");
+        out.push(b'"');
+        if let Some(k) = &r.kinesis {
+            out.extend_from_slice(
+                format!(
+                    ",\"kinesisRecordMetadata\":{{\"shardId\":{},\"partitionKey\":{},\"approximateArrivalTimestamp\":{},\"sequenceNumber\":{},\"subsequenceNumber\":{}}}",
+                    text(k.shard_id),
+                    text(k.partition_key),
+                    r.arrival_ms,
+                    text(k.sequence_number),
+                    k.subsequence_number
+                )
+                .as_bytes(),
+            );
+        }
+        out.push(b'}');
     }
     out.extend_from_slice(b"]}");
     out
@@ -246,7 +270,7 @@ pub fn event(invoker: &Invoker, invocation_id: &str, records: &[InRecord<'_>]) -
 
 /// The size one record adds to an event: base64 data plus its fields.
 pub fn record_cost(len: usize) -> usize {
-    len.div_ceil(3) * 4 + 128
+    len.div_ceil(3) * 4 + 512
 }
 
 /// Splits records (by their data lengths) into invocations of at most
@@ -475,6 +499,7 @@ mod tests {
             id: "r0".into(),
             arrival_ms: 1700000000000,
             data: b"hi",
+            kinesis: None,
         }];
         let doc: Json = serde_json::from_slice(&event(&inv, "inv-1", &recs)).unwrap();
         assert_eq!(
@@ -485,6 +510,32 @@ mod tests {
                 "region": "us-east-1",
                 "records": [{"recordId": "r0", "approximateArrivalTimestamp": 1700000000000i64, "data": "aGk="}]
             })
+        );
+        let recs = [InRecord {
+            id: "r1".into(),
+            arrival_ms: 5,
+            data: b"",
+            kinesis: Some(KinesisMetadata {
+                shard_id: "shardId-000000000000",
+                partition_key: "pk",
+                sequence_number: "4960",
+                subsequence_number: 2,
+            }),
+        }];
+        let inv = Invoker {
+            source_kinesis_arn: Some("arn:aws:kinesis:us-east-1:000000000000:stream/src".into()),
+            ..inv
+        };
+        let doc: Json = serde_json::from_slice(&event(&inv, "inv-2", &recs)).unwrap();
+        assert_eq!(
+            doc["sourceKinesisStreamArn"],
+            "arn:aws:kinesis:us-east-1:000000000000:stream/src"
+        );
+        assert_eq!(
+            doc["records"][0],
+            serde_json::json!({"recordId": "r1", "approximateArrivalTimestamp": 5, "data": "",
+                "kinesisRecordMetadata": {"shardId": "shardId-000000000000", "partitionKey": "pk",
+                    "approximateArrivalTimestamp": 5, "sequenceNumber": "4960", "subsequenceNumber": 2}})
         );
         assert_eq!(
             encode_segment("arn:aws:lambda:us-east-1:0:function:f"),
@@ -590,11 +641,13 @@ mod tests {
                 id: "a".into(),
                 arrival_ms: 1,
                 data: b"x",
+                kinesis: None,
             },
             InRecord {
                 id: "b".into(),
                 arrival_ms: 2,
                 data: b"yz",
+                kinesis: None,
             },
         ];
         let (port, seen) =

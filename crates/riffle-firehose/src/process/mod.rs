@@ -311,6 +311,9 @@ struct Rec {
     data: Bytes,
     arrival_ms: i64,
     keys: PartitionKeys,
+    /// For a Kinesis source: the record's origin, and its user record's
+    /// partition key and subsequence number once deaggregated.
+    kinesis: Option<(Arc<crate::deliver::KinesisRecord>, Option<String>, u64)>,
 }
 
 /// A record given up on.
@@ -366,11 +369,7 @@ fn each(
     let mut out = Vec::with_capacity(recs.len());
     for r in recs {
         match f(&r) {
-            Ok(parts) => out.extend(parts.into_iter().map(|data| Rec {
-                data,
-                arrival_ms: r.arrival_ms,
-                keys: r.keys.clone(),
-            })),
+            Ok(parts) => out.extend(parts.into_iter().map(|data| Rec { data, ..r.clone() })),
             Err((code, message)) => failed.push(Failure {
                 error_type: PROCESSING_FAILED,
                 code,
@@ -381,6 +380,43 @@ fn each(
                 data: r.data.clone(),
                 lambda_arn: None,
             }),
+        }
+    }
+    out
+}
+
+/// Splits KPL aggregated records into their user records (others pass).
+/// `strict`: an aggregated record that does not check out fails, else it
+/// passes whole.
+fn deaggregate_kpl(recs: Vec<Rec>, failed: &mut Vec<Failure>, now: i64, strict: bool) -> Vec<Rec> {
+    let mut out = Vec::with_capacity(recs.len());
+    for r in recs {
+        if !kpl::is_aggregated(&r.data) {
+            out.push(r);
+            continue;
+        }
+        match kpl::deaggregate(&r.data) {
+            Ok(users) => out.extend(users.into_iter().enumerate().map(|(i, u)| {
+                Rec {
+                    data: u.data,
+                    kinesis: r
+                        .kinesis
+                        .as_ref()
+                        .map(|(k, _, _)| (k.clone(), Some(u.partition_key), i as u64)),
+                    ..r.clone()
+                }
+            })),
+            Err(e) if strict => failed.push(Failure {
+                error_type: PROCESSING_FAILED,
+                code: "RecordDeAggregation.Failed".into(),
+                message: e,
+                attempts: 1,
+                arrival_ms: r.arrival_ms,
+                ended_ms: now,
+                data: r.data,
+                lambda_arn: None,
+            }),
+            Err(_) => out.push(r),
         }
     }
     out
@@ -470,19 +506,11 @@ impl Pipeline {
                 data: d.clone(),
                 arrival_ms: batch.arrival_ms(i),
                 keys: PartitionKeys::default(),
+                kinesis: batch.kinesis(i).map(|k| (k.clone(), None, 0)),
             })
             .collect();
         match &self.deaggregation {
-            Some(SubRecord::Kpl) => {
-                recs = each(recs, &mut failed, now, |r| {
-                    if !kpl::is_aggregated(&r.data) {
-                        return Ok(vec![r.data.clone()]);
-                    }
-                    kpl::deaggregate(&r.data)
-                        .map(|us| us.into_iter().map(|u| u.data).collect())
-                        .map_err(|e| ("RecordDeAggregation.Failed".into(), e))
-                })
-            }
+            Some(SubRecord::Kpl) => recs = deaggregate_kpl(recs, &mut failed, now, true),
             Some(SubRecord::Json) => {
                 recs = each(recs, &mut failed, now, |r| {
                     split_json(&r.data).map_err(|e| ("RecordDeAggregation.Failed".into(), e))
@@ -491,16 +519,7 @@ impl Pipeline {
             Some(SubRecord::Delimited(d)) => {
                 recs = each(recs, &mut failed, now, |r| Ok(split_delimited(&r.data, d)))
             }
-            None if rt.kinesis_source => {
-                recs = each(recs, &mut failed, now, |r| {
-                    Ok(match kpl::deaggregate(&r.data) {
-                        Ok(us) if kpl::is_aggregated(&r.data) => {
-                            us.into_iter().map(|u| u.data).collect()
-                        }
-                        _ => vec![r.data.clone()],
-                    })
-                })
-            }
+            None if rt.kinesis_source => recs = deaggregate_kpl(recs, &mut failed, now, false),
             None => {}
         }
         if self.decompression {
@@ -570,6 +589,15 @@ impl Pipeline {
                     id: format!("{:020}{:08}", r.arrival_ms.max(0), range.start + i),
                     arrival_ms: r.arrival_ms,
                     data: &r.data,
+                    kinesis: r
+                        .kinesis
+                        .as_ref()
+                        .map(|(k, pk, sub)| lambda::KinesisMetadata {
+                            shard_id: &k.shard_id,
+                            partition_key: pk.as_deref().unwrap_or(&k.partition_key),
+                            sequence_number: &k.sequence_number,
+                            subsequence_number: *sub,
+                        }),
                 })
                 .collect();
             let (attempts, result) = invoker.transform(ls, &ins).await;
@@ -590,11 +618,11 @@ impl Pipeline {
                         match o {
                             lambda::Outcome::Ok { data, keys } => out.push(Rec {
                                 data,
-                                arrival_ms: r.arrival_ms,
                                 keys: PartitionKeys {
                                     query: r.keys.query.clone(),
                                     lambda: keys,
                                 },
+                                ..r.clone()
                             }),
                             lambda::Outcome::Dropped => {}
                             lambda::Outcome::Failed => failed.push(fail(
