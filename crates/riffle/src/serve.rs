@@ -88,8 +88,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lambda_endpoint: args.lambda_endpoint.clone(),
         ..riffle_firehose::Config::default()
     };
+    let analytics_cfg = riffle_analytics::Config {
+        account: cfg.account.clone(),
+        status_delay_ms: cfg.status_delay_ms,
+        ..riffle_analytics::Config::default()
+    };
     let mut disk_stats = None;
-    let (service, firehose, s3) = match args.storage {
+    let (service, firehose, s3, analytics) = match args.storage {
         Storage::Memory => {
             let service = Service::new(
                 cfg,
@@ -104,7 +109,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 MemoryEngine::new(),
                 Some(service.clone()),
             );
-            (service, firehose, s3)
+            let analytics =
+                riffle_analytics::Service::new(analytics_cfg, clock.clone() as Arc<dyn Clock>);
+            (service, firehose, s3, analytics)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -163,19 +170,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 store.namespace(riffle_firehose::meta::NAMESPACE)?,
             )
             .context("loading delivery streams")?;
+            let analytics = riffle_analytics::Service::open(
+                analytics_cfg,
+                clock.clone() as Arc<dyn Clock>,
+                store.namespace(riffle_analytics::NAMESPACE)?,
+            )
+            .context("loading analytics applications")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose, s3)
+            (service, firehose, s3, analytics)
         }
     };
     let firehose_maintenance = firehose.clone();
+    let analytics_maintenance = analytics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             firehose_maintenance.maintain().await;
+            analytics_maintenance.maintain().await;
         }
     });
     let maintenance = service.clone();
@@ -224,6 +239,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             service.clone(),
             faults(&args),
             firehose,
+            analytics,
             riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3
