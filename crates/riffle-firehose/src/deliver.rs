@@ -57,6 +57,19 @@ pub struct Batch {
     pub first_arrival_ms: i64,
     pub last_arrival_ms: i64,
     pub bytes: usize,
+    /// Each record's approximate arrival, when known (else the batch's
+    /// first).
+    pub arrivals: Vec<i64>,
+    /// For a Kinesis source, each record's origin (else empty).
+    pub kinesis: Vec<Arc<KinesisRecord>>,
+}
+
+/// Where a record read from a Kinesis source came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisRecord {
+    pub shard_id: String,
+    pub partition_key: String,
+    pub sequence_number: String,
 }
 
 impl Batch {
@@ -67,6 +80,20 @@ impl Batch {
         self.last_arrival_ms = arrival_ms;
         self.bytes += data.len();
         self.records.push(data);
+        self.arrivals.push(arrival_ms);
+    }
+
+    /// The Kinesis origin of record `i`, for a Kinesis source.
+    pub fn kinesis(&self, i: usize) -> Option<&Arc<KinesisRecord>> {
+        self.kinesis.get(i)
+    }
+
+    /// The approximate arrival of record `i`.
+    pub fn arrival_ms(&self, i: usize) -> i64 {
+        self.arrivals
+            .get(i)
+            .copied()
+            .unwrap_or(self.first_arrival_ms)
     }
 }
 
@@ -128,6 +155,8 @@ pub struct PlanCtx<'a> {
     pub sink: Option<&'a Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub account: &'a str,
+    /// `--lambda-endpoint`, for Lambda processors.
+    pub lambda_endpoint: Option<&'a str>,
 }
 
 /// The plan for a stream's first destination.
@@ -157,21 +186,28 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
     match crate::s3::Settings::from_description(&d.description) {
-        Ok(Ok(settings)) => match crate::backup::wrap(
-            Arc::new(crate::s3::S3Destination {
-                settings,
-                stream: s.name.clone(),
-                version: s.version,
-                sink: sink.clone(),
-            }),
-            &d.description,
-            &s.name,
-            s.version,
-            sink,
-        ) {
-            Ok(d) => Plan::Deliver(d),
-            Err(reason) => Plan::NotConfigured(reason),
-        },
+        Ok(Ok(settings)) => {
+            let processing = match crate::process::runtime(&settings.pipeline, s, &ctx) {
+                Ok(p) => p,
+                Err(reason) => return Plan::NotConfigured(reason),
+            };
+            match crate::backup::wrap(
+                Arc::new(crate::s3::S3Destination {
+                    settings,
+                    stream: s.name.clone(),
+                    version: s.version,
+                    sink: sink.clone(),
+                    processing,
+                }),
+                &d.description,
+                &s.name,
+                s.version,
+                sink,
+            ) {
+                Ok(d) => Plan::Deliver(d),
+                Err(reason) => Plan::NotConfigured(reason),
+            }
+        }
         Ok(Err(reason)) => Plan::NotConfigured(reason),
         Err(e) => Plan::NotConfigured(e.to_string()),
     }
@@ -270,6 +306,7 @@ impl Task {
                         sink: svc.cfg.sink.as_ref().map(|x| &x.0),
                         clock: svc.clock.clone(),
                         account: svc.account(),
+                        lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
                     },
                 ) {
                     Plan::Deliver(d) => {
@@ -490,6 +527,11 @@ async fn read_kinesis(
             cell.stats.incoming(n as u64, bytes as u64);
             for rec in records {
                 held.push(rec.data, rec.arrival_ms);
+                held.kinesis.push(Arc::new(KinesisRecord {
+                    shard_id: rec.shard_id,
+                    partition_key: rec.partition_key,
+                    sequence_number: rec.sequence_number,
+                }));
             }
             Ok(n)
         }

@@ -290,22 +290,18 @@ impl HttpDestination {
 
     /// The error records of a batch given up on, one JSON document a line.
     fn error_records(&self, batch: &Batch, attempts: u32, e: &DeliveryError) -> Vec<u8> {
-        let b64 = base64::engine::general_purpose::STANDARD;
         let ended = self.clock.now_ms();
-        let mut out = Vec::new();
-        for r in &batch.records {
-            let doc = serde_json::json!({
-                "attemptsMade": attempts,
-                "arrivalTimestamp": batch.first_arrival_ms,
-                "errorCode": e.code,
-                "errorMessage": e.message,
-                "attemptEndingTimestamp": ended,
-                "rawData": b64.encode(r),
-            });
-            out.extend_from_slice(doc.to_string().as_bytes());
-            out.push(b'\n');
-        }
-        out
+        crate::failed::lines(batch.records.iter().enumerate().map(|(i, r)| {
+            crate::failed::FailedRecord {
+                attempts,
+                arrival_ms: batch.arrival_ms(i),
+                code: &e.code,
+                message: &e.message,
+                ended_ms: ended,
+                raw: r,
+                lambda_arn: None,
+            }
+        }))
     }
 }
 

@@ -20,6 +20,11 @@
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
+//! - [`process`]: the S3 destination's processors (KPL and JSON
+//!   deaggregation, decompression, CloudWatch Logs, Lambda through
+//!   [`Config::lambda_endpoint`], jq metadata extraction) and dynamic
+//!   partitioning; [`failed`]: the error records written for data given
+//!   up on.
 //! - [`stats`]: per delivery stream counters for `/metrics`, after
 //!   CloudWatch's Firehose metrics.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
@@ -38,12 +43,14 @@ pub mod client;
 pub mod deliver;
 pub mod error;
 pub mod external;
+pub mod failed;
 pub mod http;
 pub mod meta;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
 pub mod prefix;
+pub mod process;
 pub mod registry;
 pub mod s3;
 pub mod sink;
@@ -71,6 +78,10 @@ pub struct Config {
     /// again (buffering intervals and retry backoff are measured on the
     /// service's clock).
     pub delivery_tick_ms: u64,
+    /// The Lambda Invoke API that Lambda processors call
+    /// (`http[s]://host:port`); without one such streams report it and keep
+    /// records buffered.
+    pub lambda_endpoint: Option<String>,
 }
 
 impl Default for Config {
@@ -82,6 +93,7 @@ impl Default for Config {
             durability: riffle_log::Durability::Fsync,
             sink: None,
             delivery_tick_ms: 1000,
+            lambda_endpoint: None,
         }
     }
 }

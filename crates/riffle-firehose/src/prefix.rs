@@ -9,7 +9,8 @@
 //! `!{firehose:error-output-type}` (ErrorOutputPrefix only) and the
 //! dynamic partitioning keys `!{partitionKeyFromQuery:..}` /
 //! `!{partitionKeyFromLambda:..}`. A prefix without a timestamp expression
-//! gets `yyyy/MM/dd/HH/` appended. Timestamps are the approximate arrival
+//! gets `yyyy/MM/dd/HH/` appended, except under dynamic partitioning,
+//! where the Prefix is the partition layout. Timestamps are the approximate arrival
 //! of the oldest record in the object, in UTC or the destination's
 //! CustomTimeZone; every timestamp in one key is the same instant.
 //!
@@ -112,6 +113,18 @@ impl Template {
 
     /// Evaluates the template at `ms` in `tz`.
     pub fn eval(&self, ms: i64, tz: &TimeZone, error_type: Option<&str>) -> String {
+        self.eval_keys(ms, tz, error_type, &PartitionKeys::default())
+    }
+
+    /// Evaluates the template with partition key values; a key `keys`
+    /// lacks evaluates to nothing (see [`Layout::missing_key`]).
+    pub fn eval_keys(
+        &self,
+        ms: i64,
+        tz: &TimeZone,
+        error_type: Option<&str>,
+        keys: &PartitionKeys,
+    ) -> String {
         let at = zoned(ms, tz);
         let mut out = String::new();
         for p in &self.parts {
@@ -120,11 +133,32 @@ impl Template {
                 Part::Timestamp(fields) => format_fields(&mut out, fields, &at),
                 Part::RandomString => out.push_str(&random_string()),
                 Part::ErrorOutputType => out.push_str(error_type.unwrap_or("")),
-                // Dynamic partitioning does not deliver yet (refused before).
-                Part::PartitionKey(..) => {}
+                Part::PartitionKey(ns, k) => {
+                    out.push_str(keys.get(ns, k).unwrap_or(""));
+                }
             }
         }
         out
+    }
+}
+
+/// The partition keys of a record under dynamic partitioning: from the
+/// MetadataExtraction query and from the Lambda transformation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionKeys {
+    pub query: std::collections::BTreeMap<String, String>,
+    pub lambda: std::collections::BTreeMap<String, String>,
+}
+
+impl PartitionKeys {
+    /// The value of `!{ns:key}`.
+    pub fn get(&self, ns: &str, key: &str) -> Option<&str> {
+        match ns {
+            "partitionKeyFromQuery" => self.query.get(key),
+            "partitionKeyFromLambda" => self.lambda.get(key),
+            _ => None,
+        }
+        .map(String::as_str)
     }
 }
 
@@ -223,6 +257,28 @@ impl Layout {
             .clone()
             .with_default_time()
             .eval(ms, &self.tz, None)
+    }
+
+    /// The evaluated prefix of an object of one partition. The Prefix is
+    /// the partition layout: no default time is appended to it.
+    pub fn partition_prefix(&self, ms: i64, keys: &PartitionKeys) -> String {
+        self.prefix.eval_keys(ms, &self.tz, None, keys)
+    }
+
+    /// The partition key expressions of the prefix, in order.
+    pub fn partition_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.prefix.parts.iter().filter_map(|p| match p {
+            Part::PartitionKey(ns, k) => Some((ns.as_str(), k.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The first partition key expression of the prefix `keys` has no
+    /// value for, as written (`partitionKeyFromQuery:customer_id`).
+    pub fn missing_key(&self, keys: &PartitionKeys) -> Option<String> {
+        self.partition_keys()
+            .find(|(ns, k)| keys.get(ns, k).is_none())
+            .map(|(ns, k)| format!("{ns}:{k}"))
     }
 
     /// The evaluated ErrorOutputPrefix for `error_type`

@@ -1,6 +1,6 @@
-//! The S3 (extended S3) destination: buffering hints, the
-//! AppendDelimiterToRecord processor, compression, object keys (see
-//! [`crate::prefix`]) and the put through an [`ObjectSink`].
+//! The S3 (extended S3) destination: buffering hints, data processing and
+//! dynamic partitioning (see [`crate::process`]), compression, object keys
+//! (see [`crate::prefix`]) and the put through an [`ObjectSink`].
 //!
 //! Settings are read from the destination's description document, so an
 //! UpdateDestination takes effect at the next object (the delivery task
@@ -156,6 +156,8 @@ pub struct Settings {
     pub hints: Hints,
     /// AppendDelimiterToRecord's delimiter, when that processor is on.
     pub delimiter: Option<Vec<u8>>,
+    /// The other processors and dynamic partitioning.
+    pub pipeline: crate::process::Pipeline,
 }
 
 fn str_at<'a>(doc: &'a Json, path: &[&str]) -> Option<&'a str> {
@@ -171,32 +173,10 @@ fn unsupported(what: &str) -> String {
     format!("{what} is not supported by Riffle yet; records stay buffered.")
 }
 
-/// A delimiter parameter as AWS takes it: `\n`, `\t`, `\r` and `\\`
-/// escapes stand for their characters.
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = String::new();
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match it.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(o) => out.push(o),
-            None => out.push('\\'),
-        }
-    }
-    out.into_bytes()
-}
-
 impl Settings {
     /// Reads a description document. `Err(InvalidArgument)` for prefixes
     /// AWS refuses; `Ok(Err(reason))` for configurations Riffle accepts but
-    /// does not deliver yet (format conversion, dynamic partitioning,
-    /// processors other than AppendDelimiterToRecord).
+    /// does not deliver yet (format conversion).
     pub fn from_description(doc: &Json) -> Result<Result<Settings, String>, FirehoseError> {
         let dynamic = doc
             .pointer("/DynamicPartitioningConfiguration/Enabled")
@@ -208,9 +188,6 @@ impl Settings {
             dynamic,
             str_at(doc, &["CustomTimeZone"]),
         )?;
-        if dynamic {
-            return Ok(Err(unsupported("Dynamic partitioning")));
-        }
         if doc
             .pointer("/DataFormatConversionConfiguration/Enabled")
             .and_then(Json::as_bool)
@@ -218,36 +195,8 @@ impl Settings {
         {
             return Ok(Err(unsupported("Record format conversion")));
         }
-        let mut delimiter = None;
-        let processing = doc.get("ProcessingConfiguration");
-        if processing
-            .and_then(|p| p.get("Enabled"))
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-        {
-            let list = processing
-                .and_then(|p| p.get("Processors"))
-                .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for p in list {
-                let ty = p.get("Type").and_then(Json::as_str).unwrap_or("");
-                if ty != "AppendDelimiterToRecord" {
-                    return Ok(Err(unsupported(&format!("The {ty} processor"))));
-                }
-                let param = p
-                    .get("Parameters")
-                    .and_then(Json::as_array)
-                    .and_then(|ps| {
-                        ps.iter().find(|x| {
-                            x.get("ParameterName").and_then(Json::as_str) == Some("Delimiter")
-                        })
-                    })
-                    .and_then(|x| x.get("ParameterValue"))
-                    .and_then(Json::as_str);
-                delimiter = Some(param.map_or_else(|| b"\n".to_vec(), unescape));
-            }
-        }
+        let mut pipeline = crate::process::Pipeline::from_description(doc)?;
+        let delimiter = pipeline.delimiter.take();
         let bucket = str_at(doc, &["BucketARN"])
             .and_then(|a| a.rsplit(":::").next())
             .unwrap_or("")
@@ -274,12 +223,13 @@ impl Settings {
             extension,
             hints,
             delimiter,
+            pipeline,
         }))
     }
 
-    /// The object body for these records: delimited if configured,
-    /// concatenated, then compressed.
-    pub fn body(&self, records: &[Bytes], entry: &str) -> std::io::Result<Vec<u8>> {
+    /// The object body for these records: delimited if configured and
+    /// concatenated (compression comes after).
+    pub fn body(&self, records: &[Bytes]) -> Vec<u8> {
         let extra = self.delimiter.as_ref().map_or(0, Vec::len);
         let mut raw = Vec::with_capacity(records.iter().map(|r| r.len() + extra).sum());
         for r in records {
@@ -288,7 +238,7 @@ impl Settings {
                 raw.extend_from_slice(d);
             }
         }
-        self.compression.encode(&raw, entry)
+        raw
     }
 }
 
@@ -298,6 +248,58 @@ pub struct S3Destination {
     pub stream: String,
     pub version: u64,
     pub sink: Arc<dyn ObjectSink>,
+    pub processing: crate::process::Runtime,
+}
+
+impl S3Destination {
+    /// Writes one object under `prefix`.
+    async fn put(&self, prefix: &str, raw: &[u8], ms: i64) -> Result<(), DeliveryError> {
+        let s = &self.settings;
+        if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
+            return Err(DeliveryError {
+                code: "S3.InvalidPrefix".into(),
+                message: format!(
+                    "The evaluated prefix is longer than {} characters: {prefix}",
+                    prefix::MAX_EVALUATED_PREFIX
+                ),
+            });
+        }
+        let key = s
+            .layout
+            .key(prefix, &self.stream, self.version, ms, &s.extension);
+        let entry = key.rsplit('/').next().unwrap_or(&key);
+        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
+        let body = s
+            .compression
+            .encode(raw, entry)
+            .map_err(|e| DeliveryError {
+                code: "S3.InternalError".into(),
+                message: format!("compressing the object failed: {e}"),
+            })?;
+        self.sink
+            .put_object(
+                &s.bucket,
+                &key,
+                Bytes::from(body),
+                Some("application/octet-stream"),
+                None,
+            )
+            .await
+            .map_err(|e| self.sink_error(e))
+    }
+
+    fn sink_error(&self, e: SinkError) -> DeliveryError {
+        DeliveryError {
+            code: e.code().into(),
+            message: match &e {
+                SinkError::NoSuchBucket(_) => format!(
+                    "The specified bucket does not exist: {}. Create the bucket; delivery is retried until then (up to 24 hours).",
+                    self.settings.bucket
+                ),
+                other => other.to_string(),
+            },
+        }
+    }
 }
 
 impl Destination for S3Destination {
@@ -312,54 +314,20 @@ impl Destination for S3Destination {
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let s = &self.settings;
-            let fail = |e: SinkError| {
-                DeliveryError {
-                code: e.code().into(),
-                message: match &e {
-                    SinkError::NoSuchBucket(_) => format!(
-                        "The specified bucket does not exist: {}. Create the bucket; delivery is retried until then (up to 24 hours).",
-                        s.bucket
-                    ),
-                    other => other.to_string(),
-                },
-            }
-            };
+            let fail = |e: SinkError| self.sink_error(e);
             if !self.sink.bucket_exists(&s.bucket).await.map_err(fail)? {
                 return Err(fail(SinkError::NoSuchBucket(s.bucket.clone())));
             }
-            let prefix = s.layout.prefix(batch.first_arrival_ms);
-            if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
-                return Err(DeliveryError {
-                    code: "S3.InvalidPrefix".into(),
-                    message: format!(
-                        "The evaluated prefix is longer than {} characters: {prefix}",
-                        prefix::MAX_EVALUATED_PREFIX
-                    ),
-                });
+            let out =
+                crate::process::objects(&s.pipeline, &self.processing, &s.layout, batch).await;
+            for o in &out.objects {
+                self.put(&o.prefix, &s.body(&o.records), o.first_arrival_ms)
+                    .await?;
             }
-            let key = s.layout.key(
-                &prefix,
-                &self.stream,
-                self.version,
-                batch.first_arrival_ms,
-                &s.extension,
-            );
-            let entry = key.rsplit('/').next().unwrap_or(&key);
-            let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-            let body = s.body(&batch.records, entry).map_err(|e| DeliveryError {
-                code: "S3.InternalError".into(),
-                message: format!("compressing the object failed: {e}"),
-            })?;
-            self.sink
-                .put_object(
-                    &s.bucket,
-                    &key,
-                    Bytes::from(body),
-                    Some("application/octet-stream"),
-                    None,
-                )
-                .await
-                .map_err(fail)
+            for e in &out.errors {
+                self.put(&e.prefix, &e.body, e.first_arrival_ms).await?;
+            }
+            Ok(())
         })
     }
 }
@@ -386,12 +354,5 @@ mod tests {
             at += 8 + clen;
         }
         assert_eq!(back, body);
-    }
-
-    #[test]
-    fn delimiter_escapes() {
-        assert_eq!(unescape("\\n"), b"\n");
-        assert_eq!(unescape("|"), b"|");
-        assert_eq!(unescape("a\\tb\\\\"), b"a\tb\\");
     }
 }

@@ -275,6 +275,13 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub s3_path_style: bool,
 
+    /// The AWS Lambda Invoke API (`http[s]://host:port`) that Firehose Lambda
+    /// processors call: `POST URL/2015-03-31/functions/<LambdaArn>/invocations`.
+    /// Without it, delivery streams with a Lambda processor keep records
+    /// buffered.
+    #[arg(long, env = "RIFFLE_LAMBDA_ENDPOINT", value_name = "URL")]
+    pub lambda_endpoint: Option<String>,
+
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]
     pub shard_limit: u32,

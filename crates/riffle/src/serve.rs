@@ -66,6 +66,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_pending_write_bytes: args.max_pending_write_mib.max(1) * 1024 * 1024,
         ..Config::default()
     };
+    if let Some(url) = &args.lambda_endpoint {
+        riffle_firehose::client::Url::parse(url)
+            .map_err(|e| anyhow::anyhow!("--lambda-endpoint: {e}"))?;
+    }
     let firehose_cfg = riffle_firehose::Config {
         account: cfg.account.clone(),
         status_delay_ms: cfg.status_delay_ms,
@@ -81,6 +85,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         },
+        lambda_endpoint: args.lambda_endpoint.clone(),
         ..riffle_firehose::Config::default()
     };
     let analytics_cfg = riffle_analytics::Config {
