@@ -105,6 +105,8 @@ pub struct PlanCtx<'a> {
     pub sink: Option<&'a Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub account: &'a str,
+    /// Where record format conversion reads Glue tables.
+    pub catalog: Option<&'a crate::convert::CatalogRef>,
 }
 
 /// The plan for a stream's first destination.
@@ -138,6 +140,11 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             stream: s.name.clone(),
             version: s.version,
             sink: sink.clone(),
+            convert: crate::convert::Context {
+                catalog: ctx.catalog.cloned(),
+                region: s.region.clone(),
+                clock: ctx.clock,
+            },
         })),
         Ok(Err(reason)) => Plan::NotConfigured(reason),
         Err(e) => Plan::NotConfigured(e.to_string()),
@@ -237,6 +244,7 @@ impl Task {
                         sink: svc.cfg.sink.as_ref().map(|x| &x.0),
                         clock: svc.clock.clone(),
                         account: svc.account(),
+                        catalog: svc.cfg.catalog.as_ref(),
                     },
                 ) {
                     Plan::Deliver(d) => {

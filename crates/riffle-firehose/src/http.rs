@@ -405,22 +405,18 @@ impl HttpDestination {
 
     /// The error records of a batch given up on, one JSON document a line.
     fn error_records(&self, batch: &Batch, attempts: u32, e: &DeliveryError) -> Vec<u8> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let ended = self.clock.now_ms();
-        let mut out = Vec::new();
-        for r in &batch.records {
-            let doc = serde_json::json!({
-                "attemptsMade": attempts,
-                "arrivalTimestamp": batch.first_arrival_ms,
-                "errorCode": e.code,
-                "errorMessage": e.message,
-                "attemptEndingTimestamp": ended,
-                "rawData": b64.encode(r),
-            });
-            out.extend_from_slice(doc.to_string().as_bytes());
-            out.push(b'\n');
-        }
-        out
+        use crate::error_output::{lines, Attempt, Failed, LOWER};
+        let failed = batch.records.iter().map(|r| Failed {
+            data: r,
+            code: &e.code,
+            message: &e.message,
+        });
+        let at = Attempt {
+            attempts,
+            arrival_ms: batch.first_arrival_ms,
+            ended_ms: self.clock.now_ms(),
+        };
+        lines(failed, &at, &LOWER, &[])
     }
 }
 

@@ -17,6 +17,9 @@
 //!   Kinesis source) from a persisted checkpoint, buffering by the
 //!   destination's hints and handing objects to a [`deliver::Destination`],
 //!   with retries and FailureDescription; at-least-once.
+//! - [`convert`]: record format conversion (JSON to Parquet or ORC with
+//!   a Glue table's columns, read through [`Config::catalog`]), and
+//!   [`error_output`]: the error records both it and HTTP endpoints write.
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
@@ -33,8 +36,10 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod buffer;
+pub mod convert;
 pub mod deliver;
 pub mod error;
+pub mod error_output;
 pub mod http;
 pub mod meta;
 #[rustfmt::skip]
@@ -68,6 +73,8 @@ pub struct Config {
     /// again (buffering intervals and retry backoff are measured on the
     /// service's clock).
     pub delivery_tick_ms: u64,
+    /// Where record format conversion reads Glue tables.
+    pub catalog: Option<convert::CatalogRef>,
 }
 
 impl Default for Config {
@@ -79,6 +86,7 @@ impl Default for Config {
             durability: riffle_log::Durability::Fsync,
             sink: None,
             delivery_tick_ms: 1000,
+            catalog: None,
         }
     }
 }

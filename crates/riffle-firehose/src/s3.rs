@@ -156,6 +156,8 @@ pub struct Settings {
     pub hints: Hints,
     /// AppendDelimiterToRecord's delimiter, when that processor is on.
     pub delimiter: Option<Vec<u8>>,
+    /// Record format conversion, when enabled.
+    pub conversion: Option<crate::convert::Settings>,
 }
 
 fn str_at<'a>(doc: &'a Json, path: &[&str]) -> Option<&'a str> {
@@ -211,13 +213,7 @@ impl Settings {
         if dynamic {
             return Ok(Err(unsupported("Dynamic partitioning")));
         }
-        if doc
-            .pointer("/DataFormatConversionConfiguration/Enabled")
-            .and_then(Json::as_bool)
-            .unwrap_or(doc.get("DataFormatConversionConfiguration").is_some())
-        {
-            return Ok(Err(unsupported("Record format conversion")));
-        }
+        let conversion = crate::convert::Settings::from_description(doc)?;
         let mut delimiter = None;
         let processing = doc.get("ProcessingConfiguration");
         if processing
@@ -255,7 +251,13 @@ impl Settings {
         let compression = Compression::parse(str_at(doc, &["CompressionFormat"]).unwrap_or(""));
         let extension = str_at(doc, &["FileExtension"])
             .filter(|s| !s.is_empty())
-            .map_or_else(|| compression.extension().to_owned(), str::to_owned);
+            .map_or_else(
+                || match &conversion {
+                    Some(c) => c.extension().to_owned(),
+                    None => compression.extension().to_owned(),
+                },
+                str::to_owned,
+            );
         let hints = Hints {
             size_bytes: (int_at(doc, &["BufferingHints", "SizeInMBs"])
                 .unwrap_or(5)
@@ -274,6 +276,7 @@ impl Settings {
             extension,
             hints,
             delimiter,
+            conversion,
         }))
     }
 
@@ -298,6 +301,8 @@ pub struct S3Destination {
     pub stream: String,
     pub version: u64,
     pub sink: Arc<dyn ObjectSink>,
+    /// What record format conversion needs besides its settings.
+    pub convert: crate::convert::Context,
 }
 
 impl Destination for S3Destination {
@@ -346,10 +351,16 @@ impl Destination for S3Destination {
             );
             let entry = key.rsplit('/').next().unwrap_or(&key);
             let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-            let body = s.body(&batch.records, entry).map_err(|e| DeliveryError {
-                code: "S3.InternalError".into(),
-                message: format!("compressing the object failed: {e}"),
-            })?;
+            let body = match &s.conversion {
+                Some(c) => match crate::convert::run(self, c, batch).await? {
+                    Some(body) => body,
+                    None => return Ok(()),
+                },
+                None => s.body(&batch.records, entry).map_err(|e| DeliveryError {
+                    code: "S3.InternalError".into(),
+                    message: format!("compressing the object failed: {e}"),
+                })?,
+            };
             self.sink
                 .put_object(
                     &s.bucket,

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 pub mod body;
 pub mod faults;
 pub mod firehose;
+pub mod glue;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
@@ -58,12 +59,14 @@ pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
     firehose: Arc<riffle_firehose::Service>,
+    glue: Arc<riffle_glue::Service>,
     s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
         Arc::new(firehose::Firehose(firehose)),
+        Arc::new(glue::Glue(glue)),
         Arc::new(s3),
     ])
 }

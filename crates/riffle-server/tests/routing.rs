@@ -39,6 +39,7 @@ async fn server() -> std::net::SocketAddr {
             streams,
             Default::default(),
             firehose,
+            riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
             S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

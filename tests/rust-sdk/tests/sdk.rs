@@ -45,6 +45,7 @@ async fn start() -> Server {
             service,
             Default::default(),
             firehose,
+            riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
             riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {
