@@ -36,6 +36,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod buffer;
+pub mod client;
 pub mod convert;
 pub mod deliver;
 pub mod error;
