@@ -347,3 +347,49 @@ def test_compression_must_be_uncompressed(fh, glue, s3):
         "When data format conversion is enabled, CompressionFormat must be UNCOMPRESSED. The serializer's own compression applies instead.",
         400,
     )
+
+
+def test_orc_of_nested_columns_waits_with_a_failure_description(fh, glue, s3):
+    db = make_table(glue, NESTED)
+    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": {}}))
+    put(fh, name, [{"id": 1}])
+    deadline = time.time() + 10
+    while True:
+        desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+        failure = desc["Destinations"][0]["ExtendedS3DestinationDescription"].get("FailureDescription") or desc.get("FailureDescription")
+        if failure:
+            break
+        assert time.time() < deadline, desc
+        time.sleep(0.1)
+    assert failure["Details"] == (
+        "DataFormatConversion.Unsupported: ORC output of decimal, array, map and struct columns is not supported "
+        "by Riffle yet (columns: price, tags, attrs, user); records stay buffered. (1 attempt so far)"
+    )
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_update_destination_turns_conversion_on(fh, glue, s3):
+    db = make_table(glue, [{"Name": "id", "Type": "int"}])
+    name, bucket = unique("conv"), unique("bkt")
+    s3.create_bucket(Bucket=bucket)
+    fh.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "data/",
+            "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 0},
+        },
+    )
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    fh.update_destination(
+        DeliveryStreamName=name,
+        CurrentDeliveryStreamVersionId=desc["VersionId"],
+        DestinationId=desc["Destinations"][0]["DestinationId"],
+        ExtendedS3DestinationUpdate={"DataFormatConversionConfiguration": conversion(db, {"ParquetSerDe": {"Compression": "UNCOMPRESSED"}})},
+    )
+    put(fh, name, [{"id": 9}])
+    (key,) = wait_keys(s3, bucket, "data/")
+    assert re.search(rf"/{name}-2-.*\.parquet$", key), key
+    assert pyarrow.parquet.read_table(io.BytesIO(body(s3, bucket, key))).to_pylist() == [{"id": 9}]

@@ -1134,7 +1134,20 @@ fn write_parquet(batch: &RecordBatch, o: &ParquetOptions) -> std::io::Result<Vec
     let mut out = Vec::new();
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
         .map_err(std::io::Error::other)?;
-    w.write(batch).map_err(std::io::Error::other)?;
+    // BlockSizeBytes is the row group size: a row group is closed once the
+    // rows buffered for it reach it (checked every ROWS_PER_CHECK rows).
+    const ROWS_PER_CHECK: usize = 1024;
+    let block = o.block_size_bytes.max(1) as usize;
+    let mut at = 0;
+    while at < batch.num_rows() {
+        let n = ROWS_PER_CHECK.min(batch.num_rows() - at);
+        w.write(&batch.slice(at, n))
+            .map_err(std::io::Error::other)?;
+        at += n;
+        if w.in_progress_size() >= block {
+            w.flush().map_err(std::io::Error::other)?;
+        }
+    }
     w.close().map_err(std::io::Error::other)?;
     Ok(out)
 }
@@ -1547,6 +1560,46 @@ mod tests {
             assert_eq!(u.column(0).as_primitive::<Int32Type>().value(0), 5);
             assert!(u.is_null(1));
         }
+    }
+
+    #[test]
+    fn parquet_row_groups_follow_the_block_size() {
+        let t = table(&[("id", "bigint"), ("s", "string")]);
+        let c = Converter::new(&t, openx()).unwrap();
+        let rows: Vec<Vec<Cell>> = (0..10_000)
+            .map(|i| {
+                vec![
+                    Cell::Int(i),
+                    Cell::Str(format!("row {i} {}", "x".repeat(50))),
+                ]
+            })
+            .collect();
+        let batch = c.batch(&rows).unwrap();
+        let opts = |block| ParquetOptions {
+            block_size_bytes: block,
+            page_size_bytes: 64 * 1024,
+            compression: ParquetCompression::Uncompressed,
+            enable_dictionary: false,
+            max_padding_bytes: 0,
+            writer_v2: false,
+        };
+        let groups = |block| {
+            let body = write_parquet(&batch, &opts(block)).unwrap();
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                Bytes::from(body),
+            )
+            .unwrap();
+            let counts: Vec<i64> = r
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            assert_eq!(counts.iter().sum::<i64>(), 10_000);
+            counts.len()
+        };
+        assert_eq!(groups(256 * 1024 * 1024), 1);
+        assert!(groups(64 * 1024) > 4);
     }
 
     #[test]
