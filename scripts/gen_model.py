@@ -31,6 +31,8 @@ INCLUDE = {"glue": {
     "CreateDatabase", "GetDatabase", "GetDatabases", "DeleteDatabase",
     "CreateTable", "GetTable", "GetTables", "GetTableVersion",
     "GetTableVersions", "UpdateTable", "DeleteTable",
+    # What Terraform's Glue resources read besides.
+    "GetTags", "TagResource", "UntagResource", "GetPartitionIndexes",
 }}
 
 # The title of each service's generated module.

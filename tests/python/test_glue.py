@@ -197,3 +197,26 @@ def test_tables_survive_a_restart(start_server):
     glue = srv.client("glue")
     assert glue.get_table(DatabaseName="kept", Name="t")["Table"] == before
     assert [v["VersionId"] for v in glue.get_table_versions(DatabaseName="kept", TableName="t")["TableVersions"]] == ["1", "0"]
+
+
+def test_tags_and_partition_indexes(glue):
+    db = unique("db").replace("-", "_")
+    glue.create_database(DatabaseInput={"Name": db}, Tags={"team": "data"})
+    glue.create_table(DatabaseName=db, TableInput=table_input("t"))
+    db_arn = f"arn:aws:glue:us-east-1:{ACCOUNT}:database/{db}"
+    table_arn = f"arn:aws:glue:us-east-1:{ACCOUNT}:table/{db}/t"
+    assert glue.get_tags(ResourceArn=db_arn)["Tags"] == {"team": "data"}
+    glue.tag_resource(ResourceArn=db_arn, TagsToAdd={"env": "dev"})
+    glue.untag_resource(ResourceArn=db_arn, TagsToRemove=["team"])
+    assert glue.get_tags(ResourceArn=db_arn)["Tags"] == {"env": "dev"}
+    assert glue.get_tags(ResourceArn=table_arn)["Tags"] == {}
+    glue.tag_resource(ResourceArn=table_arn, TagsToAdd={"k": "v"})
+    assert glue.get_tags(ResourceArn=table_arn)["Tags"] == {"k": "v"}
+    assert glue.get_partition_indexes(DatabaseName=db, TableName="t")["PartitionIndexDescriptorList"] == []
+    with pytest.raises(glue.exceptions.EntityNotFoundException) as e:
+        glue.get_tags(ResourceArn=f"arn:aws:glue:us-east-1:{ACCOUNT}:table/{db}/nope")
+    assert error_of(e) == ("EntityNotFoundException", "Table nope not found.", 400)
+    with pytest.raises(glue.exceptions.EntityNotFoundException) as e:
+        glue.get_partition_indexes(DatabaseName=db, TableName="nope")
+    assert error_of(e) == ("EntityNotFoundException", "Table nope not found.", 400)
+    glue.delete_database(Name=db)

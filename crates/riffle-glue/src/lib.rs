@@ -12,6 +12,9 @@
 //!   handler in [`ops`].
 //! - [`Service::lookup`] is the in-process read other services use
 //!   (Firehose's record format conversion reads a table's columns).
+//! - Tags (GetTags, TagResource, UntagResource) are kept in the
+//!   database's or table's row; GetPartitionIndexes answers that a table
+//!   has none (Riffle has no partitions).
 //! - [`error::GlueError`] maps every failure to AWS's `__type`.
 //!
 //! Names are kept in lower case, as Glue keeps them: `MyTable` and
@@ -53,6 +56,9 @@ pub struct DatabaseRow {
     /// The DatabaseInput document as given (Name lower-cased).
     pub input: Json,
     pub create_time_ms: i64,
+    /// Tags (CreateDatabase's Tags, TagResource).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One version of a table.
@@ -75,6 +81,9 @@ pub struct TableRow {
     pub create_time_ms: i64,
     /// Oldest first; never empty.
     pub versions: Vec<TableVersion>,
+    /// Tags (TagResource).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl TableRow {

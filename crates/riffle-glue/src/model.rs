@@ -42,6 +42,13 @@ pub static AUDIT_CONTEXT: Shape = Shape::Structure { class: "com.amazonaws.glue.
     Member { name: "AllColumnsRequested", shape: &NULLABLE_BOOLEAN, required: false },
 ] };
 pub static AUDIT_CONTEXT_STRING: Shape = Shape::String { min: Some(0), max: Some(2048), pattern: None, enums: &[] };
+pub static BACKFILL_ERROR: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.BackfillError", members: &[
+    Member { name: "Code", shape: &BACKFILL_ERROR_CODE, required: false },
+    Member { name: "Partitions", shape: &BACKFILL_ERRORED_PARTITIONS_LIST, required: false },
+] };
+pub static BACKFILL_ERROR_CODE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["ENCRYPTED_PARTITION_ERROR", "INTERNAL_ERROR", "INVALID_PARTITION_TYPE_DATA_ERROR", "MISSING_PARTITION_VALUE_ERROR", "UNSUPPORTED_PARTITION_CHARACTER_ERROR"] };
+pub static BACKFILL_ERRORED_PARTITIONS_LIST: Shape = Shape::List { member: &PARTITION_VALUE_LIST, min: None, max: None };
+pub static BACKFILL_ERRORS: Shape = Shape::List { member: &BACKFILL_ERROR, min: None, max: None };
 pub static BOOLEAN: Shape = Shape::Boolean;
 pub static BOOLEAN_NULLABLE: Shape = Shape::Boolean;
 pub static CATALOG_GETTER_PAGE_SIZE: Shape = Shape::Integer { min: Some(1), max: Some(100), long: false };
@@ -168,6 +175,16 @@ pub static GET_DATABASES_RESPONSE: Shape = Shape::Structure { class: "com.amazon
     Member { name: "DatabaseList", shape: &DATABASE_LIST, required: true },
     Member { name: "NextToken", shape: &TOKEN, required: false },
 ] };
+pub static GET_PARTITION_INDEXES_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetPartitionIndexesRequest", members: &[
+    Member { name: "CatalogId", shape: &CATALOG_ID_STRING, required: false },
+    Member { name: "DatabaseName", shape: &NAME_STRING, required: true },
+    Member { name: "TableName", shape: &NAME_STRING, required: true },
+    Member { name: "NextToken", shape: &TOKEN, required: false },
+] };
+pub static GET_PARTITION_INDEXES_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetPartitionIndexesResponse", members: &[
+    Member { name: "PartitionIndexDescriptorList", shape: &PARTITION_INDEX_DESCRIPTOR_LIST, required: false },
+    Member { name: "NextToken", shape: &TOKEN, required: false },
+] };
 pub static GET_TABLE_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetTableRequest", members: &[
     Member { name: "CatalogId", shape: &CATALOG_ID_STRING, required: false },
     Member { name: "DatabaseName", shape: &NAME_STRING, required: true },
@@ -220,6 +237,12 @@ pub static GET_TABLES_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.
 pub static GET_TABLES_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetTablesResponse", members: &[
     Member { name: "TableList", shape: &TABLE_LIST, required: false },
     Member { name: "NextToken", shape: &TOKEN, required: false },
+] };
+pub static GET_TAGS_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetTagsRequest", members: &[
+    Member { name: "ResourceArn", shape: &GLUE_RESOURCE_ARN, required: true },
+] };
+pub static GET_TAGS_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.GetTagsResponse", members: &[
+    Member { name: "Tags", shape: &TAGS_MAP, required: false },
 ] };
 pub static GLUE_RESOURCE_ARN: Shape = Shape::String { min: Some(1), max: Some(10240), pattern: Some(&P_GLUE_RESOURCE_ARN), enums: &[] };
 pub static HASH_STRING: Shape = Shape::String { min: Some(1), max: Some(255), pattern: Some(&P_HASH_STRING), enums: &[] };
@@ -311,6 +334,11 @@ pub static INTEGER: Shape = Shape::Integer { min: None, max: None, long: false }
 pub static INTEGER_FLAG: Shape = Shape::Integer { min: Some(0), max: Some(1), long: false };
 pub static INTEGER_LIST: Shape = Shape::List { member: &INTEGER, min: None, max: None };
 pub static KEY_LIST: Shape = Shape::List { member: &NAME_STRING, min: Some(1), max: None };
+pub static KEY_SCHEMA_ELEMENT: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.KeySchemaElement", members: &[
+    Member { name: "Name", shape: &NAME_STRING, required: true },
+    Member { name: "Type", shape: &COLUMN_TYPE_STRING, required: true },
+] };
+pub static KEY_SCHEMA_ELEMENT_LIST: Shape = Shape::List { member: &KEY_SCHEMA_ELEMENT, min: Some(1), max: None };
 pub static KEY_STRING: Shape = Shape::String { min: Some(1), max: Some(255), pattern: Some(&P_KEY_STRING), enums: &[] };
 pub static LAST_REFRESH_TYPE: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["FULL", "INCREMENTAL"] };
 pub static LOCATION_MAP: Shape = Shape::Map { key: &COLUMN_VALUES_STRING, value: &COLUMN_VALUES_STRING, min: None, max: None };
@@ -337,7 +365,18 @@ pub static PARTITION_INDEX: Shape = Shape::Structure { class: "com.amazonaws.glu
     Member { name: "Keys", shape: &KEY_LIST, required: true },
     Member { name: "IndexName", shape: &NAME_STRING, required: true },
 ] };
+pub static PARTITION_INDEX_DESCRIPTOR: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.PartitionIndexDescriptor", members: &[
+    Member { name: "IndexName", shape: &NAME_STRING, required: true },
+    Member { name: "Keys", shape: &KEY_SCHEMA_ELEMENT_LIST, required: true },
+    Member { name: "IndexStatus", shape: &PARTITION_INDEX_STATUS, required: true },
+    Member { name: "BackfillErrors", shape: &BACKFILL_ERRORS, required: false },
+] };
+pub static PARTITION_INDEX_DESCRIPTOR_LIST: Shape = Shape::List { member: &PARTITION_INDEX_DESCRIPTOR, min: None, max: None };
 pub static PARTITION_INDEX_LIST: Shape = Shape::List { member: &PARTITION_INDEX, min: None, max: None };
+pub static PARTITION_INDEX_STATUS: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["CREATING", "ACTIVE", "DELETING", "FAILED"] };
+pub static PARTITION_VALUE_LIST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.PartitionValueList", members: &[
+    Member { name: "Values", shape: &VALUE_STRING_LIST, required: true },
+] };
 pub static PERMISSION: Shape = Shape::String { min: None, max: None, pattern: None, enums: &["ALL", "SELECT", "ALTER", "DROP", "DELETE", "INSERT", "CREATE_DATABASE", "CREATE_TABLE", "DATA_LOCATION_ACCESS"] };
 pub static PERMISSION_LIST: Shape = Shape::List { member: &PERMISSION, min: None, max: None };
 pub static PRINCIPAL_PERMISSIONS: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.PrincipalPermissions", members: &[
@@ -481,12 +520,25 @@ pub static TABLE_VERSION: Shape = Shape::Structure { class: "com.amazonaws.glue.
 ] };
 pub static TABLE_VERSION_ID: Shape = Shape::Integer { min: Some(-1), max: None, long: true };
 pub static TAG_KEY: Shape = Shape::String { min: Some(1), max: Some(128), pattern: None, enums: &[] };
+pub static TAG_KEYS_LIST: Shape = Shape::List { member: &TAG_KEY, min: Some(0), max: Some(50) };
+pub static TAG_RESOURCE_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.TagResourceRequest", members: &[
+    Member { name: "ResourceArn", shape: &GLUE_RESOURCE_ARN, required: true },
+    Member { name: "TagsToAdd", shape: &TAGS_MAP, required: true },
+] };
+pub static TAG_RESOURCE_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.TagResourceResponse", members: &[
+] };
 pub static TAG_VALUE: Shape = Shape::String { min: Some(0), max: Some(256), pattern: None, enums: &[] };
 pub static TAGS_MAP: Shape = Shape::Map { key: &TAG_KEY, value: &TAG_VALUE, min: Some(0), max: Some(50) };
 pub static TIMESTAMP: Shape = Shape::Timestamp;
 pub static TOKEN: Shape = Shape::String { min: None, max: None, pattern: None, enums: &[] };
 pub static TRANSACTION_ID_STRING: Shape = Shape::String { min: Some(1), max: Some(255), pattern: Some(&P_TRANSACTION_ID_STRING), enums: &[] };
 pub static URI: Shape = Shape::String { min: Some(1), max: Some(1024), pattern: Some(&P_URI), enums: &[] };
+pub static UNTAG_RESOURCE_REQUEST: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.UntagResourceRequest", members: &[
+    Member { name: "ResourceArn", shape: &GLUE_RESOURCE_ARN, required: true },
+    Member { name: "TagsToRemove", shape: &TAG_KEYS_LIST, required: true },
+] };
+pub static UNTAG_RESOURCE_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.UntagResourceResponse", members: &[
+] };
 pub static UPDATE_ICEBERG_INPUT: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.UpdateIcebergInput", members: &[
     Member { name: "UpdateIcebergTableInput", shape: &UPDATE_ICEBERG_TABLE_INPUT, required: true },
 ] };
@@ -510,6 +562,8 @@ pub static UPDATE_TABLE_REQUEST: Shape = Shape::Structure { class: "com.amazonaw
 ] };
 pub static UPDATE_TABLE_RESPONSE: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.UpdateTableResponse", members: &[
 ] };
+pub static VALUE_STRING: Shape = Shape::String { min: Some(1), max: Some(1024), pattern: None, enums: &[] };
+pub static VALUE_STRING_LIST: Shape = Shape::List { member: &VALUE_STRING, min: None, max: None };
 pub static VERSION_LONG_NUMBER: Shape = Shape::Integer { min: Some(1), max: Some(100000), long: true };
 pub static VERSION_STRING: Shape = Shape::String { min: Some(1), max: Some(255), pattern: Some(&P_VERSION_STRING), enums: &[] };
 pub static VIEW_DEFINITION: Shape = Shape::Structure { class: "com.amazonaws.glue.v20170331.ViewDefinition", members: &[
@@ -581,10 +635,14 @@ pub static OPERATIONS: &[(&str, &Shape)] = &[
     ("DeleteTable", &DELETE_TABLE_REQUEST),
     ("GetDatabase", &GET_DATABASE_REQUEST),
     ("GetDatabases", &GET_DATABASES_REQUEST),
+    ("GetPartitionIndexes", &GET_PARTITION_INDEXES_REQUEST),
     ("GetTable", &GET_TABLE_REQUEST),
     ("GetTableVersion", &GET_TABLE_VERSION_REQUEST),
     ("GetTableVersions", &GET_TABLE_VERSIONS_REQUEST),
     ("GetTables", &GET_TABLES_REQUEST),
+    ("GetTags", &GET_TAGS_REQUEST),
+    ("TagResource", &TAG_RESOURCE_REQUEST),
+    ("UntagResource", &UNTAG_RESOURCE_REQUEST),
     ("UpdateTable", &UPDATE_TABLE_REQUEST),
 ];
 pub static EMPTY: Shape = Shape::Structure { class: "Empty", members: &[] };
@@ -614,6 +672,32 @@ impl IntoValue for AuditContext {
         m.put("AdditionalAuditContext", self.additional_audit_context.map(IntoValue::into_value));
         m.put("RequestedColumns", self.requested_columns.map(IntoValue::into_value));
         m.put("AllColumnsRequested", self.all_columns_requested.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+/// A list of errors that can occur when registering partition indexes for an existing table. These errors give the details about why an index registration failed and provide a limited number of partition
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackfillError {
+    pub code: Option<String>,
+    pub partitions: Option<Vec<PartitionValueList>>,
+}
+
+impl FromValue for BackfillError {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            code: m.take("Code").map(FromValue::from_value),
+            partitions: m.take("Partitions").map(FromValue::from_value),
+        }
+    }
+}
+
+impl IntoValue for BackfillError {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.put("Code", self.code.map(IntoValue::into_value));
+        m.put("Partitions", self.partitions.map(IntoValue::into_value));
         Value::Map(m)
     }
 }
@@ -1215,6 +1299,62 @@ impl IntoValue for GetDatabasesResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetPartitionIndexesRequest {
+    pub catalog_id: Option<String>,
+    pub database_name: String,
+    pub table_name: String,
+    pub next_token: Option<String>,
+}
+
+impl FromValue for GetPartitionIndexesRequest {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            catalog_id: m.take("CatalogId").map(FromValue::from_value),
+            database_name: m.take("DatabaseName").map(FromValue::from_value).unwrap_or_default(),
+            table_name: m.take("TableName").map(FromValue::from_value).unwrap_or_default(),
+            next_token: m.take("NextToken").map(FromValue::from_value),
+        }
+    }
+}
+
+impl IntoValue for GetPartitionIndexesRequest {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(4);
+        m.put("CatalogId", self.catalog_id.map(IntoValue::into_value));
+        m.put("DatabaseName", self.database_name.into_value());
+        m.put("TableName", self.table_name.into_value());
+        m.put("NextToken", self.next_token.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetPartitionIndexesResponse {
+    pub partition_index_descriptor_list: Option<Vec<PartitionIndexDescriptor>>,
+    pub next_token: Option<String>,
+}
+
+impl FromValue for GetPartitionIndexesResponse {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            partition_index_descriptor_list: m.take("PartitionIndexDescriptorList").map(FromValue::from_value),
+            next_token: m.take("NextToken").map(FromValue::from_value),
+        }
+    }
+}
+
+impl IntoValue for GetPartitionIndexesResponse {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.put("PartitionIndexDescriptorList", self.partition_index_descriptor_list.map(IntoValue::into_value));
+        m.put("NextToken", self.next_token.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetTableRequest {
     pub catalog_id: Option<String>,
     pub database_name: String,
@@ -1470,6 +1610,50 @@ impl IntoValue for GetTablesResponse {
         let mut m = Map::with_capacity(2);
         m.put("TableList", self.table_list.map(IntoValue::into_value));
         m.put("NextToken", self.next_token.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetTagsRequest {
+    pub resource_arn: String,
+}
+
+impl FromValue for GetTagsRequest {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            resource_arn: m.take("ResourceArn").map(FromValue::from_value).unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoValue for GetTagsRequest {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(1);
+        m.put("ResourceArn", self.resource_arn.into_value());
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetTagsResponse {
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl FromValue for GetTagsResponse {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            tags: m.take("Tags").map(FromValue::from_value),
+        }
+    }
+}
+
+impl IntoValue for GetTagsResponse {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(1);
+        m.put("Tags", self.tags.map(IntoValue::into_value));
         Value::Map(m)
     }
 }
@@ -1842,6 +2026,32 @@ impl IntoValue for IcebergTableUpdate {
     }
 }
 
+/// A partition key pair consisting of a name and a type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeySchemaElement {
+    pub name: String,
+    pub r#type: String,
+}
+
+impl FromValue for KeySchemaElement {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            name: m.take("Name").map(FromValue::from_value).unwrap_or_default(),
+            r#type: m.take("Type").map(FromValue::from_value).unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoValue for KeySchemaElement {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.put("Name", self.name.into_value());
+        m.put("Type", self.r#type.into_value());
+        Value::Map(m)
+    }
+}
+
 /// A structure representing an open format table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenTableFormatInput {
@@ -1913,6 +2123,61 @@ impl IntoValue for PartitionIndex {
         let mut m = Map::with_capacity(2);
         m.put("Keys", self.keys.into_value());
         m.put("IndexName", self.index_name.into_value());
+        Value::Map(m)
+    }
+}
+
+/// A descriptor for a partition index in a table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionIndexDescriptor {
+    pub index_name: String,
+    pub keys: Vec<KeySchemaElement>,
+    pub index_status: String,
+    pub backfill_errors: Option<Vec<BackfillError>>,
+}
+
+impl FromValue for PartitionIndexDescriptor {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            index_name: m.take("IndexName").map(FromValue::from_value).unwrap_or_default(),
+            keys: m.take("Keys").map(FromValue::from_value).unwrap_or_default(),
+            index_status: m.take("IndexStatus").map(FromValue::from_value).unwrap_or_default(),
+            backfill_errors: m.take("BackfillErrors").map(FromValue::from_value),
+        }
+    }
+}
+
+impl IntoValue for PartitionIndexDescriptor {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(4);
+        m.put("IndexName", self.index_name.into_value());
+        m.put("Keys", self.keys.into_value());
+        m.put("IndexStatus", self.index_status.into_value());
+        m.put("BackfillErrors", self.backfill_errors.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+/// Contains a list of values defining partitions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionValueList {
+    pub values: Vec<String>,
+}
+
+impl FromValue for PartitionValueList {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            values: m.take("Values").map(FromValue::from_value).unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoValue for PartitionValueList {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(1);
+        m.put("Values", self.values.into_value());
         Value::Map(m)
     }
 }
@@ -2469,6 +2734,92 @@ impl IntoValue for TableVersion {
         let mut m = Map::with_capacity(2);
         m.put("Table", self.table.map(IntoValue::into_value));
         m.put("VersionId", self.version_id.map(IntoValue::into_value));
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagResourceRequest {
+    pub resource_arn: String,
+    pub tags_to_add: BTreeMap<String, String>,
+}
+
+impl FromValue for TagResourceRequest {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            resource_arn: m.take("ResourceArn").map(FromValue::from_value).unwrap_or_default(),
+            tags_to_add: m.take("TagsToAdd").map(FromValue::from_value).unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoValue for TagResourceRequest {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.put("ResourceArn", self.resource_arn.into_value());
+        m.put("TagsToAdd", self.tags_to_add.into_value());
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TagResourceResponse {
+}
+
+impl FromValue for TagResourceResponse {
+    fn from_value(v: Value) -> Self {
+        let _ = v;
+        Self {}
+    }
+}
+
+impl IntoValue for TagResourceResponse {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(0);
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UntagResourceRequest {
+    pub resource_arn: String,
+    pub tags_to_remove: Vec<String>,
+}
+
+impl FromValue for UntagResourceRequest {
+    fn from_value(v: Value) -> Self {
+        let mut m = match v { Value::Map(m) => m, _ => Map::new() };
+        Self {
+            resource_arn: m.take("ResourceArn").map(FromValue::from_value).unwrap_or_default(),
+            tags_to_remove: m.take("TagsToRemove").map(FromValue::from_value).unwrap_or_default(),
+        }
+    }
+}
+
+impl IntoValue for UntagResourceRequest {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.put("ResourceArn", self.resource_arn.into_value());
+        m.put("TagsToRemove", self.tags_to_remove.into_value());
+        Value::Map(m)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UntagResourceResponse {
+}
+
+impl FromValue for UntagResourceResponse {
+    fn from_value(v: Value) -> Self {
+        let _ = v;
+        Self {}
+    }
+}
+
+impl IntoValue for UntagResourceResponse {
+    fn into_value(self) -> Value {
+        let mut m = Map::with_capacity(0);
         Value::Map(m)
     }
 }

@@ -39,6 +39,15 @@ pub async fn create(svc: &Service, ctx: &Ctx, doc: Json) -> Result<Json> {
         name,
         input,
         create_time_ms: svc.now_ms(),
+        tags: doc
+            .get("Tags")
+            .and_then(Json::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let change = persist(
         svc,

@@ -13,6 +13,7 @@ use crate::{model, Ctx, Service};
 
 pub mod databases;
 pub mod tables;
+pub mod tags;
 
 /// Runs operation `op` on a validated body.
 pub async fn dispatch(svc: &Service, ctx: &Ctx, op: &str, body: Map) -> Result<Value> {
@@ -55,6 +56,16 @@ pub async fn dispatch(svc: &Service, ctx: &Ctx, op: &str, body: Map) -> Result<V
         "DeleteTable" => (
             &model::DELETE_TABLE_RESPONSE,
             tables::delete(svc, ctx, doc).await?,
+        ),
+        "GetPartitionIndexes" => (
+            &model::GET_PARTITION_INDEXES_RESPONSE,
+            tables::partition_indexes(svc, ctx, doc)?,
+        ),
+        "GetTags" => (&model::GET_TAGS_RESPONSE, tags::get(svc, doc)?),
+        "TagResource" => (&model::TAG_RESOURCE_RESPONSE, tags::tag(svc, doc).await?),
+        "UntagResource" => (
+            &model::UNTAG_RESOURCE_RESPONSE,
+            tags::untag(svc, doc).await?,
         ),
         _ => return Err(GlueError::UnknownOperation),
     };

@@ -95,6 +95,7 @@ pub async fn create(svc: &Service, ctx: &Ctx, doc: Json) -> Result<Json> {
             input,
             update_time_ms: now,
         }],
+        tags: Default::default(),
     };
     let change = persist(
         svc,
@@ -265,4 +266,10 @@ pub async fn delete(svc: &Service, ctx: &Ctx, doc: Json) -> Result<Json> {
     .await?;
     install(svc, change);
     Ok(json!({}))
+}
+
+/// GetPartitionIndexes: Riffle tables have no partition indexes.
+pub fn partition_indexes(svc: &Service, ctx: &Ctx, doc: Json) -> Result<Json> {
+    existing(svc, ctx, &doc, "TableName")?;
+    Ok(json!({ "PartitionIndexDescriptorList": [] }))
 }
