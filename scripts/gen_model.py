@@ -25,9 +25,23 @@ KEYWORDS = {"type", "match", "ref", "mod", "fn", "struct", "enum", "use", "as", 
 # Operations Riffle does not serve, per service: Data Streams' Channels and
 # Queues.
 EXCLUDE = {"kinesis": re.compile(r"Channel|Queue")}
+# Services whose model is far larger than what Riffle serves: only these
+# operations, and the shapes they reach, are generated.
+INCLUDE = {"glue": {
+    "CreateDatabase", "GetDatabase", "GetDatabases", "DeleteDatabase",
+    "CreateTable", "GetTable", "GetTables", "GetTableVersion",
+    "GetTableVersions", "UpdateTable", "DeleteTable",
+    # What Terraform's Glue resources read besides.
+    "GetTags", "TagResource", "UntagResource", "GetPartitionIndexes",
+}}
 
 # The title of each service's generated module.
-TITLES = {"kinesis": "Kinesis Data Streams", "firehose": "Amazon Data Firehose", "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)"}
+TITLES = {
+    "kinesis": "Kinesis Data Streams",
+    "firehose": "Amazon Data Firehose",
+    "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)",
+    "glue": "AWS Glue Data Catalog",
+}
 
 # Model patterns that use what `regex-lite` lacks (look-around, `\p{..}`
 # classes, `\uXXXX` escapes), with a pattern it compiles that accepts the
@@ -36,6 +50,14 @@ TITLES = {"kinesis": "Kinesis Data Streams", "firehose": "Amazon Data Firehose",
 # which is wider than Unicode's letters, separators and numbers.
 _TAG = r"[A-Za-z0-9 _.:/=+\-@%\x{80}-\x{10FFFF}]"
 PATTERN_REWRITES = {
+    # Glue's single- and multi-line strings: Java's UTF-16 surrogate pairs
+    # spelled as the code points above the BMP they encode.
+    r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\t]*": r"[\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}\t]*",
+    r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\r\n\t]*": r"[\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}\r\n\t]*",
+    # Letters, numbers and punctuation: every visible ASCII character and
+    # every non-ASCII one (wider than Unicode's classes).
+    r"[\p{L}\p{N}\p{P}]*": r"[!-~\x{80}-\x{10FFFF}]*",
+    r"[a-zA-Z0-9-_$#.]+": r"[a-zA-Z0-9\-_$#.]+",
     # HTTP endpoint URLs: Riffle also delivers to plain http:// receivers
     # (local test servers); see the README.
     r"https://.*": r"https?://.*",
@@ -140,7 +162,9 @@ def main():
     model = load(service, version)
     shapes = model["shapes"]
     exclude = EXCLUDE.get(service)
-    ops = {n: o for n, o in model["operations"].items() if not (exclude and exclude.search(n))}
+    include = INCLUDE.get(service)
+    ops = {n: o for n, o in model["operations"].items()
+           if not (exclude and exclude.search(n)) and (include is None or n in include)}
 
     reachable = set()
 
@@ -163,6 +187,8 @@ def main():
                 walk(o[k]["shape"])
     # Event payloads are encoded with the same machinery.
     for n, s in shapes.items():
+        if include is not None:
+            break
         if s.get("eventstream"):
             for m in s["members"].values():
                 if not shapes[m["shape"]].get("exception"):
@@ -198,6 +224,25 @@ def main():
             else f"BTreeMap<String, {rust_type(s['value']['shape'])}>" if t == "map"
             else name
         )
+
+    def reaches(start, target):
+        seen, todo = set(), [start]
+        while todo:
+            n = todo.pop()
+            if n == target:
+                return True
+            if n in seen or n not in reachable:
+                continue
+            seen.add(n)
+            s = shapes[n]
+            todo += [m["shape"] for m in s.get("members", {}).values()]
+            todo += [s[k]["shape"] for k in ("member", "value") if k in s]
+        return False
+
+    def member_type(owner, shape):
+        # A structure member that leads back to its owner is boxed.
+        t = rust_type(shape)
+        return f"Box<{t}>" if shapes[shape]["type"] == "structure" and reaches(shape, owner) else t
 
     shape_lines = []
     for name in sorted(reachable):
@@ -279,7 +324,7 @@ def main():
         lines.append("#[derive(Debug, Clone, Default, PartialEq)]")
         lines.append(f"pub struct {name} {{")
         for mn, m in members:
-            t = rust_type(m["shape"])
+            t = member_type(name, m["shape"])
             lines.append(f"    pub {snake(mn)}: {t if mn in req else f'Option<{t}>'},")
         lines.append("}")
         lines.append("")

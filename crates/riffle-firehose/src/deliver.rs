@@ -157,6 +157,8 @@ pub struct PlanCtx<'a> {
     pub account: &'a str,
     /// `--lambda-endpoint`, for Lambda processors.
     pub lambda_endpoint: Option<&'a str>,
+    /// Where record format conversion reads Glue tables.
+    pub catalog: Option<&'a crate::convert::CatalogRef>,
 }
 
 /// The plan for a stream's first destination.
@@ -198,6 +200,11 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                     version: s.version,
                     sink: sink.clone(),
                     processing,
+                    convert: crate::convert::Context {
+                        catalog: ctx.catalog.cloned(),
+                        region: s.region.clone(),
+                        clock: ctx.clock.clone(),
+                    },
                 }),
                 &d.description,
                 &s.name,
@@ -307,6 +314,7 @@ impl Task {
                         clock: svc.clock.clone(),
                         account: svc.account(),
                         lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
+                        catalog: svc.cfg.catalog.as_ref(),
                     },
                 ) {
                     Plan::Deliver(d) => {

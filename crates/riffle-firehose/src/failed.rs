@@ -5,7 +5,28 @@
 //!
 //! `{"attemptsMade", "arrivalTimestamp", "errorCode", "errorMessage",
 //! "attemptEndingTimestamp", "rawData"}` plus `lambdaArn` for records a
-//! Lambda transformation failed on.
+//! Lambda transformation failed on; `format-conversion-failed` records
+//! spell the error members `ErrorCode` and `ErrorMessage`, as AWS's page on
+//! conversion errors shows, and add `dataCatalogTable`.
+
+/// The names of the error members.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Keys {
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+/// `errorCode`, `errorMessage`: every error output type but conversion.
+pub const LOWER: Keys = Keys {
+    code: "errorCode",
+    message: "errorMessage",
+};
+
+/// `ErrorCode`, `ErrorMessage`: `format-conversion-failed`.
+pub const UPPER: Keys = Keys {
+    code: "ErrorCode",
+    message: "ErrorMessage",
+};
 
 use base64::Engine;
 
@@ -18,7 +39,9 @@ pub struct FailedRecord<'a> {
     pub message: &'a str,
     pub ended_ms: i64,
     pub raw: &'a [u8],
-    pub lambda_arn: Option<&'a str>,
+    /// Members after `rawData`: `lambdaArn`, `dataCatalogTable`.
+    pub extra: Vec<(&'static str, serde_json::Value)>,
+    pub keys: &'static Keys,
 }
 
 impl FailedRecord<'_> {
@@ -26,16 +49,18 @@ impl FailedRecord<'_> {
     pub fn write_line(&self, out: &mut Vec<u8>) {
         let text = |s: &str| serde_json::Value::from(s).to_string();
         let mut line = format!(
-            "{{\"attemptsMade\":{},\"arrivalTimestamp\":{},\"errorCode\":{},\"errorMessage\":{},\"attemptEndingTimestamp\":{},\"rawData\":{}",
+            "{{\"attemptsMade\":{},\"arrivalTimestamp\":{},\"{}\":{},\"{}\":{},\"attemptEndingTimestamp\":{},\"rawData\":{}",
             self.attempts,
             self.arrival_ms,
+            self.keys.code,
             text(self.code),
+            self.keys.message,
             text(self.message),
             self.ended_ms,
             text(&base64::engine::general_purpose::STANDARD.encode(self.raw)),
         );
-        if let Some(arn) = self.lambda_arn {
-            line.push_str(&format!(",\"lambdaArn\":{}", text(arn)));
+        for (k, v) in &self.extra {
+            line.push_str(&format!(",{}:{v}", text(k)));
         }
         line.push_str("}\n");
         out.extend_from_slice(line.as_bytes());
@@ -64,7 +89,11 @@ mod tests {
             message: "The \"function\" failed",
             ended_ms: 1510254905201,
             raw: b"hi",
-            lambda_arn: Some("arn:aws:lambda:us-east-1:000000000000:function:f"),
+            extra: vec![(
+                "lambdaArn",
+                "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            )],
+            keys: &LOWER,
         };
         assert_eq!(
             String::from_utf8(lines([r])).unwrap(),

@@ -299,7 +299,8 @@ impl HttpDestination {
                 message: &e.message,
                 ended_ms: ended,
                 raw: r,
-                lambda_arn: None,
+                extra: Vec::new(),
+                keys: &crate::failed::LOWER,
             }
         }))
     }

@@ -17,6 +17,9 @@
 //!   Kinesis source) from a persisted checkpoint, buffering by the
 //!   destination's hints and handing objects to a [`deliver::Destination`],
 //!   with retries and FailureDescription; at-least-once.
+//! - [`convert`]: record format conversion (JSON to Parquet or ORC with
+//!   a Glue table's columns, read through [`Config::catalog`]), and
+//!   [`error_output`]: the error records both it and HTTP endpoints write.
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
@@ -40,6 +43,7 @@ use riffle_wire::Value;
 pub mod backup;
 pub mod buffer;
 pub mod client;
+pub mod convert;
 pub mod deliver;
 pub mod error;
 pub mod external;
@@ -82,6 +86,8 @@ pub struct Config {
     /// (`http[s]://host:port`); without one such streams report it and keep
     /// records buffered.
     pub lambda_endpoint: Option<String>,
+    /// Where record format conversion reads Glue tables.
+    pub catalog: Option<convert::CatalogRef>,
 }
 
 impl Default for Config {
@@ -94,6 +100,7 @@ impl Default for Config {
             sink: None,
             delivery_tick_ms: 1000,
             lambda_endpoint: None,
+            catalog: None,
         }
     }
 }

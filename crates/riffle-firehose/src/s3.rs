@@ -158,6 +158,8 @@ pub struct Settings {
     pub delimiter: Option<Vec<u8>>,
     /// The other processors and dynamic partitioning.
     pub pipeline: crate::process::Pipeline,
+    /// Record format conversion, when enabled.
+    pub conversion: Option<crate::convert::Settings>,
 }
 
 fn str_at<'a>(doc: &'a Json, path: &[&str]) -> Option<&'a str> {
@@ -166,11 +168,6 @@ fn str_at<'a>(doc: &'a Json, path: &[&str]) -> Option<&'a str> {
 
 fn int_at(doc: &Json, path: &[&str]) -> Option<i64> {
     path.iter().try_fold(doc, |v, k| v.get(k))?.as_i64()
-}
-
-/// Why a configured destination cannot deliver in Riffle yet.
-fn unsupported(what: &str) -> String {
-    format!("{what} is not supported by Riffle yet; records stay buffered.")
 }
 
 impl Settings {
@@ -188,13 +185,7 @@ impl Settings {
             dynamic,
             str_at(doc, &["CustomTimeZone"]),
         )?;
-        if doc
-            .pointer("/DataFormatConversionConfiguration/Enabled")
-            .and_then(Json::as_bool)
-            .unwrap_or(doc.get("DataFormatConversionConfiguration").is_some())
-        {
-            return Ok(Err(unsupported("Record format conversion")));
-        }
+        let conversion = crate::convert::Settings::from_description(doc)?;
         let mut pipeline = crate::process::Pipeline::from_description(doc)?;
         let delimiter = pipeline.delimiter.take();
         let bucket = str_at(doc, &["BucketARN"])
@@ -204,7 +195,13 @@ impl Settings {
         let compression = Compression::parse(str_at(doc, &["CompressionFormat"]).unwrap_or(""));
         let extension = str_at(doc, &["FileExtension"])
             .filter(|s| !s.is_empty())
-            .map_or_else(|| compression.extension().to_owned(), str::to_owned);
+            .map_or_else(
+                || match &conversion {
+                    Some(c) => c.extension().to_owned(),
+                    None => compression.extension().to_owned(),
+                },
+                str::to_owned,
+            );
         let hints = Hints {
             size_bytes: (int_at(doc, &["BufferingHints", "SizeInMBs"])
                 .unwrap_or(5)
@@ -224,6 +221,7 @@ impl Settings {
             hints,
             delimiter,
             pipeline,
+            conversion,
         }))
     }
 
@@ -249,11 +247,41 @@ pub struct S3Destination {
     pub version: u64,
     pub sink: Arc<dyn ObjectSink>,
     pub processing: crate::process::Runtime,
+    /// What record format conversion needs besides its settings.
+    pub convert: crate::convert::Context,
 }
 
 impl S3Destination {
     /// Writes one object under `prefix`.
-    async fn put(&self, prefix: &str, raw: &[u8], ms: i64) -> Result<(), DeliveryError> {
+    pub(crate) async fn put(&self, prefix: &str, raw: &[u8], ms: i64) -> Result<(), DeliveryError> {
+        self.put_with(prefix, raw, ms, &self.settings.extension)
+            .await
+    }
+
+    /// Writes one error object under `prefix`: the destination's extension,
+    /// unless objects are converted (error objects hold JSON lines, not
+    /// Parquet or ORC).
+    pub(crate) async fn put_error(
+        &self,
+        prefix: &str,
+        raw: &[u8],
+        ms: i64,
+    ) -> Result<(), DeliveryError> {
+        let s = &self.settings;
+        let ext = match &s.conversion {
+            Some(_) => s.compression.extension(),
+            None => &s.extension,
+        };
+        self.put_with(prefix, raw, ms, ext).await
+    }
+
+    async fn put_with(
+        &self,
+        prefix: &str,
+        raw: &[u8],
+        ms: i64,
+        extension: &str,
+    ) -> Result<(), DeliveryError> {
         let s = &self.settings;
         if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
             return Err(DeliveryError {
@@ -266,7 +294,7 @@ impl S3Destination {
         }
         let key = s
             .layout
-            .key(prefix, &self.stream, self.version, ms, &s.extension);
+            .key(prefix, &self.stream, self.version, ms, extension);
         let entry = key.rsplit('/').next().unwrap_or(&key);
         let entry = entry.strip_suffix(".zip").unwrap_or(entry);
         let body = s
@@ -321,11 +349,26 @@ impl Destination for S3Destination {
             let out =
                 crate::process::objects(&s.pipeline, &self.processing, &s.layout, batch).await;
             for o in &out.objects {
-                self.put(&o.prefix, &s.body(&o.records), o.first_arrival_ms)
-                    .await?;
+                let body = match &s.conversion {
+                    Some(c) => {
+                        let mut part = Batch::default();
+                        for r in &o.records {
+                            part.push(r.clone(), o.first_arrival_ms);
+                        }
+                        // Records that fail conversion go to the error
+                        // output; `None` when none converted.
+                        match crate::convert::run(self, c, &part).await? {
+                            Some(body) => body,
+                            None => continue,
+                        }
+                    }
+                    None => s.body(&o.records),
+                };
+                self.put(&o.prefix, &body, o.first_arrival_ms).await?;
             }
             for e in &out.errors {
-                self.put(&e.prefix, &e.body, e.first_arrival_ms).await?;
+                self.put_error(&e.prefix, &e.body, e.first_arrival_ms)
+                    .await?;
             }
             Ok(())
         })

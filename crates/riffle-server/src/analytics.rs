@@ -65,7 +65,12 @@ impl AwsService for Analytics {
 
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
         Box::pin(async move {
-            let accepted = match crate::json11::accept(req, shared, |op| self.knows(op)) {
+            let accepted = match crate::json11::accept(
+                req,
+                shared,
+                |op| self.knows(op),
+                crate::json11::EmptyBody::Refused,
+            ) {
                 Ok(a) => a,
                 Err(response) => return *response,
             };

@@ -152,7 +152,12 @@ impl AwsService for Firehose {
 
 impl Firehose {
     async fn serve(&self, req: Request, shared: &Shared) -> Response {
-        let accepted = match crate::json11::accept(req, shared, |op| self.knows(op)) {
+        let accepted = match crate::json11::accept(
+            req,
+            shared,
+            |op| self.knows(op),
+            crate::json11::EmptyBody::Refused,
+        ) {
             Ok(a) => a,
             Err(response) => return *response,
         };

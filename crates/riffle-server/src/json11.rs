@@ -10,6 +10,15 @@ use crate::body::Body;
 use crate::platform::{Request, RequestBody, Response, Shared};
 use crate::{base, error, header, xml};
 
+/// What an empty request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyBody {
+    /// A SerializationException (Kinesis-family services).
+    Refused,
+    /// An operation without arguments (Glue).
+    NoArguments,
+}
+
 /// A request that passed the pre-checks and authentication.
 pub struct Accepted {
     pub operation: String,
@@ -26,8 +35,9 @@ pub fn accept(
     req: Request,
     shared: &Shared,
     knows: impl Fn(&str) -> bool,
+    empty: EmptyBody,
 ) -> Result<Accepted, Box<Response>> {
-    accept_inner(req, shared, knows).map_err(Box::new)
+    accept_inner(req, shared, knows, empty).map_err(Box::new)
 }
 
 // The response is built here and boxed once by `accept`.
@@ -36,6 +46,7 @@ fn accept_inner(
     req: Request,
     shared: &Shared,
     knows: impl Fn(&str) -> bool,
+    empty: EmptyBody,
 ) -> Result<Accepted, Response> {
     let Request {
         parts,
@@ -85,12 +96,15 @@ fn accept_inner(
             None,
         ));
     }
-    if body.is_empty() {
-        return Err(error(Encoding::Json, 400, "SerializationException", None));
-    }
-    let doc = match Encoding::Json.decode(&body) {
-        Ok(v @ Value::Map(_)) => v,
-        _ => return Err(error(Encoding::Json, 400, "SerializationException", None)),
+    let doc = match (body.is_empty(), empty) {
+        (true, EmptyBody::NoArguments) => Value::Map(Default::default()),
+        (true, EmptyBody::Refused) => {
+            return Err(error(Encoding::Json, 400, "SerializationException", None))
+        }
+        (false, _) => match Encoding::Json.decode(&body) {
+            Ok(v @ Value::Map(_)) => v,
+            _ => return Err(error(Encoding::Json, 400, "SerializationException", None)),
+        },
     };
     let region = shared
         .authenticate(&parts, &body)

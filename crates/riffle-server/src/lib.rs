@@ -28,6 +28,7 @@ pub mod analytics;
 pub mod body;
 pub mod faults;
 pub mod firehose;
+pub mod glue;
 pub mod json11;
 pub mod kinesis;
 pub mod metrics;
@@ -61,6 +62,7 @@ pub fn services(
     faults: faults::Faults,
     firehose: Arc<riffle_firehose::Service>,
     analytics: Arc<riffle_analytics::Service>,
+    glue: Arc<riffle_glue::Service>,
     s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
@@ -68,6 +70,7 @@ pub fn services(
         Arc::new(sts::Sts),
         Arc::new(firehose::Firehose(firehose)),
         Arc::new(analytics::Analytics(analytics)),
+        Arc::new(glue::Glue(glue)),
         Arc::new(s3),
     ])
 }

@@ -43,6 +43,7 @@ async fn server() -> std::net::SocketAddr {
                 riffle_analytics::Config::default(),
                 clock.clone() as Arc<dyn Clock>,
             ),
+            riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
             S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

@@ -681,6 +681,20 @@ impl FromValue for Bytes {
     }
 }
 
+/// Recursive structures (a Glue table's status holds a table) box the
+/// member that closes the cycle.
+impl<T: FromValue> FromValue for Box<T> {
+    fn from_value(v: Value) -> Self {
+        Box::new(T::from_value(v))
+    }
+}
+
+impl<T: IntoValue> IntoValue for Box<T> {
+    fn into_value(self) -> Value {
+        (*self).into_value()
+    }
+}
+
 impl<T: FromValue> FromValue for Vec<T> {
     fn from_value(v: Value) -> Self {
         match v {

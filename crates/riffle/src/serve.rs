@@ -94,8 +94,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..riffle_analytics::Config::default()
     };
     let mut disk_stats = None;
-    let (service, firehose, s3, analytics) = match args.storage {
+    let (service, firehose, s3, analytics, glue) = match args.storage {
         Storage::Memory => {
+            let glue = riffle_glue::Service::in_memory(
+                args.account.clone(),
+                clock.clone() as Arc<dyn Clock>,
+            );
             let service = Service::new(
                 cfg,
                 clock.clone() as Arc<dyn Clock>,
@@ -104,14 +108,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
             let firehose = riffle_firehose::Service::new(
-                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
+                with_catalog(with_embedded_s3(firehose_cfg, &s3.s3, &args)?, &glue),
                 clock.clone() as Arc<dyn Clock>,
                 MemoryEngine::new(),
                 Some(service.clone()),
             );
             let analytics =
                 riffle_analytics::Service::new(analytics_cfg, clock.clone() as Arc<dyn Clock>);
-            (service, firehose, s3, analytics)
+            (service, firehose, s3, analytics, glue)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -151,6 +155,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", s3_root.display()))?,
                 args.s3_domain.clone(),
             );
+            let glue = riffle_glue::Service::open(
+                args.account.clone(),
+                clock.clone() as Arc<dyn Clock>,
+                riffle_glue::meta::Meta::new(store.namespace(riffle_glue::meta::NAMESPACE)?)?,
+            )
+            .context("loading the Glue Data Catalog")?;
             // Firehose buffers live in their own logs under `firehose/`.
             let firehose_dir = args.data_dir.join("firehose");
             let firehose_engine: Arc<dyn LogEngine> = DiskEngine::open(
@@ -163,7 +173,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .with_context(|| format!("opening {}", firehose_dir.display()))?;
             let firehose = riffle_firehose::Service::open(
-                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
+                with_catalog(with_embedded_s3(firehose_cfg, &s3.s3, &args)?, &glue),
                 clock.clone() as Arc<dyn Clock>,
                 firehose_engine,
                 Some(service.clone()),
@@ -180,7 +190,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose, s3, analytics)
+            (service, firehose, s3, analytics, glue)
         }
     };
     let firehose_maintenance = firehose.clone();
@@ -240,6 +250,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             faults(&args),
             firehose,
             analytics,
+            glue,
             riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3
@@ -339,6 +350,18 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
         tcp,
         tls: Some(acceptor),
     })
+}
+
+/// Firehose's record format conversion reads tables from the Glue Data
+/// Catalog this server serves, in process.
+fn with_catalog(
+    mut cfg: riffle_firehose::Config,
+    glue: &Arc<riffle_glue::Service>,
+) -> riffle_firehose::Config {
+    cfg.catalog = Some(riffle_firehose::convert::CatalogRef(Arc::new(
+        riffle_server::glue::GlueCatalog(glue.clone()),
+    )));
+    cfg
 }
 
 /// Firehose's S3 destinations deliver to the embedded S3 unless

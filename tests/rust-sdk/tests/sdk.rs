@@ -49,6 +49,7 @@ async fn start() -> Server {
                 riffle_analytics::Config::default(),
                 clock.clone() as Arc<dyn Clock>,
             ),
+            riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
             riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

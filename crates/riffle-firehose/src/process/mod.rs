@@ -733,14 +733,21 @@ fn group(
             prefix: layout.error_prefix(first, ty),
             error_type: ty,
             first_arrival_ms: first,
-            body: crate::failed::lines(mine.iter().map(|f| crate::failed::FailedRecord {
-                attempts: f.attempts,
-                arrival_ms: f.arrival_ms,
-                code: &f.code,
-                message: &f.message,
-                ended_ms: f.ended_ms,
-                raw: &f.data,
-                lambda_arn: f.lambda_arn.as_deref(),
+            body: crate::failed::lines(mine.iter().map(|f| {
+                crate::failed::FailedRecord {
+                    attempts: f.attempts,
+                    arrival_ms: f.arrival_ms,
+                    code: &f.code,
+                    message: &f.message,
+                    ended_ms: f.ended_ms,
+                    raw: &f.data,
+                    extra: f
+                        .lambda_arn
+                        .iter()
+                        .map(|a| ("lambdaArn", a.as_str().into()))
+                        .collect(),
+                    keys: &crate::failed::LOWER,
+                }
             })),
         });
     }
