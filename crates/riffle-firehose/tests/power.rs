@@ -41,7 +41,8 @@
 //!   crash kept from being persisted);
 //! - no buffer log is left without a delivery stream that names it.
 //!
-//! `RIFFLE_POWER_SEEDS` sets the number of seeds (a longer soak);
+//! `RIFFLE_POWER_SEEDS` sets the number of seeds (a longer soak),
+//! `RIFFLE_POWER_FIRST_SEED` the first one;
 //! `RIFFLE_POWER_TRACE` prints what each run does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -1171,6 +1172,19 @@ fn forget_unsynced(model: &Mutex<Model>) {
     }
 }
 
+/// [`run`], with a panic (of the services or of the check) reported as
+/// the seed's failure.
+fn run_caught(seed: u64, variant: Variant) -> Result<(), String> {
+    std::panic::catch_unwind(|| run(seed, variant)).unwrap_or_else(|p| {
+        let text = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("seed {seed}: panicked: {text}"))
+    })
+}
+
 /// Seeds per run: 24, or `RIFFLE_POWER_SEEDS` (for a longer soak).
 fn seeds() -> u64 {
     std::env::var("RIFFLE_POWER_SEEDS")
@@ -1183,8 +1197,12 @@ fn seeds() -> u64 {
 fn power_loss_never_loses_an_acknowledged_record() {
     let started = std::time::Instant::now();
     let mut failures = Vec::new();
-    for seed in 0..seeds() {
-        if let Err(e) = run(seed, Variant::default()) {
+    let first = std::env::var("RIFFLE_POWER_FIRST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in first..first + seeds() {
+        if let Err(e) = run_caught(seed, Variant::default()) {
             failures.push(e);
         }
     }
@@ -1219,7 +1237,7 @@ fn the_buffer_sync_before_the_acknowledgement_is_needed() {
     let found = (0..MAX_SEEDS)
         .filter(|seed| seed % 4 != 3)
         .find_map(|seed| {
-            run(
+            run_caught(
                 seed,
                 Variant {
                     skip_buffer_sync: true,

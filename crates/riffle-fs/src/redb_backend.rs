@@ -59,7 +59,17 @@ impl redb::StorageBackend for FsBackend {
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.file.set_len(len)
+        let grows = len > self.file.len()?;
+        self.file.set_len(len)?;
+        // A grown length is made durable now, before redb writes a header
+        // that counts on it: otherwise a power loss can keep that header
+        // (a data write inside the old length) and lose the growth
+        // (metadata), and redb then refuses to open the file (it asserts
+        // the file is at least as long as its header's layout).
+        if grows {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
