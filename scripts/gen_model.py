@@ -27,7 +27,7 @@ KEYWORDS = {"type", "match", "ref", "mod", "fn", "struct", "enum", "use", "as", 
 EXCLUDE = {"kinesis": re.compile(r"Channel|Queue")}
 
 # The title of each service's generated module.
-TITLES = {"kinesis": "Kinesis Data Streams", "firehose": "Amazon Data Firehose"}
+TITLES = {"kinesis": "Kinesis Data Streams", "firehose": "Amazon Data Firehose", "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)"}
 
 # Model patterns that use what `regex-lite` lacks (look-around, `\p{..}`
 # classes, `\uXXXX` escapes), with a pattern it compiles that accepts the
@@ -40,6 +40,10 @@ PATTERN_REWRITES = {
     # (local test servers); see the README.
     r"https://.*": r"https?://.*",
     r"[\u0001-\uFFFF]*": r"[\x{0001}-\x{FFFF}]*",
+    # Java's possessive `{1}+` and `{12}+` are plain counts here.
+    r"arn:aws:kinesisanalytics:[a-z]{2}-[a-z]+-\d{1}+:\d{12}+:application/[a-zA-Z0-9_.-]{1,128}": (
+        r"arn:aws:kinesisanalytics:[a-z]{2}-[a-z]+-\d{1}:\d{12}:application/[a-zA-Z0-9_.-]{1,128}"
+    ),
     r"^(?!\s*$).+": r".*\S.*",
     r"^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$": f"{_TAG}*",
     # Not starting with `aws:`, spelled out as an alternation.

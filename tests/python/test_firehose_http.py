@@ -5,6 +5,8 @@ id, and records given up on written to the embedded S3 backup bucket."""
 import base64
 import gzip
 import json
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +22,7 @@ class Receiver:
     """Records every request; answers with `statuses` in turn (the last one
     from then on), echoing the request id."""
 
-    def __init__(self, statuses=(200,)):
+    def __init__(self, statuses=(200,), tls=None):
         self.statuses = list(statuses)
         self.requests = []
         receiver = self
@@ -43,7 +45,11 @@ class Receiver:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/ingest?src=riffle"
+        port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{port}/ingest?src=riffle"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://localhost:{port}/ingest?src=riffle"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def wait(self, n, timeout=15):
@@ -220,3 +226,74 @@ def test_update_keeps_the_access_key(fh, receiver):
     (req,) = b.wait(1)
     assert header(req, "X-Amz-Firehose-Access-Key") == "my-access-key"
     assert a.requests == []
+
+
+def make_ca_and_leaf(d):
+    """A CA and a certificate for `localhost` it signed, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Riffle Test CA",
+        "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", f"{d}/leaf.key", "-out", f"{d}/leaf.csr")
+    run("x509", "-req", "-in", f"{d}/leaf.csr", "-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/leaf.pem")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{d}/leaf.pem", f"{d}/leaf.key")
+    return d / "ca.pem", ctx
+
+
+def test_https_endpoint_trusted_through_ssl_cert_file(tmp_path, start_server):
+    """An https:// endpoint whose certificate a private CA signed: Riffle
+    trusts it when SSL_CERT_FILE names the CA; when it does not, the TLS
+    handshake fails and the records go to the S3 backup as
+    HttpEndpoint.ConnectionFailed, never to the endpoint, and while it
+    retries DescribeDeliveryStream's FailureDescription says why."""
+    ca, tls = make_ca_and_leaf(tmp_path)
+    r = Receiver(tls=tls)
+    untrusting = Receiver(tls=tls)
+    try:
+        s = start_server("--status-delay-ms", "0", env={"SSL_CERT_FILE": str(ca)})
+        fh = s.client("firehose")
+        name = create(fh, r.url)
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": d} for d in RECORDS])
+        (req,) = r.wait(1)
+        assert req["path"] == "/ingest?src=riffle"
+        assert header(req, "Host") == r.url.split("/")[2]
+        assert [base64.b64decode(x["data"]) for x in decoded(req)["records"]] == RECORDS
+
+        other = start_server("--status-delay-ms", "0", env={"SSL_CERT_FILE": str(tmp_path / "none.pem")})
+        fh2, s3 = other.client("firehose"), other.client("s3")
+        s3.create_bucket(Bucket="backup")
+        name2 = create(fh2, untrusting.url, retry=0)
+        fh2.put_record(DeliveryStreamName=name2, Record={"Data": b"x"})
+        deadline = time.time() + 15
+        keys = []
+        while not keys:
+            assert time.time() < deadline
+            time.sleep(0.1)
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="backup").get("Contents", [])]
+        (doc,) = [json.loads(line) for line in s3.get_object(Bucket="backup", Key=keys[0])["Body"].read().splitlines()]
+        assert doc["errorCode"] == "HttpEndpoint.ConnectionFailed"
+        assert doc["errorMessage"].startswith(f"Could not connect to the endpoint {untrusting.url}: TLS handshake failed"), doc
+        assert base64.b64decode(doc["rawData"]) == b"x"
+
+        # While retrying, DescribeDeliveryStream says why.
+        name3 = create(fh2, untrusting.url, retry=300)
+        fh2.put_record(DeliveryStreamName=name3, Record={"Data": b"y"})
+        deadline = time.time() + 15
+        while True:
+            d = fh2.describe_delivery_stream(DeliveryStreamName=name3)["DeliveryStreamDescription"]
+            if "FailureDescription" in d:
+                break
+            assert time.time() < deadline, d
+            time.sleep(0.1)
+        f = d["FailureDescription"]
+        assert f["Type"] == "UNKNOWN_ERROR"
+        assert f["Details"].startswith(f"HttpEndpoint.ConnectionFailed: Could not connect to the endpoint {untrusting.url}: TLS handshake failed"), f
+        assert f["Details"].endswith("attempt so far)") or f["Details"].endswith("attempts so far)"), f
+        assert untrusting.requests == []
+    finally:
+        r.close()
+        untrusting.close()

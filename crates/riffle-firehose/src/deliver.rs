@@ -86,6 +86,29 @@ pub trait Destination: Send + Sync {
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>>;
 }
 
+tokio::task_local! {
+    /// The stream whose batch the running `Destination::deliver` delivers.
+    static DELIVERING: Arc<Cell>;
+}
+
+/// Shows why delivery is failing (`None`: that it no longer is) as the
+/// stream's FailureDescription while a destination retries inside
+/// `Destination::deliver`; does nothing outside a delivery task.
+pub fn report_failure(text: Option<String>) {
+    let _ = DELIVERING.try_with(|cell| cell.set_failure(text));
+}
+
+/// The FailureDescription text of a failed attempt.
+pub fn failure_text(e: &DeliveryError, attempts: u32) -> String {
+    format!(
+        "{}: {} ({} attempt{} so far)",
+        e.code,
+        e.message,
+        attempts,
+        if attempts == 1 { "" } else { "s" }
+    )
+}
+
 /// What the task does for a stream's current configuration.
 pub enum Plan {
     /// The destination type does not deliver in Riffle yet (records stay
@@ -122,6 +145,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                 version: s.version,
                 sink: sink.cloned(),
                 clock: ctx.clock,
+                client: crate::client::Client::shared(),
             })),
             Err(reason) => Plan::NotConfigured(reason),
         };
@@ -133,12 +157,21 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
     match crate::s3::Settings::from_description(&d.description) {
-        Ok(Ok(settings)) => Plan::Deliver(Arc::new(crate::s3::S3Destination {
-            settings,
-            stream: s.name.clone(),
-            version: s.version,
-            sink: sink.clone(),
-        })),
+        Ok(Ok(settings)) => match crate::backup::wrap(
+            Arc::new(crate::s3::S3Destination {
+                settings,
+                stream: s.name.clone(),
+                version: s.version,
+                sink: sink.clone(),
+            }),
+            &d.description,
+            &s.name,
+            s.version,
+            sink,
+        ) {
+            Ok(d) => Plan::Deliver(d),
+            Err(reason) => Plan::NotConfigured(reason),
+        },
         Ok(Err(reason)) => Plan::NotConfigured(reason),
         Err(e) => Plan::NotConfigured(e.to_string()),
     }
@@ -333,7 +366,10 @@ impl Task {
                     continue;
                 }
             }
-            match dest.deliver(&held).await {
+            match DELIVERING
+                .scope(self.cell.clone(), dest.deliver(&held))
+                .await
+            {
                 Ok(()) => {
                     failing = None;
                     self.cell.set_failure(None);
@@ -350,13 +386,7 @@ impl Task {
                     let now = svc.now_ms();
                     let attempts = failing.as_ref().map_or(0, |f| f.attempts) + 1;
                     let expired = now - held.first_arrival_ms > RETENTION_MS;
-                    let mut text = format!(
-                        "{}: {} ({} attempt{} so far)",
-                        e.code,
-                        e.message,
-                        attempts,
-                        if attempts == 1 { "" } else { "s" }
-                    );
+                    let mut text = failure_text(&e, attempts);
                     if expired {
                         tracing::error!(
                             stream = %self.key.1,

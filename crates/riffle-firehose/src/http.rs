@@ -20,10 +20,10 @@
 //!   `<Prefix>http-endpoint-failed/YYYY/MM/DD/HH/`), compressed as that
 //!   S3 configuration says. S3BackupMode AllData also writes every
 //!   delivered batch, as is, under the backup Prefix.
-//! - Only plain `http://` URLs are delivered (Riffle accepts them next to
-//!   AWS's `https://`, for local receivers); an `https://` endpoint is
-//!   reported in FailureDescription and its records stay buffered.
-//!   Retry waits use real time, not the service clock.
+//! - `https://` URLs are delivered over TLS with the system's trust store
+//!   ([`crate::client`]); plain `http://` is accepted too (Riffle's
+//!   addition, for local receivers). Retry waits use real time, not the
+//!   service clock.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::Value as Json;
 
+use crate::client::{Client, SendError, Url};
 use crate::deliver::{Batch, BoxFuture, DeliveryError, Destination, Hints};
 use crate::sink::ObjectSink;
 
@@ -48,75 +49,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The most of a response body kept for messages and parsing.
 const MAX_RESPONSE: usize = 1 << 20;
 
-/// Where requests go: a parsed `http://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
-    /// `host[:port]`, the Host header.
-    pub authority: String,
-    /// Path and query, at least `/`.
-    pub path: String,
-}
-
-impl Target {
-    /// Parses `http://host[:port][/path][?query]`; `Err` says why not.
-    pub fn parse(url: &str) -> Result<Target, String> {
-        let lower = url.to_ascii_lowercase();
-        if lower.starts_with("https://") {
-            return Err(format!(
-                "HTTPS endpoints are not supported by Riffle yet ({url}); use an http:// URL (a local receiver). Records stay buffered."
-            ));
-        }
-        let rest = lower
-            .strip_prefix("http://")
-            .map(|_| &url["http://".len()..])
-            .ok_or_else(|| format!("Unsupported endpoint URL {url}."))?;
-        let cut = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(cut);
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!("Unsupported endpoint URL {url}."));
-        }
-        let bad = || format!("Unsupported endpoint URL {url}.");
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (h, rest) = v6.split_once(']').ok_or_else(bad)?;
-                match rest {
-                    "" => (h, 80),
-                    r => (
-                        h,
-                        r.strip_prefix(':')
-                            .and_then(|p| p.parse().ok())
-                            .ok_or_else(bad)?,
-                    ),
-                }
-            }
-            None => match authority.split_once(':') {
-                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-                None => (authority, 80),
-            },
-        };
-        let host = host.to_owned();
-        let path = match path {
-            "" => "/".to_owned(),
-            p if p.starts_with('?') => format!("/{p}"),
-            p => p.to_owned(),
-        };
-        Ok(Target {
-            host,
-            port,
-            authority: authority.to_owned(),
-            path,
-        })
-    }
-}
-
 /// What one HTTP endpoint destination does, read from its description
 /// document (and its AccessKey, kept apart).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub url: String,
-    pub target: Target,
+    pub target: Url,
     pub access_key: Option<String>,
     /// CommonAttributes, in their configured order.
     pub attributes: Vec<(String, String)>,
@@ -140,7 +78,7 @@ impl Settings {
             .pointer("/EndpointConfiguration/Url")
             .and_then(Json::as_str)
             .unwrap_or("");
-        let target = Target::parse(url)?;
+        let target = Url::parse(url)?;
         if doc
             .pointer("/ProcessingConfiguration/Enabled")
             .and_then(Json::as_bool)
@@ -268,6 +206,7 @@ pub struct HttpDestination {
     pub version: u64,
     pub sink: Option<Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
+    pub client: Client,
 }
 
 impl HttpDestination {
@@ -284,17 +223,6 @@ impl HttpDestination {
             )
         };
         let attempt = async {
-            let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let _ = tcp.set_nodelay(true);
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))?;
-            let driver = tokio::spawn(async move {
-                let _ = conn.await;
-            });
             let mut req = hyper::Request::post(t.path.as_str())
                 .header(hyper::header::HOST, t.authority.as_str())
                 .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -317,33 +245,21 @@ impl HttpDestination {
             let req = req
                 .body(Full::new(body))
                 .map_err(|e| unreachable(e.to_string()))?;
-            let resp = send.send_request(req).await.map_err(|e| {
-                err(
-                    "HttpEndpoint.ConnectionReset",
-                    format!(
-                        "The connection to the endpoint {} failed: {e}",
-                        self.settings.url
-                    ),
-                )
-            })?;
-            let status = resp.status().as_u16();
-            let mut bytes = Vec::new();
-            let mut b = resp.into_body();
-            while let Some(frame) = b.frame().await {
-                let frame = frame.map_err(|e| {
-                    err(
+            let resp = self
+                .client
+                .send(t, req, MAX_RESPONSE)
+                .await
+                .map_err(|e| match e {
+                    SendError::Connect(m) => unreachable(m),
+                    SendError::Io(m) => err(
                         "HttpEndpoint.ConnectionReset",
-                        format!("Reading the endpoint's response failed: {e}"),
-                    )
+                        format!(
+                            "The connection to the endpoint {} failed: {m}",
+                            self.settings.url
+                        ),
+                    ),
                 })?;
-                if let Some(d) = frame.data_ref() {
-                    bytes.extend_from_slice(
-                        &d[..d.len().min(MAX_RESPONSE - bytes.len().min(MAX_RESPONSE))],
-                    );
-                }
-            }
-            driver.abort();
-            check_response(status, &bytes, request_id)
+            check_response(resp.status, &resp.body, request_id)
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
             Ok(r) => r,
@@ -358,49 +274,18 @@ impl HttpDestination {
         }
     }
 
-    fn sink(&self) -> Result<&Arc<dyn ObjectSink>, DeliveryError> {
-        self.sink.as_ref().ok_or_else(|| {
-            err(
-                "S3.NotConfigured",
-                crate::deliver::NOT_CONFIGURED.to_owned(),
-            )
-        })
-    }
-
     /// Stores one backup object under `prefix`.
     async fn store(&self, prefix: String, raw: Vec<u8>, ms: i64) -> Result<(), DeliveryError> {
-        let s = &self.settings.backup;
-        let sink = self.sink()?;
-        let fail = |e: crate::sink::SinkError| err(e.code(), e.to_string());
-        if !sink.bucket_exists(&s.bucket).await.map_err(fail)? {
-            return Err(err(
-                "S3.NoSuchBucket",
-                format!(
-                    "The specified backup bucket does not exist: {}. Create the bucket; delivery is retried until then.",
-                    s.bucket
-                ),
-            ));
-        }
-        let key = s
-            .layout
-            .key(&prefix, &self.stream, self.version, ms, &s.extension);
-        let entry = key.rsplit('/').next().unwrap_or(&key);
-        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-        let body = s.compression.encode(&raw, entry).map_err(|e| {
-            err(
-                "S3.InternalError",
-                format!("compressing the object failed: {e}"),
-            )
-        })?;
-        sink.put_object(
-            &s.bucket,
-            &key,
-            Bytes::from(body),
-            Some("application/octet-stream"),
-            None,
+        crate::backup::put(
+            self.sink.as_ref(),
+            &self.settings.backup,
+            &self.stream,
+            self.version,
+            prefix,
+            &raw,
+            ms,
         )
         .await
-        .map_err(fail)
     }
 
     /// The error records of a batch given up on, one JSON document a line.
@@ -460,6 +345,9 @@ impl Destination for HttpDestination {
                             break Some(e);
                         }
                         tracing::warn!(stream = %self.stream, code = %e.code, message = %e.message, attempts, request_id = %request_id, "HTTP endpoint delivery failed; retrying");
+                        crate::deliver::report_failure(Some(crate::deliver::failure_text(
+                            &e, attempts,
+                        )));
                         tokio::time::sleep(backoff.min(left)).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
@@ -469,10 +357,7 @@ impl Destination for HttpDestination {
             match failure {
                 None => {
                     if self.settings.backup_all {
-                        let mut raw = Vec::with_capacity(batch.bytes);
-                        for r in &batch.records {
-                            raw.extend_from_slice(r);
-                        }
+                        let raw = crate::backup::concat(&batch.records);
                         let prefix = s.layout.prefix(batch.first_arrival_ms);
                         self.store(prefix, raw, batch.first_arrival_ms).await?;
                     }
@@ -507,31 +392,8 @@ mod tests {
     use std::io::Read;
     use std::sync::Mutex;
 
+    use http_body_util::BodyExt;
     use hyper::body::Incoming;
-
-    #[test]
-    fn urls() {
-        let t = Target::parse("http://127.0.0.1:8080/a/b?c=d").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 8080));
-        assert_eq!(
-            (t.authority.as_str(), t.path.as_str()),
-            ("127.0.0.1:8080", "/a/b?c=d")
-        );
-        let t = Target::parse("http://example.com").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.path.as_str()),
-            ("example.com", 80, "/")
-        );
-        let t = Target::parse("http://[::1]:9000?x").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.path.as_str()),
-            ("::1", 9000, "/?x")
-        );
-        assert!(Target::parse("https://example.com/")
-            .unwrap_err()
-            .contains("not supported by Riffle yet"));
-        assert!(Target::parse("http://h:port/").is_err());
-    }
 
     #[test]
     fn responses() {
@@ -626,6 +488,7 @@ mod tests {
             version: 1,
             sink,
             clock: riffle_core::clock::SystemClock::new(),
+            client: Client::shared(),
         }
     }
 

@@ -32,9 +32,12 @@ use riffle_log::LogEngine;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod backup;
 pub mod buffer;
+pub mod client;
 pub mod deliver;
 pub mod error;
+pub mod external;
 pub mod http;
 pub mod meta;
 #[rustfmt::skip]

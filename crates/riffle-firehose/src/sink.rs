@@ -23,6 +23,10 @@ pub enum SinkError {
     /// The bucket does not exist (S3's `NoSuchBucket`).
     #[error("The specified bucket does not exist: {0}")]
     NoSuchBucket(String),
+    /// The store refused the request for lack of permission (S3's
+    /// `AccessDenied`); the text says by whom.
+    #[error("{0}")]
+    AccessDenied(String),
     /// The key cannot be stored by this sink (a name the file system or
     /// the store refuses).
     #[error("invalid object key {key:?}: {reason}")]
@@ -38,6 +42,7 @@ impl SinkError {
     pub fn code(&self) -> &'static str {
         match self {
             SinkError::NoSuchBucket(_) => "S3.NoSuchBucket",
+            SinkError::AccessDenied(_) => "S3.AccessDenied",
             SinkError::InvalidKey { .. } => "S3.InvalidKey",
             SinkError::Io(_) => "S3.InternalError",
         }

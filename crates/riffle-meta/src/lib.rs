@@ -43,6 +43,7 @@
 //! ```
 
 mod backend;
+pub mod cells;
 mod error;
 mod memory;
 mod redb_backend;

@@ -1,20 +1,16 @@
 //! Amazon Data Firehose on the platform: JSON 1.1 under
-//! `X-Amz-Target: Firehose_20150804.<Operation>`, AWS's pre-checks (method,
-//! content type, target, empty or non-object body), SigV4, then the
-//! service.
+//! `X-Amz-Target: Firehose_20150804.<Operation>`, the shared JSON 1.1 front
+//! ([`crate::json11`]: AWS's pre-checks, SigV4), then the service.
 
 use std::sync::Arc;
 
-use http::{Method, StatusCode};
 use riffle_firehose::{Ctx, FirehoseError, Service};
-use riffle_wire::{Encoding, Value};
+use riffle_wire::Encoding;
 
-use crate::body::Body;
 use crate::platform::{
-    AwsService, BoxFuture, Family, Gauge, MetricKind, Request, RequestBody, Response, Route,
-    Sample, Shared,
+    AwsService, BoxFuture, Family, Gauge, MetricKind, Request, Response, Route, Sample, Shared,
 };
-use crate::{base, error, header, ok, xml};
+use crate::{error, ok};
 
 pub const TARGET_PREFIX: &str = "Firehose_20150804";
 
@@ -156,60 +152,16 @@ impl AwsService for Firehose {
 
 impl Firehose {
     async fn serve(&self, req: Request, shared: &Shared) -> Response {
-        let Request {
-            parts,
-            body,
-            operation,
-        } = req;
-        let body = match body {
-            RequestBody::Full(b) => b,
-            RequestBody::TooLarge => {
-                return base(StatusCode::PAYLOAD_TOO_LARGE)
-                    .body(Body::empty())
-                    .unwrap_or_else(|_| Response::new(Body::empty()))
-            }
-            RequestBody::Stream(_) => {
-                return xml(StatusCode::FORBIDDEN, "AccessDeniedException", None)
-            }
+        let accepted = match crate::json11::accept(req, shared, |op| self.knows(op)) {
+            Ok(a) => a,
+            Err(response) => return *response,
         };
-        if parts.method != Method::POST {
-            return xml(
-                StatusCode::FORBIDDEN,
-                "AccessDeniedException",
-                Some("Unable to determine service/operation name to be authorized"),
-            );
-        }
-        let content_type = header(&parts.headers, "content-type").map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-        if !matches!(
-            content_type.as_deref(),
-            Some("application/x-amz-json-1.1") | Some("application/json")
-        ) {
-            return xml(StatusCode::NOT_FOUND, "UnknownOperationException", None);
-        }
-        if !self.knows(&operation) {
-            return error(Encoding::Json, 400, "UnknownOperationException", None);
-        }
-        if body.is_empty() {
-            return error(Encoding::Json, 400, "SerializationException", None);
-        }
-        let doc = match Encoding::Json.decode(&body) {
-            Ok(v @ Value::Map(_)) => v,
-            _ => return error(Encoding::Json, 400, "SerializationException", None),
+        let ctx = Ctx {
+            region: accepted.region,
         };
-        let region = match shared.authenticate(&parts, &body) {
-            Ok(r) => r,
-            Err(e) => return error(Encoding::Json, 400, e.error_type(), Some(&e.message())),
-        };
-        let ctx = Ctx { region };
-        let span = tracing::debug_span!("firehose", operation = %operation);
+        let span = tracing::debug_span!("firehose", operation = %accepted.operation);
         let _enter = span.enter();
-        match self.0.call(&ctx, &operation, doc).await {
+        match self.0.call(&ctx, &accepted.operation, accepted.doc).await {
             Ok(v) => ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
             Err(e) => firehose_error(&e),
         }

@@ -24,9 +24,11 @@ use riffle_core::Clock;
 use riffle_wire::{error as wire_error, Encoding, Value};
 use tokio::net::TcpListener;
 
+pub mod analytics;
 pub mod body;
 pub mod faults;
 pub mod firehose;
+pub mod json11;
 pub mod kinesis;
 pub mod metrics;
 pub mod platform;
@@ -58,12 +60,14 @@ pub fn services(
     streams: Arc<riffle_streams::Service>,
     faults: faults::Faults,
     firehose: Arc<riffle_firehose::Service>,
+    analytics: Arc<riffle_analytics::Service>,
     s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
         Arc::new(kinesis::DataStreams(streams, faults)),
         Arc::new(sts::Sts),
         Arc::new(firehose::Firehose(firehose)),
+        Arc::new(analytics::Analytics(analytics)),
         Arc::new(s3),
     ])
 }

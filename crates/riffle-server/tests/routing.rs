@@ -39,6 +39,10 @@ async fn server() -> std::net::SocketAddr {
             streams,
             Default::default(),
             firehose,
+            riffle_analytics::Service::new(
+                riffle_analytics::Config::default(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
             S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

@@ -235,6 +235,46 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_FIREHOSE_LOCAL_OUTPUT", value_name = "DIR")]
     pub firehose_local_output: Option<std::path::PathBuf>,
 
+    /// Deliver Firehose S3 destinations to buckets on this S3-compatible
+    /// endpoint (an `http://` or `https://` URL: MinIO, Ceph, moto, ...)
+    /// instead of the embedded S3 or `--firehose-local-output`.
+    #[arg(long, env = "RIFFLE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// A bucket on an S3-compatible endpoint, as `BUCKET=URL`: repeat the
+    /// flag (or comma-separate in the environment variable). Wins over
+    /// `--s3-endpoint` for that bucket; other buckets stay where they were.
+    #[arg(
+        long = "s3-bucket-endpoint",
+        env = "RIFFLE_S3_BUCKET_ENDPOINTS",
+        value_name = "BUCKET=URL",
+        value_delimiter = ','
+    )]
+    pub s3_bucket_endpoints: Vec<String>,
+
+    /// The access key id requests to external S3 endpoints are signed with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+
+    /// The secret access key requests to external S3 endpoints are signed
+    /// with.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// A session token sent to external S3 endpoints.
+    #[arg(long, env = "AWS_SESSION_TOKEN", hide_env_values = true)]
+    pub s3_session_token: Option<String>,
+
+    /// The region requests to external S3 endpoints are signed for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// Path-style addressing on external S3 endpoints
+    /// (`http://host/BUCKET/KEY`); `false` for virtual-hosted style
+    /// (`http://BUCKET.host/KEY`).
+    #[arg(long, env = "RIFFLE_S3_PATH_STYLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub s3_path_style: bool,
+
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]
     pub shard_limit: u32,

@@ -62,3 +62,54 @@ impl ObjectSink for EmbeddedS3 {
         Box::pin(async move { Ok(self.0.head_bucket(bucket).is_ok()) })
     }
 }
+
+/// Puts `--s3-endpoint` and `--s3-bucket-endpoint` in front of `local`
+/// (the embedded S3 or a local directory): `local` itself when neither
+/// is given.
+pub fn with_external(
+    local: Arc<dyn ObjectSink>,
+    args: &crate::cli::ServeArgs,
+) -> anyhow::Result<Arc<dyn ObjectSink>> {
+    use riffle_firehose::external::{self, Credentials, Endpoint, ExternalS3, RouterSink};
+    if args.s3_endpoint.is_none() && args.s3_bucket_endpoints.is_empty() {
+        return Ok(local);
+    }
+    let (Some(id), Some(secret)) = (&args.s3_access_key_id, &args.s3_secret_access_key) else {
+        anyhow::bail!(
+            "external S3 endpoints need credentials: --s3-access-key-id and --s3-secret-access-key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        );
+    };
+    let credentials = Credentials {
+        access_key_id: id.clone(),
+        secret_access_key: secret.clone(),
+        session_token: args.s3_session_token.clone(),
+        region: args.s3_region.clone(),
+    };
+    let sink = |e: Endpoint| -> Arc<dyn ObjectSink> {
+        ExternalS3::new(e, credentials.clone(), args.s3_path_style)
+    };
+    let external = match &args.s3_endpoint {
+        Some(url) => {
+            let e = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("--s3-endpoint {e}"))?;
+            tracing::info!(endpoint = %e.url, "Firehose S3 destinations deliver to an external S3 endpoint");
+            Some(sink(e))
+        }
+        None => None,
+    };
+    let mut buckets = std::collections::HashMap::new();
+    for m in args
+        .s3_bucket_endpoints
+        .iter()
+        .filter(|m| !m.trim().is_empty())
+    {
+        let (bucket, e) = external::parse_bucket_endpoint(m)
+            .map_err(|e| anyhow::anyhow!("--s3-bucket-endpoint {e}"))?;
+        tracing::info!(bucket = %bucket, endpoint = %e.url, "Firehose bucket on an external S3 endpoint");
+        buckets.insert(bucket, sink(e));
+    }
+    Ok(Arc::new(RouterSink {
+        local,
+        external,
+        buckets,
+    }))
+}

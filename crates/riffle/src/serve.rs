@@ -83,8 +83,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..riffle_firehose::Config::default()
     };
+    let analytics_cfg = riffle_analytics::Config {
+        account: cfg.account.clone(),
+        status_delay_ms: cfg.status_delay_ms,
+        ..riffle_analytics::Config::default()
+    };
     let mut disk_stats = None;
-    let (service, firehose, s3) = match args.storage {
+    let (service, firehose, s3, analytics) = match args.storage {
         Storage::Memory => {
             let service = Service::new(
                 cfg,
@@ -94,12 +99,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
             let firehose = riffle_firehose::Service::new(
-                with_embedded_s3(firehose_cfg, &s3.s3),
+                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
                 clock.clone() as Arc<dyn Clock>,
                 MemoryEngine::new(),
                 Some(service.clone()),
             );
-            (service, firehose, s3)
+            let analytics =
+                riffle_analytics::Service::new(analytics_cfg, clock.clone() as Arc<dyn Clock>);
+            (service, firehose, s3, analytics)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -151,26 +158,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .with_context(|| format!("opening {}", firehose_dir.display()))?;
             let firehose = riffle_firehose::Service::open(
-                with_embedded_s3(firehose_cfg, &s3.s3),
+                with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
                 clock.clone() as Arc<dyn Clock>,
                 firehose_engine,
                 Some(service.clone()),
                 store.namespace(riffle_firehose::meta::NAMESPACE)?,
             )
             .context("loading delivery streams")?;
+            let analytics = riffle_analytics::Service::open(
+                analytics_cfg,
+                clock.clone() as Arc<dyn Clock>,
+                store.namespace(riffle_analytics::NAMESPACE)?,
+            )
+            .context("loading analytics applications")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose, s3)
+            (service, firehose, s3, analytics)
         }
     };
     let firehose_maintenance = firehose.clone();
+    let analytics_maintenance = analytics.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             firehose_maintenance.maintain().await;
+            analytics_maintenance.maintain().await;
         }
     });
     let maintenance = service.clone();
@@ -219,6 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             service.clone(),
             faults(&args),
             firehose,
+            analytics,
             riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3
@@ -321,17 +337,21 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
 }
 
 /// Firehose's S3 destinations deliver to the embedded S3 unless
-/// `--firehose-local-output` chose a directory.
+/// `--firehose-local-output` chose a directory; buckets on external
+/// endpoints (`--s3-endpoint`, `--s3-bucket-endpoint`) go there instead.
 fn with_embedded_s3(
     mut cfg: riffle_firehose::Config,
     s3: &Arc<riffle_s3::S3>,
-) -> riffle_firehose::Config {
-    if cfg.sink.is_none() {
-        cfg.sink = Some(riffle_firehose::sink::Sink(Arc::new(
-            crate::s3_sink::EmbeddedS3(s3.clone()),
-        )));
-    }
-    cfg
+    args: &ServeArgs,
+) -> anyhow::Result<riffle_firehose::Config> {
+    let local = match cfg.sink.take() {
+        Some(s) => s.0,
+        None => Arc::new(crate::s3_sink::EmbeddedS3(s3.clone())),
+    };
+    cfg.sink = Some(riffle_firehose::sink::Sink(crate::s3_sink::with_external(
+        local, args,
+    )?));
+    Ok(cfg)
 }
 
 fn faults(args: &ServeArgs) -> riffle_server::faults::Faults {

@@ -45,6 +45,10 @@ async fn start() -> Server {
             service,
             Default::default(),
             firehose,
+            riffle_analytics::Service::new(
+                riffle_analytics::Config::default(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
             riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

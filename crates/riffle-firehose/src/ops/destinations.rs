@@ -362,6 +362,7 @@ pub(crate) fn check(d: &Destination) -> Result<()> {
     if d.kind == Kind::ExtendedS3 {
         // Accepted-but-not-delivered settings are reported by delivery.
         let _ = crate::s3::Settings::from_description(&d.description)?;
+        crate::backup::check(&d.description)?;
     }
     Ok(())
 }
@@ -412,6 +413,9 @@ pub async fn update_destination(
             })?;
         let next = apply_update(&s.destinations[idx], kind, update)?;
         check(&next)?;
+        if next.kind == s.destinations[idx].kind {
+            crate::backup::check_update(&s.destinations[idx].description, &next.description)?;
+        }
         s.destinations[idx] = next;
         s.version += 1;
         s.updated_ms = Some(now);

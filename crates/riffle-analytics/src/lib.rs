@@ -1,0 +1,131 @@
+//! Amazon Kinesis Data Analytics for SQL applications (`kinesisanalytics`
+//! 2015-08-14): the API control plane.
+//!
+//! - [`Service`] holds every application of the account, keyed by region
+//!   and name, in a [`riffle_meta::cells::Registry`] on the `analytics`
+//!   namespace of the shared metadata store.
+//! - [`Service::call`] runs one operation: it validates the decoded body
+//!   against the generated [`model`] (AWS's serialization and validation
+//!   errors), converts it into the operation's typed input and runs the
+//!   handler in [`ops`].
+//! - [`state`]: an application (also its stored row) and its status
+//!   machine: READY → STARTING → RUNNING → STOPPING → READY, DELETING.
+//! - [`error::AnalyticsError`] maps every failure to AWS's `__type`.
+
+use std::sync::Arc;
+
+use riffle_core::Clock;
+use riffle_meta::cells::Registry;
+use riffle_wire::shape::{self, FromValue};
+use riffle_wire::Value;
+
+pub mod error;
+#[rustfmt::skip]
+pub mod model;
+pub mod ops;
+pub mod sql;
+pub mod state;
+
+pub use error::AnalyticsError;
+use error::Result;
+
+/// The namespace Analytics claims in the shared metadata store.
+pub const NAMESPACE: &str = "analytics";
+
+/// Server-wide settings of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The account id in ARNs and messages.
+    pub account: String,
+    /// How long STARTING, STOPPING and DELETING last.
+    pub status_delay_ms: i64,
+    /// Applications allowed per region (AWS's default quota is 50).
+    pub application_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            account: "000000000000".into(),
+            status_delay_ms: 500,
+            application_limit: 50,
+        }
+    }
+}
+
+/// Who is calling: the region comes from the request's credential scope.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub region: String,
+}
+
+/// The Kinesis Analytics service.
+pub struct Service {
+    pub cfg: Config,
+    pub clock: Arc<dyn Clock>,
+    pub(crate) apps: Registry<state::Application, ()>,
+}
+
+/// An application's registry key.
+pub(crate) fn key(region: &str, name: &str) -> String {
+    format!("{region}\0{name}")
+}
+
+impl Service {
+    /// A service whose applications live in the namespace `ns` of the
+    /// shared store (loaded now).
+    pub fn open(
+        cfg: Config,
+        clock: Arc<dyn Clock>,
+        ns: riffle_meta::Namespace,
+    ) -> std::result::Result<Arc<Service>, riffle_meta::MetaError> {
+        let now = clock.clone();
+        let apps = Registry::open(
+            ns,
+            "applications",
+            move || now.now_ms(),
+            |_, _| Ok::<_, riffle_meta::MetaError>(()),
+        )?;
+        Ok(Arc::new(Service { cfg, clock, apps }))
+    }
+
+    /// A service that keeps nothing (`--storage memory`).
+    pub fn new(cfg: Config, clock: Arc<dyn Clock>) -> Arc<Service> {
+        let ns = riffle_meta::Store::none()
+            .namespace(NAMESPACE)
+            .expect("a fresh store has every namespace free");
+        Service::open(cfg, clock, ns).expect("an empty store opens")
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn account(&self) -> &str {
+        &self.cfg.account
+    }
+
+    /// Applications, for metrics.
+    pub fn count(&self) -> usize {
+        self.apps.all().len()
+    }
+
+    /// Persists due transitions and sweeps deleted applications; the
+    /// server's maintenance task runs this periodically.
+    pub async fn maintain(&self) {
+        if let Err(e) = self.apps.settle_all().await {
+            tracing::error!(error = %e, "analytics maintenance failed");
+        }
+    }
+
+    /// Runs one operation on a decoded request body.
+    pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
+        let input = shape::operation_input(model::OPERATIONS, operation, body)?;
+        ops::dispatch(self, ctx, operation, Value::Map(input)).await
+    }
+}
+
+/// Converts a validated body into an operation's input type.
+pub(crate) fn input<T: FromValue>(v: Value) -> T {
+    T::from_value(v)
+}

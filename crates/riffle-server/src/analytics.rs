@@ -1,0 +1,83 @@
+//! Amazon Kinesis Data Analytics (SQL applications) on the platform: JSON
+//! 1.1 under `X-Amz-Target: KinesisAnalytics_20150814.<Operation>`, the
+//! shared JSON 1.1 front ([`crate::json11`]), then the service.
+
+use std::sync::Arc;
+
+use riffle_analytics::{AnalyticsError, Ctx, Service};
+use riffle_wire::Encoding;
+
+use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
+use crate::{error, ok};
+
+pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814";
+
+/// The largest body read: application code is at most 100 KB; schemas
+/// and configurations add little.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Kinesis Analytics, served over JSON 1.1.
+pub struct Analytics(pub Arc<Service>);
+
+fn analytics_error(e: &AnalyticsError) -> Response {
+    tracing::debug!(error_type = e.error_type(), "request failed");
+    if let AnalyticsError::Internal(detail) = e {
+        tracing::error!(%detail, "internal failure");
+    }
+    error(
+        Encoding::Json,
+        e.status(),
+        e.error_type(),
+        e.message().as_deref(),
+    )
+}
+
+impl AwsService for Analytics {
+    fn name(&self) -> &'static str {
+        "kinesisanalytics"
+    }
+
+    fn route(&self) -> Route {
+        Route::Target(TARGET_PREFIX)
+    }
+
+    fn knows(&self, op: &str) -> bool {
+        riffle_analytics::model::OPERATIONS
+            .iter()
+            .any(|(n, _)| *n == op)
+    }
+
+    fn max_body(&self) -> usize {
+        MAX_BODY
+    }
+
+    fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {
+        analytics_error(&AnalyticsError::ServiceUnavailable("Slow down.".into()))
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        vec![Gauge {
+            name: "riffle_analytics_applications",
+            help: "Kinesis Analytics applications.",
+            value: self.0.count() as u64,
+        }]
+    }
+
+    fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
+        Box::pin(async move {
+            let accepted = match crate::json11::accept(req, shared, |op| self.knows(op)) {
+                Ok(a) => a,
+                Err(response) => return *response,
+            };
+            let ctx = Ctx {
+                region: accepted.region,
+            };
+            let span = tracing::debug_span!("analytics", operation = %accepted.operation);
+            let _enter = span.enter();
+            match self.0.call(&ctx, &accepted.operation, accepted.doc).await {
+                Ok(v) => ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
+                Err(e) => analytics_error(&e),
+            }
+        })
+    }
+}
