@@ -3,6 +3,7 @@ real AWS clients pointed at it."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +74,17 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+    def kill(self):
+        """SIGKILL: the process dies at once, nothing flushed or closed."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def restart(self):
+        """Starts the server again on the same data directory and port."""
+        self.proc = None
+        return self.start()
 
     def advance_clock(self, ms):
         req = urllib.request.Request(self.endpoint + "/_riffle/clock", data=json.dumps({"advance_ms": ms}).encode(), method="POST")

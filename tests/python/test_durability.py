@@ -110,8 +110,7 @@ def check_everything_acked_is_there(client, name, acked):
 
 
 def restart(server):
-    server.proc = None
-    return server.start()
+    return server.restart()
 
 
 def test_sigkill_under_load_loses_nothing_acknowledged():
@@ -133,10 +132,8 @@ def test_sigkill_under_load_loses_nothing_acknowledged():
                         seen_before.setdefault(sid, set()).update(s for s, _ in recs)
                 except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
                     pass
-                server.proc.send_signal(signal.SIGKILL)
-                server.proc.wait()
-                server.log.close()
-                restart(server)
+                server.kill()
+                server.restart()
             time.sleep(0.5)
         assert len(writers.acked) > 1000, f"only {len(writers.acked)} records acknowledged"
         records = check_everything_acked_is_there(server.client(), name, writers.acked)

@@ -247,12 +247,30 @@ impl Service {
                 .map_err(|source| OpenError::RemoveOrphan { id, source })?;
         }
         let mut last = 0;
-        for row in rows {
+        for mut row in rows {
             let id = row.log_id;
             let log = engine
                 .open(id)
                 .map_err(|source| OpenError::Log { id, source })?;
             log.set_durability(svc.cfg.durability);
+            // In interval and none modes a power loss can take the
+            // buffer's unsynced tail after delivery moved the checkpoint
+            // past it (those records are delivered). The log gives those
+            // offsets out again, so the checkpoint comes back to the log's
+            // end, persisted before any new record can take one of them;
+            // otherwise delivery would skip the new records.
+            let end = log.next_offset(buffer::SHARD);
+            if row.delivered_offset > end {
+                tracing::warn!(
+                    stream = %row.name,
+                    checkpoint = row.delivered_offset,
+                    end,
+                    "the buffer lost records past its delivery checkpoint in a power loss; moving the checkpoint back to its end"
+                );
+                row.delivered_offset = end;
+                svc.meta
+                    .write(&(row.region.clone(), row.name.clone()), Some(&row))?;
+            }
             last = last.max(id);
             svc.insert(row, buffer::LogBuffer::new(log));
         }
