@@ -134,6 +134,18 @@ pub struct BenchArgs {
     /// Firehose phase: how long to wait for delivery after the writes.
     #[arg(long, default_value_t = 120.0)]
     pub firehose_wait_secs: f64,
+    /// Firehose phase: `raw` sends binary records delivered as they are;
+    /// `parquet` sends JSON records converted to Parquet (SNAPPY) with the
+    /// columns of a Glue table the bench creates in the endpoint's Glue
+    /// Data Catalog.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub firehose_format: FirehoseFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirehoseFormat {
+    Raw,
+    Parquet,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,10 @@
 //! It reports acknowledged records/s with PutRecordBatch latency, then,
 //! once every acknowledged record is in some object, delivered MB/s and
 //! data freshness (object time − send time), and checks at-least-once:
-//! every acknowledged record delivered.
+//! every acknowledged record delivered. With `--firehose-format parquet`
+//! the records are JSON documents (`id`, `sent_us`, padding) converted to
+//! Parquet with the columns of a Glue table the bench creates first, and
+//! the watcher reads the objects back with the Parquet reader.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -20,7 +23,7 @@ use bytes::Bytes;
 use riffle_wire::{Encoding, Value};
 
 use super::{get, get_str, map, Conn, Hist};
-use crate::cli::{BenchArgs, FirehoseCompression};
+use crate::cli::{BenchArgs, FirehoseCompression, FirehoseFormat};
 
 const TARGET: &str = "Firehose_20150804";
 
@@ -31,16 +34,55 @@ fn now_us() -> u64 {
 }
 
 /// Record payload: 8-byte id, 8-byte send time (µs since the Unix epoch),
-/// filler.
-fn payload(id: u64, sent_us: u64, size: usize, out: &mut Vec<u8>) {
+/// filler; or, as JSON, `{"id":..,"sent_us":..,"pad":"xx.."}` of the same
+/// size where the size leaves room.
+fn payload(id: u64, sent_us: u64, size: usize, json: bool, out: &mut Vec<u8>) {
     let start = out.len();
+    if json {
+        let head = format!("{{\"id\":{id},\"sent_us\":{sent_us},\"pad\":\"");
+        out.extend_from_slice(head.as_bytes());
+        let pad = size.saturating_sub(head.len() + 2);
+        out.resize(out.len() + pad, b'x');
+        out.extend_from_slice(b"\"}");
+        return;
+    }
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&sent_us.to_be_bytes());
     out.resize(start + size.max(16), b'x');
 }
 
+/// The (id, send time) of every row of a Parquet object.
+fn parquet_rows(body: Bytes) -> anyhow::Result<Vec<(u64, u64)>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body)?.build()?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                .ok_or_else(|| anyhow!("no bigint column {name} in the Parquet object"))
+        };
+        let (ids, sent) = (col("id")?, col("sent_us")?);
+        for i in 0..batch.num_rows() {
+            rows.push((ids.value(i) as u64, sent.value(i) as u64));
+        }
+    }
+    Ok(rows)
+}
+
 /// A PutRecordBatch body, written directly.
-fn batch_body(stream: &str, first: u64, count: usize, size: usize, sent_us: u64) -> Bytes {
+fn batch_body(
+    stream: &str,
+    first: u64,
+    count: usize,
+    size: usize,
+    sent_us: u64,
+    json: bool,
+) -> Bytes {
     let mut out = Vec::with_capacity(64 + count * (size * 4 / 3 + 16));
     out.extend_from_slice(b"{\"DeliveryStreamName\":\"");
     out.extend_from_slice(stream.as_bytes());
@@ -51,7 +93,7 @@ fn batch_body(stream: &str, first: u64, count: usize, size: usize, sent_us: u64)
             out.push(b',');
         }
         d.clear();
-        payload(first + i as u64, sent_us, size, &mut d);
+        payload(first + i as u64, sent_us, size, json, &mut d);
         out.extend_from_slice(b"{\"Data\":\"");
         let start = out.len();
         out.resize(start + base64::encoded_len(d.len(), true).unwrap_or(0), 0);
@@ -245,6 +287,24 @@ async fn scan(
         if status != 200 {
             bail!("GetObject {}: HTTP {status}", o.key);
         }
+        if body.starts_with(b"PAR1") {
+            let rows = parquet_rows(body).with_context(|| format!("reading {}", o.key))?;
+            let mut g = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sends = Vec::with_capacity(rows.len());
+            for (id, sent) in rows {
+                g.mark(id);
+                g.records += 1;
+                g.record_bytes += size as u64;
+                sends.push(sent);
+            }
+            g.keys.insert(o.key);
+            g.objects += 1;
+            g.stored_bytes += o.size;
+            g.last_seen_us = seen_at;
+            g.samples
+                .push((o.modified_ms, (seen_at / 1000) as i64, o.sub_second, sends));
+            continue;
+        }
         let data = if body.starts_with(&[0x1f, 0x8b]) {
             let mut out = Vec::new();
             flate2::read::MultiGzDecoder::new(&body[..])
@@ -277,6 +337,90 @@ async fn scan(
     Ok(())
 }
 
+/// Creates the Glue database `riffle_bench` (if missing) and a table
+/// `bench_<tag>` (`id bigint, sent_us bigint, pad string`) in the
+/// endpoint's Glue Data Catalog; returns the conversion configuration
+/// that names it.
+async fn glue_table(endpoint: &str, encoding: Encoding, tag: &str) -> anyhow::Result<Value> {
+    let mut glue = Conn::open_api(endpoint, encoding, "AWSGlue", "glue").await?;
+    let database = "riffle_bench";
+    let table = format!("bench_{tag}");
+    if let Err(e) = glue
+        .call(
+            "CreateDatabase",
+            &map(vec![(
+                "DatabaseInput",
+                map(vec![("Name", Value::Str(database.into()))]),
+            )]),
+        )
+        .await
+    {
+        if !e.to_string().contains("AlreadyExistsException") {
+            return Err(e).context("Glue CreateDatabase");
+        }
+    }
+    let column = |name: &str, ty: &str| {
+        map(vec![
+            ("Name", Value::Str(name.into())),
+            ("Type", Value::Str(ty.into())),
+        ])
+    };
+    glue.call(
+        "CreateTable",
+        &map(vec![
+            ("DatabaseName", Value::Str(database.into())),
+            (
+                "TableInput",
+                map(vec![
+                    ("Name", Value::Str(table.clone())),
+                    (
+                        "StorageDescriptor",
+                        map(vec![(
+                            "Columns",
+                            Value::List(vec![
+                                column("id", "bigint"),
+                                column("sent_us", "bigint"),
+                                column("pad", "string"),
+                            ]),
+                        )]),
+                    ),
+                ]),
+            ),
+        ]),
+    )
+    .await
+    .context("Glue CreateTable")?;
+    let serde = |name: &str, inner: Value| map(vec![(name, inner)]);
+    Ok(map(vec![
+        ("Enabled", Value::Bool(true)),
+        (
+            "InputFormatConfiguration",
+            serde("Deserializer", serde("OpenXJsonSerDe", map(vec![]))),
+        ),
+        (
+            "OutputFormatConfiguration",
+            serde(
+                "Serializer",
+                serde(
+                    "ParquetSerDe",
+                    map(vec![("Compression", Value::Str("SNAPPY".into()))]),
+                ),
+            ),
+        ),
+        (
+            "SchemaConfiguration",
+            map(vec![
+                ("DatabaseName", Value::Str(database.into())),
+                ("TableName", Value::Str(table)),
+                (
+                    "RoleARN",
+                    Value::Str("arn:aws:iam::000000000000:role/firehose".into()),
+                ),
+            ]),
+        ),
+    ]))
+}
+
 pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
     let encoding = Encoding::Json;
     let endpoint = args.endpoint.clone();
@@ -305,13 +449,25 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
             b
         }
     };
+    let parquet = args.firehose_format == FirehoseFormat::Parquet;
     let compression = match args.firehose_compression {
         FirehoseCompression::Uncompressed => "UNCOMPRESSED",
+        FirehoseCompression::Gzip if parquet => {
+            bail!("--firehose-format parquet needs --firehose-compression UNCOMPRESSED (Parquet compresses itself)")
+        }
         FirehoseCompression::Gzip => "GZIP",
     };
+    let conversion = if parquet {
+        Some(glue_table(&endpoint, encoding, tag8).await?)
+    } else {
+        None
+    };
     println!(
-        "riffle bench --phase firehose → {endpoint}: delivery stream {stream} → s3://{bucket}/{prefix}, interval {} s, {} MB, {compression}; {} connections, {batch} records × {size} bytes per PutRecordBatch",
-        args.firehose_interval_secs, args.firehose_size_mbs, args.connections
+        "riffle bench --phase firehose → {endpoint}: delivery stream {stream} → s3://{bucket}/{prefix}, interval {} s, {} MB, {compression}{}; {} connections, {batch} records × {size} bytes per PutRecordBatch",
+        args.firehose_interval_secs,
+        args.firehose_size_mbs,
+        if parquet { ", JSON converted to Parquet (SNAPPY)" } else { "" },
+        args.connections
     );
     let mut admin = Conn::open_api(&endpoint, encoding, TARGET, "firehose").await?;
     admin
@@ -322,7 +478,7 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
                 ("DeliveryStreamType", Value::Str("DirectPut".into())),
                 (
                     "ExtendedS3DestinationConfiguration",
-                    map(vec![
+                    map([
                         (
                             "RoleARN",
                             Value::Str("arn:aws:iam::000000000000:role/firehose".into()),
@@ -340,7 +496,14 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
                                 ),
                             ]),
                         ),
-                    ]),
+                    ]
+                    .into_iter()
+                    .chain(
+                        conversion
+                            .clone()
+                            .map(|c| ("DataFormatConversionConfiguration", c)),
+                    )
+                    .collect()),
                 ),
             ]),
         )
@@ -414,7 +577,7 @@ pub(super) async fn firehose_phase(args: &BenchArgs) -> anyhow::Result<()> {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let first = next_id.fetch_add(batch as u64, Ordering::Relaxed);
-                let body = batch_body(&stream, first, batch, size, now_us());
+                let body = batch_body(&stream, first, batch, size, now_us(), parquet);
                 let t = Instant::now();
                 let bytes = match c.send_bytes("PutRecordBatch", body).await {
                     Ok(b) => b,
@@ -554,9 +717,17 @@ mod tests {
     #[test]
     fn payload_round_trip() {
         let mut d = Vec::new();
-        payload(7, 99, 100, &mut d);
+        payload(7, 99, 100, false, &mut d);
         assert_eq!(d.len(), 100);
         assert_eq!(u64::from_be_bytes(d[0..8].try_into().unwrap()), 7);
         assert_eq!(u64::from_be_bytes(d[8..16].try_into().unwrap()), 99);
+        let mut j = Vec::new();
+        payload(7, 99, 100, true, &mut j);
+        assert_eq!(j.len(), 100);
+        let v: serde_json::Value = serde_json::from_slice(&j).unwrap();
+        assert_eq!(
+            (v["id"].as_u64(), v["sent_us"].as_u64()),
+            (Some(7), Some(99))
+        );
     }
 }
