@@ -7,7 +7,7 @@ import time
 import botocore.exceptions
 import pytest
 
-from conftest import ACCOUNT, REGION, Server, unique
+from conftest import ACCOUNT, REGION, Server, aws_cli, unique
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/analytics"
 STREAM = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/clicks"
@@ -274,3 +274,17 @@ def test_applications_survive_a_restart(start_server):
         assert detail(again.client("kinesisanalytics"), "kept") == before
     finally:
         again.stop()
+
+
+def test_quickstart_with_the_cli(srv):
+    """The README's quickstart, with the AWS CLI."""
+    name = unique("cli")
+    out = aws_cli(srv.endpoint, "kinesisanalytics", "create-application", "--application-name", name,
+                  "--application-code", 'CREATE OR REPLACE STREAM "DEST" (page VARCHAR(64));')
+    assert out["ApplicationSummary"]["ApplicationStatus"] == "READY"
+    d = aws_cli(srv.endpoint, "kinesisanalytics", "describe-application", "--application-name", name)["ApplicationDetail"]
+    assert d["ApplicationCode"] == 'CREATE OR REPLACE STREAM "DEST" (page VARCHAR(64));'
+    assert d["ApplicationVersionId"] == 1
+    bad = aws_cli(srv.endpoint, "kinesisanalytics", "create-application", "--application-name", unique("cli"),
+                  "--application-code", "CREATE PUMP", check=False)
+    assert bad.returncode != 0 and "CodeValidationException" in bad.stderr
