@@ -105,6 +105,11 @@ pub struct PlanCtx<'a> {
     pub sink: Option<&'a Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub account: &'a str,
+    /// `--redshift-endpoint`.
+    pub redshift_endpoint: Option<&'a crate::redshift::HostPort>,
+    /// The stream's counters, for destinations that count deliveries of
+    /// their own (Redshift: staged objects and COPY commands).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 /// The plan for a stream's first destination.
@@ -126,12 +131,29 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             Err(reason) => Plan::NotConfigured(reason),
         };
     }
-    if d.kind != Kind::ExtendedS3 {
+    if !matches!(d.kind, Kind::ExtendedS3 | Kind::Redshift) {
         return Plan::Idle;
     }
     let Some(sink) = sink else {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
+    if d.kind == Kind::Redshift {
+        return match crate::redshift::Settings::from_description(
+            &d.description,
+            d.password.clone(),
+            ctx.redshift_endpoint,
+        ) {
+            Ok(settings) => Plan::Deliver(Arc::new(crate::redshift::RedshiftDestination::new(
+                settings,
+                s.name.clone(),
+                s.version,
+                sink.clone(),
+                ctx.clock,
+                ctx.stats,
+            ))),
+            Err(reason) => Plan::NotConfigured(reason),
+        };
+    }
     match crate::s3::Settings::from_description(&d.description) {
         Ok(Ok(settings)) => Plan::Deliver(Arc::new(crate::s3::S3Destination {
             settings,
@@ -237,6 +259,8 @@ impl Task {
                         sink: svc.cfg.sink.as_ref().map(|x| &x.0),
                         clock: svc.clock.clone(),
                         account: svc.account(),
+                        redshift_endpoint: svc.cfg.redshift_endpoint.as_ref(),
+                        stats: self.cell.stats.clone(),
                     },
                 ) {
                     Plan::Deliver(d) => {

@@ -20,6 +20,10 @@
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
+//! - [`redshift`]: the Redshift destination: batches staged in the
+//!   intermediate S3 destination with a manifest, then COPY into a
+//!   PostgreSQL server standing in for the cluster
+//!   ([`redshift::copy`] reads the data as Redshift's CopyOptions say).
 //! - [`stats`]: per delivery stream counters for `/metrics`, after
 //!   CloudWatch's Firehose metrics.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
@@ -41,6 +45,7 @@ pub mod meta;
 pub mod model;
 pub mod ops;
 pub mod prefix;
+pub mod redshift;
 pub mod registry;
 pub mod s3;
 pub mod sink;
@@ -68,6 +73,9 @@ pub struct Config {
     /// again (buffering intervals and retry backoff are measured on the
     /// service's clock).
     pub delivery_tick_ms: u64,
+    /// Where Redshift destinations connect, whatever host and port their
+    /// ClusterJDBCURL names (`--redshift-endpoint`).
+    pub redshift_endpoint: Option<redshift::HostPort>,
 }
 
 impl Default for Config {
@@ -79,6 +87,7 @@ impl Default for Config {
             durability: riffle_log::Durability::Fsync,
             sink: None,
             delivery_tick_ms: 1000,
+            redshift_endpoint: None,
         }
     }
 }

@@ -81,6 +81,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
             None => None,
         },
+        redshift_endpoint: args.redshift_endpoint.clone(),
         ..riffle_firehose::Config::default()
     };
     let mut disk_stats = None;
