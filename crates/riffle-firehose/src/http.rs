@@ -369,38 +369,16 @@ impl HttpDestination {
 
     /// Stores one backup object under `prefix`.
     async fn store(&self, prefix: String, raw: Vec<u8>, ms: i64) -> Result<(), DeliveryError> {
-        let s = &self.settings.backup;
-        let sink = self.sink()?;
-        let fail = |e: crate::sink::SinkError| err(e.code(), e.to_string());
-        if !sink.bucket_exists(&s.bucket).await.map_err(fail)? {
-            return Err(err(
-                "S3.NoSuchBucket",
-                format!(
-                    "The specified backup bucket does not exist: {}. Create the bucket; delivery is retried until then.",
-                    s.bucket
-                ),
-            ));
-        }
-        let key = s
-            .layout
-            .key(&prefix, &self.stream, self.version, ms, &s.extension);
-        let entry = key.rsplit('/').next().unwrap_or(&key);
-        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-        let body = s.compression.encode(&raw, entry).map_err(|e| {
-            err(
-                "S3.InternalError",
-                format!("compressing the object failed: {e}"),
+        self.settings
+            .backup
+            .put_new(
+                &**self.sink()?,
+                &prefix,
+                (&self.stream, self.version, ms),
+                &raw,
             )
-        })?;
-        sink.put_object(
-            &s.bucket,
-            &key,
-            Bytes::from(body),
-            Some("application/octet-stream"),
-            None,
-        )
-        .await
-        .map_err(fail)
+            .await
+            .map(|_| ())
     }
 
     /// The error records of a batch given up on, one JSON document a line.

@@ -192,15 +192,18 @@ impl Aws {
     }
 }
 
-/// A PostgreSQL client error as the Redshift failure AWS would report.
-fn pg_failure(e: &tokio_postgres::Error) -> DeliveryError {
+/// A PostgreSQL client error as the Redshift failure AWS would report;
+/// `server` names where the connection went.
+fn pg_failure(e: &tokio_postgres::Error, server: &Endpoint) -> DeliveryError {
     let Some(db) = e.as_db_error() else {
         let text = e.to_string();
         return if text.contains("password missing") {
             AUTHENTICATION_FAILED.with(text)
         } else {
-            let source = std::error::Error::source(e).map_or(String::new(), |s| format!(": {s}"));
-            CONNECTION_FAILED.with(format!("{text}{source}"))
+            CONNECTION_FAILED.with(format!(
+                "{}, database {}: {text}",
+                server.server, server.database
+            ))
         };
     };
     let code = db.code();
@@ -246,7 +249,6 @@ fn pg_failure(e: &tokio_postgres::Error) -> DeliveryError {
 /// document and its password (kept apart from it).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub url: String,
     /// The server and database connected to (after the
     /// `--redshift-endpoint` override).
     pub endpoint: Endpoint,
@@ -289,8 +291,7 @@ impl Settings {
         server: Option<&HostPort>,
     ) -> Result<Settings, String> {
         let s = |p: &str| doc.pointer(p).and_then(Json::as_str);
-        let url = s("/ClusterJDBCURL").unwrap_or("").to_owned();
-        let mut endpoint = Endpoint::parse(&url)?;
+        let mut endpoint = Endpoint::parse(s("/ClusterJDBCURL").unwrap_or(""))?;
         if let Some(hp) = server {
             endpoint.server = hp.clone();
         }
@@ -323,7 +324,6 @@ impl Settings {
             _ => None,
         };
         Ok(Settings {
-            url,
             endpoint,
             username: s("/Username").unwrap_or("").to_owned(),
             password,
@@ -433,6 +433,11 @@ impl RedshiftDestination {
         }
     }
 
+    /// Maps this destination's client errors to AWS's failures.
+    fn pg(&self) -> impl Fn(tokio_postgres::Error) -> DeliveryError + '_ {
+        move |e| pg_failure(&e, &self.settings.endpoint)
+    }
+
     /// Stores a manifest of the staged object under `folder`.
     async fn put_manifest(
         &self,
@@ -528,7 +533,7 @@ impl RedshiftDestination {
         let oid: Option<u32> = tx
             .query_one("SELECT to_regclass($1)::oid", &[table])
             .await
-            .map_err(|e| pg_failure(&e))?
+            .map_err(self.pg())?
             .get(0);
         let Some(oid) = oid else {
             return Err(TABLE_NOT_FOUND.with(format!("relation {table} does not exist")));
@@ -543,7 +548,7 @@ impl RedshiftDestination {
                 &[&oid],
             )
             .await
-            .map_err(|e| pg_failure(&e))?;
+            .map_err(self.pg())?;
         Ok(rows
             .iter()
             .map(|r| TableColumn {
@@ -615,10 +620,10 @@ impl RedshiftDestination {
         let (mut client, conn) = cfg
             .connect(tokio_postgres::NoTls)
             .await
-            .map_err(|e| pg_failure(&e))?;
+            .map_err(self.pg())?;
         let driver = tokio::spawn(conn);
         let result = async {
-            let tx = client.transaction().await.map_err(|e| pg_failure(&e))?;
+            let tx = client.transaction().await.map_err(self.pg())?;
             let targets = self.targets(self.table_columns(&tx).await?, opts.explicit_ids)?;
             let cols = targets.clone();
             let rows = tokio::task::spawn_blocking(move || copy::translate(&opts, &cols, &staged))
@@ -629,19 +634,17 @@ impl RedshiftDestination {
                 .map_err(|e| DATA_LOAD_FAILED.with(e))?;
             let list: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
             let statement = format!("COPY {} ({}) FROM STDIN", s.table, list.join(", "));
-            let sink = tx.copy_in(&statement).await.map_err(|e| pg_failure(&e))?;
+            let sink = tx.copy_in(&statement).await.map_err(self.pg())?;
             futures_util::pin_mut!(sink);
             let body = Bytes::from(rows.body);
             let mut at = 0;
             while at < body.len() {
                 let end = (at + COPY_CHUNK).min(body.len());
-                sink.send(body.slice(at..end))
-                    .await
-                    .map_err(|e| pg_failure(&e))?;
+                sink.send(body.slice(at..end)).await.map_err(self.pg())?;
                 at = end;
             }
-            let loaded = sink.finish().await.map_err(|e| pg_failure(&e))?;
-            tx.commit().await.map_err(|e| pg_failure(&e))?;
+            let loaded = sink.finish().await.map_err(self.pg())?;
+            tx.commit().await.map_err(self.pg())?;
             Ok(loaded)
         }
         .await;
@@ -774,6 +777,88 @@ mod tests {
             manifest("b", "p/2024/01/02/03/s-1-x"),
             r#"{"entries":[{"url":"s3://b/p/2024/01/02/03/s-1-x","mandatory":true}]}"#
         );
+    }
+
+    /// Every file under `dir`, as paths relative to it.
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn retries_reuse_the_staged_object_then_give_up_into_errors_manifests() {
+        // A port nothing listens on: every COPY fails to connect.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("stage")).unwrap();
+        let doc = serde_json::json!({
+            "ClusterJDBCURL": format!("jdbc:redshift://127.0.0.1:{port}/dev"),
+            "CopyCommand": {"DataTableName": "t", "CopyOptions": "JSON 'auto'"},
+            "Username": "u",
+            "RetryOptions": {"DurationInSeconds": 60},
+            "S3DestinationDescription": {"BucketARN": "arn:aws:s3:::stage", "Prefix": "p/"},
+        });
+        let clock = riffle_core::clock::ManualClock::new(1_700_000_000_000);
+        let stats = Arc::new(Stats::default());
+        let d = RedshiftDestination::new(
+            Settings::from_description(&doc, Some("pw".into()), None).unwrap(),
+            "s".into(),
+            1,
+            crate::sink::DirSink::new(dir.path()),
+            clock.clone(),
+            stats.clone(),
+        );
+        let mut batch = Batch::default();
+        batch.push(Bytes::from_static(b"{\"a\":1}"), 1_700_000_000_000);
+        for _ in 0..2 {
+            let e = d.deliver(&batch).await.unwrap_err();
+            assert_eq!(e.code, "Redshift.ConnectionFailed");
+            clock.advance(20_000);
+        }
+        let staged = files(&dir.path().join("stage"));
+        assert_eq!(staged.len(), 2, "{staged:?}");
+        assert!(staged[0].starts_with("p/2023/11/14/22/s-1-2023-11-14-22-13-20-"));
+        assert!(staged[1].starts_with("p/manifests/2023/11/14/22/s-1-"));
+        // 60 s after the first COPY attempt the batch is given up: its
+        // manifest goes to errors/manifests, and `Ok` moves delivery on.
+        clock.advance(20_000);
+        d.deliver(&batch).await.unwrap();
+        let all = files(&dir.path().join("stage"));
+        assert_eq!(all.len(), 3, "{all:?}");
+        let error_manifest = all
+            .iter()
+            .find(|k| k.starts_with("p/errors/manifests/2023/11/14/22/s-1-"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stage").join(error_manifest)).unwrap(),
+            manifest("stage", &staged[0])
+        );
+        let snap = stats.snapshot(0);
+        assert_eq!(
+            (snap.s3_success, snap.s3_records, snap.redshift_success),
+            (1, 1, 0)
+        );
+        // The next batch starts afresh: staged again, and with 60 s to go.
+        let mut next = Batch::default();
+        next.push(Bytes::from_static(b"{}"), 1_700_000_100_000);
+        assert!(d.deliver(&next).await.is_err());
+        assert_eq!(files(&dir.path().join("stage")).len(), 5);
     }
 
     #[test]
