@@ -6,7 +6,7 @@ Checked: rows land with exact values (JSON 'auto', CSV with DELIMITER, GZIP
 staging, epoch times); the staged objects and manifests sit in the embedded
 S3 under AWS's key layout; with PostgreSQL down the failure is described and
 retried, and once it is back every acknowledged record is loaded exactly
-once; a missing table or a wrong password give AWS's error codes, and a batch
+once, even across a SIGKILL of riffle during the outage; a missing table or a wrong password give AWS's error codes, and a batch
 given up on leaves its manifest under errors/manifests; 127.0.0.1, localhost
 and `--redshift-endpoint` for unmodified cluster URLs; DescribeDeliveryStream
 round-trips; the S3 backup and the Redshift metrics."""
@@ -17,6 +17,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -294,6 +295,38 @@ def test_postgres_down_then_up_delivers_every_record_once(fh, s3, pg):
     wait_for("the failure to clear", lambda: failure(fh, name) is None)
     time.sleep(1)
     assert pg.sql(f"SELECT count(*) FROM {table}") == [["8"]]
+
+
+def test_sigkill_during_an_outage_loses_no_acknowledged_record(pg):
+    """Records acknowledged while PostgreSQL is down survive riffle being
+    killed: after the restart they are staged again and loaded once."""
+    server = Server("--status-delay-ms", "0").start()
+    try:
+        fh, s3 = server.client("firehose"), server.client("s3")
+        table = unique("crash").replace("-", "_")
+        pg.sql(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
+        b = bucket(s3)
+        name = create(fh, jdbc(pg), table, b, "JSON 'auto'")
+        pg.stop()
+        try:
+            for i in range(0, 30, 10):
+                batch = [{"Data": json.dumps({"id": n}).encode()} for n in range(i, i + 10)]
+                assert fh.put_record_batch(DeliveryStreamName=name, Records=batch)["FailedPutCount"] == 0
+            wait_for("the failure", lambda: failure(fh, name))
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait()
+            server.log.close()
+            server.proc = None
+            server.start()
+        finally:
+            pg.start()
+        rows = wait_for("all rows", lambda: (r := pg.sql(f"SELECT id FROM {table} ORDER BY id")) and len(r) == 30 and r, timeout=90)
+        assert rows == [[str(i)] for i in range(30)]
+        time.sleep(1)
+        assert pg.sql(f"SELECT count(*) FROM {table}") == [["30"]]
+    finally:
+        server.stop()
+        server.cleanup()
 
 
 def test_missing_table_is_described_then_given_up_into_errors_manifests(fh, s3, pg, srv):
