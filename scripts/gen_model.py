@@ -73,8 +73,14 @@ PATTERN_REWRITES = {
         f"(?:|{_TAG.replace('a-z', 'b-z')}{_TAG}*|a|a{_TAG.replace('a-z', 'a-vx-z')}{_TAG}*"
         f"|aw|aw{_TAG.replace('a-z', 'a-rt-z')}{_TAG}*|aws|aws{_TAG.replace(':', '')}{_TAG}*)"
     ),
+    # Redshift cluster URLs: AWS's `*.redshift.*` hosts (look-around spelled
+    # out), and also any host name or IP address (localhost, 127.0.0.1,
+    # [::1]), for a PostgreSQL server standing in for the cluster; see the
+    # README's "Redshift on PostgreSQL".
     r"jdbc:(redshift|postgresql)://((?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(redshift(-serverless)?)\.([a-zA-Z0-9\.\-]+):\d{1,5}/[a-zA-Z0-9_$-]+": (
-        r"jdbc:(redshift|postgresql)://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(redshift(-serverless)?)\.([a-zA-Z0-9\.\-]+):\d{1,5}/[a-zA-Z0-9_$-]+"
+        r"jdbc:(redshift|postgresql)://(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(redshift(-serverless)?)\.([a-zA-Z0-9\.\-]+)"
+        r"|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])"
+        r":\d{1,5}/[a-zA-Z0-9_$-]+"
     ),
 }
 

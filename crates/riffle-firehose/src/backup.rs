@@ -20,7 +20,6 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use crate::deliver::{Batch, BoxFuture, DeliveryError, Destination, Hints};
-use crate::prefix;
 use crate::s3::Settings;
 use crate::sink::{ObjectSink, SinkError};
 
@@ -68,33 +67,9 @@ pub async fn put(
             ),
         ));
     }
-    if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
-        return Err(err(
-            "S3.InvalidPrefix",
-            format!(
-                "The evaluated backup prefix is longer than {} characters: {prefix}",
-                prefix::MAX_EVALUATED_PREFIX
-            ),
-        ));
-    }
-    let key = s.layout.key(&prefix, stream, version, ms, &s.extension);
-    let entry = key.rsplit('/').next().unwrap_or(&key);
-    let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-    let body = s.compression.encode(raw, entry).map_err(|e| {
-        err(
-            "S3.InternalError",
-            format!("compressing the object failed: {e}"),
-        )
-    })?;
-    sink.put_object(
-        &s.bucket,
-        &key,
-        Bytes::from(body),
-        Some("application/octet-stream"),
-        None,
-    )
-    .await
-    .map_err(fail)
+    s.put_as(&**sink, &prefix, (stream, version, ms), raw, &s.extension)
+        .await
+        .map(|_| ())
 }
 
 /// An extended S3 destination's backup settings: `Ok(None)` when

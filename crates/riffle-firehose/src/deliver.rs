@@ -159,6 +159,11 @@ pub struct PlanCtx<'a> {
     pub lambda_endpoint: Option<&'a str>,
     /// Where record format conversion reads Glue tables.
     pub catalog: Option<&'a crate::convert::CatalogRef>,
+    /// `--redshift-endpoint`.
+    pub redshift_endpoint: Option<&'a crate::redshift::HostPort>,
+    /// The stream's counters, for destinations that count deliveries of
+    /// their own (Redshift: staged objects and COPY commands).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 /// The plan for a stream's first destination.
@@ -181,12 +186,29 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             Err(reason) => Plan::NotConfigured(reason),
         };
     }
-    if d.kind != Kind::ExtendedS3 {
+    if !matches!(d.kind, Kind::ExtendedS3 | Kind::Redshift) {
         return Plan::Idle;
     }
     let Some(sink) = sink else {
         return Plan::NotConfigured(NOT_CONFIGURED.into());
     };
+    if d.kind == Kind::Redshift {
+        return match crate::redshift::Settings::from_description(
+            &d.description,
+            d.password.clone(),
+            ctx.redshift_endpoint,
+        ) {
+            Ok(settings) => Plan::Deliver(Arc::new(crate::redshift::RedshiftDestination::new(
+                settings,
+                s.name.clone(),
+                s.version,
+                sink.clone(),
+                ctx.clock,
+                ctx.stats,
+            ))),
+            Err(reason) => Plan::NotConfigured(reason),
+        };
+    }
     match crate::s3::Settings::from_description(&d.description) {
         Ok(Ok(settings)) => {
             let processing = match crate::process::runtime(&settings.pipeline, s, &ctx) {
@@ -315,6 +337,8 @@ impl Task {
                         account: svc.account(),
                         lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
                         catalog: svc.cfg.catalog.as_ref(),
+                        redshift_endpoint: svc.cfg.redshift_endpoint.as_ref(),
+                        stats: self.cell.stats.clone(),
                     },
                 ) {
                     Plan::Deliver(d) => {

@@ -28,6 +28,10 @@
 //!   [`Config::lambda_endpoint`], jq metadata extraction) and dynamic
 //!   partitioning; [`failed`]: the error records written for data given
 //!   up on.
+//! - [`redshift`]: the Redshift destination: batches staged in the
+//!   intermediate S3 destination with a manifest, then COPY into a
+//!   PostgreSQL server standing in for the cluster
+//!   ([`redshift::copy`] reads the data as Redshift's CopyOptions say).
 //! - [`stats`]: per delivery stream counters for `/metrics`, after
 //!   CloudWatch's Firehose metrics.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
@@ -55,6 +59,7 @@ pub mod model;
 pub mod ops;
 pub mod prefix;
 pub mod process;
+pub mod redshift;
 pub mod registry;
 pub mod s3;
 pub mod sink;
@@ -88,6 +93,9 @@ pub struct Config {
     pub lambda_endpoint: Option<String>,
     /// Where record format conversion reads Glue tables.
     pub catalog: Option<convert::CatalogRef>,
+    /// Where Redshift destinations connect, whatever host and port their
+    /// ClusterJDBCURL names (`--redshift-endpoint`).
+    pub redshift_endpoint: Option<redshift::HostPort>,
 }
 
 impl Default for Config {
@@ -101,6 +109,7 @@ impl Default for Config {
             delivery_tick_ms: 1000,
             lambda_endpoint: None,
             catalog: None,
+            redshift_endpoint: None,
         }
     }
 }

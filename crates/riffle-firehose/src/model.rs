@@ -18,7 +18,7 @@ pub static P_AMAZON_OPEN_SEARCH_SERVERLESS_INDEX_NAME: Pattern = Pattern::new(".
 pub static P_AWSKMS_KEY_ARN: Pattern = Pattern::new("arn:.*:kms:[a-zA-Z0-9\\-]+:\\d{12}:(key|alias)/[a-zA-Z_0-9+=,.@\\-_/]+");
 pub static P_AWSKMS_KEY_ARN_FOR_SSE: Pattern = Pattern::new("arn:.*:kms:[a-zA-Z0-9\\-]+:\\d{12}:key/[a-zA-Z_0-9+=,.@\\-_/]+");
 pub static P_BUCKET_ARN: Pattern = Pattern::new("arn:.*:s3:::[\\w\\.\\-]{1,255}");
-pub static P_CLUSTER_JDBCURL: Pattern = Pattern::rewritten("jdbc:(redshift|postgresql)://((?!-)[A-Za-z0-9-]{1,63}(?<!-)\\.)+(redshift(-serverless)?)\\.([a-zA-Z0-9\\.\\-]+):\\d{1,5}/[a-zA-Z0-9_$-]+", "jdbc:(redshift|postgresql)://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+(redshift(-serverless)?)\\.([a-zA-Z0-9\\.\\-]+):\\d{1,5}/[a-zA-Z0-9_$-]+");
+pub static P_CLUSTER_JDBCURL: Pattern = Pattern::rewritten("jdbc:(redshift|postgresql)://((?!-)[A-Za-z0-9-]{1,63}(?<!-)\\.)+(redshift(-serverless)?)\\.([a-zA-Z0-9\\.\\-]+):\\d{1,5}/[a-zA-Z0-9_$-]+", "jdbc:(redshift|postgresql)://(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+(redshift(-serverless)?)\\.([a-zA-Z0-9\\.\\-]+)|[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\]):\\d{1,5}/[a-zA-Z0-9_$-]+");
 pub static P_COPY_OPTIONS: Pattern = Pattern::new(".*");
 pub static P_CUSTOM_TIME_ZONE: Pattern = Pattern::new("^$|[a-zA-Z/_]+");
 pub static P_DATABASE_COLUMN_NAME: Pattern = Pattern::rewritten("[\\u0001-\\uFFFF]*", "[\\x{0001}-\\x{FFFF}]*");

@@ -289,12 +289,17 @@ impl Layout {
                 .clone()
                 .with_default_time()
                 .eval(ms, &self.tz, Some(error_type)),
-            None => {
-                let mut t = Template::parse(&self.raw_prefix).unwrap_or_default();
-                t.parts.push(Part::Literal(format!("{error_type}/")));
-                t.with_default_time().eval(ms, &self.tz, Some(error_type))
-            }
+            None => self.folder_prefix(ms, error_type),
         }
+    }
+
+    /// `<Prefix><folder>/` then the time (`yyyy/MM/dd/HH/` unless Prefix
+    /// has a timestamp expression): where Firehose puts objects of its own
+    /// beside the data, such as a Redshift destination's `manifests`.
+    pub fn folder_prefix(&self, ms: i64, folder: &str) -> String {
+        let mut t = Template::parse(&self.raw_prefix).unwrap_or_default();
+        t.parts.push(Part::Literal(format!("{folder}/")));
+        t.with_default_time().eval(ms, &self.tz, Some(folder))
     }
 
     /// The whole key: prefix, then `<stream>-<version>-<time>-<uuid><ext>`.

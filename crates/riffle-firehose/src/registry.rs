@@ -47,7 +47,7 @@ pub struct Cell {
     /// Tells the delivery task to stop.
     stop: tokio::sync::watch::Sender<bool>,
     /// Counters for `/metrics`.
-    pub(crate) stats: crate::stats::Stats,
+    pub(crate) stats: Arc<crate::stats::Stats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

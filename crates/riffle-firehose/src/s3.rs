@@ -238,6 +238,108 @@ impl Settings {
         }
         raw
     }
+
+    /// A sink's failure as a delivery error, in AWS's words.
+    pub fn failure(&self, e: SinkError) -> DeliveryError {
+        DeliveryError {
+            code: e.code().into(),
+            message: match &e {
+                SinkError::NoSuchBucket(_) => format!(
+                    "The specified bucket does not exist: {}. Create the bucket; delivery is retried until then (up to 24 hours).",
+                    self.bucket
+                ),
+                other => other.to_string(),
+            },
+        }
+    }
+
+    /// Stores `raw` as a new object under the evaluated `prefix`, named
+    /// `<stream>-<version>-<time>-<uuid><extension>` and compressed as
+    /// configured, once the bucket is known to exist.
+    pub async fn put_new(
+        &self,
+        sink: &dyn ObjectSink,
+        prefix: &str,
+        name: (&str, u64, i64),
+        raw: &[u8],
+    ) -> Result<Stored, DeliveryError> {
+        if !sink
+            .bucket_exists(&self.bucket)
+            .await
+            .map_err(|e| self.failure(e))?
+        {
+            return Err(self.failure(SinkError::NoSuchBucket(self.bucket.clone())));
+        }
+        self.put_as(sink, prefix, name, raw, &self.extension).await
+    }
+
+    /// Stores `raw` as a new object named with `extension`.
+    pub async fn put_as(
+        &self,
+        sink: &dyn ObjectSink,
+        prefix: &str,
+        name: (&str, u64, i64),
+        raw: &[u8],
+        extension: &str,
+    ) -> Result<Stored, DeliveryError> {
+        let (stream, version, ms) = name;
+        if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
+            return Err(DeliveryError {
+                code: "S3.InvalidPrefix".into(),
+                message: format!(
+                    "The evaluated prefix is longer than {} characters: {prefix}",
+                    prefix::MAX_EVALUATED_PREFIX
+                ),
+            });
+        }
+        let key = self.layout.key(prefix, stream, version, ms, extension);
+        let entry = key.rsplit('/').next().unwrap_or(&key);
+        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
+        let body = Bytes::from(
+            self.compression
+                .encode(raw, entry)
+                .map_err(|e| DeliveryError {
+                    code: "S3.InternalError".into(),
+                    message: format!("compressing the object failed: {e}"),
+                })?,
+        );
+        sink.put_object(
+            &self.bucket,
+            &key,
+            body.clone(),
+            Some("application/octet-stream"),
+            None,
+        )
+        .await
+        .map_err(|e| self.failure(e))?;
+        Ok(Stored { key, body })
+    }
+
+    /// Stores one batch as a new object under the destination's prefix.
+    pub async fn store(
+        &self,
+        sink: &dyn ObjectSink,
+        stream: &str,
+        version: u64,
+        batch: &Batch,
+    ) -> Result<Stored, DeliveryError> {
+        let prefix = self.layout.prefix(batch.first_arrival_ms);
+        let raw = self.body(&batch.records);
+        self.put_new(
+            sink,
+            &prefix,
+            (stream, version, batch.first_arrival_ms),
+            &raw,
+        )
+        .await
+    }
+}
+
+/// An object stored: its key and body as stored (compressed).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub body: Bytes,
 }
 
 /// Delivers to one bucket through a sink.
@@ -282,51 +384,16 @@ impl S3Destination {
         ms: i64,
         extension: &str,
     ) -> Result<(), DeliveryError> {
-        let s = &self.settings;
-        if prefix.chars().count() > prefix::MAX_EVALUATED_PREFIX {
-            return Err(DeliveryError {
-                code: "S3.InvalidPrefix".into(),
-                message: format!(
-                    "The evaluated prefix is longer than {} characters: {prefix}",
-                    prefix::MAX_EVALUATED_PREFIX
-                ),
-            });
-        }
-        let key = s
-            .layout
-            .key(prefix, &self.stream, self.version, ms, extension);
-        let entry = key.rsplit('/').next().unwrap_or(&key);
-        let entry = entry.strip_suffix(".zip").unwrap_or(entry);
-        let body = s
-            .compression
-            .encode(raw, entry)
-            .map_err(|e| DeliveryError {
-                code: "S3.InternalError".into(),
-                message: format!("compressing the object failed: {e}"),
-            })?;
-        self.sink
-            .put_object(
-                &s.bucket,
-                &key,
-                Bytes::from(body),
-                Some("application/octet-stream"),
-                None,
+        self.settings
+            .put_as(
+                &*self.sink,
+                prefix,
+                (&self.stream, self.version, ms),
+                raw,
+                extension,
             )
             .await
-            .map_err(|e| self.sink_error(e))
-    }
-
-    fn sink_error(&self, e: SinkError) -> DeliveryError {
-        DeliveryError {
-            code: e.code().into(),
-            message: match &e {
-                SinkError::NoSuchBucket(_) => format!(
-                    "The specified bucket does not exist: {}. Create the bucket; delivery is retried until then (up to 24 hours).",
-                    self.settings.bucket
-                ),
-                other => other.to_string(),
-            },
-        }
+            .map(|_| ())
     }
 }
 
@@ -342,7 +409,7 @@ impl Destination for S3Destination {
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let s = &self.settings;
-            let fail = |e: SinkError| self.sink_error(e);
+            let fail = |e: SinkError| s.failure(e);
             if !self.sink.bucket_exists(&s.bucket).await.map_err(fail)? {
                 return Err(fail(SinkError::NoSuchBucket(s.bucket.clone())));
             }

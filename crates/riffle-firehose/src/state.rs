@@ -124,6 +124,10 @@ pub struct Destination {
     /// request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<String>,
+    /// A Redshift destination's Password: never described, but used to
+    /// connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// One delivery stream. It is also the stored row (`firehose/delivery-streams`):

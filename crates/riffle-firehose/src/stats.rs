@@ -19,6 +19,15 @@ pub struct Stats {
     /// CloudWatch `DeliveryToS3.Bytes`: their data bytes (before
     /// compression).
     pub s3_bytes: AtomicU64,
+    /// CloudWatch `DeliveryToRedshift.Success`: COPY commands that
+    /// loaded a batch.
+    pub redshift_success: AtomicU64,
+    /// CloudWatch `DeliveryToRedshift.Records`: rows those COPY commands
+    /// loaded.
+    pub redshift_records: AtomicU64,
+    /// CloudWatch `DeliveryToRedshift.Bytes`: the data bytes of their
+    /// batches.
+    pub redshift_bytes: AtomicU64,
     /// CloudWatch `ThrottledRecords`: records of PutRecord and
     /// PutRecordBatch calls refused with a throttling error.
     pub throttled_records: AtomicU64,
@@ -35,6 +44,9 @@ pub struct Snapshot {
     pub s3_success: u64,
     pub s3_records: u64,
     pub s3_bytes: u64,
+    pub redshift_success: u64,
+    pub redshift_records: u64,
+    pub redshift_bytes: u64,
     pub throttled_records: u64,
     /// Age in seconds of the oldest undelivered record (0 when none).
     pub data_freshness_secs: f64,
@@ -52,6 +64,12 @@ impl Stats {
         self.s3_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    pub(crate) fn delivered_to_redshift(&self, rows: u64, bytes: u64) {
+        self.redshift_success.fetch_add(1, Ordering::Relaxed);
+        self.redshift_records.fetch_add(rows, Ordering::Relaxed);
+        self.redshift_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     pub(crate) fn holding(&self, oldest_ms: Option<i64>) {
         self.oldest_undelivered_ms
             .store(oldest_ms.unwrap_or(0), Ordering::Relaxed);
@@ -65,6 +83,9 @@ impl Stats {
             s3_success: self.s3_success.load(Ordering::Relaxed),
             s3_records: self.s3_records.load(Ordering::Relaxed),
             s3_bytes: self.s3_bytes.load(Ordering::Relaxed),
+            redshift_success: self.redshift_success.load(Ordering::Relaxed),
+            redshift_records: self.redshift_records.load(Ordering::Relaxed),
+            redshift_bytes: self.redshift_bytes.load(Ordering::Relaxed),
             throttled_records: self.throttled_records.load(Ordering::Relaxed),
             data_freshness_secs: if oldest == 0 {
                 0.0
@@ -84,10 +105,19 @@ mod tests {
         let s = Stats::default();
         s.incoming(3, 30);
         s.delivered_to_s3(3, 30);
+        s.delivered_to_redshift(4, 30);
         s.holding(Some(1_000));
         let snap = s.snapshot(3_500);
         assert_eq!(snap.incoming_records, 3);
         assert_eq!(snap.s3_success, 1);
+        assert_eq!(
+            (
+                snap.redshift_success,
+                snap.redshift_records,
+                snap.redshift_bytes
+            ),
+            (1, 4, 30)
+        );
         assert_eq!(snap.data_freshness_secs, 2.5);
         s.holding(None);
         assert_eq!(s.snapshot(9_000).data_freshness_secs, 0.0);

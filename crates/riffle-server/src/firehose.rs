@@ -76,6 +76,9 @@ impl AwsService for Firehose {
     /// | `riffle_firehose_delivery_to_s3_records_total` | `DeliveryToS3.Records` |
     /// | `riffle_firehose_delivery_to_s3_bytes_total` | `DeliveryToS3.Bytes` |
     /// | `riffle_firehose_delivery_to_s3_data_freshness_seconds` | `DeliveryToS3.DataFreshness` (gauge: age of the oldest undelivered record) |
+    /// | `riffle_firehose_delivery_to_redshift_success_total` | `DeliveryToRedshift.Success` (COPY commands that loaded a batch) |
+    /// | `riffle_firehose_delivery_to_redshift_records_total` | `DeliveryToRedshift.Records` (rows loaded) |
+    /// | `riffle_firehose_delivery_to_redshift_bytes_total` | `DeliveryToRedshift.Bytes` |
     /// | `riffle_firehose_throttled_records_total` | `ThrottledRecords` |
     ///
     /// Label values are names of delivery streams that exist, so the
@@ -135,6 +138,24 @@ impl AwsService for Firehose {
                 "Age of the oldest record not yet delivered (CloudWatch DeliveryToS3.DataFreshness).",
                 G,
                 |s| s.data_freshness_secs,
+            ),
+            family(
+                "riffle_firehose_delivery_to_redshift_success_total",
+                "COPY commands that loaded a batch into Redshift (CloudWatch DeliveryToRedshift.Success).",
+                Counter,
+                |s| s.redshift_success as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_redshift_records_total",
+                "Rows loaded into Redshift (CloudWatch DeliveryToRedshift.Records).",
+                Counter,
+                |s| s.redshift_records as f64,
+            ),
+            family(
+                "riffle_firehose_delivery_to_redshift_bytes_total",
+                "Data bytes of the batches loaded into Redshift (CloudWatch DeliveryToRedshift.Bytes).",
+                Counter,
+                |s| s.redshift_bytes as f64,
             ),
             family(
                 "riffle_firehose_throttled_records_total",

@@ -293,6 +293,13 @@ pub struct ServeArgs {
     /// buffered.
     #[arg(long, env = "RIFFLE_LAMBDA_ENDPOINT", value_name = "URL")]
     pub lambda_endpoint: Option<String>,
+    /// Deliver every Firehose Redshift destination to the PostgreSQL
+    /// server at HOST:PORT, whatever host and port its ClusterJDBCURL
+    /// names (the database, user and password still come from the
+    /// destination), so configurations naming real clusters load into a
+    /// local PostgreSQL.
+    #[arg(long, env = "RIFFLE_REDSHIFT_ENDPOINT", value_name = "HOST:PORT")]
+    pub redshift_endpoint: Option<riffle_firehose::redshift::HostPort>,
 
     /// Open shards allowed per region.
     #[arg(long, env = "RIFFLE_SHARD_LIMIT", default_value_t = riffle_core::limits::DEFAULT_SHARD_LIMIT)]

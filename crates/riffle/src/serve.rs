@@ -86,6 +86,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         },
         lambda_endpoint: args.lambda_endpoint.clone(),
+        redshift_endpoint: args.redshift_endpoint.clone(),
         ..riffle_firehose::Config::default()
     };
     let analytics_cfg = riffle_analytics::Config {

@@ -96,6 +96,7 @@ pub async fn create(
         id: destinations::destination_id(1),
         kind,
         access_key: destinations::access_key(&config),
+        password: destinations::password(&config),
         description: destinations::describe(kind, config),
     };
     destinations::check(&destination)?;

@@ -224,6 +224,17 @@ pub(crate) fn access_key(config: &Value) -> Option<String> {
     }
 }
 
+/// A Redshift configuration's (or update's) Password.
+pub(crate) fn password(config: &Value) -> Option<String> {
+    match config {
+        Value::Map(m) => match m.get("Password") {
+            Some(Value::Str(p)) => Some(p.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A configuration (as the model validated it) as a description document.
 pub(crate) fn describe(kind: Kind, config: Value) -> serde_json::Value {
     let mut m = map(config);
@@ -310,6 +321,7 @@ pub(crate) fn merge(base: &mut Map, update: Map) {
 /// The destination `update` makes of `cur`.
 pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Result<Destination> {
     let key = access_key(&update);
+    let pw = password(&update);
     let mut u = map(update);
     if kind == cur.kind {
         rename(&mut u, UPDATE_TO_DESCRIPTION);
@@ -320,6 +332,7 @@ pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Resu
             kind,
             description: to_json(&Value::Map(normalise(kind, m))),
             access_key: key.or_else(|| cur.access_key.clone()),
+            password: pw.or_else(|| cur.password.clone()),
         });
     }
     if cur.kind.is_search() || kind.is_search() {
@@ -340,6 +353,7 @@ pub(crate) fn apply_update(cur: &Destination, kind: Kind, update: Value) -> Resu
         kind,
         description: describe(kind, Value::Map(config)),
         access_key: key,
+        password: pw,
     })
 }
 
@@ -357,12 +371,16 @@ pub(crate) fn description(d: &Destination) -> model::DestinationDescription {
 
 /// AWS's checks of a destination's settings that the model cannot
 /// express: an S3 destination's Prefix, ErrorOutputPrefix and
-/// CustomTimeZone.
+/// CustomTimeZone (a Redshift destination's S3 destinations' too).
 pub(crate) fn check(d: &Destination) -> Result<()> {
-    if d.kind == Kind::ExtendedS3 {
+    match d.kind {
         // Accepted-but-not-delivered settings are reported by delivery.
-        let _ = crate::s3::Settings::from_description(&d.description)?;
-        crate::backup::check(&d.description)?;
+        Kind::ExtendedS3 => {
+            let _ = crate::s3::Settings::from_description(&d.description)?;
+            crate::backup::check(&d.description)?;
+        }
+        Kind::Redshift => crate::redshift::check(&d.description)?,
+        _ => {}
     }
     Ok(())
 }
