@@ -8,7 +8,7 @@ use riffle_analytics::{AnalyticsError, Ctx, Service};
 use riffle_wire::Encoding;
 
 use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
-use crate::{error, ok};
+use crate::ok;
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814";
 
@@ -19,17 +19,10 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Kinesis Analytics, served over JSON 1.1.
 pub struct Analytics(pub Arc<Service>);
 
+crate::json11::service_error!(AnalyticsError);
+
 fn analytics_error(e: &AnalyticsError) -> Response {
-    tracing::debug!(error_type = e.error_type(), "request failed");
-    if let AnalyticsError::Internal(detail) = e {
-        tracing::error!(%detail, "internal failure");
-    }
-    error(
-        Encoding::Json,
-        e.status(),
-        e.error_type(),
-        e.message().as_deref(),
-    )
+    crate::json11::error_response(e)
 }
 
 impl AwsService for Analytics {

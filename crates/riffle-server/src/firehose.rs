@@ -10,7 +10,7 @@ use riffle_wire::Encoding;
 use crate::platform::{
     AwsService, BoxFuture, Family, Gauge, MetricKind, Request, Response, Route, Sample, Shared,
 };
-use crate::{error, ok};
+use crate::ok;
 
 pub const TARGET_PREFIX: &str = "Firehose_20150804";
 
@@ -21,17 +21,10 @@ pub const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Firehose, served over JSON 1.1.
 pub struct Firehose(pub Arc<Service>);
 
+crate::json11::service_error!(FirehoseError);
+
 fn firehose_error(e: &FirehoseError) -> Response {
-    tracing::debug!(error_type = e.error_type(), "request failed");
-    if let FirehoseError::Internal(detail) = e {
-        tracing::error!(%detail, "internal failure");
-    }
-    error(
-        Encoding::Json,
-        e.status(),
-        e.error_type(),
-        e.message().as_deref(),
-    )
+    crate::json11::error_response(e)
 }
 
 impl AwsService for Firehose {

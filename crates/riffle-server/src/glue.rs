@@ -20,17 +20,10 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Glue, served over JSON 1.1.
 pub struct Glue(pub Arc<Service>);
 
+crate::json11::service_error!(GlueError);
+
 fn glue_error(e: &GlueError) -> Response {
-    tracing::debug!(error_type = e.error_type(), "request failed");
-    if let GlueError::Internal(detail) = e {
-        tracing::error!(%detail, "internal failure");
-    }
-    error(
-        Encoding::Json,
-        e.status(),
-        e.error_type(),
-        e.message().as_deref(),
-    )
+    crate::json11::error_response(e)
 }
 
 impl AwsService for Glue {

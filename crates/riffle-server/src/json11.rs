@@ -115,3 +115,51 @@ fn accept_inner(
         region,
     })
 }
+
+/// What a JSON 1.1 service's error says on the wire.
+pub trait ServiceError {
+    fn error_type(&self) -> &'static str;
+    fn status(&self) -> u16;
+    fn message(&self) -> Option<String>;
+    /// The detail of an internal failure, logged, never sent.
+    fn internal(&self) -> Option<&str>;
+}
+
+/// The response for a service error, logged as such.
+pub fn error_response(e: &impl ServiceError) -> Response {
+    tracing::debug!(error_type = e.error_type(), "request failed");
+    if let Some(detail) = e.internal() {
+        tracing::error!(%detail, "internal failure");
+    }
+    error(
+        Encoding::Json,
+        e.status(),
+        e.error_type(),
+        e.message().as_deref(),
+    )
+}
+
+/// Implements [`ServiceError`] for a service crate's error type, which has
+/// `error_type`, `status`, `message` and an `Internal(String)` variant.
+macro_rules! service_error {
+    ($t:ident) => {
+        impl $crate::json11::ServiceError for $t {
+            fn error_type(&self) -> &'static str {
+                <$t>::error_type(self)
+            }
+            fn status(&self) -> u16 {
+                <$t>::status(self)
+            }
+            fn message(&self) -> Option<String> {
+                <$t>::message(self)
+            }
+            fn internal(&self) -> Option<&str> {
+                match self {
+                    $t::Internal(detail) => Some(detail),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use service_error;
