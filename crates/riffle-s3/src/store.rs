@@ -141,6 +141,9 @@ pub(crate) fn object_key(bucket: &str, key: &str) -> String {
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(t) => t,
+        // Cancelled only when the runtime shuts down, which drops this
+        // task too: nothing is waiting for the answer.
+        Err(e) if e.is_cancelled() => std::future::pending().await,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
