@@ -118,8 +118,6 @@ def test_bad_requests(ka):
     code, msg = err(ka.create_application, ApplicationName=unique("app"),
                     ApplicationCode='CREATE OR REPLACE PUMP p AS INSERT INTO "D" SELECT STREAM a FROM "S" WHERE')
     assert code == "CodeValidationException" and msg.startswith("SQL error at line 1, column "), msg
-    assert err(ka.discover_input_schema, ResourceARN=STREAM, RoleARN=ROLE,
-               InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "UnsupportedOperationException"
 
 
 def test_list_pagination(ka, srv):
@@ -288,3 +286,60 @@ def test_quickstart_with_the_cli(srv):
     bad = aws_cli(srv.endpoint, "kinesisanalytics", "create-application", "--application-name", unique("cli"),
                   "--application-code", "CREATE PUMP", check=False)
     assert bad.returncode != 0 and "CodeValidationException" in bad.stderr
+
+
+def test_discover_input_schema(ka, srv):
+    import json
+    import threading
+    s3 = srv.client("s3")
+    kinesis = srv.client("kinesis")
+    bucket = unique("disc").lower()
+    s3.create_bucket(Bucket=bucket)
+    lines = [{"ticker": "QXZ", "price": 12.5, "n": 3, "user": {"id": 7}},
+             {"ticker": "AMZNX", "price": 4, "n": 5000000000, "user": {"id": 8}, "ok": True}]
+    s3.put_object(Bucket=bucket, Key="sample.json", Body="\n".join(json.dumps(x) for x in lines).encode())
+    out = ka.discover_input_schema(S3Configuration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": "sample.json"})
+    assert out["InputSchema"] == {
+        "RecordFormat": {"RecordFormatType": "JSON", "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
+        "RecordEncoding": "UTF-8",
+        "RecordColumns": [
+            {"Name": "n", "Mapping": "$.n", "SqlType": "BIGINT"},
+            {"Name": "price", "Mapping": "$.price", "SqlType": "DOUBLE"},
+            {"Name": "ticker", "Mapping": "$.ticker", "SqlType": "VARCHAR(8)"},
+            {"Name": "user_id", "Mapping": "$.user.id", "SqlType": "INTEGER"},
+            {"Name": "ok", "Mapping": "$.ok", "SqlType": "BOOLEAN"},
+        ],
+    }
+    assert out["ParsedInputRecords"] == [["3", "12.5", "QXZ", "7", ""], ["5000000000", "4", "AMZNX", "8", "true"]]
+    assert out["RawInputRecords"] == [json.dumps(x) for x in lines]
+
+    s3.put_object(Bucket=bucket, Key="sample.csv", Body=b"a|1|2.5\nbcd|2|3\n")
+    out = ka.discover_input_schema(S3Configuration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": "sample.csv"})
+    assert out["InputSchema"]["RecordFormat"] == {"RecordFormatType": "CSV", "MappingParameters": {
+        "CSVMappingParameters": {"RecordRowDelimiter": "\n", "RecordColumnDelimiter": "|"}}}
+    assert [(c["Name"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]] == [("COL1", "VARCHAR(4)"), ("COL2", "INTEGER"), ("COL3", "DOUBLE")]
+    code, _ = err(ka.discover_input_schema, S3Configuration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}", "FileKey": "missing"})
+    assert code == "ResourceNotFoundException"
+
+    # A stream: TRIM_HORIZON reads what is there; NOW waits for new records.
+    name = unique("disc")
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    srv.advance_clock(1000)
+    arn = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
+    code, msg = err(ka.discover_input_schema, ResourceARN=arn, RoleARN=ROLE,
+                    InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
+    assert code == "UnableToDetectSchemaException", msg
+    for x in lines:
+        kinesis.put_record(StreamName=name, Data=json.dumps(x).encode(), PartitionKey="k")
+    out = ka.discover_input_schema(ResourceARN=arn, RoleARN=ROLE, InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
+    assert [c["Name"] for c in out["InputSchema"]["RecordColumns"]] == ["n", "price", "ticker", "user_id", "ok"]
+    later = threading.Timer(0.5, lambda: kinesis.put_record(StreamName=name, Data=b'{"fresh": 1}', PartitionKey="k"))
+    later.start()
+    out = ka.discover_input_schema(ResourceARN=arn, RoleARN=ROLE, InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})
+    later.join()
+    assert out["InputSchema"]["RecordColumns"] == [{"Name": "fresh", "Mapping": "$.fresh", "SqlType": "INTEGER"}]
+    assert out["RawInputRecords"] == ['{"fresh": 1}']
+    assert err(ka.discover_input_schema, ResourceARN=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/nope", RoleARN=ROLE,
+               InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "ResourceNotFoundException"
+    assert err(ka.discover_input_schema, ResourceARN=f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/x", RoleARN=ROLE,
+               InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "InvalidArgumentException"

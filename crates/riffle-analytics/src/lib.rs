@@ -19,6 +19,7 @@ use riffle_meta::cells::Registry;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod discover;
 pub mod error;
 #[rustfmt::skip]
 pub mod model;
@@ -59,11 +60,33 @@ pub struct Ctx {
     pub region: String,
 }
 
+/// Reads whole objects of the server's S3 (the embedded S3), in process.
+pub trait ObjectSource: Send + Sync {
+    /// The object's bytes; `Ok(None)` when the bucket or the key does not
+    /// exist.
+    fn get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<bytes::Bytes>, String>> + Send + 'a>,
+    >;
+}
+
+/// What applications read besides their own state: Data Streams in
+/// process, and S3 objects (DiscoverInputSchema samples them).
+#[derive(Clone, Default)]
+pub struct Sources {
+    pub kinesis: Option<Arc<riffle_streams::Service>>,
+    pub objects: Option<Arc<dyn ObjectSource>>,
+}
+
 /// The Kinesis Analytics service.
 pub struct Service {
     pub cfg: Config,
     pub clock: Arc<dyn Clock>,
     pub(crate) apps: Registry<state::Application, ()>,
+    pub(crate) sources: std::sync::OnceLock<Sources>,
 }
 
 /// An application's registry key.
@@ -86,7 +109,12 @@ impl Service {
             move || now.now_ms(),
             |_, _| Ok::<_, riffle_meta::MetaError>(()),
         )?;
-        Ok(Arc::new(Service { cfg, clock, apps }))
+        Ok(Arc::new(Service {
+            cfg,
+            clock,
+            apps,
+            sources: std::sync::OnceLock::new(),
+        }))
     }
 
     /// A service that keeps nothing (`--storage memory`).
@@ -95,6 +123,15 @@ impl Service {
             .namespace(NAMESPACE)
             .expect("a fresh store has every namespace free");
         Service::open(cfg, clock, ns).expect("an empty store opens")
+    }
+
+    /// Connects the service to what applications read; once.
+    pub fn connect(&self, sources: Sources) {
+        let _ = self.sources.set(sources);
+    }
+
+    pub(crate) fn sources(&self) -> Sources {
+        self.sources.get().cloned().unwrap_or_default()
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -916,16 +916,100 @@ pub async fn stop(
     Ok(model::StopApplicationResponse {})
 }
 
-/// DiscoverInputSchema needs records to sample; sampling a stream, a
-/// delivery stream or an S3 object is not implemented yet.
+/// How long DiscoverInputSchema waits for records on a stream.
+const DISCOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// DiscoverInputSchema: up to 100 records sampled from a Riffle stream
+/// (from the starting position given) or the lines of an S3 object, and a
+/// schema inferred from them ([`crate::discover`]).
 pub async fn discover(
-    _svc: &Service,
+    svc: &Service,
     _ctx: &Ctx,
-    _i: model::DiscoverInputSchemaRequest,
+    i: model::DiscoverInputSchemaRequest,
 ) -> Result<model::DiscoverInputSchemaResponse> {
-    Err(AnalyticsError::UnsupportedOperation(
-        "DiscoverInputSchema is not supported by Riffle yet.".into(),
-    ))
+    if i.input_processing_configuration.is_some() {
+        return Err(AnalyticsError::UnsupportedOperation(
+            "DiscoverInputSchema with an InputProcessingConfiguration is not supported by Riffle yet.".into(),
+        ));
+    }
+    let sources = svc.sources();
+    let raw: Vec<String> = match (&i.s3_configuration, &i.resource_arn) {
+        (Some(s3), _) => {
+            let bucket = s3.bucket_arn.strip_prefix("arn:aws:s3:::").unwrap_or("");
+            if bucket.is_empty() {
+                return Err(AnalyticsError::InvalidArgument(format!(
+                    "Invalid BucketARN {}.",
+                    s3.bucket_arn
+                )));
+            }
+            let objects = sources.objects.ok_or_else(|| {
+                AnalyticsError::InvalidArgument("This server has no S3 to read from.".into())
+            })?;
+            let body = objects
+                .get(bucket, &s3.file_key)
+                .await
+                .map_err(AnalyticsError::Internal)?
+                .ok_or_else(|| {
+                    AnalyticsError::ResourceNotFound(format!(
+                        "S3 object s3://{bucket}/{} does not exist.",
+                        s3.file_key
+                    ))
+                })?;
+            String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .take(crate::discover::MAX_SAMPLES)
+                .map(str::to_owned)
+                .collect()
+        }
+        (None, Some(arn)) => {
+            let Some(stream) = riffle_core::names::parse_stream_arn(arn) else {
+                return Err(AnalyticsError::InvalidArgument(format!(
+                    "ResourceARN {arn} is not a Kinesis stream; Riffle discovers schemas from streams and S3 objects."
+                )));
+            };
+            let kinesis = sources.kinesis.ok_or_else(|| {
+                AnalyticsError::InvalidArgument("Kinesis Data Streams is not available.".into())
+            })?;
+            let start = match i
+                .input_starting_position_configuration
+                .and_then(|c| c.input_starting_position)
+                .as_deref()
+            {
+                Some("NOW") | None => riffle_streams::access::Start::Latest,
+                _ => riffle_streams::access::Start::TrimHorizon,
+            };
+            let mut reader = kinesis
+                .stream_reader(&stream.region, &stream.name, start)
+                .map_err(|e| AnalyticsError::ResourceNotFound(e.message().unwrap_or_default()))?;
+            let records = reader
+                .next(crate::discover::MAX_SAMPLES, DISCOVER_WAIT)
+                .await
+                .map_err(|e| AnalyticsError::ResourceNotFound(e.message().unwrap_or_default()))?;
+            records
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+                .collect()
+        }
+        (None, None) => {
+            return Err(AnalyticsError::InvalidArgument(
+                "Either ResourceARN or S3Configuration must be given.".into(),
+            ))
+        }
+    };
+    let found = crate::discover::infer(&raw).ok_or_else(|| {
+        AnalyticsError::UnableToDetectSchema(if raw.is_empty() {
+            "No data found in the input to discover a schema from.".into()
+        } else {
+            "Unable to detect a JSON or CSV schema in the input records.".into()
+        })
+    })?;
+    Ok(model::DiscoverInputSchemaResponse {
+        input_schema: Some(found.schema),
+        parsed_input_records: Some(found.parsed),
+        processed_input_records: None,
+        raw_input_records: Some(raw),
+    })
 }
 
 // ---------------------------------------------------------------------

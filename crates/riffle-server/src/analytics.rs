@@ -7,8 +7,8 @@ use std::sync::Arc;
 use riffle_analytics::{AnalyticsError, Ctx, Service};
 use riffle_wire::Encoding;
 
-use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
 use crate::ok;
+use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814";
 

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use riffle_firehose::{Ctx, FirehoseError, Service};
 use riffle_wire::Encoding;
 
+use crate::ok;
 use crate::platform::{
     AwsService, BoxFuture, Family, Gauge, MetricKind, Request, Response, Route, Sample, Shared,
 };
-use crate::ok;
 
 pub const TARGET_PREFIX: &str = "Firehose_20150804";
 

@@ -113,3 +113,22 @@ pub fn with_external(
         buckets,
     }))
 }
+
+/// The embedded S3 as the objects Analytics reads (DiscoverInputSchema).
+impl riffle_analytics::ObjectSource for EmbeddedS3 {
+    fn get<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Option<Bytes>, String>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            match self.0.get_object(bucket, key).await {
+                Ok((_, body)) => Ok(Some(body)),
+                Err(S3Error::NoSuchBucket(_) | S3Error::NoSuchKey(_)) => Ok(None),
+                Err(e) => Err(format!("{}: {}", e.code(), e.message())),
+            }
+        })
+    }
+}

@@ -245,6 +245,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         credentials.extend(init::parse_credentials(pairs)?);
     }
 
+    analytics.connect(riffle_analytics::Sources {
+        kinesis: Some(service.clone()),
+        objects: Some(Arc::new(crate::s3_sink::EmbeddedS3(s3.s3.clone()))),
+    });
     let app = Arc::new(App {
         services: riffle_server::services(
             service.clone(),

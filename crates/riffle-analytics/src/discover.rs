@@ -1,0 +1,362 @@
+//! DiscoverInputSchema: sample records from a Riffle stream (read in
+//! process) or an S3 object, and infer a source schema from them.
+//!
+//! Inference (Riffle's rules; AWS does not document its own):
+//!
+//! - Records that are all JSON objects give a JSON schema (RecordRowPath
+//!   `$`). Nested objects are flattened: each leaf is a column named by its
+//!   keys joined with `_` (characters other than letters, digits and `_`
+//!   become `_`), mapped by its JSONPath (`$.a.b`); columns come in the
+//!   order of the first record holding them, by key within a record.
+//!   Arrays are one VARCHAR column holding their JSON text.
+//! - Otherwise lines with one consistent delimiter (`,`, `|`, tab or `;`,
+//!   the first that splits every sample into the same number of fields,
+//!   more than one) give a CSV schema with columns `COL1`, `COL2`, ...
+//! - Types: BOOLEAN when every value is a boolean; INTEGER when every value
+//!   is an integer within 32 bits, BIGINT within 64; DOUBLE when every value
+//!   is a number; otherwise VARCHAR(n), n the longest value in bytes
+//!   rounded up to a power of two (at least 1). Columns without a value in
+//!   any sample are VARCHAR(1).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use crate::model;
+
+/// Records sampled at most.
+pub const MAX_SAMPLES: usize = 100;
+
+/// What a column's values allow so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// No value seen yet.
+    Empty,
+    Boolean,
+    Integer,
+    BigInt,
+    Double,
+    Varchar,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    mapping: Option<String>,
+    kind: Kind,
+    longest: usize,
+}
+
+impl Column {
+    fn new(name: String, mapping: Option<String>) -> Column {
+        Column {
+            name,
+            mapping,
+            kind: Kind::Empty,
+            longest: 0,
+        }
+    }
+
+    /// Widens the column to hold `text`, a value of kind `kind`.
+    fn see(&mut self, kind: Kind, text: &str) {
+        self.longest = self.longest.max(text.len());
+        self.kind = match (self.kind, kind) {
+            (Kind::Empty, k) => k,
+            (a, b) if a == b => a,
+            (
+                Kind::Integer | Kind::BigInt | Kind::Double,
+                Kind::Integer | Kind::BigInt | Kind::Double,
+            ) => self.kind.max(kind),
+            _ => Kind::Varchar,
+        };
+    }
+
+    fn sql_type(&self) -> String {
+        match self.kind {
+            Kind::Boolean => "BOOLEAN".into(),
+            Kind::Integer => "INTEGER".into(),
+            Kind::BigInt => "BIGINT".into(),
+            Kind::Double => "DOUBLE".into(),
+            Kind::Empty | Kind::Varchar => {
+                format!("VARCHAR({})", self.longest.max(1).next_power_of_two())
+            }
+        }
+    }
+}
+
+fn text_kind(s: &str) -> Kind {
+    if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") {
+        Kind::Boolean
+    } else if s.parse::<i32>().is_ok() {
+        Kind::Integer
+    } else if s.parse::<i64>().is_ok() {
+        Kind::BigInt
+    } else if !s.is_empty() && s.parse::<f64>().is_ok_and(f64::is_finite) {
+        Kind::Double
+    } else {
+        Kind::Varchar
+    }
+}
+
+fn json_kind(v: &Json) -> Kind {
+    match v {
+        Json::Bool(_) => Kind::Boolean,
+        Json::Number(n) if n.is_i64() || n.is_u64() => match n.as_i64() {
+            Some(i) if i32::try_from(i).is_ok() => Kind::Integer,
+            Some(_) => Kind::BigInt,
+            None => Kind::Double,
+        },
+        Json::Number(_) => Kind::Double,
+        _ => Kind::Varchar,
+    }
+}
+
+fn column_name(path: &[String]) -> String {
+    path.iter()
+        .map(|p| {
+            p.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+fn json_path(path: &[String]) -> String {
+    let mut out = String::from("$");
+    for p in path {
+        if p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !p.is_empty() {
+            out.push('.');
+            out.push_str(p);
+        } else {
+            out.push_str(&format!("['{}']", p.replace('\'', "\\'")));
+        }
+    }
+    out
+}
+
+/// Leaves of a JSON object: (key path, value).
+fn leaves<'a>(v: &'a Json, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Json)>) {
+    match v {
+        Json::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                path.push(k.clone());
+                leaves(x, path, out);
+                path.pop();
+            }
+        }
+        other => out.push((path.clone(), other)),
+    }
+}
+
+fn value_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The inferred schema and each sample's parsed values, or why none.
+pub struct Discovered {
+    pub schema: model::SourceSchema,
+    pub parsed: Vec<Vec<String>>,
+}
+
+fn json_schema(records: &[Json]) -> Discovered {
+    let mut columns: Vec<Column> = Vec::new();
+    let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    let mut rows: Vec<Vec<(usize, String)>> = Vec::new();
+    for r in records {
+        let mut found = Vec::new();
+        leaves(r, &mut Vec::new(), &mut found);
+        let mut row = Vec::new();
+        for (path, v) in found {
+            let i = *index.entry(path.clone()).or_insert_with(|| {
+                columns.push(Column::new(column_name(&path), Some(json_path(&path))));
+                columns.len() - 1
+            });
+            let text = value_text(v);
+            if !v.is_null() {
+                columns[i].see(json_kind(v), &text);
+            }
+            row.push((i, text));
+        }
+        rows.push(row);
+    }
+    let parsed = rows
+        .into_iter()
+        .map(|row| {
+            let mut out = vec![String::new(); columns.len()];
+            for (i, t) in row {
+                out[i] = t;
+            }
+            out
+        })
+        .collect();
+    Discovered {
+        schema: model::SourceSchema {
+            record_format: model::RecordFormat {
+                record_format_type: "JSON".into(),
+                mapping_parameters: Some(model::MappingParameters {
+                    json_mapping_parameters: Some(model::JSONMappingParameters {
+                        record_row_path: "$".into(),
+                    }),
+                    csv_mapping_parameters: None,
+                }),
+            },
+            record_encoding: Some("UTF-8".into()),
+            record_columns: columns
+                .iter()
+                .map(|c| model::RecordColumn {
+                    name: c.name.clone(),
+                    mapping: c.mapping.clone(),
+                    sql_type: c.sql_type(),
+                })
+                .collect(),
+        },
+        parsed,
+    }
+}
+
+fn csv_schema(lines: &[&str]) -> Option<Discovered> {
+    let delimiter = [',', '|', '\t', ';'].into_iter().find(|d| {
+        let n = lines[0].split(*d).count();
+        n > 1 && lines.iter().all(|l| l.split(*d).count() == n)
+    })?;
+    let n = lines[0].split(delimiter).count();
+    let mut columns: Vec<Column> = (1..=n)
+        .map(|i| Column::new(format!("COL{i}"), None))
+        .collect();
+    let parsed: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| l.split(delimiter).map(str::to_owned).collect())
+        .collect();
+    for row in &parsed {
+        for (c, v) in columns.iter_mut().zip(row) {
+            if !v.is_empty() {
+                c.see(text_kind(v), v);
+            }
+        }
+    }
+    Some(Discovered {
+        schema: model::SourceSchema {
+            record_format: model::RecordFormat {
+                record_format_type: "CSV".into(),
+                mapping_parameters: Some(model::MappingParameters {
+                    json_mapping_parameters: None,
+                    csv_mapping_parameters: Some(model::CSVMappingParameters {
+                        record_row_delimiter: "\n".into(),
+                        record_column_delimiter: delimiter.to_string(),
+                    }),
+                }),
+            },
+            record_encoding: Some("UTF-8".into()),
+            record_columns: columns
+                .iter()
+                .map(|c| model::RecordColumn {
+                    name: c.name.clone(),
+                    mapping: None,
+                    sql_type: c.sql_type(),
+                })
+                .collect(),
+        },
+        parsed,
+    })
+}
+
+/// Infers a schema from sample records (each one record's text).
+pub fn infer(records: &[String]) -> Option<Discovered> {
+    if records.is_empty() {
+        return None;
+    }
+    let json: Option<Vec<Json>> = records
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Json>(r.trim())
+                .ok()
+                .filter(Json::is_object)
+        })
+        .collect();
+    if let Some(objects) = json {
+        return Some(json_schema(&objects));
+    }
+    let lines: Vec<&str> = records
+        .iter()
+        .flat_map(|r| r.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    csv_schema(&lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(d: &Discovered) -> Vec<(String, Option<String>, String)> {
+        d.schema
+            .record_columns
+            .iter()
+            .map(|c| (c.name.clone(), c.mapping.clone(), c.sql_type.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn json_records() {
+        let d = infer(&[
+            r#"{"ticker":"QXZ","price":12.5,"n":3,"ok":true,"big":5000000000,"user":{"id":7,"home page":"x"}}"#.into(),
+            r#"{"ticker":"TECHNO","price":4,"n":-2,"ok":false,"big":1,"user":{"id":8},"tags":[1,2],"note":null}"#.into(),
+        ])
+        .unwrap();
+        let c = |n: &str, m: &str, t: &str| (n.to_string(), Some(m.to_string()), t.to_string());
+        assert_eq!(
+            columns(&d),
+            vec![
+                c("big", "$.big", "BIGINT"),
+                c("n", "$.n", "INTEGER"),
+                c("ok", "$.ok", "BOOLEAN"),
+                c("price", "$.price", "DOUBLE"),
+                c("ticker", "$.ticker", "VARCHAR(8)"),
+                c("user_home_page", "$.user['home page']", "VARCHAR(1)"),
+                c("user_id", "$.user.id", "INTEGER"),
+                c("note", "$.note", "VARCHAR(1)"),
+                c("tags", "$.tags", "VARCHAR(8)"),
+            ]
+        );
+        assert_eq!(d.schema.record_format.record_format_type, "JSON");
+        assert_eq!(d.parsed[1][4], "TECHNO");
+        assert_eq!(d.parsed[1][8], "[1,2]");
+        assert_eq!(d.parsed[0][8], "");
+    }
+
+    #[test]
+    fn csv_records() {
+        let d = infer(&["a,1,2.5,true\n".into(), "bcd,2,3,false".into()]).unwrap();
+        assert_eq!(
+            columns(&d),
+            vec![
+                ("COL1".into(), None, "VARCHAR(4)".into()),
+                ("COL2".into(), None, "INTEGER".into()),
+                ("COL3".into(), None, "DOUBLE".into()),
+                ("COL4".into(), None, "BOOLEAN".into()),
+            ]
+        );
+        let p = d.schema.record_format.mapping_parameters.unwrap();
+        assert_eq!(
+            p.csv_mapping_parameters.unwrap().record_column_delimiter,
+            ","
+        );
+        assert_eq!(d.parsed[1], ["bcd", "2", "3", "false"]);
+        assert!(infer(&["just words".into(), "and more".into()]).is_none());
+        assert!(infer(&[]).is_none());
+    }
+}
