@@ -457,3 +457,21 @@ def test_cluster_url_validation(fh):
     code, message, status = error_of(e)
     assert (code, status) == ("ValidationException", 400)
     assert "Member must satisfy regular expression pattern: jdbc:(redshift|postgresql)://((?!-)[A-Za-z0-9-]{1,63}(?<!-)\\.)+(redshift(-serverless)?)" in message
+
+
+def test_staging_compression_must_be_readable_by_copy(fh):
+    """COPY reads uncompressed or GZIP staging: Snappy, HADOOP_SNAPPY and
+    ZIP are refused when the delivery stream is created."""
+    for fmt in ["Snappy", "HADOOP_SNAPPY", "ZIP"]:
+        with pytest.raises(fh.exceptions.ClientError) as e:
+            fh.create_delivery_stream(
+                DeliveryStreamName=unique("cmp"),
+                RedshiftDestinationConfiguration={
+                    "RoleARN": ROLE, "ClusterJDBCURL": "jdbc:redshift://127.0.0.1:5439/dev",
+                    "CopyCommand": {"DataTableName": "t"}, "Username": "u", "Password": "password",
+                    "S3Configuration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::b", "CompressionFormat": fmt},
+                },
+            )
+        code, message, status = error_of(e)
+        assert (code, status) == ("InvalidArgumentException", 400), (fmt, message)
+        assert message == "Compression formats SNAPPY, HADOOP_SNAPPY and ZIP are not supported for the Redshift destination's S3 configuration."

@@ -7,8 +7,9 @@
 //!   `$`). Nested objects are flattened: each leaf is a column named by its
 //!   keys joined with `_` (characters other than letters, digits and `_`
 //!   become `_`), mapped by its JSONPath (`$.a.b`); columns come in the
-//!   order of the first record holding them, by key within a record.
-//!   Arrays are one VARCHAR column holding their JSON text.
+//!   order of the first record holding them, by key within a record; a
+//!   name taken already (ignoring case) gets `_2`, `_3`, ...; empty objects
+//!   hold no column. Arrays are one VARCHAR column holding their JSON text.
 //! - Otherwise lines with one consistent delimiter (`,`, `|`, tab or `;`,
 //!   the first that splits every sample into the same number of fields,
 //!   more than one) give a CSV schema with columns `COL1`, `COL2`, ...
@@ -128,6 +129,19 @@ fn column_name(path: &[String]) -> String {
         .join("_")
 }
 
+/// `name`, or `name_2`, `name_3`, ... when a column has it already
+/// (compared ignoring case, as unquoted SQL names are).
+fn unique_name(columns: &[Column], name: String) -> String {
+    let taken = |n: &str| columns.iter().any(|c| c.name.eq_ignore_ascii_case(n));
+    if !taken(&name) {
+        return name;
+    }
+    (2..)
+        .map(|i| format!("{name}_{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or(name)
+}
+
 fn json_path(path: &[String]) -> String {
     let mut out = String::from("$");
     for p in path {
@@ -144,7 +158,8 @@ fn json_path(path: &[String]) -> String {
 /// Leaves of a JSON object: (key path, value).
 fn leaves<'a>(v: &'a Json, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Json)>) {
     match v {
-        Json::Object(m) if !m.is_empty() => {
+        // An empty object holds no column.
+        Json::Object(m) => {
             for (k, x) in m {
                 path.push(k.clone());
                 leaves(x, path, out);
@@ -178,8 +193,13 @@ fn json_schema(records: &[Json]) -> Discovered {
         leaves(r, &mut Vec::new(), &mut found);
         let mut row = Vec::new();
         for (path, v) in found {
+            if path.is_empty() {
+                // An empty object: no column.
+                continue;
+            }
             let i = *index.entry(path.clone()).or_insert_with(|| {
-                columns.push(Column::new(column_name(&path), Some(json_path(&path))));
+                let name = unique_name(&columns, column_name(&path));
+                columns.push(Column::new(name, Some(json_path(&path))));
                 columns.len() - 1
             });
             let text = value_text(v);
@@ -357,6 +377,16 @@ mod tests {
         );
         assert_eq!(d.parsed[1], ["bcd", "2", "3", "false"]);
         assert!(infer(&["just words".into(), "and more".into()]).is_none());
+        // Names that flatten alike stay apart; an empty object has none.
+        let d = infer(&[r#"{"a_b":1,"a":{"b":2},"e":{}}"#.into()]).unwrap();
+        let names: Vec<_> = columns(&d).into_iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a_b".to_string(), Some("$.a.b".to_string())),
+                ("a_b_2".to_string(), Some("$.a_b".to_string())),
+            ]
+        );
         assert!(infer(&[]).is_none());
     }
 }

@@ -62,12 +62,13 @@ pub struct Ctx {
 
 /// Reads whole objects of the server's S3 (the embedded S3), in process.
 pub trait ObjectSource: Send + Sync {
-    /// The object's bytes; `Ok(None)` when the bucket or the key does not
-    /// exist.
+    /// The first `max_bytes` bytes of the object (all of a smaller one);
+    /// `Ok(None)` when the bucket or the key does not exist.
     fn get<'a>(
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        max_bytes: usize,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Option<bytes::Bytes>, String>> + Send + 'a>,
     >;

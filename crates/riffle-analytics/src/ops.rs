@@ -916,6 +916,9 @@ pub async fn stop(
     Ok(model::StopApplicationResponse {})
 }
 
+/// How much of an S3 object DiscoverInputSchema samples.
+const DISCOVER_MAX_BYTES: usize = 1 << 20;
+
 /// How long DiscoverInputSchema waits for records on a stream.
 const DISCOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -946,7 +949,7 @@ pub async fn discover(
                 AnalyticsError::InvalidArgument("This server has no S3 to read from.".into())
             })?;
             let body = objects
-                .get(bucket, &s3.file_key)
+                .get(bucket, &s3.file_key, DISCOVER_MAX_BYTES)
                 .await
                 .map_err(AnalyticsError::Internal)?
                 .ok_or_else(|| {
@@ -955,12 +958,18 @@ pub async fn discover(
                         s3.file_key
                     ))
                 })?;
-            String::from_utf8_lossy(&body)
+            let mut lines: Vec<String> = String::from_utf8_lossy(&body)
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .take(crate::discover::MAX_SAMPLES)
+                .take(crate::discover::MAX_SAMPLES + 1)
                 .map(str::to_owned)
-                .collect()
+                .collect();
+            if body.len() == DISCOVER_MAX_BYTES && lines.len() > 1 {
+                // The last line may be cut short where the sample ends.
+                lines.pop();
+            }
+            lines.truncate(crate::discover::MAX_SAMPLES);
+            lines
         }
         (None, Some(arn)) => {
             let Some(stream) = riffle_core::names::parse_stream_arn(arn) else {

@@ -336,12 +336,21 @@ pub enum HiveType {
 struct TypeParser<'a> {
     src: &'a str,
     at: usize,
+    /// How deeply types nest here (bounded: the parser recurses).
+    depth: usize,
 }
+
+/// The deepest a column type may nest.
+const MAX_TYPE_DEPTH: usize = 64;
 
 impl TypeParser<'_> {
     fn ws(&mut self) {
-        while self.src[self.at..].starts_with(char::is_whitespace) {
-            self.at += 1;
+        while let Some(c) = self.src[self.at..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
+            self.at += c.len_utf8();
         }
     }
 
@@ -380,6 +389,18 @@ impl TypeParser<'_> {
     }
 
     fn ty(&mut self) -> Result<HiveType, String> {
+        self.depth += 1;
+        if self.depth > MAX_TYPE_DEPTH {
+            return Err(format!(
+                "the type nests more than {MAX_TYPE_DEPTH} levels deep"
+            ));
+        }
+        let t = self.ty_inner();
+        self.depth -= 1;
+        t
+    }
+
+    fn ty_inner(&mut self) -> Result<HiveType, String> {
         let name = self.word().to_ascii_lowercase();
         Ok(match name.as_str() {
             "string" => HiveType::String,
@@ -458,7 +479,11 @@ impl TypeParser<'_> {
 impl HiveType {
     /// Parses a Hive type string (`array<struct<a:int,b:string>>`).
     pub fn parse(src: &str) -> Result<HiveType, String> {
-        let mut p = TypeParser { src, at: 0 };
+        let mut p = TypeParser {
+            src,
+            at: 0,
+            depth: 0,
+        };
         let t = p.ty()?;
         p.ws();
         if p.at != src.len() {
@@ -883,7 +908,15 @@ fn decimal(text: &str, precision: u8, scale: i8) -> Option<i128> {
     }
     let digits: String = format!("{int}{frac}");
     // value = digits * 10^(exp - frac.len()); want value * 10^scale.
-    let shift = exp - frac.len() as i32 + scale as i32;
+    let shift = i64::from(exp) - frac.len() as i64 + i64::from(scale);
+    if shift > 38 {
+        // Past i128 unless the digits are all zero.
+        return digits.chars().all(|c| c == '0').then_some(0);
+    }
+    if -shift > digits.len() as i64 + 1 {
+        // Rounds to zero.
+        return Some(0);
+    }
     let mut n: i128 = 0;
     for c in digits.chars() {
         n = n.checked_mul(10)?.checked_add((c as u8 - b'0') as i128)?;

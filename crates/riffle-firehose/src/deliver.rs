@@ -182,6 +182,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                 sink: sink.cloned(),
                 clock: ctx.clock,
                 client: crate::client::Client::shared(),
+                sent: Default::default(),
             })),
             Err(reason) => Plan::NotConfigured(reason),
         };

@@ -235,6 +235,14 @@ impl ExternalS3 {
         for (k, v) in &headers {
             req = req.header(*k, *v);
         }
+        if !matches!(
+            req.method_ref(),
+            Some(&hyper::Method::GET | &hyper::Method::HEAD)
+        ) {
+            // Always sent: S3 refuses a PUT without it (an empty body
+            // would otherwise go without one).
+            req = req.header(hyper::header::CONTENT_LENGTH, body.len());
+        }
         let req = req
             .body(Full::new(body))
             .map_err(|e| unreachable(e.to_string()))?;

@@ -79,6 +79,22 @@ impl Settings {
             .and_then(Json::as_str)
             .unwrap_or("");
         let target = Url::parse(url)?;
+        // What a request cannot carry fails here, once, not at every
+        // delivery attempt.
+        if target.path.parse::<hyper::Uri>().is_err() {
+            return Err(format!(
+                "The endpoint URL {url} cannot be requested: its path is not a valid URI."
+            ));
+        }
+        if access_key
+            .as_deref()
+            .is_some_and(|k| hyper::header::HeaderValue::from_str(k).is_err())
+        {
+            return Err(
+                "The AccessKey holds characters an HTTP header cannot carry; records stay buffered."
+                    .into(),
+            );
+        }
         if doc
             .pointer("/ProcessingConfiguration/Enabled")
             .and_then(Json::as_bool)
@@ -207,6 +223,27 @@ pub struct HttpDestination {
     pub sink: Option<Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub client: Client,
+    /// The batch whose requests are over, and how they ended (`None`:
+    /// acknowledged; else the failure and the attempts made), so that a
+    /// retry after a failed backup write stores the backup again without
+    /// sending the batch again.
+    pub sent: std::sync::Mutex<Option<(BatchId, Outcome)>>,
+}
+
+/// Tells the batch the delivery task retries apart from the next one.
+pub type BatchId = (i64, i64, usize, usize);
+
+/// How a batch's requests ended: `None` acknowledged, else the last
+/// failure and the attempts made.
+pub type Outcome = Option<(DeliveryError, u32)>;
+
+fn batch_id(b: &Batch) -> BatchId {
+    (
+        b.first_arrival_ms,
+        b.last_arrival_ms,
+        b.records.len(),
+        b.bytes,
+    )
 }
 
 impl HttpDestination {
@@ -317,37 +354,21 @@ impl Destination for HttpDestination {
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let json = request_body(&request_id, self.clock.now_ms(), &batch.records);
-            let body = if self.settings.gzip {
-                let mut e =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                e.write_all(&json)
-                    .and_then(|_| e.finish())
-                    .map_err(|e| err("HttpEndpoint.InternalError", e.to_string()))?
-            } else {
-                json
-            };
-            let body = Bytes::from(body);
-            let started = Instant::now();
-            let mut backoff = BACKOFF_FIRST;
-            let mut attempts = 0u32;
-            let failure = loop {
-                attempts += 1;
-                match self.post(&request_id, body.clone()).await {
-                    Ok(()) => break None,
-                    Err(e) => {
-                        let left = self.settings.retry.saturating_sub(started.elapsed());
-                        if left.is_zero() {
-                            break Some(e);
-                        }
-                        tracing::warn!(stream = %self.stream, code = %e.code, message = %e.message, attempts, request_id = %request_id, "HTTP endpoint delivery failed; retrying");
-                        crate::deliver::report_failure(Some(crate::deliver::failure_text(
-                            &e, attempts,
-                        )));
-                        tokio::time::sleep(backoff.min(left)).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
+            let id = batch_id(batch);
+            let done = self
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .filter(|(b, _)| *b == id)
+                .map(|(_, outcome)| outcome.clone());
+            let failure = match done {
+                Some(outcome) => outcome,
+                None => {
+                    let outcome = self.send(batch).await?;
+                    *self.sent.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((id, outcome.clone()));
+                    outcome
                 }
             };
             let s = &self.settings.backup;
@@ -360,7 +381,7 @@ impl Destination for HttpDestination {
                     }
                     Ok(())
                 }
-                Some(e) => {
+                Some((e, attempts)) => {
                     tracing::error!(stream = %self.stream, code = %e.code, attempts, records = batch.records.len(), "HTTP endpoint delivery given up after the retry duration; writing the records to the S3 backup");
                     let raw = self.error_records(batch, attempts, &e);
                     let prefix = s
@@ -380,6 +401,47 @@ impl Destination for HttpDestination {
                 }
             }
         })
+    }
+}
+
+impl HttpDestination {
+    /// Sends the batch, retrying with the same request id for the retry
+    /// duration: `None` once acknowledged, else the last failure and the
+    /// attempts made.
+    async fn send(&self, batch: &Batch) -> Result<Outcome, DeliveryError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let json = request_body(&request_id, self.clock.now_ms(), &batch.records);
+        let body = if self.settings.gzip {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&json)
+                .and_then(|_| e.finish())
+                .map_err(|e| err("HttpEndpoint.InternalError", e.to_string()))?
+        } else {
+            json
+        };
+        let body = Bytes::from(body);
+        let started = Instant::now();
+        let mut backoff = BACKOFF_FIRST;
+        let mut attempts = 0u32;
+        let failure = loop {
+            attempts += 1;
+            match self.post(&request_id, body.clone()).await {
+                Ok(()) => break None,
+                Err(e) => {
+                    let left = self.settings.retry.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        break Some(e);
+                    }
+                    tracing::warn!(stream = %self.stream, code = %e.code, message = %e.message, attempts, request_id = %request_id, "HTTP endpoint delivery failed; retrying");
+                    crate::deliver::report_failure(Some(crate::deliver::failure_text(
+                        &e, attempts,
+                    )));
+                    tokio::time::sleep(backoff.min(left)).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        };
+        Ok(failure.map(|e| (e, attempts)))
     }
 }
 
@@ -486,6 +548,7 @@ mod tests {
             sink,
             clock: riffle_core::clock::SystemClock::new(),
             client: Client::shared(),
+            sent: Default::default(),
         }
     }
 
@@ -582,8 +645,9 @@ mod tests {
         assert_eq!(e.code, "HttpEndpoint.DestinationException");
         assert!(e.message.contains("S3 backup failed too"));
         std::fs::create_dir(dir.path().join("backup")).unwrap();
+        // Given up on: the retry writes the backup without sending again.
         d.deliver(&batch(&[b"a", b"b"])).await.unwrap();
-        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(seen.lock().unwrap().len(), 1);
         let base = dir
             .path()
             .join("backup/p/http-endpoint-failed/2023/11/14/22");
@@ -623,5 +687,29 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert_eq!(std::fs::read(&files[0]).unwrap(), b"a\nb\n");
+    }
+
+    /// A delivered batch whose backup write fails is not sent again when
+    /// the delivery task retries it: only the backup is retried.
+    #[tokio::test]
+    async fn a_failed_backup_is_retried_without_sending_again() {
+        let (port, seen) = receiver(vec![200]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let sink = crate::sink::DirSink::new(dir.path());
+        let d = destination(
+            port,
+            serde_json::json!({"S3BackupMode": "AllData"}),
+            Some(sink.clone()),
+        );
+        let b = batch(&[b"a\n", b"b\n"]);
+        let e = d.deliver(&b).await.unwrap_err();
+        assert_eq!(e.code, "S3.NoSuchBucket");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        std::fs::create_dir(dir.path().join("backup")).unwrap();
+        d.deliver(&b).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // The next batch is sent.
+        d.deliver(&batch(&[b"c\n"])).await.unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 }

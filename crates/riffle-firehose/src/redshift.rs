@@ -347,6 +347,16 @@ impl Settings {
 /// AWS's checks of a Redshift destination's settings that the model
 /// cannot express: the prefixes of its S3 destinations.
 pub fn check(doc: &Json) -> Result<(), crate::FirehoseError> {
+    // COPY reads uncompressed or GZIP staging only.
+    let staging = doc
+        .pointer("/S3DestinationDescription/CompressionFormat")
+        .and_then(Json::as_str)
+        .unwrap_or("UNCOMPRESSED");
+    if !matches!(staging, "UNCOMPRESSED" | "GZIP") {
+        return Err(crate::FirehoseError::InvalidArgument(
+            "Compression formats SNAPPY, HADOOP_SNAPPY and ZIP are not supported for the Redshift destination's S3 configuration.".into(),
+        ));
+    }
     for nested in ["S3DestinationDescription", "S3BackupDescription"] {
         if let Some(d) = doc.get(nested) {
             // Accepted-but-not-delivered settings are reported by delivery.
@@ -524,18 +534,25 @@ impl RedshiftDestination {
         }
     }
 
-    /// The table's columns, in order.
+    /// The table's name as the server writes it (quoted and qualified as
+    /// needed: the COPY names the table by it, never by the configured
+    /// text) and its columns, in order.
     async fn table_columns(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-    ) -> Result<Vec<TableColumn>, DeliveryError> {
+    ) -> Result<(String, Vec<TableColumn>), DeliveryError> {
         let table = &self.settings.table;
-        let oid: Option<u32> = tx
-            .query_one("SELECT to_regclass($1)::oid", &[table])
+        let row = tx
+            .query_one(
+                "SELECT to_regclass($1)::oid, to_regclass($1)::text",
+                &[table],
+            )
             .await
-            .map_err(self.pg())?
-            .get(0);
-        let Some(oid) = oid else {
+            .map_err(self.pg())?;
+        let (Some(oid), Some(name)) = (
+            row.get::<_, Option<u32>>(0),
+            row.get::<_, Option<String>>(1),
+        ) else {
             return Err(TABLE_NOT_FOUND.with(format!("relation {table} does not exist")));
         };
         let rows = tx
@@ -549,7 +566,7 @@ impl RedshiftDestination {
             )
             .await
             .map_err(self.pg())?;
-        Ok(rows
+        let columns = rows
             .iter()
             .map(|r| TableColumn {
                 column: Column {
@@ -561,7 +578,8 @@ impl RedshiftDestination {
                 identity: r.get(4),
                 generated: r.get(5),
             })
-            .collect())
+            .collect();
+        Ok((name, columns))
     }
 
     /// The COPY's target columns, checked as Redshift checks them.
@@ -624,7 +642,8 @@ impl RedshiftDestination {
         let driver = tokio::spawn(conn);
         let result = async {
             let tx = client.transaction().await.map_err(self.pg())?;
-            let targets = self.targets(self.table_columns(&tx).await?, opts.explicit_ids)?;
+            let (table, columns) = self.table_columns(&tx).await?;
+            let targets = self.targets(columns, opts.explicit_ids)?;
             let cols = targets.clone();
             let rows = tokio::task::spawn_blocking(move || copy::translate(&opts, &cols, &staged))
                 .await
@@ -633,7 +652,7 @@ impl RedshiftDestination {
                 })?
                 .map_err(|e| DATA_LOAD_FAILED.with(e))?;
             let list: Vec<String> = targets.iter().map(|c| quote_ident(&c.name)).collect();
-            let statement = format!("COPY {} ({}) FROM STDIN", s.table, list.join(", "));
+            let statement = format!("COPY {table} ({}) FROM STDIN", list.join(", "));
             let sink = tx.copy_in(&statement).await.map_err(self.pg())?;
             futures_util::pin_mut!(sink);
             let body = Bytes::from(rows.body);

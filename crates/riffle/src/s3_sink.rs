@@ -120,15 +120,25 @@ impl riffle_analytics::ObjectSource for EmbeddedS3 {
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        max_bytes: usize,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Option<Bytes>, String>> + Send + 'a>,
     > {
         Box::pin(async move {
-            match self.0.get_object(bucket, key).await {
-                Ok((_, body)) => Ok(Some(body)),
-                Err(S3Error::NoSuchBucket(_) | S3Error::NoSuchKey(_)) => Ok(None),
-                Err(e) => Err(format!("{}: {}", e.code(), e.message())),
-            }
+            let (row, file) = match self.0.open_object(bucket, key) {
+                Ok(found) => found,
+                Err(S3Error::NoSuchBucket(_) | S3Error::NoSuchKey(_)) => return Ok(None),
+                Err(e) => return Err(format!("{}: {}", e.code(), e.message())),
+            };
+            let n = (row.size as usize).min(max_bytes);
+            tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, 0).map(|()| Bytes::from(buf))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map(Some)
+            .map_err(|e| e.to_string())
         })
     }
 }

@@ -65,6 +65,11 @@ impl Query {
     /// whose values are strings, numbers or booleans. `Err` says why the
     /// record cannot be partitioned.
     pub fn keys(&self, record: &[u8]) -> Result<BTreeMap<String, String>, String> {
+        // The JSON reader recurses once per nesting level: deeper records
+        // than any real one are refused before they can exhaust the stack.
+        if nesting(record) > MAX_NESTING {
+            return Err("Non JSON record provided".to_string());
+        }
         let input = jaq_json::read::parse_single(record)
             .map_err(|_| "Non JSON record provided".to_string())?;
         let ctx = Ctx::<Data>::new(&self.filter.lut, Vars::new([]));
@@ -163,5 +168,51 @@ mod tests {
             .contains("must be"));
         assert!(Query::compile("{a: .a").is_err());
         assert!(Query::compile("{a: nosuchfn}").is_err());
+    }
+}
+
+/// The deepest nesting a record may have (as serde_json's default limit).
+const MAX_NESTING: usize = 128;
+
+/// How deeply `[` and `{` nest in `json`, outside strings.
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn nesting_depth() {
+        assert_eq!(nesting(br#"{"a":[1,{"b":"[[[["}]}"#), 3);
+        assert_eq!(nesting(br#""\"[""#), 0);
+        let q = Query::compile("{a: .a}").unwrap();
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            q.keys(deep.as_bytes()).unwrap_err(),
+            "Non JSON record provided"
+        );
     }
 }

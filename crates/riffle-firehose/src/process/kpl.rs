@@ -93,6 +93,9 @@ fn fields(b: &[u8]) -> Result<Vec<Field<'_>>, String> {
 
 /// The user records of an aggregated record; `Err` says why it is not a
 /// valid one (digest mismatch, malformed protobuf, bad key index).
+/// The longest partition key (256 characters of UTF-8).
+const MAX_PARTITION_KEY_BYTES: usize = 256 * 4;
+
 pub fn deaggregate(data: &Bytes) -> Result<Vec<UserRecord>, String> {
     if !is_aggregated(data) {
         return Err("the record is not a KPL aggregated record".into());
@@ -106,7 +109,14 @@ pub fn deaggregate(data: &Bytes) -> Result<Vec<UserRecord>, String> {
     let mut records = Vec::new();
     for f in fields(body)? {
         match f {
-            Field::Bytes(1, k) => keys.push(String::from_utf8_lossy(k).into_owned()),
+            Field::Bytes(1, k) => {
+                // Kinesis partition keys are at most 256 characters; a
+                // longer one (each user record gets a copy) is not KPL's.
+                if k.len() > MAX_PARTITION_KEY_BYTES {
+                    return Err("a partition key of the aggregated record is too long".into());
+                }
+                keys.push(String::from_utf8_lossy(k).into_owned())
+            }
             Field::Bytes(3, r) => {
                 let mut key_index = None;
                 let mut payload = None;

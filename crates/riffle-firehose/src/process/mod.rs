@@ -435,6 +435,10 @@ fn split_json(data: &Bytes) -> Result<Vec<Bytes>, String> {
         out.push(data.slice(start + lead..end));
         start = end;
     }
+    if out.is_empty() {
+        // Nothing to split: a failure, not a record that vanishes.
+        return Err("the record holds no JSON document".into());
+    }
     Ok(out)
 }
 
@@ -451,17 +455,28 @@ fn split_delimited(data: &Bytes, delim: &[u8]) -> Vec<Bytes> {
             i += 1;
         }
     }
-    if start < data.len() {
+    if start < data.len() || out.is_empty() {
+        // The rest after the last delimiter; an empty record stays one.
         out.push(data.slice(start..));
     }
     out
 }
 
+/// The most a record may decompress to.
+const MAX_DECOMPRESSED: u64 = 64 << 20;
+
 fn gunzip(data: &[u8]) -> Result<Bytes, String> {
     let mut out = Vec::with_capacity(data.len() * 4);
     flate2::read::MultiGzDecoder::new(data)
+        .take(MAX_DECOMPRESSED + 1)
         .read_to_end(&mut out)
         .map_err(|e| format!("the record is not GZIP data: {e}"))?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(format!(
+            "the record decompresses to more than {} MiB",
+            MAX_DECOMPRESSED >> 20
+        ));
+    }
     Ok(Bytes::from(out))
 }
 
@@ -722,6 +737,30 @@ fn group(
             false => layout.prefix(o.first_arrival_ms),
         };
     }
+    if dynamic {
+        // A partition whose values make the prefix too long cannot be
+        // written: its records are partitioning failures, not a failure of
+        // the whole batch (which would hold every other partition back).
+        let max = crate::prefix::MAX_EVALUATED_PREFIX;
+        let (ok, too_long): (Vec<Object>, Vec<Object>) = objects
+            .into_iter()
+            .partition(|o| o.prefix.chars().count() <= max);
+        objects = ok;
+        for o in too_long {
+            for data in o.records {
+                failed.push(Failure {
+                    error_type: PARTITIONING_FAILED,
+                    code: METADATA_EXTRACTION_FAILED.into(),
+                    message: format!("The evaluated prefix is longer than {max} characters."),
+                    attempts: 1,
+                    arrival_ms: o.first_arrival_ms,
+                    ended_ms: now,
+                    data,
+                    lambda_arn: None,
+                });
+            }
+        }
+    }
     let mut errors: Vec<ErrorObject> = Vec::new();
     for ty in [PROCESSING_FAILED, PARTITIONING_FAILED] {
         let mine: Vec<&Failure> = failed.iter().filter(|f| f.error_type == ty).collect();
@@ -961,6 +1000,29 @@ mod tests {
         assert!(e
             .iter()
             .all(|d| d["errorCode"] == METADATA_EXTRACTION_FAILED));
+
+        // A value that makes the prefix too long fails its partition only.
+        let long = format!(r#"{{"c":"{}","x":{{"y":1}}}}"#, "x".repeat(600));
+        let out = p
+            .run(
+                &rt(),
+                &layout("c=!{partitionKeyFromQuery:c}/", true),
+                &batch(&[long.as_bytes(), br#"{"c":"a","x":{"y":1}}"#]),
+            )
+            .await;
+        let got: Vec<(&str, usize)> = out
+            .objects
+            .iter()
+            .map(|o| (o.prefix.as_str(), o.records.len()))
+            .collect();
+        assert_eq!(got, vec![("c=a/", 1)]);
+        let e = lines(&out.errors[0].body);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0]["errorCode"], METADATA_EXTRACTION_FAILED);
+        assert_eq!(
+            e[0]["errorMessage"],
+            "The evaluated prefix is longer than 512 characters."
+        );
 
         // A key the query does not return is missing too.
         let l = layout(
