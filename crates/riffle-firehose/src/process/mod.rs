@@ -524,6 +524,12 @@ impl Pipeline {
                 kinesis: batch.kinesis(i).map(|k| (k.clone(), None, 0)),
             })
             .collect();
+        // A Kinesis source's KPL aggregated records are always split first,
+        // as AWS does; JSON or delimited deaggregation then splits the user
+        // records.
+        if rt.kinesis_source && !matches!(self.deaggregation, Some(SubRecord::Kpl)) {
+            recs = deaggregate_kpl(recs, &mut failed, now, false);
+        }
         match &self.deaggregation {
             Some(SubRecord::Kpl) => recs = deaggregate_kpl(recs, &mut failed, now, true),
             Some(SubRecord::Json) => {
@@ -534,7 +540,6 @@ impl Pipeline {
             Some(SubRecord::Delimited(d)) => {
                 recs = each(recs, &mut failed, now, |r| Ok(split_delimited(&r.data, d)))
             }
-            None if rt.kinesis_source => recs = deaggregate_kpl(recs, &mut failed, now, false),
             None => {}
         }
         if self.decompression {
@@ -938,6 +943,22 @@ mod tests {
         );
         let e = lines(&out.errors[0].body);
         assert_eq!(e[0]["errorCode"], "RecordDeAggregation.Failed");
+
+        // From a Kinesis source, KPL aggregated records are split first,
+        // then their user records by JSON document.
+        let kpl = kpl::aggregate(&["k"], &[(0, b"{\"a\":1}\n{\"a\":2}"), (0, b"{\"a\":3}")]);
+        let mut from_kinesis = rt();
+        from_kinesis.kinesis_source = true;
+        let out = p.run(&from_kinesis, &l, &batch(&[&kpl])).await;
+        assert_eq!(
+            out.objects[0].records,
+            vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"a\":2}"),
+                Bytes::from_static(b"{\"a\":3}"),
+            ]
+        );
+        assert!(out.errors.is_empty());
 
         // DELIMITED takes a base64 delimiter ("##").
         let p = pipeline(
