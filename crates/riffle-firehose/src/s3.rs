@@ -419,8 +419,8 @@ impl Destination for S3Destination {
                 let body = match &s.conversion {
                     Some(c) => {
                         let mut part = Batch::default();
-                        for r in &o.records {
-                            part.push(r.clone(), o.first_arrival_ms);
+                        for (r, at) in o.records.iter().zip(&o.arrivals) {
+                            part.push(r.clone(), *at);
                         }
                         // Records that fail conversion go to the error
                         // output; `None` when none converted.

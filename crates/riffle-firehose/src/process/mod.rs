@@ -338,6 +338,8 @@ pub struct Object {
     pub keys: PartitionKeys,
     pub first_arrival_ms: i64,
     pub records: Vec<Bytes>,
+    /// Each record's approximate arrival.
+    pub arrivals: Vec<i64>,
 }
 
 /// One error object to write.
@@ -673,6 +675,9 @@ pub async fn objects(p: &Pipeline, rt: &Runtime, layout: &Layout, batch: &Batch)
                 keys: PartitionKeys::default(),
                 first_arrival_ms: batch.first_arrival_ms,
                 records: batch.records.clone(),
+                arrivals: (0..batch.records.len())
+                    .map(|i| batch.arrival_ms(i))
+                    .collect(),
             }],
             errors: Vec::new(),
         };
@@ -729,12 +734,14 @@ fn group(
                 keys,
                 first_arrival_ms: r.arrival_ms,
                 records: Vec::new(),
+                arrivals: Vec::new(),
             });
             objects.len() - 1
         });
         let o = &mut objects[i];
         o.first_arrival_ms = o.first_arrival_ms.min(r.arrival_ms);
         o.records.push(r.data);
+        o.arrivals.push(r.arrival_ms);
     }
     for o in &mut objects {
         o.prefix = match dynamic {
@@ -752,13 +759,13 @@ fn group(
             .partition(|o| o.prefix.chars().count() <= max);
         objects = ok;
         for o in too_long {
-            for data in o.records {
+            for (data, arrival_ms) in o.records.into_iter().zip(o.arrivals) {
                 failed.push(Failure {
                     error_type: PARTITIONING_FAILED,
                     code: METADATA_EXTRACTION_FAILED.into(),
                     message: format!("The evaluated prefix is longer than {max} characters."),
                     attempts: 1,
-                    arrival_ms: o.first_arrival_ms,
+                    arrival_ms,
                     ended_ms: now,
                     data,
                     lambda_arn: None,
