@@ -280,9 +280,16 @@ impl<R: Resource, X: Extra<R>> Registry<R, X> {
         let out = f(&mut next)?;
         let mut stored = next.clone();
         cell.extra.fold_into(&mut stored);
-        self.write_row(key, Some(stored)).await?;
+        // Cleared before the write, so a transition settled meanwhile marks
+        // the cell again rather than being forgotten.
+        let was_dirty = cell.dirty.swap(false, Ordering::AcqRel);
+        if let Err(e) = self.write_row(key, Some(stored)).await {
+            if was_dirty {
+                cell.dirty.store(true, Ordering::Release);
+            }
+            return Err(e.into());
+        }
         *write(&cell.live) = Arc::new(next);
-        cell.dirty.store(false, Ordering::Release);
         Ok(Some(out))
     }
 
