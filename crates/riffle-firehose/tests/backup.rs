@@ -88,7 +88,7 @@ fn objects(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 async fn wait_objects(dir: &Path, n: usize) -> BTreeMap<String, Vec<u8>> {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         let o = objects(dir);
         if o.len() >= n {
             assert_eq!(o.len(), n, "{:?}", o.keys());
@@ -237,7 +237,7 @@ async fn missing_backup_bucket_fails_without_delivering_twice() {
     .await;
     put(&svc, "nb", &[b"r1", b"r2"]).await;
     let mut f = None;
-    for _ in 0..300 {
+    for _ in 0..3000 {
         f = failure(&svc, "nb").await;
         if f.is_some() {
             break;
@@ -251,7 +251,7 @@ async fn missing_backup_bucket_fails_without_delivering_twice() {
     // The destination object is written once, not at every retry.
     wait_objects(&dir.path().join("b"), 1).await;
     clock.advance(1000);
-    for _ in 0..300 {
+    for _ in 0..3000 {
         if failure(&svc, "nb")
             .await
             .is_some_and(|f| f.contains("(2 attempts so far)"))
@@ -266,7 +266,7 @@ async fn missing_backup_bucket_fails_without_delivering_twice() {
     assert_eq!(backup.values().next().unwrap(), b"r1r2");
     let main = wait_objects(&dir.path().join("b"), 1).await;
     assert_eq!(main.values().next().unwrap(), b"r1\nr2\n");
-    for _ in 0..300 {
+    for _ in 0..3000 {
         if failure(&svc, "nb").await.is_none() {
             break;
         }
@@ -395,7 +395,7 @@ async fn enabled_without_a_backup_configuration_waits_with_a_reason() {
     .await;
     put(&svc, "nocfg", &[b"held"]).await;
     let mut f = None;
-    for _ in 0..300 {
+    for _ in 0..3000 {
         f = failure(&svc, "nocfg").await;
         if f.is_some() {
             break;
