@@ -20,6 +20,7 @@ use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod discover;
+pub mod engine;
 pub mod error;
 #[rustfmt::skip]
 pub mod model;
