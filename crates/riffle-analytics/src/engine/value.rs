@@ -372,6 +372,9 @@ pub enum Value {
     Interval(i64),
     /// A year-month interval in months.
     Months(i64),
+    /// A row of named fields: what the log parsers return; fields are
+    /// read with `(expr).NAME`.
+    Row(Arc<[(Arc<str>, Value)]>),
 }
 
 impl Value {
@@ -422,6 +425,7 @@ impl Value {
             Value::Bytes(_) => "VARBINARY",
             Value::Interval(_) => "INTERVAL DAY TO SECOND",
             Value::Months(_) => "INTERVAL YEAR TO MONTH",
+            Value::Row(_) => "ROW",
         }
     }
 
@@ -445,6 +449,15 @@ impl Value {
             (Date(a), Timestamp(b)) => Some((*a as i64 * DAY_MS).cmp(b)),
             (Timestamp(a), Date(b)) => Some(a.cmp(&(*b as i64 * DAY_MS))),
             (Bytes(a), Bytes(b)) => Some(a.cmp(b)),
+            (Row(a), Row(b)) => {
+                for ((_, x), (_, y)) in a.iter().zip(b.iter()) {
+                    match x.compare(y)? {
+                        Ordering::Equal => {}
+                        o => return Some(o),
+                    }
+                }
+                Some(a.len().cmp(&b.len()))
+            }
             (a, b) => {
                 let (x, y) = (a.as_f64()?, b.as_f64()?);
                 x.partial_cmp(&y)
@@ -477,6 +490,7 @@ impl Value {
             Value::Bytes(_) => 6,
             Value::Interval(_) => 7,
             Value::Months(_) => 8,
+            Value::Row(_) => 9,
         }
     }
 
@@ -496,6 +510,13 @@ impl Value {
             Value::Bytes(b) => b.iter().map(|x| format!("{x:02X}")).collect(),
             Value::Interval(ms) => format_interval(*ms),
             Value::Months(m) => format!("{}-{:02}", m / 12, (m % 12).abs()),
+            Value::Row(fields) => {
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(_, v)| v.to_text().unwrap_or_else(|| "NULL".into()))
+                    .collect();
+                format!("({})", parts.join(", "))
+            }
         })
     }
 }
@@ -529,6 +550,11 @@ impl std::hash::Hash for Value {
             }
             Value::Date(d) => (*d as i64 * DAY_MS).hash(h),
             Value::Bytes(b) => b.hash(h),
+            Value::Row(fields) => {
+                for (_, v) in fields.iter() {
+                    v.hash(h);
+                }
+            }
         }
     }
 }
