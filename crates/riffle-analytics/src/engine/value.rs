@@ -255,17 +255,17 @@ impl Dec {
         Some((a.rescale(s)?.mant, b.rescale(s)?.mant, s))
     }
 
-    pub fn add(a: Dec, b: Dec) -> Option<Dec> {
+    pub fn checked_add(a: Dec, b: Dec) -> Option<Dec> {
         let (x, y, s) = Dec::align(a, b)?;
         Some(Dec::new(x.checked_add(y)?, s))
     }
 
-    pub fn sub(a: Dec, b: Dec) -> Option<Dec> {
+    pub fn checked_sub(a: Dec, b: Dec) -> Option<Dec> {
         let (x, y, s) = Dec::align(a, b)?;
         Some(Dec::new(x.checked_sub(y)?, s))
     }
 
-    pub fn mul(a: Dec, b: Dec) -> Option<Dec> {
+    pub fn checked_mul(a: Dec, b: Dec) -> Option<Dec> {
         let scale = a.scale.checked_add(b.scale)?;
         let d = Dec::new(a.mant.checked_mul(b.mant)?, scale);
         if scale > 18 {
@@ -276,7 +276,7 @@ impl Dec {
     }
 
     /// Division keeps at least 6 digits after the point.
-    pub fn div(a: Dec, b: Dec) -> Option<Dec> {
+    pub fn checked_div(a: Dec, b: Dec) -> Option<Dec> {
         if b.mant == 0 {
             return None;
         }
@@ -870,7 +870,7 @@ mod tests {
     fn decimals_are_exact() {
         let a = Dec::parse("0.1").unwrap();
         let b = Dec::parse("0.2").unwrap();
-        assert_eq!(Dec::add(a, b).unwrap().to_string(), "0.3");
+        assert_eq!(Dec::checked_add(a, b).unwrap().to_string(), "0.3");
         assert_eq!(
             Dec::parse("-1.005")
                 .unwrap()
@@ -880,7 +880,7 @@ mod tests {
             "-1.01"
         );
         assert_eq!(
-            Dec::div(Dec::from_i64(1), Dec::from_i64(3))
+            Dec::checked_div(Dec::from_i64(1), Dec::from_i64(3))
                 .unwrap()
                 .to_string(),
             "0.333333"
