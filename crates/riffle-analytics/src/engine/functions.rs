@@ -1,0 +1,1899 @@
+//! The scalar functions of the Kinesis Analytics SQL dialect, looked up
+//! by upper-case name and argument count.
+//!
+//! Functions with special syntax come through [`lookup`] under these
+//! names, their arguments in this order:
+//!
+//! - `SUBSTRING(s FROM a [FOR n])`: `SUBSTRING` (s, a[, n]); with a
+//!   string for `a`, the first match of that regular expression;
+//! - `POSITION(needle IN haystack)`: `POSITION` (needle, haystack);
+//! - `TRIM([spec] [chars] FROM s)`: `TRIM` (`'BOTH'|'LEADING'|'TRAILING'`,
+//!   chars, s);
+//! - `OVERLAY(s PLACING r FROM a [FOR n])`: `OVERLAY` (s, r, a[, n]);
+//! - `FLOOR(x TO unit)`, `CEIL(x TO unit)`: `FLOOR_TO`, `CEIL_TO` (x, unit);
+//! - `EXTRACT(unit FROM x)`: `EXTRACT` (unit, x);
+//! - `STEP(x BY step)`: `STEP` (x, step).
+//!
+//! NULL arguments give NULL except where a function says otherwise
+//! (COALESCE, NULLIF, TIMESTAMP_TO_CHAR). Strings are counted in
+//! characters. Wrong kinds of arguments and arithmetic overflow are
+//! [`EvalError`]s.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use regex_lite::{Captures, Regex};
+
+use super::datefmt;
+use super::value::{
+    cast, civil_from_days, days_from_civil, fail, Dec, EvalError, EvalResult, SqlType, Value,
+    DAY_MS,
+};
+
+pub type ScalarFn = fn(&[Value]) -> EvalResult<Value>;
+
+/// A scalar function by its upper-case name and argument count:
+/// `Some(Ok(f))`; `Some(Err(message))` when the name is known but not with
+/// that many arguments; `None` when the name is unknown.
+pub fn lookup(name: &str, argc: usize) -> Option<Result<ScalarFn, String>> {
+    let (f, ok): (ScalarFn, bool) = match name {
+        // Strings.
+        "CHAR_LENGTH" | "CHARACTER_LENGTH" => (char_length, argc == 1),
+        "UPPER" => (upper, argc == 1),
+        "LOWER" => (lower, argc == 1),
+        "INITCAP" => (initcap, argc == 1),
+        "POSITION" => (position, argc == 2),
+        "SUBSTRING" => (substring, argc == 2 || argc == 3),
+        "OVERLAY" => (overlay, argc == 3 || argc == 4),
+        "TRIM" => (trim, argc == 3),
+        "REGEX_REPLACE" => (regex_replace, argc == 5),
+        // Numbers.
+        "ABS" => (abs, argc == 1),
+        "CEIL" | "CEILING" => (ceil, argc == 1),
+        "FLOOR" => (floor, argc == 1),
+        "EXP" => (exp, argc == 1),
+        "LN" => (ln, argc == 1),
+        "LOG10" => (log10, argc == 1),
+        "MOD" => (modulo, argc == 2),
+        "POWER" => (power, argc == 2),
+        "STEP" => (step, argc == 2),
+        // NULLs.
+        "COALESCE" => (coalesce, argc >= 1),
+        "NULLIF" => (nullif, argc == 2),
+        // Dates and times.
+        "FLOOR_TO" => (floor_to, argc == 2),
+        "CEIL_TO" => (ceil_to, argc == 2),
+        "EXTRACT" => (extract, argc == 2),
+        "TSDIFF" => (tsdiff, argc == 2),
+        "TO_TIMESTAMP" => (to_timestamp, argc == 1),
+        "UNIX_TIMESTAMP" => (unix_timestamp, argc == 1),
+        "TIMESTAMP_TO_CHAR" => (timestamp_to_char, argc == 2),
+        "DATE_TO_CHAR" => (date_to_char, argc == 2),
+        "TIME_TO_CHAR" => (time_to_char, argc == 2),
+        "CHAR_TO_TIMESTAMP" => (char_to_timestamp, argc == 2),
+        "CHAR_TO_DATE" => (char_to_date, argc == 2),
+        "CHAR_TO_TIME" => (char_to_time, argc == 2),
+        // Log parsing.
+        "REGEX_LOG_PARSE" => (regex_log_parse, argc == 2 || argc == 3),
+        "FAST_REGEX_LOG_PARSER" => (fast_regex_log_parser, argc == 2 || argc == 3),
+        "W3C_LOG_PARSE" => (w3c_log_parse, argc == 2),
+        "VARIABLE_COLUMN_LOG_PARSE" => (variable_column_log_parse, (3..=5).contains(&argc)),
+        "FIXED_COLUMN_LOG_PARSE" => (fixed_column_log_parse, argc == 2),
+        "SYS_LOG_PARSE" => (sys_log_parse, argc == 1),
+        _ => return None,
+    };
+    Some(if ok {
+        Ok(f)
+    } else {
+        Err(format!(
+            "No match found for function signature {name}({})",
+            vec!["<ANY>"; argc].join(", ")
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------
+// Argument helpers.
+
+fn any_null(args: &[Value]) -> bool {
+    args.iter().any(Value::is_null)
+}
+
+fn wrong(func: &str, pos: usize, v: &Value, expected: &str) -> EvalError {
+    EvalError(format!(
+        "Cannot apply {func} to argument {pos} of type {}: expected {expected}",
+        v.type_name()
+    ))
+}
+
+fn text<'a>(func: &str, args: &'a [Value], i: usize) -> EvalResult<&'a str> {
+    match &args[i] {
+        Value::Str(s) => Ok(s),
+        v => Err(wrong(func, i + 1, v, "a character string")),
+    }
+}
+
+/// An integer: BIGINT, or a DECIMAL or DOUBLE with no fraction.
+fn int(func: &str, args: &[Value], i: usize) -> EvalResult<i64> {
+    let v = &args[i];
+    let r = match v {
+        Value::Int(n) => Some(*n),
+        Value::Decimal(d) => d
+            .rescale(0)
+            .filter(|r| Dec::cmp(r, d).is_eq())
+            .and_then(|r| i64::try_from(r.mant).ok()),
+        Value::Double(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(*f as i64),
+        _ => None,
+    };
+    r.ok_or_else(|| wrong(func, i + 1, v, "an integer"))
+}
+
+fn double(func: &str, args: &[Value], i: usize) -> EvalResult<f64> {
+    args[i]
+        .as_f64()
+        .ok_or_else(|| wrong(func, i + 1, &args[i], "a number"))
+}
+
+fn chars(s: &str) -> Vec<char> {
+    s.chars().collect()
+}
+
+fn overflow(func: &str) -> EvalError {
+    EvalError(format!("{func}: numeric overflow"))
+}
+
+// ---------------------------------------------------------------------
+// Strings.
+
+fn char_length(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::Int(
+        text("CHAR_LENGTH", args, 0)?.chars().count() as i64
+    ))
+}
+
+fn upper(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::str(text("UPPER", args, 0)?.to_uppercase()))
+}
+
+fn lower(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::str(text("LOWER", args, 0)?.to_lowercase()))
+}
+
+/// First letter of each blank-separated word upper-cased, the rest lower.
+fn initcap(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let mut out = String::new();
+    let mut start = true;
+    for c in text("INITCAP", args, 0)?.chars() {
+        if c.is_whitespace() {
+            out.push(c);
+            start = true;
+        } else if start {
+            out.extend(c.to_uppercase());
+            start = false;
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    Ok(Value::str(out))
+}
+
+/// 1-based character position of the first occurrence, 0 when absent.
+fn position(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let needle = text("POSITION", args, 0)?;
+    let hay = text("POSITION", args, 1)?;
+    Ok(Value::Int(match hay.find(needle) {
+        Some(b) => hay[..b].chars().count() as i64 + 1,
+        None => 0,
+    }))
+}
+
+/// Characters from 1-based `start` for `len` (to the end when None), SQL
+/// standard style: a start before 1 shortens the length.
+fn substr(s: &str, start: i64, len: Option<i64>) -> String {
+    let cs = chars(s);
+    let end = match len {
+        Some(n) => start.saturating_add(n),
+        None => i64::MAX,
+    };
+    let from = start.max(1);
+    let to = end.min(cs.len() as i64 + 1);
+    if to <= from {
+        return String::new();
+    }
+    cs[(from - 1) as usize..(to - 1) as usize].iter().collect()
+}
+
+fn substring(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let s = text("SUBSTRING", args, 0)?;
+    if let Value::Str(pattern) = &args[1] {
+        // SUBSTRING(s FROM regex): the first match, NULL when none.
+        if args.len() == 3 {
+            return Err(wrong("SUBSTRING", 3, &args[2], "no length with a pattern"));
+        }
+        let re = regex(pattern)?;
+        return Ok(re.find(s).map_or(Value::Null, |m| Value::str(m.as_str())));
+    }
+    let start = int("SUBSTRING", args, 1)?;
+    let len = match args.get(2) {
+        Some(_) => {
+            let n = int("SUBSTRING", args, 2)?;
+            if n < 0 {
+                return fail(format!("Substring error: negative length {n}"));
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    Ok(Value::str(substr(s, start, len)))
+}
+
+/// `s[..a-1] || r || s[a-1+n..]`, n defaulting to the length of r.
+fn overlay(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let s = text("OVERLAY", args, 0)?;
+    let r = text("OVERLAY", args, 1)?;
+    let start = int("OVERLAY", args, 2)?;
+    let len = match args.get(3) {
+        Some(_) => int("OVERLAY", args, 3)?,
+        None => r.chars().count() as i64,
+    };
+    if len < 0 {
+        return fail(format!("Overlay error: negative length {len}"));
+    }
+    let mut out = substr(s, 1, Some(start.saturating_sub(1).max(0)));
+    out.push_str(r);
+    out.push_str(&substr(s, start.saturating_add(len), None));
+    Ok(Value::str(out))
+}
+
+fn trim(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let spec = text("TRIM", args, 0)?;
+    let set = text("TRIM", args, 1)?;
+    let s = text("TRIM", args, 2)?;
+    let mut it = set.chars();
+    let c = match (it.next(), it.next()) {
+        (Some(c), None) => c,
+        _ => return fail("Trim error: trim character must be exactly 1 character"),
+    };
+    let out = match spec.to_ascii_uppercase().as_str() {
+        "BOTH" => s.trim_matches(c),
+        "LEADING" => s.trim_start_matches(c),
+        "TRAILING" => s.trim_end_matches(c),
+        other => return fail(format!("TRIM: unknown trim specification '{other}'")),
+    };
+    Ok(Value::str(out))
+}
+
+thread_local! {
+    static REGEXES: RefCell<Vec<(String, Rc<Regex>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A compiled regular expression, from a small per-thread cache (the
+/// patterns are nearly always literals).
+fn regex(pattern: &str) -> EvalResult<Rc<Regex>> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(i) = cache.iter().position(|(p, _)| p == pattern) {
+            let hit = cache.remove(i);
+            let re = hit.1.clone();
+            cache.insert(0, hit);
+            return Ok(re);
+        }
+        let re = Rc::new(
+            Regex::new(pattern)
+                .map_err(|e| EvalError(format!("Invalid regular expression '{pattern}': {e}")))?,
+        );
+        cache.insert(0, (pattern.to_string(), re.clone()));
+        cache.truncate(16);
+        Ok(re)
+    })
+}
+
+/// Java's replacement syntax: `$n` and `${name}` are groups, `\x` is x.
+fn expand(caps: &Captures, repl: &str, out: &mut String) -> EvalResult<()> {
+    let cs = chars(repl);
+    let mut i = 0;
+    while i < cs.len() {
+        match cs[i] {
+            '\\' => {
+                let Some(&c) = cs.get(i + 1) else {
+                    return fail("REGEX_REPLACE: character to be escaped is missing");
+                };
+                out.push(c);
+                i += 2;
+            }
+            '$' if cs.get(i + 1) == Some(&'{') => {
+                let close = cs[i..].iter().position(|&c| c == '}').map(|p| p + i);
+                let Some(close) = close else {
+                    return fail("REGEX_REPLACE: named capturing group is missing trailing '}'");
+                };
+                let name: String = cs[i + 2..close].iter().collect();
+                match caps.name(&name) {
+                    Some(m) => out.push_str(m.as_str()),
+                    None if caps.get(0).is_some() && name.parse::<usize>().is_err() => {
+                        return fail(format!("REGEX_REPLACE: no group with name {{{name}}}"))
+                    }
+                    None => {}
+                }
+                i = close + 1;
+            }
+            '$' => {
+                // Java takes as many digits as still name a group.
+                let mut j = i + 1;
+                let mut group: Option<usize> = None;
+                while let Some(d) = cs.get(j).and_then(|c| c.to_digit(10)) {
+                    let g = group.unwrap_or(0) * 10 + d as usize;
+                    if group.is_some() && g >= caps.len() {
+                        break;
+                    }
+                    group = Some(g);
+                    j += 1;
+                }
+                let Some(g) = group else {
+                    return fail("REGEX_REPLACE: illegal group reference");
+                };
+                if g >= caps.len() {
+                    return fail(format!("REGEX_REPLACE: no group {g}"));
+                }
+                if let Some(m) = caps.get(g) {
+                    out.push_str(m.as_str());
+                }
+                i = j;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// REGEX_REPLACE(original, regex, replacement, startPosition, occurrence):
+/// from the 1-based start, replace every match (occurrence 0) or only the
+/// n-th.
+fn regex_replace(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    const F: &str = "REGEX_REPLACE";
+    let s = text(F, args, 0)?;
+    let re = regex(text(F, args, 1)?)?;
+    let repl = text(F, args, 2)?;
+    let start = int(F, args, 3)?;
+    let occurrence = int(F, args, 4)?;
+    if start < 1 {
+        return fail(format!("{F}: start position {start} is less than 1"));
+    }
+    if occurrence < 0 {
+        return fail(format!("{F}: occurrence {occurrence} is less than 0"));
+    }
+    let Some((from, _)) = s.char_indices().nth(start as usize - 1) else {
+        return Ok(Value::str(s));
+    };
+    let mut out = String::from(&s[..from]);
+    let mut last = from;
+    let mut at = from;
+    let mut n = 0;
+    while at <= s.len() {
+        let Some(caps) = re.captures_at(s, at) else {
+            break;
+        };
+        let m = caps.get(0).expect("group 0");
+        n += 1;
+        if occurrence == 0 || n == occurrence {
+            out.push_str(&s[last..m.start()]);
+            expand(&caps, repl, &mut out)?;
+            last = m.end();
+            if occurrence != 0 {
+                break;
+            }
+        }
+        at = if m.end() > m.start() {
+            m.end()
+        } else {
+            // An empty match: step over one character.
+            match s[m.end()..].chars().next() {
+                Some(c) => m.end() + c.len_utf8(),
+                None => break,
+            }
+        };
+    }
+    out.push_str(&s[last..]);
+    Ok(Value::str(out))
+}
+
+// ---------------------------------------------------------------------
+// Numbers.
+
+fn abs(args: &[Value]) -> EvalResult<Value> {
+    Ok(match &args[0] {
+        Value::Null => Value::Null,
+        Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(|| overflow("ABS"))?),
+        Value::Double(d) => Value::Double(d.abs()),
+        Value::Decimal(d) => Value::Decimal(Dec::new(
+            d.mant.checked_abs().ok_or_else(|| overflow("ABS"))?,
+            d.scale,
+        )),
+        Value::Interval(ms) => Value::Interval(ms.checked_abs().ok_or_else(|| overflow("ABS"))?),
+        v => return Err(wrong("ABS", 1, v, "a number")),
+    })
+}
+
+/// FLOOR or CEIL of a number, keeping its kind (a DECIMAL gets scale 0).
+fn round_to_int(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
+    Ok(match &args[0] {
+        Value::Null => Value::Null,
+        Value::Int(i) => Value::Int(*i),
+        Value::Double(d) => Value::Double(if up { d.ceil() } else { d.floor() }),
+        Value::Decimal(d) => {
+            let f = 10i128.pow(d.scale as u32);
+            let (q, r) = (d.mant.div_euclid(f), d.mant.rem_euclid(f));
+            Value::Decimal(Dec::new(if up && r != 0 { q + 1 } else { q }, 0))
+        }
+        v => {
+            return Err(wrong(
+                func,
+                1,
+                v,
+                "a number (use FLOOR(x TO unit) for times)",
+            ))
+        }
+    })
+}
+
+fn floor(args: &[Value]) -> EvalResult<Value> {
+    round_to_int("FLOOR", args, false)
+}
+
+fn ceil(args: &[Value]) -> EvalResult<Value> {
+    round_to_int("CEIL", args, true)
+}
+
+fn exp(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::Double(double("EXP", args, 0)?.exp()))
+}
+
+fn logarithm(func: &str, args: &[Value], f: fn(f64) -> f64) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let x = double(func, args, 0)?;
+    if x <= 0.0 {
+        return fail(format!(
+            "{func}: cannot take logarithm of zero or negative number {}",
+            args[0].to_text().unwrap_or_default()
+        ));
+    }
+    Ok(Value::Double(f(x)))
+}
+
+fn ln(args: &[Value]) -> EvalResult<Value> {
+    logarithm("LN", args, f64::ln)
+}
+
+fn log10(args: &[Value]) -> EvalResult<Value> {
+    logarithm("LOG10", args, f64::log10)
+}
+
+/// MOD of integers (scale 0), with the sign of the dividend.
+fn modulo(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let exact = |i: usize| -> EvalResult<(i128, bool)> {
+        match &args[i] {
+            Value::Int(n) => Ok((*n as i128, false)),
+            Value::Decimal(d) if d.scale == 0 => Ok((d.mant, true)),
+            v => Err(wrong("MOD", i + 1, v, "an integer (scale 0)")),
+        }
+    };
+    let (a, da) = exact(0)?;
+    let (b, db) = exact(1)?;
+    if b == 0 {
+        return fail("MOD: division by zero");
+    }
+    let r = a.wrapping_rem(b);
+    Ok(if da || db {
+        Value::Decimal(Dec::new(r, 0))
+    } else {
+        Value::Int(r as i64)
+    })
+}
+
+fn power(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let x = double("POWER", args, 0)?;
+    let y = double("POWER", args, 1)?;
+    Ok(Value::Double(x.powf(y)))
+}
+
+/// STEP(x BY step): x rounded down to a multiple of step (integers), or
+/// to a multiple of an interval since the epoch (dates and times).
+fn step(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let positive = |n: i64| -> EvalResult<i64> {
+        if n <= 0 {
+            fail(format!("STEP: the step must be positive, not {n}"))
+        } else {
+            Ok(n)
+        }
+    };
+    let floor_ms = |x: i64, s: i64| x - x.rem_euclid(s);
+    Ok(match (&args[0], &args[1]) {
+        (Value::Timestamp(t), Value::Interval(s)) => Value::Timestamp(floor_ms(*t, positive(*s)?)),
+        (Value::Time(t), Value::Interval(s)) => Value::Time(floor_ms(*t, positive(*s)?)),
+        (Value::Date(d), Value::Interval(s)) => {
+            let ms = floor_ms(*d as i64 * DAY_MS, positive(*s)?);
+            Value::Date(ms.div_euclid(DAY_MS) as i32)
+        }
+        (Value::Timestamp(_) | Value::Date(_), Value::Months(m)) => {
+            let m = positive(*m)?;
+            let (y, mo, _) = civil_from_days(split(&args[0]).0);
+            let months = (y - 1970) * 12 + mo as i64 - 1;
+            let months = months - months.rem_euclid(m);
+            let days = days_from_civil(
+                1970 + months.div_euclid(12),
+                months.rem_euclid(12) as u32 + 1,
+                1,
+            );
+            rebuild(&args[0], days, 0)
+        }
+        (Value::Int(_) | Value::Decimal(_) | Value::Double(_), _) => {
+            let x = int("STEP", args, 0)?;
+            let s = positive(int("STEP", args, 1)?)?;
+            Value::Int(x - x.rem_euclid(s))
+        }
+        (Value::Timestamp(_) | Value::Date(_) | Value::Time(_), s) => {
+            return Err(wrong("STEP", 2, s, "an INTERVAL"))
+        }
+        (x, _) => return Err(wrong("STEP", 1, x, "an integer, DATE, TIME or TIMESTAMP")),
+    })
+}
+
+// ---------------------------------------------------------------------
+// NULLs.
+
+fn coalesce(args: &[Value]) -> EvalResult<Value> {
+    Ok(args
+        .iter()
+        .find(|v| !v.is_null())
+        .cloned()
+        .unwrap_or(Value::Null))
+}
+
+fn nullif(args: &[Value]) -> EvalResult<Value> {
+    Ok(match args[0].compare(&args[1]) {
+        Some(std::cmp::Ordering::Equal) => Value::Null,
+        _ => args[0].clone(),
+    })
+}
+
+// ---------------------------------------------------------------------
+// Dates and times.
+
+/// (day number, milliseconds of the day) of a DATE, TIME or TIMESTAMP.
+fn split(v: &Value) -> (i64, i64) {
+    match v {
+        Value::Timestamp(ms) => (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS)),
+        Value::Date(d) => (*d as i64, 0),
+        Value::Time(t) => (0, *t),
+        _ => (0, 0),
+    }
+}
+
+/// A value of the same kind as `like` from a day number and time of day.
+fn rebuild(like: &Value, days: i64, tod: i64) -> Value {
+    match like {
+        Value::Date(_) => Value::Date(days as i32),
+        Value::Time(_) => Value::Time(tod.rem_euclid(DAY_MS)),
+        _ => Value::Timestamp(days * DAY_MS + tod),
+    }
+}
+
+fn unit(func: &str, args: &[Value], i: usize) -> EvalResult<String> {
+    Ok(text(func, args, i)?.trim().to_ascii_uppercase())
+}
+
+/// FLOOR(x TO unit), or the ceiling when `up`.
+fn round_time(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let x = &args[0];
+    if !matches!(x, Value::Timestamp(_) | Value::Date(_) | Value::Time(_)) {
+        return Err(wrong(func, 1, x, "a DATE, TIME or TIMESTAMP"));
+    }
+    let u = unit(func, args, 1)?;
+    let (days, tod) = split(x);
+    let is_time = matches!(x, Value::Time(_));
+    let by_ms = |step: i64| -> Value {
+        let floor = tod - tod % step;
+        let t = if up && floor != tod {
+            floor + step
+        } else {
+            floor
+        };
+        rebuild(x, days, t)
+    };
+    let (y, m, _) = civil_from_days(days);
+    // Calendar units: the first day of the period and the next one.
+    let period = |first: i64, next: i64| -> Value {
+        if up && (first != days || tod != 0) {
+            rebuild(x, next, 0)
+        } else {
+            rebuild(x, first, 0)
+        }
+    };
+    let calendar = !matches!(u.as_str(), "HOUR" | "MINUTE" | "SECOND" | "MILLISECOND");
+    if is_time && calendar {
+        return fail(format!("{func}: cannot round a TIME to {u}"));
+    }
+    Ok(match u.as_str() {
+        "MILLISECOND" => x.clone(),
+        "SECOND" => by_ms(1000),
+        "MINUTE" => by_ms(60_000),
+        "HOUR" => by_ms(3_600_000),
+        "DAY" => period(days, days + 1),
+        "WEEK" => {
+            // Weeks start on Sunday.
+            let first = days - (days + 4).rem_euclid(7);
+            period(first, first + 7)
+        }
+        "MONTH" => {
+            let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            period(days_from_civil(y, m, 1), days_from_civil(next.0, next.1, 1))
+        }
+        "QUARTER" => {
+            let q = (m - 1) / 3 * 3 + 1;
+            let next = if q == 10 { (y + 1, 1) } else { (y, q + 3) };
+            period(days_from_civil(y, q, 1), days_from_civil(next.0, next.1, 1))
+        }
+        "YEAR" => period(days_from_civil(y, 1, 1), days_from_civil(y + 1, 1, 1)),
+        _ => return fail(format!("{func}: unknown time unit '{u}'")),
+    })
+}
+
+fn floor_to(args: &[Value]) -> EvalResult<Value> {
+    round_time("FLOOR", args, false)
+}
+
+fn ceil_to(args: &[Value]) -> EvalResult<Value> {
+    round_time("CEIL", args, true)
+}
+
+/// EXTRACT(unit FROM x): BIGINT, except SECOND, which is DECIMAL(5,3)
+/// with the milliseconds.
+fn extract(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let u = unit("EXTRACT", args, 0)?;
+    let x = &args[1];
+    let seconds = |ms: i64| Value::Decimal(Dec::new((ms % 60_000) as i128, 3));
+    let cant = || fail(format!("Cannot extract {u} from {}", x.type_name()));
+    let v = match x {
+        Value::Interval(ms) => match u.as_str() {
+            "DAY" => ms / DAY_MS,
+            "HOUR" => ms % DAY_MS / 3_600_000,
+            "MINUTE" => ms % 3_600_000 / 60_000,
+            "SECOND" => return Ok(seconds(*ms)),
+            _ => return cant(),
+        },
+        Value::Months(mo) => match u.as_str() {
+            "YEAR" => mo / 12,
+            "MONTH" => mo % 12,
+            _ => return cant(),
+        },
+        Value::Timestamp(_) | Value::Date(_) | Value::Time(_) => {
+            let (days, tod) = split(x);
+            let has_date = !matches!(x, Value::Time(_));
+            let has_time = !matches!(x, Value::Date(_));
+            let (y, m, d) = civil_from_days(days);
+            match u.as_str() {
+                "YEAR" if has_date => y,
+                "QUARTER" if has_date => (m as i64 - 1) / 3 + 1,
+                "MONTH" if has_date => m as i64,
+                "DAY" if has_date => d as i64,
+                "DOY" if has_date => days - days_from_civil(y, 1, 1) + 1,
+                "DOW" if has_date => (days + 4).rem_euclid(7) + 1,
+                "HOUR" if has_time => tod / 3_600_000,
+                "MINUTE" if has_time => tod / 60_000 % 60,
+                "SECOND" if has_time => return Ok(seconds(tod)),
+                _ => return cant(),
+            }
+        }
+        v => {
+            return Err(wrong(
+                "EXTRACT",
+                2,
+                v,
+                "a DATE, TIME, TIMESTAMP or INTERVAL",
+            ))
+        }
+    };
+    Ok(Value::Int(v))
+}
+
+/// Epoch milliseconds of a TIMESTAMP, DATE or BIGINT.
+fn millis(func: &str, args: &[Value], i: usize) -> EvalResult<i64> {
+    match &args[i] {
+        Value::Timestamp(ms) => Ok(*ms),
+        Value::Date(d) => Ok(*d as i64 * DAY_MS),
+        Value::Int(ms) => Ok(*ms),
+        v => Err(wrong(func, i + 1, v, "a TIMESTAMP or BIGINT milliseconds")),
+    }
+}
+
+/// TSDIFF(startTime, endTime): endTime - startTime in milliseconds.
+fn tsdiff(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let a = millis("TSDIFF", args, 0)?;
+    let b = millis("TSDIFF", args, 1)?;
+    Ok(Value::Int(
+        b.checked_sub(a).ok_or_else(|| overflow("TSDIFF"))?,
+    ))
+}
+
+fn to_timestamp(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    Ok(Value::Timestamp(int("TO_TIMESTAMP", args, 0)?))
+}
+
+fn unix_timestamp(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    match &args[0] {
+        Value::Timestamp(ms) => Ok(Value::Int(*ms)),
+        Value::Date(d) => Ok(Value::Int(*d as i64 * DAY_MS)),
+        v => Err(wrong("UNIX_TIMESTAMP", 1, v, "a TIMESTAMP")),
+    }
+}
+
+fn format_with(func: &str, args: &[Value], ms: i64) -> EvalResult<Value> {
+    let pattern = text(func, args, 0)?;
+    datefmt::format(pattern, ms)
+        .map(Value::str)
+        .map_err(|e| EvalError(format!("{func}: {e}")))
+}
+
+/// TIMESTAMP_TO_CHAR(format, ts); a NULL timestamp gives the string
+/// 'null', as AWS documents.
+fn timestamp_to_char(args: &[Value]) -> EvalResult<Value> {
+    const F: &str = "TIMESTAMP_TO_CHAR";
+    match args {
+        [Value::Null, _] => Ok(Value::Null),
+        [_, Value::Null] => {
+            text(F, args, 0)?;
+            Ok(Value::str("null"))
+        }
+        [_, Value::Timestamp(ms)] => format_with(F, args, *ms),
+        [_, Value::Date(d)] => format_with(F, args, *d as i64 * DAY_MS),
+        [_, v] => Err(wrong(F, 2, v, "a TIMESTAMP")),
+        _ => unreachable!("arity checked by lookup"),
+    }
+}
+
+fn date_to_char(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    match &args[1] {
+        Value::Date(d) => format_with("DATE_TO_CHAR", args, *d as i64 * DAY_MS),
+        Value::Timestamp(ms) => format_with("DATE_TO_CHAR", args, *ms),
+        v => Err(wrong("DATE_TO_CHAR", 2, v, "a DATE")),
+    }
+}
+
+fn time_to_char(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    match &args[1] {
+        Value::Time(t) => format_with("TIME_TO_CHAR", args, *t),
+        Value::Timestamp(ms) => format_with("TIME_TO_CHAR", args, *ms),
+        v => Err(wrong("TIME_TO_CHAR", 2, v, "a TIME")),
+    }
+}
+
+fn parse_with(func: &str, args: &[Value], what: &str) -> EvalResult<Option<i64>> {
+    if any_null(args) {
+        return Ok(None);
+    }
+    let pattern = text(func, args, 0)?;
+    let s = text(func, args, 1)?;
+    datefmt::parse(pattern, s).map(Some).map_err(|e| {
+        EvalError(format!(
+            "Cannot parse '{s}' as {what} with format '{pattern}': {e}"
+        ))
+    })
+}
+
+fn char_to_timestamp(args: &[Value]) -> EvalResult<Value> {
+    Ok(parse_with("CHAR_TO_TIMESTAMP", args, "TIMESTAMP")?.map_or(Value::Null, Value::Timestamp))
+}
+
+fn char_to_date(args: &[Value]) -> EvalResult<Value> {
+    Ok(parse_with("CHAR_TO_DATE", args, "DATE")?
+        .map_or(Value::Null, |ms| Value::Date(ms.div_euclid(DAY_MS) as i32)))
+}
+
+fn char_to_time(args: &[Value]) -> EvalResult<Value> {
+    Ok(parse_with("CHAR_TO_TIME", args, "TIME")?
+        .map_or(Value::Null, |ms| Value::Time(ms.rem_euclid(DAY_MS))))
+}
+
+// ---------------------------------------------------------------------
+// Log parsing: each returns a ROW (read with `(expr).COLUMN1`), NULL
+// when the line does not parse.
+
+/// One column of a parser's output: its name, type, and for dates and
+/// times an optional SimpleDateFormat pattern; FIXED_COLUMN_LOG_PARSE's
+/// START and FOR.
+#[derive(Debug, Clone)]
+struct Column {
+    name: Arc<str>,
+    ty: SqlType,
+    format: Option<String>,
+    start: Option<usize>,
+    len: Option<usize>,
+}
+
+impl Column {
+    fn varchar(i: usize, len: u32) -> Column {
+        Column {
+            name: format!("COLUMN{i}").into(),
+            ty: SqlType::Varchar(len),
+            format: None,
+            start: None,
+            len: None,
+        }
+    }
+
+    /// The text of a field as a value of this column.
+    fn value(&self, func: &str, field: Option<&str>) -> EvalResult<Value> {
+        let Some(s) = field else {
+            return Ok(Value::Null);
+        };
+        if !matches!(self.ty, SqlType::Char(_) | SqlType::Varchar(_)) && s.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        let ms = match (&self.format, self.ty) {
+            (Some(f), SqlType::Timestamp | SqlType::Date | SqlType::Time) => {
+                Some(datefmt::parse(f, s).map_err(|e| {
+                    EvalError(format!(
+                        "{func}: cannot parse '{s}' for column {} with format '{f}': {e}",
+                        self.name
+                    ))
+                })?)
+            }
+            _ => None,
+        };
+        let v = match ms {
+            Some(ms) => cast(&Value::Timestamp(ms), self.ty),
+            None => cast(&Value::str(s), self.ty),
+        };
+        v.map_err(|e| EvalError(format!("{func}: column {}: {e}", self.name)))
+    }
+}
+
+fn row(columns: &[Column], values: Vec<Value>) -> Value {
+    Value::Row(
+        columns
+            .iter()
+            .zip(values)
+            .map(|(c, v)| (c.name.clone(), v))
+            .collect::<Vec<_>>()
+            .into(),
+    )
+}
+
+/// Splits on `sep` outside quotes and parentheses.
+fn split_top(s: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quote) = (0, None::<char>);
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (None, '(') => {
+                depth += 1;
+                cur.push(c);
+            }
+            (None, ')') => {
+                depth -= 1;
+                cur.push(c);
+            }
+            (None, c) if c == sep && depth == 0 => out.push(std::mem::take(&mut cur)),
+            (None, c) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Words of a column description: quoted strings and parenthesized type
+/// arguments stay whole.
+fn words(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in split_top(s.trim(), ' ') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        // `DECIMAL (10,2)` and `VARCHAR(8)` alike.
+        if part.starts_with('(') {
+            if let Some(last) = out.last_mut() {
+                last.push_str(part);
+                continue;
+            }
+        }
+        out.push(part.to_string());
+    }
+    out
+}
+
+/// `name [TYPE] type ['format'] [NOT NULL] [START n [FOR m]], ...`
+fn parse_columns(func: &str, spec: &str, default: SqlType) -> EvalResult<Vec<Column>> {
+    let bad =
+        |d: &str, why: &str| EvalError(format!("{func}: bad column description '{d}': {why}"));
+    let mut out = Vec::new();
+    for desc in split_top(spec, ',') {
+        let w = words(&desc);
+        let Some(first) = w.first() else {
+            return Err(bad(&desc, "empty"));
+        };
+        let name = if first.len() >= 2 && first.starts_with('"') && first.ends_with('"') {
+            first[1..first.len() - 1].to_string()
+        } else {
+            first.to_ascii_uppercase()
+        };
+        let mut col = Column {
+            name: name.into(),
+            ty: default,
+            format: None,
+            start: None,
+            len: None,
+        };
+        let mut i = 1;
+        if w.get(i).is_some_and(|t| t.eq_ignore_ascii_case("TYPE")) {
+            i += 1;
+        }
+        // The type: words up to a keyword or a quoted format.
+        let mut ty = Vec::new();
+        while let Some(t) = w.get(i) {
+            let up = t.to_ascii_uppercase();
+            if up == "NOT" || up == "START" || up == "FOR" || t.starts_with('\'') {
+                break;
+            }
+            ty.push(t.clone());
+            i += 1;
+        }
+        if !ty.is_empty() {
+            col.ty = SqlType::parse(&ty.join(" ")).ok_or_else(|| bad(&desc, "unknown type"))?;
+        }
+        while let Some(t) = w.get(i) {
+            let up = t.to_ascii_uppercase();
+            let num = |k: usize| -> EvalResult<usize> {
+                w.get(k)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| bad(&desc, "expected a number"))
+            };
+            if t.starts_with('\'') && t.ends_with('\'') && t.len() >= 2 {
+                col.format = Some(t[1..t.len() - 1].replace("''", "'"));
+                i += 1;
+            } else if up == "NOT" && w.get(i + 1).is_some_and(|n| n.eq_ignore_ascii_case("NULL")) {
+                i += 2;
+            } else if up == "START" {
+                col.start = Some(num(i + 1)?);
+                i += 2;
+            } else if up == "FOR" {
+                col.len = Some(num(i + 1)?);
+                i += 2;
+            } else {
+                return Err(bad(&desc, &format!("unexpected '{t}'")));
+            }
+        }
+        out.push(col);
+    }
+    Ok(out)
+}
+
+const REGEX_COLUMN_LEN: u32 = 1024;
+
+/// The parse of `s` by a regular expression matching all of it: one
+/// column per group.
+fn regex_parse(func: &str, args: &[Value], lazy: bool) -> EvalResult<Value> {
+    if args[..2].iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let s = text(func, args, 0)?;
+    let pattern = text(func, args, 1)?;
+    let anchored = format!("{}^(?:{pattern})$", if lazy { "(?U)" } else { "" });
+    let re = regex(&anchored)?;
+    let groups = re.captures_len() - 1;
+    let columns = match args.get(2) {
+        Some(Value::Null) | None => (1..=groups)
+            .map(|i| Column::varchar(i, REGEX_COLUMN_LEN))
+            .collect(),
+        Some(_) => {
+            let cols = parse_columns(
+                func,
+                text(func, args, 2)?,
+                SqlType::Varchar(REGEX_COLUMN_LEN),
+            )?;
+            if cols.len() != groups {
+                return fail(format!(
+                    "{func}: {} columns described for {groups} groups",
+                    cols.len()
+                ));
+            }
+            cols
+        }
+    };
+    let Some(caps) = re.captures(s) else {
+        return Ok(Value::Null);
+    };
+    let values = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.value(func, caps.get(i + 1).map(|m| m.as_str())))
+        .collect::<EvalResult<Vec<_>>>()?;
+    Ok(row(&columns, values))
+}
+
+fn regex_log_parse(args: &[Value]) -> EvalResult<Value> {
+    regex_parse("REGEX_LOG_PARSE", args, false)
+}
+
+/// Like REGEX_LOG_PARSE with lazy quantifiers: the first match wins.
+fn fast_regex_log_parser(args: &[Value]) -> EvalResult<Value> {
+    regex_parse("FAST_REGEX_LOG_PARSER", args, true)
+}
+
+/// An Apache `LogFormat` for W3C_LOG_PARSE's predefined names.
+fn w3c_format(name: &str) -> Option<&'static str> {
+    Some(
+        match name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "COMMON" => r#"%h %l %u %t "%r" %>s %b"#,
+            "COMMON WITH VHOST" => r#"%v %h %l %u %t "%r" %>s %b"#,
+            "NCSA EXTENDED" | "COMBINED" => {
+                r#"%h %l %u %t "%r" %>s %b "%[Referer]i" "%[User-agent]i""#
+            }
+            "REFERER" => "%[Referer]i ---> %U",
+            "AGENT" => "%[User-agent]i",
+            _ => return None,
+        },
+    )
+}
+
+/// W3C_LOG_PARSE(line, format): a predefined format name or an Apache
+/// format; one column per specifier, COLUMN1..COLUMNn. `%b`, `%s`,
+/// `%D`, `%T`, `%p`, `%P`, `%I`, `%O`, `%k` are BIGINT (`-` is NULL), the
+/// rest VARCHAR.
+fn w3c_log_parse(args: &[Value]) -> EvalResult<Value> {
+    const F: &str = "W3C_LOG_PARSE";
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let s = text(F, args, 0)?;
+    let fmt_arg = text(F, args, 1)?;
+    if fmt_arg.trim().eq_ignore_ascii_case("IIS") {
+        return fail(format!("{F}: the IIS format is not supported"));
+    }
+    let fmt = w3c_format(fmt_arg).unwrap_or(fmt_arg);
+    let cs = chars(fmt);
+    let mut pattern = String::from("^");
+    let mut columns = Vec::new();
+    let mut i = 0;
+    while i < cs.len() {
+        if cs[i] != '%' {
+            let mut buf = [0u8; 4];
+            pattern.push_str(&regex_lite::escape(cs[i].encode_utf8(&mut buf)));
+            i += 1;
+            continue;
+        }
+        i += 1;
+        // Modifiers: `<`, `>`, `!`, status codes; a `{...}` or `[...]`
+        // argument.
+        while i < cs.len() && (matches!(cs[i], '<' | '>' | '!' | ',') || cs[i].is_ascii_digit()) {
+            i += 1;
+        }
+        if i < cs.len() && (cs[i] == '{' || cs[i] == '[') {
+            let close = if cs[i] == '{' { '}' } else { ']' };
+            match cs[i..].iter().position(|&c| c == close) {
+                Some(p) => i += p + 1,
+                None => return fail(format!("{F}: unterminated argument in format '{fmt}'")),
+            }
+        }
+        let Some(&letter) = cs.get(i) else {
+            return fail(format!("{F}: format '{fmt}' ends in '%'"));
+        };
+        i += 1;
+        if letter == '%' {
+            pattern.push('%');
+            continue;
+        }
+        if !letter.is_ascii_alphabetic() {
+            return fail(format!(
+                "{F}: unknown specifier '%{letter}' in format '{fmt}'"
+            ));
+        }
+        let numeric = matches!(letter, 'b' | 's' | 'D' | 'T' | 'p' | 'P' | 'I' | 'O' | 'k');
+        pattern.push_str(if letter == 't' {
+            r"(\[[^\]]*\])"
+        } else {
+            "(.*?)"
+        });
+        let mut col = Column::varchar(columns.len() + 1, 4096);
+        if numeric {
+            col.ty = SqlType::BigInt;
+        }
+        columns.push(col);
+    }
+    pattern.push('$');
+    let re = regex(&pattern)?;
+    let Some(caps) = re.captures(s) else {
+        return Ok(Value::Null);
+    };
+    let values = columns
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let field = caps.get(k + 1).map(|m| m.as_str());
+            let field = if c.ty == SqlType::BigInt && field == Some("-") {
+                None
+            } else {
+                field
+            };
+            c.value(F, field)
+        })
+        .collect::<EvalResult<Vec<_>>>()?;
+    Ok(row(&columns, values))
+}
+
+/// Fields of `s` split on `delim` (a string), honoring an escape
+/// character and begin/end quote characters; quotes are dropped.
+fn split_fields(
+    s: &str,
+    delim: &str,
+    escape: Option<char>,
+    quote: Option<(char, char)>,
+) -> Vec<String> {
+    let cs = chars(s);
+    let dl = chars(delim);
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_quote = false;
+    let mut i = 0;
+    while i < cs.len() {
+        let c = cs[i];
+        if Some(c) == escape && i + 1 < cs.len() {
+            cur.push(cs[i + 1]);
+            i += 2;
+        } else if in_quote {
+            if Some(c) == quote.map(|q| q.1) {
+                in_quote = false;
+            } else {
+                cur.push(c);
+            }
+            i += 1;
+        } else if Some(c) == quote.map(|q| q.0) {
+            in_quote = true;
+            i += 1;
+        } else if !dl.is_empty() && cs[i..].starts_with(&dl) {
+            out.push(std::mem::take(&mut cur));
+            i += dl.len();
+        } else {
+            cur.push(c);
+            i += 1;
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// VARIABLE_COLUMN_LOG_PARSE(line, columns, delimiter[, escape[, quote]]):
+/// `columns` is a count (COLUMN1..COLUMNn, VARCHAR) or a list of
+/// `name TYPE type` descriptions. Missing fields are NULL, extra ones
+/// dropped.
+fn variable_column_log_parse(args: &[Value]) -> EvalResult<Value> {
+    const F: &str = "VARIABLE_COLUMN_LOG_PARSE";
+    if args[..3].iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let s = text(F, args, 0)?;
+    let columns = match &args[1] {
+        Value::Str(spec) => parse_columns(F, spec, SqlType::Varchar(4096))?,
+        _ => {
+            let n = int(F, args, 1)?;
+            if !(1..=10_000).contains(&n) {
+                return fail(format!("{F}: bad number of columns {n}"));
+            }
+            (1..=n as usize).map(|i| Column::varchar(i, 4096)).collect()
+        }
+    };
+    let delim = text(F, args, 2)?;
+    if delim.is_empty() {
+        return fail(format!("{F}: the delimiter is empty"));
+    }
+    let one = |i: usize| -> EvalResult<Option<String>> {
+        match args.get(i) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => Ok(Some(text(F, args, i)?.to_string())),
+        }
+    };
+    let escape = one(3)?.and_then(|e| e.chars().next());
+    let quote = one(4)?.and_then(|q| {
+        let mut it = q.chars();
+        let b = it.next()?;
+        Some((b, it.next().unwrap_or(b)))
+    });
+    let fields = split_fields(s, delim, escape, quote);
+    let values = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.value(F, fields.get(i).map(String::as_str)))
+        .collect::<EvalResult<Vec<_>>>()?;
+    Ok(row(&columns, values))
+}
+
+/// FIXED_COLUMN_LOG_PARSE(line, 'name TYPE type START n [FOR m], ...'):
+/// 0-based character positions; without FOR a field runs to the end.
+fn fixed_column_log_parse(args: &[Value]) -> EvalResult<Value> {
+    const F: &str = "FIXED_COLUMN_LOG_PARSE";
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let cs = chars(text(F, args, 0)?);
+    let columns = parse_columns(F, text(F, args, 1)?, SqlType::Varchar(4096))?;
+    let values = columns
+        .iter()
+        .map(|c| {
+            let Some(start) = c.start else {
+                return fail(format!("{F}: column {} has no START", c.name));
+            };
+            let end = c
+                .len
+                .map_or(cs.len(), |n| start.saturating_add(n))
+                .min(cs.len());
+            let field: Option<String> = (start < cs.len()).then(|| cs[start..end].iter().collect());
+            c.value(F, field.as_deref())
+        })
+        .collect::<EvalResult<Vec<_>>>()?;
+    Ok(row(&columns, values))
+}
+
+/// SYS_LOG_PARSE(line): `Mon DD HH:MM:SS rest` into COLUMN1 TIMESTAMP
+/// (no year in syslog: 1970, as SimpleDateFormat defaults) and COLUMN2
+/// VARCHAR, the rest of the line.
+fn sys_log_parse(args: &[Value]) -> EvalResult<Value> {
+    const F: &str = "SYS_LOG_PARSE";
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let s = text(F, args, 0)?;
+    let re = regex(r"^([A-Za-z]{3} +\d{1,2} \d{1,2}:\d{2}:\d{2}) ?(.*)$")?;
+    let Some(caps) = re.captures(s) else {
+        return Ok(Value::Null);
+    };
+    let ts = datefmt::parse("MMM d HH:mm:ss", &caps[1])
+        .map_err(|e| EvalError(format!("{F}: cannot parse '{}': {e}", &caps[1])))?;
+    let columns = [
+        Column {
+            ty: SqlType::Timestamp,
+            ..Column::varchar(1, 0)
+        },
+        Column::varchar(2, 0),
+    ];
+    Ok(row(
+        &columns,
+        vec![Value::Timestamp(ts), Value::str(&caps[2])],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::value::parse_timestamp;
+
+    fn call(name: &str, args: Vec<Value>) -> EvalResult<Value> {
+        let f = lookup(name, args.len())
+            .unwrap_or_else(|| panic!("{name} unknown"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        f(&args)
+    }
+
+    fn ok(name: &str, args: Vec<Value>) -> Value {
+        call(name, args).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn err(name: &str, args: Vec<Value>) -> String {
+        match call(name, args) {
+            Err(e) => e.0,
+            Ok(v) => panic!("{name} gave {v:?}"),
+        }
+    }
+
+    fn s(x: &str) -> Value {
+        Value::str(x)
+    }
+
+    fn i(x: i64) -> Value {
+        Value::Int(x)
+    }
+
+    fn dec(x: &str) -> Value {
+        Value::Decimal(Dec::parse(x).unwrap())
+    }
+
+    fn ts(x: &str) -> Value {
+        Value::Timestamp(parse_timestamp(x).unwrap())
+    }
+
+    fn text_of(v: Value) -> String {
+        v.to_text().unwrap_or_else(|| "NULL".into())
+    }
+
+    fn fields(v: &Value) -> Vec<(String, String)> {
+        match v {
+            Value::Row(f) => f
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_text().unwrap_or_else(|| "NULL".into())))
+                .collect(),
+            other => panic!("not a row: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lookup_knows_names_and_arities() {
+        assert!(lookup("NO_SUCH_FUNCTION", 1).is_none());
+        assert_eq!(
+            lookup("SUBSTRING", 1).unwrap().err().unwrap(),
+            "No match found for function signature SUBSTRING(<ANY>)"
+        );
+        assert_eq!(
+            lookup("UPPER", 2).unwrap().err().unwrap(),
+            "No match found for function signature UPPER(<ANY>, <ANY>)"
+        );
+        assert_eq!(
+            lookup("COALESCE", 0).unwrap().err().unwrap(),
+            "No match found for function signature COALESCE()"
+        );
+        assert!(lookup("CHARACTER_LENGTH", 1).unwrap().is_ok());
+        assert!(lookup("CEILING", 1).unwrap().is_ok());
+    }
+
+    #[test]
+    fn string_functions() {
+        assert_eq!(ok("CHAR_LENGTH", vec![s("héllo wörld")]), i(11));
+        assert_eq!(ok("CHAR_LENGTH", vec![Value::Null]), Value::Null);
+        assert_eq!(ok("UPPER", vec![s("abcDEFghi123ß")]), s("ABCDEFGHI123SS"));
+        assert_eq!(ok("LOWER", vec![s("ÀBC Ünï")]), s("àbc ünï"));
+        assert_eq!(ok("UPPER", vec![s("")]), s(""));
+        assert_eq!(
+            ok("INITCAP", vec![s("every wORD gets  a cAPITAL éclair")]),
+            s("Every Word Gets  A Capital Éclair")
+        );
+        assert_eq!(ok("POSITION", vec![s("lo"), s("héllo")]), i(4));
+        assert_eq!(ok("POSITION", vec![s("x"), s("héllo")]), i(0));
+        assert_eq!(ok("POSITION", vec![s(""), s("abc")]), i(1));
+        assert!(err("UPPER", vec![i(3)]).contains("UPPER"));
+    }
+
+    #[test]
+    fn substring_like_the_reference() {
+        let d = || s("123456789");
+        assert_eq!(ok("SUBSTRING", vec![d(), i(3), i(4)]), s("3456"));
+        assert_eq!(ok("SUBSTRING", vec![d(), i(17), i(4)]), s(""));
+        assert_eq!(ok("SUBSTRING", vec![d(), i(-1), i(4)]), s("12"));
+        assert_eq!(ok("SUBSTRING", vec![d(), i(6), i(0)]), s(""));
+        assert_eq!(ok("SUBSTRING", vec![d(), i(8), i(4)]), s("89"));
+        assert_eq!(ok("SUBSTRING", vec![d(), i(7)]), s("789"));
+        assert_eq!(
+            ok("SUBSTRING", vec![s("日本語テキスト"), i(2), i(3)]),
+            s("本語テ")
+        );
+        assert_eq!(ok("SUBSTRING", vec![d(), Value::Null]), Value::Null);
+        assert_eq!(
+            ok("SUBSTRING", vec![s("WIRELESS"), s("L[A-Z]+")]),
+            s("LESS")
+        );
+        assert_eq!(ok("SUBSTRING", vec![s("WIRELESS"), s("Q")]), Value::Null);
+        assert!(err("SUBSTRING", vec![d(), i(1), i(-1)]).contains("negative"));
+        assert!(err("SUBSTRING", vec![d(), s("a"), i(1)]).contains("SUBSTRING"));
+    }
+
+    #[test]
+    fn overlay_like_the_reference() {
+        let o = |a: i64, n: Option<i64>| {
+            let mut args = vec![s("abcde"), s("XYZ"), i(a)];
+            args.extend(n.map(i));
+            text_of(ok("OVERLAY", args))
+        };
+        assert_eq!(o(1, None), "XYZde");
+        assert_eq!(o(0, None), "XYZcde");
+        assert_eq!(o(-2, None), "XYZabcde");
+        assert_eq!(o(4, None), "abcXYZ");
+        assert_eq!(o(17, None), "abcdeXYZ");
+        assert_eq!(o(2, Some(0)), "aXYZbcde");
+        assert_eq!(o(2, Some(2)), "aXYZde");
+        assert_eq!(o(2, Some(9)), "aXYZ");
+        assert_eq!(ok("OVERLAY", vec![s("αβγ"), s("ω"), i(2)]), s("αωγ"));
+        assert!(err("OVERLAY", vec![s("a"), s("b"), i(1), i(-1)]).contains("negative"));
+    }
+
+    #[test]
+    fn trim_like_the_reference() {
+        let t = |spec: &str, c: &str, x: &str| text_of(ok("TRIM", vec![s(spec), s(c), s(x)]));
+        assert_eq!(t("BOTH", " ", "  both ends  "), "both ends");
+        assert_eq!(t("LEADING", "-", "--front--"), "front--");
+        assert_eq!(t("TRAILING", "-", "--back--"), "--back");
+        assert_eq!(t("BOTH", "z", "--none--"), "--none--");
+        assert_eq!(t("BOTH", "é", "ééxéé"), "x");
+        assert_eq!(
+            err("TRIM", vec![s("BOTH"), s("ab"), s("x")]),
+            "Trim error: trim character must be exactly 1 character"
+        );
+        assert!(call("TRIM", vec![s("BOTH"), s(""), s("x")]).is_err());
+        assert_eq!(
+            ok("TRIM", vec![s("BOTH"), s(" "), Value::Null]),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn regex_replace_cases() {
+        let r = |x: &str, re: &str, rep: &str, st: i64, occ: i64| {
+            text_of(ok(
+                "REGEX_REPLACE",
+                vec![s(x), s(re), s(rep), i(st), i(occ)],
+            ))
+        };
+        assert_eq!(r("RETAIL", "RETAIL", "SHOPS", 1, 0), "SHOPS");
+        assert_eq!(r("a1b22c333", "[0-9]+", "#", 1, 0), "a#b#c#");
+        assert_eq!(r("a1b22c333", "[0-9]+", "#", 1, 2), "a1b#c333");
+        assert_eq!(r("a1b22c333", "[0-9]+", "#", 4, 0), "a1b#c#");
+        assert_eq!(r("a1b2", "[0-9]", "#", 9, 0), "a1b2");
+        assert_eq!(
+            r("John Smith", "(\\w+) (\\w+)", "$2, $1", 1, 0),
+            "Smith, John"
+        );
+        assert_eq!(r("cost 5", "\\d", "\\$$0", 1, 0), "cost $5");
+        assert_eq!(r("ééé", "é", "e", 2, 0), "éee");
+        assert_eq!(r("abc", "x*", "-", 1, 0), "-a-b-c-");
+        assert!(err("REGEX_REPLACE", vec![s("a"), s("a"), s("b"), i(0), i(0)]).contains("start"));
+        assert!(
+            err("REGEX_REPLACE", vec![s("a"), s("a"), s("b"), i(1), i(-1)]).contains("occurrence")
+        );
+        assert!(
+            err("REGEX_REPLACE", vec![s("a"), s("("), s("b"), i(1), i(0)])
+                .contains("Invalid regular expression")
+        );
+        assert!(err("REGEX_REPLACE", vec![s("a"), s("a"), s("$2"), i(1), i(0)]).contains("group"));
+    }
+
+    #[test]
+    fn numeric_functions() {
+        assert_eq!(ok("ABS", vec![i(-5)]), i(5));
+        assert_eq!(text_of(ok("ABS", vec![dec("-1.50")])), "1.50");
+        assert_eq!(ok("ABS", vec![Value::Double(-2.5)]), Value::Double(2.5));
+        assert!(err("ABS", vec![i(i64::MIN)]).contains("overflow"));
+        assert!(err("ABS", vec![s("x")]).contains("ABS"));
+        // The reference's FLOOR and CEIL examples.
+        assert_eq!(text_of(ok("FLOOR", vec![dec("2.0")])), "2");
+        assert_eq!(text_of(ok("FLOOR", vec![dec("-1.0")])), "-1");
+        assert_eq!(text_of(ok("FLOOR", vec![dec("5.2")])), "5");
+        assert_eq!(text_of(ok("FLOOR", vec![dec("-3.3")])), "-4");
+        assert_eq!(text_of(ok("FLOOR", vec![dec("-9.3")])), "-10");
+        assert_eq!(text_of(ok("CEIL", vec![dec("-3.3")])), "-3");
+        assert_eq!(text_of(ok("CEILING", vec![dec("5.2")])), "6");
+        assert_eq!(ok("CEIL", vec![Value::Double(1.1)]), Value::Double(2.0));
+        assert!(matches!(ok("FLOOR", vec![i(7)]), Value::Int(7)));
+        assert!(matches!(ok("FLOOR", vec![dec("7.9")]), Value::Decimal(d) if d.scale == 0));
+        assert_eq!(ok("EXP", vec![i(0)]), Value::Double(1.0));
+        assert_eq!(
+            ok("LN", vec![Value::Double(std::f64::consts::E)]),
+            Value::Double(1.0)
+        );
+        assert_eq!(ok("LOG10", vec![i(1000)]), Value::Double(3.0));
+        assert!(err("LN", vec![i(0)]).contains("logarithm"));
+        // MOD as documented: the sign of the dividend.
+        assert_eq!(ok("MOD", vec![i(4), i(2)]), i(0));
+        assert_eq!(ok("MOD", vec![i(5), i(3)]), i(2));
+        assert_eq!(ok("MOD", vec![i(-4), i(3)]), i(-1));
+        assert_eq!(ok("MOD", vec![i(5), i(12)]), i(5));
+        assert_eq!(ok("MOD", vec![i(i64::MIN), i(-1)]), i(0));
+        assert!(err("MOD", vec![i(1), i(0)]).contains("division by zero"));
+        assert!(err("MOD", vec![dec("1.5"), i(1)]).contains("MOD"));
+        assert_eq!(ok("POWER", vec![i(2), i(10)]), Value::Double(1024.0));
+        assert_eq!(ok("POWER", vec![i(2), Value::Null]), Value::Null);
+        assert_eq!(ok("STEP", vec![i(23), i(5)]), i(20));
+        assert_eq!(ok("STEP", vec![i(30), i(10)]), i(30));
+        assert_eq!(ok("STEP", vec![i(-1), i(10)]), i(-10));
+        assert!(err("STEP", vec![i(1), i(0)]).contains("positive"));
+        assert_eq!(
+            ok(
+                "STEP",
+                vec![ts("2004-09-30 13:48:23"), Value::Interval(10_000)]
+            ),
+            ts("2004-09-30 13:48:20")
+        );
+        assert_eq!(
+            ok("STEP", vec![ts("2004-09-30 13:48:23"), Value::Months(3)]),
+            ts("2004-07-01 00:00:00")
+        );
+    }
+
+    #[test]
+    fn null_functions() {
+        assert_eq!(ok("COALESCE", vec![Value::Null, i(2), i(3)]), i(2));
+        assert_eq!(ok("COALESCE", vec![Value::Null]), Value::Null);
+        assert_eq!(ok("NULLIF", vec![i(1), i(1)]), Value::Null);
+        assert_eq!(ok("NULLIF", vec![i(1), i(2)]), i(1));
+        assert_eq!(ok("NULLIF", vec![i(1), Value::Null]), i(1));
+        assert_eq!(ok("NULLIF", vec![Value::Null, i(1)]), Value::Null);
+    }
+
+    #[test]
+    fn floor_and_ceil_to_units() {
+        let t = || ts("2004-09-30 13:48:23.5");
+        let f = |u: &str| ok("FLOOR_TO", vec![t(), s(u)]);
+        let c = |u: &str| ok("CEIL_TO", vec![t(), s(u)]);
+        assert_eq!(f("HOUR"), ts("2004-09-30 13:00:00"));
+        assert_eq!(f("MINUTE"), ts("2004-09-30 13:48:00"));
+        assert_eq!(f("SECOND"), ts("2004-09-30 13:48:23"));
+        assert_eq!(f("DAY"), ts("2004-09-30 00:00:00"));
+        assert_eq!(f("WEEK"), ts("2004-09-26 00:00:00"));
+        assert_eq!(f("MONTH"), ts("2004-09-01 00:00:00"));
+        assert_eq!(f("QUARTER"), ts("2004-07-01 00:00:00"));
+        assert_eq!(f("year"), ts("2004-01-01 00:00:00"));
+        assert_eq!(c("HOUR"), ts("2004-09-30 14:00:00"));
+        assert_eq!(c("DAY"), ts("2004-10-01 00:00:00"));
+        assert_eq!(c("MONTH"), ts("2004-10-01 00:00:00"));
+        assert_eq!(c("QUARTER"), ts("2004-10-01 00:00:00"));
+        assert_eq!(c("YEAR"), ts("2005-01-01 00:00:00"));
+        assert_eq!(
+            ok("CEIL_TO", vec![ts("2004-01-01"), s("YEAR")]),
+            ts("2004-01-01")
+        );
+        assert_eq!(
+            ok("FLOOR_TO", vec![Value::Date(12_000), s("MONTH")]),
+            Value::Date(11_992)
+        );
+        assert_eq!(
+            ok("FLOOR_TO", vec![Value::Time(5_000_000), s("HOUR")]),
+            Value::Time(3_600_000)
+        );
+        assert!(err("FLOOR_TO", vec![Value::Time(5), s("YEAR")]).contains("TIME"));
+        assert!(err("FLOOR_TO", vec![t(), s("FORTNIGHT")]).contains("unknown time unit"));
+        assert!(err("FLOOR_TO", vec![i(1), s("DAY")]).contains("FLOOR"));
+        assert_eq!(ok("FLOOR_TO", vec![Value::Null, s("DAY")]), Value::Null);
+    }
+
+    #[test]
+    fn extract_fields() {
+        let t = || ts("2016-09-23 04:29:26.234");
+        let e = |u: &str, v: Value| ok("EXTRACT", vec![s(u), v]);
+        assert_eq!(e("MINUTE", t()), i(29));
+        assert_eq!(e("HOUR", t()), i(4));
+        assert_eq!(e("YEAR", t()), i(2016));
+        assert_eq!(e("MONTH", t()), i(9));
+        assert_eq!(e("DAY", t()), i(23));
+        assert_eq!(text_of(e("SECOND", t())), "26.234");
+        assert_eq!(e("QUARTER", t()), i(3));
+        assert_eq!(e("DOY", t()), i(267));
+        assert_eq!(e("DOW", t()), i(6));
+        // INTERVAL '2 3:4:5.678' DAY TO SECOND
+        let iv = || Value::Interval(2 * DAY_MS + 3 * 3_600_000 + 4 * 60_000 + 5_678);
+        assert_eq!(e("DAY", iv()), i(2));
+        assert_eq!(e("HOUR", iv()), i(3));
+        assert_eq!(e("MINUTE", iv()), i(4));
+        assert_eq!(text_of(e("SECOND", iv())), "5.678");
+        assert_eq!(e("YEAR", Value::Months(27)), i(2));
+        assert_eq!(e("MONTH", Value::Months(27)), i(3));
+        assert_eq!(e("DAY", Value::Date(0)), i(1));
+        assert!(err("EXTRACT", vec![s("HOUR"), Value::Date(0)])
+            .contains("Cannot extract HOUR from DATE"));
+        assert!(err("EXTRACT", vec![s("DAY"), s("x")]).contains("EXTRACT"));
+    }
+
+    #[test]
+    fn epoch_conversions() {
+        assert_eq!(
+            ok("TO_TIMESTAMP", vec![i(1_474_604_966_234)]),
+            ts("2016-09-23 04:29:26.234")
+        );
+        assert_eq!(
+            ok("UNIX_TIMESTAMP", vec![ts("2016-09-23 04:29:26.234")]),
+            i(1_474_604_966_234)
+        );
+        assert_eq!(ok("UNIX_TIMESTAMP", vec![Value::Null]), Value::Null);
+        assert_eq!(
+            ok(
+                "TSDIFF",
+                vec![ts("2020-01-01 00:00:00"), ts("2020-01-01 00:00:01.5")]
+            ),
+            i(1500)
+        );
+        assert_eq!(ok("TSDIFF", vec![i(10), i(4)]), i(-6));
+        assert!(err("TSDIFF", vec![i(i64::MIN), i(1)]).contains("overflow"));
+        assert!(err("TO_TIMESTAMP", vec![s("x")]).contains("TO_TIMESTAMP"));
+    }
+
+    #[test]
+    fn formatting_and_parsing_dates() {
+        let t = || ts("2009-09-16 03:15:24.5");
+        assert_eq!(
+            ok("TIMESTAMP_TO_CHAR", vec![s("yyyy-MM-dd HH:mm:ss.SSS"), t()]),
+            s("2009-09-16 03:15:24.500")
+        );
+        assert_eq!(
+            ok("TIMESTAMP_TO_CHAR", vec![s("yyyy"), Value::Null]),
+            s("null")
+        );
+        assert_eq!(
+            ok("DATE_TO_CHAR", vec![s("dd MMM yyyy"), Value::Date(0)]),
+            s("01 Jan 1970")
+        );
+        assert_eq!(
+            ok("TIME_TO_CHAR", vec![s("hh:mm a"), Value::Time(49_500_000)]),
+            s("01:45 PM")
+        );
+        assert_eq!(
+            ok(
+                "CHAR_TO_TIMESTAMP",
+                vec![s("yyyy-MM-dd hh:mm:ss"), s("2009-09-16 03:15:24")]
+            ),
+            ts("2009-09-16 03:15:24")
+        );
+        // Fields missing from the template take their defaults.
+        assert_eq!(
+            ok("CHAR_TO_TIMESTAMP", vec![s("yyyy-MM"), s("2009-09")]),
+            ts("2009-09-01 00:00:00")
+        );
+        assert_eq!(
+            ok("CHAR_TO_DATE", vec![s("dd/MM/yyyy"), s("29/02/2024")]),
+            Value::Date(19_782)
+        );
+        assert_eq!(
+            ok("CHAR_TO_TIME", vec![s("HH:mm:ss"), s("23:59:58")]),
+            Value::Time(86_398_000)
+        );
+        assert_eq!(ok("CHAR_TO_TIME", vec![Value::Null, s("x")]), Value::Null);
+        assert_eq!(
+            err("CHAR_TO_TIMESTAMP", vec![s("yyyy-MM-dd"), s("2009-02-30")]),
+            "Cannot parse '2009-02-30' as TIMESTAMP with format 'yyyy-MM-dd': day 30 out of range for month 2"
+        );
+        assert!(err("TIMESTAMP_TO_CHAR", vec![s("yyyy-bb"), t()])
+            .contains("Illegal pattern character 'b'"));
+        assert!(err("DATE_TO_CHAR", vec![s("yyyy"), i(1)]).contains("DATE_TO_CHAR"));
+    }
+
+    #[test]
+    fn regex_log_parse_groups() {
+        let v = ok("REGEX_LOG_PARSE", vec![s("ENERGY"), s(".*([E].).*([R].*)")]);
+        assert_eq!(
+            fields(&v),
+            vec![
+                ("COLUMN1".into(), "EN".into()),
+                ("COLUMN2".into(), "RGY".into())
+            ]
+        );
+        assert_eq!(
+            ok("REGEX_LOG_PARSE", vec![s("RETAIL"), s("([0-9]+)")]),
+            Value::Null
+        );
+        let v = ok(
+            "REGEX_LOG_PARSE",
+            vec![
+                s("id=42 név=Zoë"),
+                s(r"id=(\d+) név=(\S+)"),
+                s("ID INTEGER, NAME VARCHAR(8)"),
+            ],
+        );
+        assert_eq!(
+            fields(&v),
+            vec![("ID".into(), "42".into()), ("NAME".into(), "Zoë".into())]
+        );
+        assert!(matches!(&v, Value::Row(f) if f[0].1 == Value::Int(42)));
+        assert!(err("REGEX_LOG_PARSE", vec![s("x"), s("(x)"), s("A, B")]).contains("2 columns"));
+        // Lazy: the first group takes as little as it can.
+        let v = ok("FAST_REGEX_LOG_PARSER", vec![s("a-b-c"), s("(.*)-(.*)")]);
+        assert_eq!(fields(&v)[0].1, "a");
+        let v = ok("REGEX_LOG_PARSE", vec![s("a-b-c"), s("(.*)-(.*)")]);
+        assert_eq!(fields(&v)[0].1, "a-b");
+    }
+
+    #[test]
+    fn w3c_log_parse_formats() {
+        let line =
+            r#"192.0.2.7 - alice [21/Mar/2017:10:01:02 +0000] "GET /a b.html HTTP/1.1" 200 2326"#;
+        let v = ok("W3C_LOG_PARSE", vec![s(line), s("COMMON")]);
+        let f = fields(&v);
+        assert_eq!(f.len(), 7);
+        assert_eq!(f[0], ("COLUMN1".into(), "192.0.2.7".into()));
+        assert_eq!(f[1].1, "-");
+        assert_eq!(f[2].1, "alice");
+        assert_eq!(f[3].1, "[21/Mar/2017:10:01:02 +0000]");
+        assert_eq!(f[4].1, "GET /a b.html HTTP/1.1");
+        assert!(
+            matches!(&v, Value::Row(r) if r[5].1 == Value::Int(200) && r[6].1 == Value::Int(2326))
+        );
+        let vhost = format!("www.example.com {}", line.replace(" 2326", " -"));
+        let v = ok("W3C_LOG_PARSE", vec![s(&vhost), s("common  with vhost")]);
+        let f = fields(&v);
+        assert_eq!(f.len(), 8);
+        assert_eq!(f[0].1, "www.example.com");
+        assert_eq!(f[7].1, "NULL");
+        let ext = format!(r#"{line} "http://ref.example/" "Mozilla/5.0 (X11)""#);
+        let f = fields(&ok("W3C_LOG_PARSE", vec![s(&ext), s("NCSA EXTENDED")]));
+        assert_eq!(f[7].1, "http://ref.example/");
+        assert_eq!(f[8].1, "Mozilla/5.0 (X11)");
+        let f = fields(&ok(
+            "W3C_LOG_PARSE",
+            vec![s("http://x/ ---> /index.html"), s("REFERER")],
+        ));
+        assert_eq!(
+            f,
+            vec![
+                ("COLUMN1".into(), "http://x/".into()),
+                ("COLUMN2".into(), "/index.html".into())
+            ]
+        );
+        let f = fields(&ok("W3C_LOG_PARSE", vec![s("curl/8.0"), s("AGENT")]));
+        assert_eq!(f[0].1, "curl/8.0");
+        let f = fields(&ok("W3C_LOG_PARSE", vec![s("GET 5% 12"), s("%m %p%% %D")]));
+        assert_eq!(
+            f,
+            vec![
+                ("COLUMN1".into(), "GET".into()),
+                ("COLUMN2".into(), "5".into()),
+                ("COLUMN3".into(), "12".into())
+            ]
+        );
+        assert_eq!(
+            ok("W3C_LOG_PARSE", vec![s("garbage"), s("COMMON")]),
+            Value::Null
+        );
+        assert!(err("W3C_LOG_PARSE", vec![s("x"), s("IIS")]).contains("IIS"));
+    }
+
+    #[test]
+    fn variable_column_log_parse_cases() {
+        let v = ok("VARIABLE_COLUMN_LOG_PARSE", vec![s("a,b,c"), i(3), s(",")]);
+        assert_eq!(
+            fields(&v),
+            vec![
+                ("COLUMN1".into(), "a".into()),
+                ("COLUMN2".into(), "b".into()),
+                ("COLUMN3".into(), "c".into())
+            ]
+        );
+        let v = ok(
+            "VARIABLE_COLUMN_LOG_PARSE",
+            vec![s(r"a\,b,c"), i(2), s(","), s("\\"), Value::Null],
+        );
+        assert_eq!(fields(&v)[0].1, "a,b");
+        let v = ok(
+            "VARIABLE_COLUMN_LOG_PARSE",
+            vec![s("[x;y];z"), i(3), s(";"), s("\\"), s("[]")],
+        );
+        assert_eq!(
+            fields(&v).iter().map(|f| f.1.clone()).collect::<Vec<_>>(),
+            vec!["x;y", "z", "NULL"]
+        );
+        let v = ok(
+            "VARIABLE_COLUMN_LOG_PARSE",
+            vec![
+                s("7::ünï::2024-01-02"),
+                s("N TYPE INTEGER, \"name\" TYPE VARCHAR(3), D TYPE DATE"),
+                s("::"),
+            ],
+        );
+        assert_eq!(
+            fields(&v),
+            vec![
+                ("N".into(), "7".into()),
+                ("name".into(), "ünï".into()),
+                ("D".into(), "2024-01-02".into())
+            ]
+        );
+        assert!(err(
+            "VARIABLE_COLUMN_LOG_PARSE",
+            vec![s("x,y"), s("N TYPE INTEGER"), s(",")]
+        )
+        .contains("column N"));
+        assert!(err(
+            "VARIABLE_COLUMN_LOG_PARSE",
+            vec![s("x"), s("N TYPE BLOB"), s(",")]
+        )
+        .contains("unknown type"));
+        assert_eq!(
+            ok("VARIABLE_COLUMN_LOG_PARSE", vec![Value::Null, i(1), s(",")]),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn fixed_column_and_syslog() {
+        let v = ok(
+            "FIXED_COLUMN_LOG_PARSE",
+            vec![
+                s("0042alice 21/Mar/2017:10:01:02"),
+                s("ID TYPE INTEGER START 0 FOR 4, NAME TYPE VARCHAR(5) START 4 FOR 5, AT TYPE TIMESTAMP 'dd/MMM/yyyy:HH:mm:ss' START 10"),
+            ],
+        );
+        assert_eq!(
+            fields(&v),
+            vec![
+                ("ID".into(), "42".into()),
+                ("NAME".into(), "alice".into()),
+                ("AT".into(), "2017-03-21 10:01:02".into())
+            ]
+        );
+        assert!(err("FIXED_COLUMN_LOG_PARSE", vec![s("x"), s("A TYPE INTEGER")]).contains("START"));
+        let v = ok(
+            "SYS_LOG_PARSE",
+            vec![s("Mar  5 07:08:09 host1 sshd[42]: ok")],
+        );
+        assert_eq!(
+            fields(&v),
+            vec![
+                ("COLUMN1".into(), "1970-03-05 07:08:09".into()),
+                ("COLUMN2".into(), "host1 sshd[42]: ok".into())
+            ]
+        );
+        assert_eq!(ok("SYS_LOG_PARSE", vec![s("not syslog")]), Value::Null);
+    }
+}
