@@ -472,6 +472,9 @@ pub fn parse(pattern: &str, input: &str) -> Result<i64, String> {
     if p.bc {
         year = 1 - year;
     }
+    if !(-1_000_000..=1_000_000).contains(&year) {
+        return Err(format!("year {year} out of range"));
+    }
     let days = match (p.day_of_year, p.month, p.day) {
         (Some(doy), None, None) => {
             let len = if month_days(year, 2) == 29 { 366 } else { 365 };
@@ -580,5 +583,6 @@ mod tests {
         assert!(parse("yyyy-MM-dd", "2023/01/01").is_err());
         assert!(parse("yyyy", "").is_err());
         assert!(parse("yyyy", "二〇二四").is_err());
+        assert!(parse("yyyy", "999999999999999999").is_err());
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! - `SUBSTRING(s FROM a [FOR n])`: `SUBSTRING` (s, a[, n]); with a
 //!   string for `a`, the first match of that regular expression;
+//! - `SUBSTRING(s SIMILAR p ESCAPE e)`: `SUBSTRING_SIMILAR` (s, p, e);
 //! - `POSITION(needle IN haystack)`: `POSITION` (needle, haystack);
 //! - `TRIM([spec] [chars] FROM s)`: `TRIM` (`'BOTH'|'LEADING'|'TRAILING'`,
 //!   chars, s);
@@ -45,6 +46,7 @@ pub fn lookup(name: &str, argc: usize) -> Option<Result<ScalarFn, String>> {
         "INITCAP" => (initcap, argc == 1),
         "POSITION" => (position, argc == 2),
         "SUBSTRING" => (substring, argc == 2 || argc == 3),
+        "SUBSTRING_SIMILAR" => (substring_similar, argc == 3),
         "OVERLAY" => (overlay, argc == 3 || argc == 4),
         "TRIM" => (trim, argc == 3),
         "REGEX_REPLACE" => (regex_replace, argc == 5),
@@ -248,6 +250,83 @@ fn substring(args: &[Value]) -> EvalResult<Value> {
     Ok(Value::str(substr(s, start, len)))
 }
 
+/// A SQL `SIMILAR TO` pattern as a regular expression; `escape` followed
+/// by `"` marks the returned part (as `(`...`)`), by anything else a
+/// literal.
+fn similar_to_regex(pattern: &str, escape: char) -> EvalResult<(String, usize)> {
+    let cs = chars(pattern);
+    let mut out = String::new();
+    let mut marks = 0;
+    let mut i = 0;
+    let mut in_class = false;
+    while i < cs.len() {
+        let c = cs[i];
+        if c == escape {
+            let Some(&next) = cs.get(i + 1) else {
+                return fail("SUBSTRING: invalid escape sequence at the end of the pattern");
+            };
+            if next == '"' && !in_class {
+                marks += 1;
+                out.push_str(if marks == 1 { "){1,1}?(" } else { "){1,1}(?:" });
+            } else {
+                out.push_str(&regex_lite::escape(next.encode_utf8(&mut [0; 4])));
+            }
+            i += 2;
+            continue;
+        }
+        match c {
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            _ if in_class => {
+                if c == '\\' {
+                    out.push_str("\\\\");
+                } else {
+                    out.push(c);
+                }
+            }
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '|' | '*' | '+' | '?' | '{' | '}' | '(' | ')' => out.push(c),
+            _ => out.push_str(&regex_lite::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+        i += 1;
+    }
+    Ok((format!("(?s)^(?:{out})$"), marks))
+}
+
+/// SUBSTRING(s SIMILAR pattern ESCAPE e): the part of `s` between the
+/// pattern's two escaped double quotes, the whole pattern matching all of
+/// `s`; NULL when it does not.
+fn substring_similar(args: &[Value]) -> EvalResult<Value> {
+    if any_null(args) {
+        return Ok(Value::Null);
+    }
+    let s = text("SUBSTRING", args, 0)?;
+    let pattern = text("SUBSTRING", args, 1)?;
+    let mut esc = text("SUBSTRING", args, 2)?.chars();
+    let escape = match (esc.next(), esc.next()) {
+        (Some(c), None) => c,
+        _ => return fail("SUBSTRING: the escape must be exactly 1 character"),
+    };
+    let (re, marks) = similar_to_regex(pattern, escape)?;
+    if marks != 2 {
+        return fail(format!(
+            "SUBSTRING: invalid use of escape character: the pattern '{pattern}' needs exactly two {escape}\""
+        ));
+    }
+    let re = regex(&re)?;
+    Ok(re
+        .captures(s)
+        .and_then(|c| c.get(1))
+        .map_or(Value::Null, |m| Value::str(m.as_str())))
+}
+
 /// `s[..a-1] || r || s[a-1+n..]`, n defaulting to the length of r.
 fn overlay(args: &[Value]) -> EvalResult<Value> {
     if any_null(args) {
@@ -316,7 +395,7 @@ pub(super) fn regex(pattern: &str) -> EvalResult<Rc<Regex>> {
 }
 
 /// Java's replacement syntax: `$n` and `${name}` are groups, `\x` is x.
-fn expand(caps: &Captures, repl: &str, out: &mut String) -> EvalResult<()> {
+fn expand(re: &Regex, caps: &Captures, repl: &str, out: &mut String) -> EvalResult<()> {
     let cs = chars(repl);
     let mut i = 0;
     while i < cs.len() {
@@ -334,12 +413,11 @@ fn expand(caps: &Captures, repl: &str, out: &mut String) -> EvalResult<()> {
                     return fail("REGEX_REPLACE: named capturing group is missing trailing '}'");
                 };
                 let name: String = cs[i + 2..close].iter().collect();
-                match caps.name(&name) {
-                    Some(m) => out.push_str(m.as_str()),
-                    None if caps.get(0).is_some() && name.parse::<usize>().is_err() => {
-                        return fail(format!("REGEX_REPLACE: no group with name {{{name}}}"))
-                    }
-                    None => {}
+                if !re.capture_names().any(|n| n == Some(name.as_str())) {
+                    return fail(format!("REGEX_REPLACE: no group with name {{{name}}}"));
+                }
+                if let Some(m) = caps.name(&name) {
+                    out.push_str(m.as_str());
                 }
                 i = close + 1;
             }
@@ -409,7 +487,7 @@ fn regex_replace(args: &[Value]) -> EvalResult<Value> {
         n += 1;
         if occurrence == 0 || n == occurrence {
             out.push_str(&s[last..m.start()]);
-            expand(&caps, repl, &mut out)?;
+            expand(&re, &caps, repl, &mut out)?;
             last = m.end();
             if occurrence != 0 {
                 break;
@@ -570,7 +648,7 @@ fn step(args: &[Value]) -> EvalResult<Value> {
                 months.rem_euclid(12) as u32 + 1,
                 1,
             );
-            rebuild(&args[0], days, 0)
+            rebuild(&args[0], days, 0)?
         }
         (Value::Int(_) | Value::Decimal(_) | Value::Double(_), _) => {
             let x = int("STEP", args, 0)?;
@@ -616,12 +694,17 @@ fn split(v: &Value) -> (i64, i64) {
 }
 
 /// A value of the same kind as `like` from a day number and time of day.
-fn rebuild(like: &Value, days: i64, tod: i64) -> Value {
-    match like {
-        Value::Date(_) => Value::Date(days as i32),
+fn rebuild(like: &Value, days: i64, tod: i64) -> EvalResult<Value> {
+    let out_of_range = || EvalError(format!("{} value out of range", like.type_name()));
+    Ok(match like {
+        Value::Date(_) => Value::Date(i32::try_from(days).map_err(|_| out_of_range())?),
         Value::Time(_) => Value::Time(tod.rem_euclid(DAY_MS)),
-        _ => Value::Timestamp(days * DAY_MS + tod),
-    }
+        _ => Value::Timestamp(
+            days.checked_mul(DAY_MS)
+                .and_then(|ms| ms.checked_add(tod))
+                .ok_or_else(out_of_range)?,
+        ),
+    })
 }
 
 fn unit(func: &str, args: &[Value], i: usize) -> EvalResult<String> {
@@ -640,7 +723,7 @@ fn round_time(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
     let u = unit(func, args, 1)?;
     let (days, tod) = split(x);
     let is_time = matches!(x, Value::Time(_));
-    let by_ms = |step: i64| -> Value {
+    let by_ms = |step: i64| -> EvalResult<Value> {
         let floor = tod - tod % step;
         let t = if up && floor != tod {
             floor + step
@@ -651,7 +734,7 @@ fn round_time(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
     };
     let (y, m, _) = civil_from_days(days);
     // Calendar units: the first day of the period and the next one.
-    let period = |first: i64, next: i64| -> Value {
+    let period = |first: i64, next: i64| -> EvalResult<Value> {
         if up && (first != days || tod != 0) {
             rebuild(x, next, 0)
         } else {
@@ -662,8 +745,8 @@ fn round_time(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
     if is_time && calendar {
         return fail(format!("{func}: cannot round a TIME to {u}"));
     }
-    Ok(match u.as_str() {
-        "MILLISECOND" => x.clone(),
+    match u.as_str() {
+        "MILLISECOND" => Ok(x.clone()),
         "SECOND" => by_ms(1000),
         "MINUTE" => by_ms(60_000),
         "HOUR" => by_ms(3_600_000),
@@ -683,8 +766,8 @@ fn round_time(func: &str, args: &[Value], up: bool) -> EvalResult<Value> {
             period(days_from_civil(y, q, 1), days_from_civil(next.0, next.1, 1))
         }
         "YEAR" => period(days_from_civil(y, 1, 1), days_from_civil(y + 1, 1, 1)),
-        _ => return fail(format!("{func}: unknown time unit '{u}'")),
-    })
+        _ => fail(format!("{func}: unknown time unit '{u}'")),
+    }
 }
 
 fn floor_to(args: &[Value]) -> EvalResult<Value> {
@@ -906,6 +989,7 @@ mod tests {
 
     #[test]
     fn lookup_knows_names_and_arities() {
+        assert!(lookup("SUBSTRING_SIMILAR", 3).unwrap().is_ok());
         assert!(lookup("NO_SUCH_FUNCTION", 1).is_none());
         assert_eq!(
             lookup("SUBSTRING", 1).unwrap().err().unwrap(),
@@ -961,6 +1045,14 @@ mod tests {
         assert_eq!(ok("SUBSTRING", vec![s("WIRELESS"), s("Q")]), Value::Null);
         assert!(err("SUBSTRING", vec![d(), i(1), i(-1)]).contains("negative"));
         assert!(err("SUBSTRING", vec![d(), s("a"), i(1)]).contains("SUBSTRING"));
+        let sim = |x: &str, p: &str| ok("SUBSTRING_SIMILAR", vec![s(x), s(p), s("#")]);
+        assert_eq!(sim("abcabc", "a#\"bcab#\"c"), s("bcab"));
+        assert_eq!(sim("abcabc", "a#\"%#\"c"), s("bcab"));
+        assert_eq!(sim("abcabc", "_#\"%#\"_"), s("bcab"));
+        assert_eq!(sim("abcabc", "#\"(abc)*#\""), s("abcabc"));
+        assert_eq!(sim("abcabc", "#\"abc#\""), Value::Null);
+        assert_eq!(sim("a.b ñ", "%#\"[.]b _#\""), s(".b ñ"));
+        assert!(err("SUBSTRING_SIMILAR", vec![s("a"), s("a"), s("#")]).contains("escape"));
     }
 
     #[test]
@@ -1030,6 +1122,18 @@ mod tests {
                 .contains("Invalid regular expression")
         );
         assert!(err("REGEX_REPLACE", vec![s("a"), s("a"), s("$2"), i(1), i(0)]).contains("group"));
+        assert_eq!(r("ab", "(?P<x>a)|(?P<y>b)", "[${x}${y}]", 1, 0), "[a][b]");
+        assert!(
+            err("REGEX_REPLACE", vec![s("a"), s("a"), s("${z}"), i(1), i(0)])
+                .contains("no group with name")
+        );
+        assert_eq!(
+            ok("FLOOR_TO", vec![Value::Timestamp(i64::MAX), s("DAY")]),
+            Value::Timestamp(i64::MAX - i64::MAX.rem_euclid(DAY_MS))
+        );
+        assert!(
+            err("CEIL_TO", vec![Value::Timestamp(i64::MAX), s("YEAR")]).contains("out of range")
+        );
     }
 
     #[test]
