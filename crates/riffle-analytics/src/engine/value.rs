@@ -180,7 +180,9 @@ impl Dec {
             let f = *POW10.get((scale - self.scale) as usize)?;
             Some(Dec::new(self.mant.checked_mul(f)?, scale))
         } else {
-            let f = POW10[(self.scale - scale) as usize];
+            let Some(&f) = POW10.get((self.scale - scale) as usize) else {
+                return Some(Dec::new(0, scale));
+            };
             let q = self.mant / f;
             let r = self.mant % f;
             let q = if r.abs() * 2 >= f {
@@ -235,17 +237,20 @@ impl Dec {
             return None;
         }
         let mant: i128 = if all.is_empty() { 0 } else { all.parse().ok()? };
-        let mut scale = frac.len() as i32 - exp;
+        let mut scale = frac.len() as i64 - exp as i64;
         let mut mant = if neg { -mant } else { mant };
         if scale < 0 {
-            mant = mant.checked_mul(*POW10.get((-scale) as usize)?)?;
+            mant = mant.checked_mul(*POW10.get(scale.unsigned_abs() as usize)?)?;
             scale = 0;
         }
         if scale > 38 {
-            return Dec::new(mant, 38).rescale(38).map(|d| {
-                let f = POW10[(scale - 38) as usize];
-                Dec::new(d.mant / f, 38)
-            });
+            // Digits beyond 38 places after the point are dropped.
+            let drop = (scale - 38) as usize;
+            mant = match POW10.get(drop) {
+                Some(f) => mant / f,
+                None => 0,
+            };
+            scale = 38;
         }
         Some(Dec::new(mant, scale as u8))
     }
@@ -669,6 +674,9 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 pub fn parse_date(s: &str) -> Option<i32> {
     let mut it = s.trim().splitn(3, '-');
     let y: i64 = it.next()?.parse().ok()?;
+    if !(-999_999_999..=999_999_999).contains(&y) {
+        return None;
+    }
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
     if !(1..=12).contains(&m) || d == 0 || d > month_days(y, m) {
@@ -888,6 +896,13 @@ mod tests {
         assert_eq!(Dec::parse("1e3").unwrap().to_string(), "1000");
         assert_eq!(Dec::parse("-0.05").unwrap().to_string(), "-0.05");
         assert!(Dec::parse("1.2.3").is_none());
+        assert_eq!(
+            Dec::parse("1e-100").unwrap().to_string(),
+            "0.00000000000000000000000000000000000000"
+        );
+        assert_eq!(Dec::parse("1e-2147483648").unwrap().mant, 0);
+        assert!(Dec::parse("1e2147483647").is_none());
+        assert!(parse_date("9223372036854775807-01-01").is_none());
     }
 
     #[test]
