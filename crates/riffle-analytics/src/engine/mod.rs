@@ -1,5 +1,8 @@
 //! The streaming SQL engine that runs applications' code.
 //!
 //! - [`value`]: SQL types and values, CAST.
+//! - [`rcf`]: Random Cut Forest, for `RANDOM_CUT_FOREST` and
+//!   `RANDOM_CUT_FOREST_WITH_EXPLANATION`.
 
+pub mod rcf;
 pub mod value;
