@@ -11,6 +11,8 @@
 //! - [`state`]: an application (also its stored row) and its status
 //!   machine: READY → STARTING → RUNNING → STOPPING → READY, DELETING.
 //! - [`error::AnalyticsError`] maps every failure to AWS's `__type`.
+//! - [`engine`]: the streaming SQL engine; [`run`]: the task that runs a
+//!   RUNNING application on it.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ pub mod error;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
+pub mod run;
 pub mod sql;
 pub mod state;
 
@@ -75,12 +78,29 @@ pub trait ObjectSource: Send + Sync {
     >;
 }
 
-/// What applications read besides their own state: Data Streams in
-/// process, and S3 objects (DiscoverInputSchema samples them).
+/// Puts records to Firehose delivery streams, in process.
+pub trait DeliverySink: Send + Sync {
+    /// PutRecordBatch of up to 500 records to the delivery stream `name`
+    /// in `region`: the records to send again (those that failed), or why
+    /// the whole call failed.
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        records: Vec<bytes::Bytes>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<bytes::Bytes>, String>> + Send + 'a>,
+    >;
+}
+
+/// What applications read and write besides their own state: Data
+/// Streams in process, S3 objects (DiscoverInputSchema samples them,
+/// reference data is loaded from them) and Firehose (outputs).
 #[derive(Clone, Default)]
 pub struct Sources {
     pub kinesis: Option<Arc<riffle_streams::Service>>,
     pub objects: Option<Arc<dyn ObjectSource>>,
+    pub firehose: Option<Arc<dyn DeliverySink>>,
 }
 
 /// The Kinesis Analytics service.
@@ -89,6 +109,7 @@ pub struct Service {
     pub clock: Arc<dyn Clock>,
     pub(crate) apps: Registry<state::Application, ()>,
     pub(crate) sources: std::sync::OnceLock<Sources>,
+    pub(crate) runners: run::Runners,
 }
 
 /// An application's registry key.
@@ -116,6 +137,7 @@ impl Service {
             clock,
             apps,
             sources: std::sync::OnceLock::new(),
+            runners: run::Runners::default(),
         }))
     }
 
@@ -149,12 +171,14 @@ impl Service {
         self.apps.all().len()
     }
 
-    /// Persists due transitions and sweeps deleted applications; the
-    /// server's maintenance task runs this periodically.
-    pub async fn maintain(&self) {
+    /// Persists due transitions, sweeps deleted applications, and starts
+    /// and stops application tasks; the server's maintenance task runs
+    /// this every second.
+    pub async fn maintain(self: &Arc<Self>) {
         if let Err(e) = self.apps.settle_all().await {
             tracing::error!(error = %e, "analytics maintenance failed");
         }
+        self.supervise();
     }
 
     /// Runs one operation on a decoded request body.

@@ -394,6 +394,8 @@ pub async fn create(
         logging: Vec::new(),
         counters: [0; 4],
         tags: BTreeMap::new(),
+        run: 0,
+        checkpoint: None,
     };
     for input in i.inputs.unwrap_or_default() {
         add_piece(&mut app, Kind::Input, input_piece(input)?)?;
@@ -873,6 +875,7 @@ pub async fn start(
                     None => json!({}),
                 };
             }
+            a.run += 1;
             a.status = if delay > 0 {
                 Status::Starting { until_ms }
             } else {

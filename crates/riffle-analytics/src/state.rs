@@ -67,6 +67,26 @@ pub struct Application {
     /// logging options).
     pub counters: [u32; 4],
     pub tags: BTreeMap<String, String>,
+    /// Counts StartApplication calls: a checkpoint of the current run is
+    /// resumed after a restart of the server, whatever the starting
+    /// position.
+    #[serde(default)]
+    pub run: u64,
+    /// How far the application has read its input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Progress>,
+}
+
+/// An input's reading position, saved while the application runs and
+/// when it stops (LAST_STOPPED_POINT starts from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The run that saved it.
+    pub run: u64,
+    /// The input's id.
+    pub input: String,
+    /// The Data Streams reader's checkpoint.
+    pub stream: riffle_streams::access::Checkpoint,
 }
 
 impl Row for Application {

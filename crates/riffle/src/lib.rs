@@ -2,6 +2,7 @@
 //! loads any Kinesis endpoint, `riffle fsck` and `riffle repair` check and
 //! mend a stopped server's stream logs.
 
+pub mod analytics_sink;
 pub mod bench;
 pub mod cli;
 pub mod fsck;

@@ -245,9 +245,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         credentials.extend(init::parse_credentials(pairs)?);
     }
 
+    let analytics_stop = analytics.clone();
     analytics.connect(riffle_analytics::Sources {
         kinesis: Some(service.clone()),
         objects: Some(Arc::new(crate::s3_sink::EmbeddedS3(s3.s3.clone()))),
+        firehose: Some(Arc::new(crate::analytics_sink::FirehoseSink(
+            firehose.clone(),
+        ))),
     });
     let app = Arc::new(App {
         services: riffle_server::services(
@@ -310,6 +314,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.shutdown_grace_secs),
     )
     .await?;
+    // Running applications save their checkpoints.
+    analytics_stop.stop_all().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,0 +1,603 @@
+//! Running applications: one task per RUNNING application reads its
+//! input, runs its SQL and writes its outputs.
+//!
+//! - The supervisor ([`Service::supervise`], every maintenance tick)
+//!   starts a task for each RUNNING application and stops it when the
+//!   application leaves RUNNING, changes version or goes away. A new task
+//!   of an application waits for the old one to finish first, so the two
+//!   never read at once.
+//! - A task builds the [`Pipeline`] from the code, the input's schema
+//!   (in-application streams `<NamePrefix>_001`...`_00n`, mapped columns,
+//!   then `APPROXIMATE_ARRIVAL_TIME` and, for a Data Streams source,
+//!   `SHARD_ID`) and the reference tables (each S3 object read once, at
+//!   start). It then loops: read up to 1,000 records (waiting at most
+//!   200 ms), map them to rows, step the pipeline at the service clock's
+//!   time (so windows close on time with no input), and deliver the rows
+//!   each output's stream produced, retrying until they are accepted.
+//! - Input records of one shard go to one in-application stream, shards
+//!   spread over the `InputParallelism` streams.
+//! - The reader's checkpoint is saved in the application's row at most
+//!   once a second, after the outputs of what it covers were delivered,
+//!   and when the task stops: delivery is at least once. A server restart
+//!   resumes a RUNNING application from its checkpoint;
+//!   LAST_STOPPED_POINT resumes a stopped one from it; NOW starts at the
+//!   input's newest records and TRIM_HORIZON at its oldest.
+//! - What cannot run (code that does not plan, a missing input stream) is
+//!   logged and retried every few seconds; bad records and rows go to
+//!   `error_stream`, never stopping the application.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use riffle_streams::access::{PutEntry, PutOutcome, Start, StreamReader, StreamWriter};
+use serde_json::Value as Json;
+use tokio::sync::watch;
+
+use crate::engine::mapping::{self, InputMapping, OutputFormat, SourceKind};
+use crate::engine::pipeline::{Pipeline, Table};
+use crate::engine::query::ErrorRow;
+use crate::engine::value::{SqlType, Value};
+use crate::state::{Application, Progress, Status};
+use crate::{sql, DeliverySink, Service};
+
+/// A running application's task.
+pub(crate) struct Running {
+    version: i64,
+    run: u64,
+    stop: watch::Sender<bool>,
+    done: watch::Receiver<bool>,
+}
+
+/// Tasks by application key.
+#[derive(Default)]
+pub(crate) struct Runners {
+    tasks: std::sync::Mutex<HashMap<String, Running>>,
+}
+
+/// `region` and `name` of a resource ARN `arn:aws:<service>:<region>:
+/// <account>:<kind>/<name>`.
+pub fn arn_parts(arn: &str) -> Option<(String, String)> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, _, region, _, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let (_, name) = resource.split_once('/')?;
+    Some((region.to_owned(), name.to_owned()))
+}
+
+impl Service {
+    /// Starts and stops application tasks to match their status.
+    pub fn supervise(self: &Arc<Self>) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let apps = self.apps.all();
+        let mut tasks = match self.runners.tasks.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let live: std::collections::HashSet<&String> = apps.iter().map(|(k, _, _)| k).collect();
+        let gone: Vec<String> = tasks
+            .keys()
+            .filter(|k| !live.contains(k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(t) = tasks.remove(&k) {
+                t.stop.send_replace(true);
+            }
+        }
+        for (k, _, app) in &apps {
+            let want = app.status == Status::Running;
+            let current = tasks
+                .get(k)
+                .is_some_and(|t| t.version == app.version && t.run == app.run);
+            if want && current {
+                continue;
+            }
+            let previous = tasks.remove(k).map(|t| {
+                t.stop.send_replace(true);
+                t.done
+            });
+            if !want {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            let (done_tx, done) = watch::channel(false);
+            tasks.insert(
+                k.clone(),
+                Running {
+                    version: app.version,
+                    run: app.run,
+                    stop,
+                    done,
+                },
+            );
+            let svc = self.clone();
+            let key = k.clone();
+            tokio::spawn(async move {
+                if let Some(mut prev) = previous {
+                    let _ = prev.wait_for(|d| *d).await;
+                }
+                // Read again: the previous task saved its checkpoint.
+                let app = match svc.apps.get(&key) {
+                    Some(a) if a.status == Status::Running => a,
+                    _ => {
+                        done_tx.send_replace(true);
+                        return;
+                    }
+                };
+                Task {
+                    svc,
+                    key,
+                    app,
+                    stop: stop_rx,
+                }
+                .run()
+                .await;
+                done_tx.send_replace(true);
+            });
+        }
+    }
+
+    /// Stops every task (server shutdown), saving checkpoints.
+    pub async fn stop_all(&self) {
+        let dones: Vec<watch::Receiver<bool>> = {
+            let mut tasks = match self.runners.tasks.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            tasks
+                .drain()
+                .map(|(_, t)| {
+                    t.stop.send_replace(true);
+                    t.done
+                })
+                .collect()
+        };
+        for mut d in dones {
+            let _ = d.wait_for(|x| *x).await;
+        }
+    }
+}
+
+/// Where an output's rows go.
+enum Sink {
+    Stream(StreamWriter),
+    Firehose {
+        sink: Arc<dyn DeliverySink>,
+        region: String,
+        name: String,
+    },
+}
+
+struct Output {
+    stream: String,
+    columns: Vec<String>,
+    format: OutputFormat,
+    sink: Sink,
+}
+
+/// An application, ready to run.
+struct Prepared {
+    pipeline: Pipeline,
+    input_id: String,
+    mapping: InputMapping,
+    streams: Vec<usize>,
+    kind: SourceKind,
+    reader: StreamReader,
+    outputs: Vec<Output>,
+}
+
+impl Prepared {
+    fn progress(&self, run: u64) -> Progress {
+        Progress {
+            run,
+            input: self.input_id.clone(),
+            stream: self.reader.checkpoint(),
+        }
+    }
+}
+
+struct Task {
+    svc: Arc<Service>,
+    key: String,
+    app: Arc<Application>,
+    stop: watch::Receiver<bool>,
+}
+
+fn doc_str<'a>(doc: &'a Json, path: &str) -> Option<&'a str> {
+    doc.pointer(path).and_then(Json::as_str)
+}
+
+impl Task {
+    /// Told to stop, or the application is no longer this run and
+    /// version RUNNING (checked on every batch, so a stop is not missed
+    /// between two supervisor passes).
+    fn stopped(&self) -> bool {
+        if *self.stop.borrow() {
+            return true;
+        }
+        !self.svc.apps.get(&self.key).is_some_and(|a| {
+            a.status == Status::Running && a.run == self.app.run && a.version == self.app.version
+        })
+    }
+
+    async fn run(self) {
+        let name = self.app.name.clone();
+        let mut p = loop {
+            match self.prepare().await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::warn!(application = %name, error = %e, "application cannot run yet");
+                    let mut stop = self.stop.clone();
+                    let wait = tokio::time::sleep(Duration::from_secs(3));
+                    tokio::select! {
+                        _ = wait => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        };
+        tracing::info!(application = %name, "application running");
+        let mut saved = Instant::now();
+        let mut unsaved = false;
+        let mut backoff = Duration::from_millis(100);
+        while !self.stopped() {
+            let batch = {
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    r = p.reader.next(1000, Duration::from_millis(200)) => r,
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            };
+            let records = match batch {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(application = %name, error = %e, "reading the input failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let now = self.svc.now_ms();
+            let mut input = Vec::new();
+            let mut errors = Vec::new();
+            for r in &records {
+                let shard = shard_number(&r.shard_id);
+                let stream = p.streams[shard % p.streams.len()];
+                for row in p.mapping.rows(&r.data) {
+                    match row {
+                        Ok(mut values) => {
+                            values.push(Value::Timestamp(r.arrival_ms));
+                            if p.kind == SourceKind::KinesisStream {
+                                values.push(Value::str(r.shard_id.as_str()));
+                            }
+                            input.push((stream, values));
+                        }
+                        Err(e) => errors.push(ErrorRow {
+                            rowtime: now,
+                            message: e.message,
+                            data: e.data,
+                        }),
+                    }
+                }
+            }
+            unsaved |= !records.is_empty();
+            p.pipeline.step(now, input, errors);
+            if !self.deliver(&mut p, &mut backoff).await {
+                break;
+            }
+            if unsaved && saved.elapsed() >= Duration::from_secs(1) {
+                if self.save(p.progress(self.app.run)).await {
+                    unsaved = false;
+                }
+                saved = Instant::now();
+            }
+        }
+        if unsaved {
+            self.save(p.progress(self.app.run)).await;
+        }
+        tracing::info!(application = %name, "application stopped");
+    }
+
+    /// Saves the reader's checkpoint in the application's row.
+    async fn save(&self, progress: Progress) -> bool {
+        let r = self
+            .svc
+            .apps
+            .update(&self.key, |a| {
+                // Tasks of one application never overlap, so the last
+                // saved checkpoint is always the newest.
+                a.checkpoint = Some(progress);
+                Ok::<_, riffle_meta::MetaError>(())
+            })
+            .await;
+        match r {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(application = %self.app.name, error = %e, "saving the checkpoint failed");
+                false
+            }
+        }
+    }
+
+    /// Sends what each output's stream produced; false when stopped
+    /// before it was all accepted.
+    async fn deliver(&self, p: &mut Prepared, backoff: &mut Duration) -> bool {
+        let mut taken: HashMap<String, Vec<crate::engine::query::Row>> = HashMap::new();
+        for o in &p.outputs {
+            if !taken.contains_key(&o.stream) {
+                let rows = p.pipeline.take(&o.stream);
+                taken.insert(o.stream.clone(), rows);
+            }
+        }
+        for o in &p.outputs {
+            let Some(rows) = taken.get(&o.stream) else {
+                continue;
+            };
+            if rows.is_empty() {
+                continue;
+            }
+            let mut records: Vec<Bytes> = rows
+                .iter()
+                .map(|r| Bytes::from(o.format.record(&o.columns, &r.values)))
+                .collect();
+            while !records.is_empty() {
+                match send(o, &records).await {
+                    Ok(left) => {
+                        records = left;
+                        if records.is_empty() {
+                            *backoff = Duration::from_millis(100);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(application = %self.app.name, output = %o.stream, error = %e, "delivering output failed");
+                    }
+                }
+                if self.stopped() {
+                    return false;
+                }
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        true
+    }
+
+    async fn prepare(&self) -> Result<Prepared, String> {
+        let svc = &self.svc;
+        let app = &self.app;
+        let sources = svc.sources();
+        let program = match &app.code {
+            Some(code) => sql::parse(code).map_err(|e| e.to_string())?,
+            None => sql::Program::default(),
+        };
+        let input = app.inputs.first().ok_or("the application has no input")?;
+        let doc = &input.doc;
+        let mapping = InputMapping::from_schema(&doc["InputSchema"])?;
+        let (kind, arn) =
+            if let Some(arn) = doc_str(doc, "/KinesisStreamsInputDescription/ResourceARN") {
+                (SourceKind::KinesisStream, arn)
+            } else if let Some(arn) = doc_str(doc, "/KinesisFirehoseInputDescription/ResourceARN") {
+                (SourceKind::Firehose, arn)
+            } else {
+                return Err("the input has no source".into());
+            };
+        if kind == SourceKind::Firehose {
+            return Err("a Firehose delivery stream input is not read yet".into());
+        }
+        let mut columns: Vec<(String, SqlType)> = mapping.columns().to_vec();
+        columns.extend(
+            mapping::source_columns(kind)
+                .iter()
+                .map(|(n, t)| (n.to_string(), *t)),
+        );
+        let names: Vec<String> = match doc["InAppStreamNames"].as_array() {
+            Some(a) => a
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+            None => vec![format!("{}_001", doc_str(doc, "/NamePrefix").unwrap_or(""))],
+        };
+        if names.is_empty() {
+            return Err("the input has no in-application stream".into());
+        }
+        let inputs: Vec<(String, Vec<(String, SqlType)>)> =
+            names.iter().map(|n| (n.clone(), columns.clone())).collect();
+        let tables = self.tables(&sources).await?;
+        let mut pipeline = Pipeline::new(&program, &inputs, &tables).map_err(|e| e.0)?;
+        let streams = names
+            .iter()
+            .filter_map(|n| pipeline.stream_index(n))
+            .collect::<Vec<_>>();
+        let mut outputs = Vec::new();
+        for o in &app.outputs {
+            let d = &o.doc;
+            let stream = doc_str(d, "/Name").unwrap_or_default().to_owned();
+            pipeline
+                .tap(&stream)
+                .map_err(|e| format!("output {}: {}", o.id, e.0))?;
+            let columns = pipeline
+                .columns(&stream)
+                .unwrap_or_default()
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect();
+            let format = OutputFormat::from_schema(&d["DestinationSchema"])?;
+            let sink = if let Some(arn) = doc_str(d, "/KinesisStreamsOutputDescription/ResourceARN")
+            {
+                let (region, name) =
+                    arn_parts(arn).ok_or_else(|| format!("bad stream ARN {arn}"))?;
+                let kinesis = sources
+                    .kinesis
+                    .clone()
+                    .ok_or("Data Streams is not available")?;
+                Sink::Stream(
+                    kinesis
+                        .stream_writer(&region, &name)
+                        .map_err(|e| e.to_string())?,
+                )
+            } else if let Some(arn) = doc_str(d, "/KinesisFirehoseOutputDescription/ResourceARN") {
+                let (region, name) =
+                    arn_parts(arn).ok_or_else(|| format!("bad delivery stream ARN {arn}"))?;
+                let sink = sources
+                    .firehose
+                    .clone()
+                    .ok_or("Firehose is not available")?;
+                Sink::Firehose { sink, region, name }
+            } else {
+                tracing::warn!(application = %app.name, output = %o.id, "Lambda outputs are not delivered yet");
+                continue;
+            };
+            outputs.push(Output {
+                stream,
+                columns,
+                format,
+                sink,
+            });
+        }
+        let (region, name) = arn_parts(arn).ok_or_else(|| format!("bad stream ARN {arn}"))?;
+        let kinesis = sources
+            .kinesis
+            .clone()
+            .ok_or("Data Streams is not available")?;
+        let position = doc_str(
+            doc,
+            "/InputStartingPositionConfiguration/InputStartingPosition",
+        );
+        let resume = app.checkpoint.as_ref().filter(|c| {
+            c.input == input.id && (c.run == app.run || position == Some("LAST_STOPPED_POINT"))
+        });
+        let start = match (resume, position) {
+            (Some(c), _) => Start::Checkpoint(c.stream.clone()),
+            (None, Some("TRIM_HORIZON")) => Start::TrimHorizon,
+            _ => Start::Latest,
+        };
+        let reader = kinesis
+            .stream_reader(&region, &name, start)
+            .map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            pipeline,
+            input_id: input.id.clone(),
+            mapping,
+            streams,
+            kind,
+            reader,
+            outputs,
+        })
+    }
+
+    /// The reference tables, each read from its S3 object.
+    async fn tables(&self, sources: &crate::Sources) -> Result<HashMap<String, Table>, String> {
+        let mut tables = HashMap::new();
+        for r in &self.app.references {
+            let d = &r.doc;
+            let name = doc_str(d, "/TableName").unwrap_or_default().to_owned();
+            let bucket = doc_str(d, "/S3ReferenceDataSourceDescription/BucketARN")
+                .and_then(|a| a.strip_prefix("arn:aws:s3:::"))
+                .ok_or("a reference data source has no bucket")?;
+            let key = doc_str(d, "/S3ReferenceDataSourceDescription/FileKey").unwrap_or_default();
+            let objects = sources.objects.clone().ok_or("S3 is not available")?;
+            let data = objects
+                .get(bucket, key, REFERENCE_LIMIT)
+                .await?
+                .ok_or_else(|| format!("reference data s3://{bucket}/{key} does not exist"))?;
+            let mapping = InputMapping::from_schema(&d["ReferenceSchema"])?;
+            let rows = mapping
+                .rows(&data)
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect();
+            tables.insert(
+                name,
+                Table {
+                    columns: mapping.columns().to_vec(),
+                    rows: Arc::new(rows),
+                },
+            );
+        }
+        Ok(tables)
+    }
+}
+
+/// Reference data objects are read up to this size.
+const REFERENCE_LIMIT: usize = 1 << 30;
+
+/// The number in `shardId-000000000003`.
+fn shard_number(id: &str) -> usize {
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends records to an output; returns those to send again (throttled).
+async fn send(o: &Output, records: &[Bytes]) -> Result<Vec<Bytes>, String> {
+    match &o.sink {
+        Sink::Stream(w) => {
+            let mut left = Vec::new();
+            for chunk in records.chunks(500) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, data)| PutEntry {
+                        partition_key: format!("{}", partition_seed(data, i)),
+                        explicit_hash_key: None,
+                        data: data.clone(),
+                    })
+                    .collect();
+                let outcomes = w.put(entries).await.map_err(|e| e.to_string())?;
+                for (data, outcome) in chunk.iter().zip(outcomes) {
+                    if matches!(outcome, PutOutcome::Failed { .. }) {
+                        left.push(data.clone());
+                    }
+                }
+            }
+            Ok(left)
+        }
+        Sink::Firehose { sink, region, name } => {
+            let mut left = Vec::new();
+            for chunk in records.chunks(500) {
+                let failed = sink.put(region, name, chunk.to_vec()).await?;
+                left.extend(failed);
+            }
+            Ok(left)
+        }
+    }
+}
+
+/// A partition key spreading output records over shards.
+fn partition_seed(data: &[u8], i: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ i as u64;
+    for b in data {
+        h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_name_their_region_and_resource() {
+        assert_eq!(
+            arn_parts("arn:aws:kinesis:eu-west-1:000000000000:stream/in"),
+            Some(("eu-west-1".into(), "in".into()))
+        );
+        assert_eq!(
+            arn_parts("arn:aws:firehose:us-east-1:1:deliverystream/d/x"),
+            Some(("us-east-1".into(), "d/x".into()))
+        );
+        assert_eq!(arn_parts("arn:aws:kinesis:us-east-1"), None);
+        assert_eq!(shard_number("shardId-000000000012"), 12);
+    }
+}

@@ -1,0 +1,63 @@
+//! Analytics applications deliver to Firehose in process: a
+//! [`DeliverySink`] over the Firehose service's PutRecordBatch.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use riffle_analytics::DeliverySink;
+use riffle_wire::{Map, Value};
+
+/// The server's Firehose as the destination of Analytics outputs.
+pub struct FirehoseSink(pub Arc<riffle_firehose::Service>);
+
+impl DeliverySink for FirehoseSink {
+    fn put<'a>(
+        &'a self,
+        region: &'a str,
+        name: &'a str,
+        records: Vec<Bytes>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Bytes>, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let mut body = Map::new();
+            body.0
+                .push(("DeliveryStreamName".into(), Value::Str(name.to_owned())));
+            body.0.push((
+                "Records".into(),
+                Value::List(
+                    records
+                        .iter()
+                        .map(|r| {
+                            let mut m = Map::new();
+                            m.0.push(("Data".into(), Value::Bytes(r.clone())));
+                            Value::Map(m)
+                        })
+                        .collect(),
+                ),
+            ));
+            let ctx = riffle_firehose::Ctx {
+                region: region.to_owned(),
+            };
+            let out = self
+                .0
+                .call(&ctx, "PutRecordBatch", Value::Map(body))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut failed = Vec::new();
+            if let Value::Map(m) = out {
+                if let Some((_, Value::List(responses))) =
+                    m.0.iter().find(|(k, _)| k == "RequestResponses")
+                {
+                    for (r, data) in responses.iter().zip(&records) {
+                        if let Value::Map(rm) = r {
+                            if rm.0.iter().any(|(k, _)| k == "ErrorCode") {
+                                failed.push(data.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(failed)
+        })
+    }
+}
