@@ -249,3 +249,48 @@ def test_a_running_application_resumes_after_a_restart_and_from_its_last_stopped
     assert got == ["A1", "A2", "A3"]
     time.sleep(1)
     assert len(read_all(kinesis, dst, 3)) == 3
+
+
+def test_a_firehose_delivery_stream_is_an_input(srv):
+    kinesis, ka, fh, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    bucket, ds, dst = unique("bucket"), unique("clicks"), unique("out")
+    s3.create_bucket(Bucket=bucket)
+    fh.create_delivery_stream(
+        DeliveryStreamName=ds,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+        },
+    )
+    deadline = time.time() + 10
+    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    code = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(8), arrived BOOLEAN);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM ticker, APPROXIMATE_ARRIVAL_TIME <= ROWTIME FROM "SOURCE_SQL_STREAM_001";
+    """
+    name = unique("app")
+    ka.create_application(
+        ApplicationName=name,
+        ApplicationCode=code,
+        Inputs=[
+            {
+                "NamePrefix": "SOURCE_SQL_STREAM",
+                "KinesisFirehoseInput": {"ResourceARN": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}", "RoleARN": ROLE},
+                "InputSchema": SCHEMA,
+            }
+        ],
+        Outputs=[kinesis_output(stream(kinesis, dst))],
+    )
+    start(ka, name, "NOW")
+    time.sleep(1.5)  # the task starts reading at NOW
+    fh.put_record_batch(DeliveryStreamName=ds, Records=[{"Data": json.dumps(t).encode()} for t in TICKS])
+    assert [json.loads(g) for g in read_all(kinesis, dst, 3)] == [
+        {"TICKER": "AMZN", "ARRIVED": True},
+        {"TICKER": "XOM", "ARRIVED": True},
+        {"TICKER": "MSFT", "ARRIVED": True},
+    ]
+    ka.stop_application(ApplicationName=name)

@@ -93,6 +93,40 @@ pub trait DeliverySink: Send + Sync {
     >;
 }
 
+/// A record read from a Firehose delivery stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapRecord {
+    pub arrival_ms: i64,
+    pub data: bytes::Bytes,
+}
+
+/// A boxed future of the in-process interfaces.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Reads one Firehose delivery stream's accepted records.
+pub trait TapReader: Send {
+    /// Up to `max` records, waiting up to `wait` for some.
+    fn next(
+        &mut self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Vec<TapRecord>, String>>;
+    /// The position to resume from (saved in checkpoints).
+    fn position(&self) -> u64;
+}
+
+/// Opens readers of Firehose delivery streams, in process.
+pub trait DeliveryTap: Send + Sync {
+    /// A reader of the delivery stream `name` in `region` from `from` (a
+    /// saved position) or from the next record put.
+    fn open(
+        &self,
+        region: &str,
+        name: &str,
+        from: Option<u64>,
+    ) -> Result<Box<dyn TapReader>, String>;
+}
+
 /// What applications read and write besides their own state: Data
 /// Streams in process, S3 objects (DiscoverInputSchema samples them,
 /// reference data is loaded from them) and Firehose (outputs).
@@ -101,6 +135,7 @@ pub struct Sources {
     pub kinesis: Option<Arc<riffle_streams::Service>>,
     pub objects: Option<Arc<dyn ObjectSource>>,
     pub firehose: Option<Arc<dyn DeliverySink>>,
+    pub firehose_input: Option<Arc<dyn DeliveryTap>>,
 }
 
 /// The Kinesis Analytics service.

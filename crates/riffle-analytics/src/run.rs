@@ -40,7 +40,7 @@ use crate::engine::pipeline::{Pipeline, Table};
 use crate::engine::query::ErrorRow;
 use crate::engine::value::{SqlType, Value};
 use crate::state::{Application, Progress, Status};
-use crate::{sql, DeliverySink, Service};
+use crate::{sql, DeliverySink, Service, TapReader};
 
 /// A running application's task.
 pub(crate) struct Running {
@@ -185,23 +185,70 @@ struct Output {
     sink: Sink,
 }
 
+/// What an application reads: a Data Streams stream or a Firehose
+/// delivery stream.
+enum Reader {
+    Stream(StreamReader),
+    Firehose(Box<dyn TapReader>),
+}
+
+/// A record of either input, with the shard it came from (none for
+/// Firehose).
+struct InputRecord {
+    shard: Option<String>,
+    arrival_ms: i64,
+    data: Bytes,
+}
+
+impl Reader {
+    async fn next(&mut self, max: usize, wait: Duration) -> Result<Vec<InputRecord>, String> {
+        match self {
+            Reader::Stream(r) => Ok(r
+                .next(max, wait)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|r| InputRecord {
+                    shard: Some(r.shard_id),
+                    arrival_ms: r.arrival_ms,
+                    data: r.data,
+                })
+                .collect()),
+            Reader::Firehose(r) => Ok(r
+                .next(max, wait)
+                .await?
+                .into_iter()
+                .map(|r| InputRecord {
+                    shard: None,
+                    arrival_ms: r.arrival_ms,
+                    data: r.data,
+                })
+                .collect()),
+        }
+    }
+}
+
 /// An application, ready to run.
 struct Prepared {
     pipeline: Pipeline,
     input_id: String,
     mapping: InputMapping,
     streams: Vec<usize>,
-    kind: SourceKind,
-    reader: StreamReader,
+    reader: Reader,
     outputs: Vec<Output>,
 }
 
 impl Prepared {
     fn progress(&self, run: u64) -> Progress {
+        let (stream, offset) = match &self.reader {
+            Reader::Stream(r) => (r.checkpoint(), None),
+            Reader::Firehose(r) => (Default::default(), Some(r.position())),
+        };
         Progress {
             run,
             input: self.input_id.clone(),
-            stream: self.reader.checkpoint(),
+            stream,
+            offset,
         }
     }
 }
@@ -270,14 +317,14 @@ impl Task {
             let mut input = Vec::new();
             let mut errors = Vec::new();
             for r in &records {
-                let shard = shard_number(&r.shard_id);
+                let shard = r.shard.as_deref().map_or(0, shard_number);
                 let stream = p.streams[shard % p.streams.len()];
                 for row in p.mapping.rows(&r.data) {
                     match row {
                         Ok(mut values) => {
                             values.push(Value::Timestamp(r.arrival_ms));
-                            if p.kind == SourceKind::KinesisStream {
-                                values.push(Value::str(r.shard_id.as_str()));
+                            if let Some(shard) = &r.shard {
+                                values.push(Value::str(shard.as_str()));
                             }
                             input.push((stream, values));
                         }
@@ -391,9 +438,6 @@ impl Task {
             } else {
                 return Err("the input has no source".into());
             };
-        if kind == SourceKind::Firehose {
-            return Err("a Firehose delivery stream input is not read yet".into());
-        }
         let mut columns: Vec<(String, SqlType)> = mapping.columns().to_vec();
         columns.extend(
             mapping::source_columns(kind)
@@ -464,11 +508,7 @@ impl Task {
                 sink,
             });
         }
-        let (region, name) = arn_parts(arn).ok_or_else(|| format!("bad stream ARN {arn}"))?;
-        let kinesis = sources
-            .kinesis
-            .clone()
-            .ok_or("Data Streams is not available")?;
+        let (region, name) = arn_parts(arn).ok_or_else(|| format!("bad input ARN {arn}"))?;
         let position = doc_str(
             doc,
             "/InputStartingPositionConfiguration/InputStartingPosition",
@@ -476,20 +516,36 @@ impl Task {
         let resume = app.checkpoint.as_ref().filter(|c| {
             c.input == input.id && (c.run == app.run || position == Some("LAST_STOPPED_POINT"))
         });
-        let start = match (resume, position) {
-            (Some(c), _) => Start::Checkpoint(c.stream.clone()),
-            (None, Some("TRIM_HORIZON")) => Start::TrimHorizon,
-            _ => Start::Latest,
+        let reader = match kind {
+            SourceKind::KinesisStream => {
+                let kinesis = sources
+                    .kinesis
+                    .clone()
+                    .ok_or("Data Streams is not available")?;
+                let start = match (resume, position) {
+                    (Some(c), _) => Start::Checkpoint(c.stream.clone()),
+                    (None, Some("TRIM_HORIZON")) => Start::TrimHorizon,
+                    _ => Start::Latest,
+                };
+                Reader::Stream(
+                    kinesis
+                        .stream_reader(&region, &name, start)
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            SourceKind::Firehose => {
+                let tap = sources
+                    .firehose_input
+                    .clone()
+                    .ok_or("Firehose is not available")?;
+                Reader::Firehose(tap.open(&region, &name, resume.and_then(|c| c.offset))?)
+            }
         };
-        let reader = kinesis
-            .stream_reader(&region, &name, start)
-            .map_err(|e| e.to_string())?;
         Ok(Prepared {
             pipeline,
             input_id: input.id.clone(),
             mapping,
             streams,
-            kind,
             reader,
             outputs,
         })

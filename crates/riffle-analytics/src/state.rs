@@ -85,8 +85,12 @@ pub struct Progress {
     pub run: u64,
     /// The input's id.
     pub input: String,
-    /// The Data Streams reader's checkpoint.
+    /// A Data Streams input's checkpoint.
+    #[serde(default)]
     pub stream: riffle_streams::access::Checkpoint,
+    /// A Firehose input's position in the delivery stream's buffer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 impl Row for Application {

@@ -65,6 +65,7 @@ pub mod s3;
 pub mod sink;
 pub mod state;
 pub mod stats;
+pub mod tap;
 
 pub use error::FirehoseError;
 use error::Result;

@@ -1,5 +1,6 @@
-//! Analytics applications deliver to Firehose in process: a
-//! [`DeliverySink`] over the Firehose service's PutRecordBatch.
+//! Analytics applications use Firehose in process: outputs through a
+//! [`DeliverySink`] over the Firehose service's PutRecordBatch, inputs
+//! through a [`riffle_analytics::DeliveryTap`] over its buffer readers.
 
 use std::sync::Arc;
 
@@ -59,5 +60,46 @@ impl DeliverySink for FirehoseSink {
             }
             Ok(failed)
         })
+    }
+}
+
+/// Reads a delivery stream's buffer for an Analytics input.
+struct BufferTap(riffle_firehose::tap::BufferReader);
+
+impl riffle_analytics::TapReader for BufferTap {
+    fn next(
+        &mut self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> riffle_analytics::BoxFuture<'_, Result<Vec<riffle_analytics::TapRecord>, String>> {
+        Box::pin(async move {
+            let records = self.0.next(max, wait).await.map_err(|e| e.to_string())?;
+            Ok(records
+                .into_iter()
+                .map(|r| riffle_analytics::TapRecord {
+                    arrival_ms: r.arrival_ms,
+                    data: r.data,
+                })
+                .collect())
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.0.position()
+    }
+}
+
+impl riffle_analytics::DeliveryTap for FirehoseSink {
+    fn open(
+        &self,
+        region: &str,
+        name: &str,
+        from: Option<u64>,
+    ) -> Result<Box<dyn riffle_analytics::TapReader>, String> {
+        let reader = self
+            .0
+            .buffer_reader(region, name, from)
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(BufferTap(reader)))
     }
 }

@@ -246,12 +246,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let analytics_stop = analytics.clone();
+    let firehose_sink = Arc::new(crate::analytics_sink::FirehoseSink(firehose.clone()));
     analytics.connect(riffle_analytics::Sources {
         kinesis: Some(service.clone()),
         objects: Some(Arc::new(crate::s3_sink::EmbeddedS3(s3.s3.clone()))),
-        firehose: Some(Arc::new(crate::analytics_sink::FirehoseSink(
-            firehose.clone(),
-        ))),
+        firehose: Some(firehose_sink.clone()),
+        firehose_input: Some(firehose_sink),
     });
     let app = Arc::new(App {
         services: riffle_server::services(
