@@ -217,6 +217,27 @@ fn random_cut_forest_gives_a_null_point_score_zero_without_learning_it() {
 }
 
 #[test]
+fn random_cut_forest_shingles_learn_from_sample_size_full_shingles() {
+    // shingleSize 3: the first two records make no shingle, the next ten
+    // shingles fill the samples of ten; the thirteenth record is scored.
+    let mut p = pipeline(
+        &format!(
+            "{DEST} (rate INTEGER, kind VARCHAR(20), score DOUBLE);
+             CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+             SELECT STREAM * FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM {SRC}), 20, 10, 100, 3))"
+        ),
+        heart_columns(),
+    );
+    for i in 0..14 {
+        feed(&mut p, i as f64, vec![heart(normal_rate(i), "N")]);
+    }
+    let scores: Vec<f64> = out(&mut p).iter().map(|r| score(r, 2)).collect();
+    assert_eq!(scores.len(), 14);
+    assert!(scores[..12].iter().all(|s| *s == 0.0), "{scores:?}");
+    assert!(scores[12..].iter().all(|s| *s > 0.0), "{scores:?}");
+}
+
+#[test]
 fn random_cut_forest_with_explanation_attributes_the_outlying_column() {
     let mut p = pipeline(
         &format!(
@@ -296,6 +317,22 @@ fn hotspots_reports_the_dense_region_after_each_row() {
             "1 | 1.0 | 1.25 | {\"hotspots\":[]}",
             "2 | 9.0 | 9.0 | {\"hotspots\":[]}",
             "2 | 1.25 | 1.0 | {\"hotspots\":[{\"density\":12.0,\"maxValues\":[1.25,1.25],\"minValues\":[1.0,1.0]}]}",
+        ]
+    );
+    // A row with a NULL coordinate stays out of the window and gets the
+    // window's hotspots.
+    let no_price = vec![
+        Value::str("AMZN"),
+        Value::str("TECH"),
+        Value::Double(1.125),
+        Value::Null,
+    ];
+    feed(&mut p, 3.0, vec![no_price, row(1.125, 1.1)]);
+    assert_eq!(
+        lines(&out(&mut p)),
+        [
+            "3 | 1.125 | NULL | {\"hotspots\":[{\"density\":12.0,\"maxValues\":[1.25,1.25],\"minValues\":[1.0,1.0]}]}",
+            "3 | 1.125 | 1.1 | {\"hotspots\":[{\"density\":16.0,\"maxValues\":[1.25,1.25],\"minValues\":[1.0,1.0]}]}",
         ]
     );
 }
@@ -379,6 +416,38 @@ fn top_k_items_outputs_item_and_item_count_of_the_column_type() {
     assert_eq!(
         lines(&out(&mut p)),
         ["10 | 7.0 | 3.0 | 14.0", "10 | 5.5 | 2.0 | 11.0"]
+    );
+}
+
+#[test]
+fn top_k_items_keeps_the_frequent_values_past_ten_thousand_distinct_ones() {
+    let mut p = pipeline(
+        &format!(
+            "{DEST} (item VARCHAR(8), n BIGINT);
+             CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+             SELECT STREAM * FROM TABLE(TOP_K_ITEMS_TUMBLING(
+                 CURSOR(SELECT STREAM * FROM {SRC}), 'TICKER_SYMBOL', 3, 60))"
+        ),
+        ticker_columns(),
+    );
+    // 30,000 values seen once each, with three values repeated among them:
+    // past 10,000 counters the rare values share counters, the frequent
+    // ones keep theirs and their exact counts.
+    let mut rows = Vec::new();
+    for i in 0..30_000 {
+        rows.push(tick(&format!("{i:x}")));
+        match i % 100 {
+            0 => rows.push(tick("AMZN")),
+            1 | 2 => rows.push(tick("MSFT")),
+            3..=5 => rows.push(tick("INTC")),
+            _ => {}
+        }
+    }
+    feed(&mut p, 0.0, rows);
+    feed(&mut p, 40.0, vec![]);
+    assert_eq!(
+        lines(&out(&mut p)),
+        ["40 | INTC | 900", "40 | MSFT | 600", "40 | AMZN | 300"]
     );
 }
 
