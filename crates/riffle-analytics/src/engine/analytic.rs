@@ -25,8 +25,8 @@
 //!   tumbling window, the K most frequent non-NULL values of the column as
 //!   rows `(ITEM, ITEM_COUNT BIGINT)`, ITEM of the column's type, most
 //!   frequent first; values with equal counts come in the order they
-//!   first appeared in the window. K is 1 to 100,000, `windowSize` 1 to
-//!   3,600 seconds.
+//!   first appeared in the window (took their counter, once counting is
+//!   approximate). K is 1 to 100,000, `windowSize` 1 to 3,600 seconds.
 //! - `COUNT_DISTINCT_ITEMS_TUMBLING(cursor, 'columnName', windowSize)`:
 //!   per tumbling window, one row `(NUMBER_OF_DISTINCT_ITEMS BIGINT)`, the
 //!   number of distinct non-NULL values of the column; `windowSize` 1 to
