@@ -12,7 +12,7 @@
 //!   [, timeDecay [, shingleSize]]]])`: every input column, then
 //!   `ANOMALY_SCORE DOUBLE`; one row out per row in, with its ROWTIME.
 //!   Trailing arguments may be left out and take AWS's defaults (100, 256,
-//!   100,000, 1). See [`rcf`](super::rcf) for the forest.
+//!   100,000, 1). See [`rcf`] for the forest.
 //! - `RANDOM_CUT_FOREST_WITH_EXPLANATION(cursor [, numberOfTrees
 //!   [, subSampleSize [, timeDecay [, shingleSize [, withDirectionality]]]]])`:
 //!   the same, then `ANOMALY_EXPLANATION VARCHAR`, a JSON object with each
@@ -20,7 +20,7 @@
 //! - `HOTSPOTS(cursor, windowSize, scanRadius,
 //!   minimumNumberOfPointsInAHotspot)`: every input column, then
 //!   `HOTSPOTS_RESULT VARCHAR`, one row out per row in. All four arguments
-//!   are required. See [`hotspots`](super::hotspots).
+//!   are required. See [`super::hotspots`].
 //! - `TOP_K_ITEMS_TUMBLING(cursor, 'columnName', K, windowSize)`: per
 //!   tumbling window, the K most frequent non-NULL values of the column as
 //!   rows `(ITEM, ITEM_COUNT BIGINT)`, ITEM of the column's type, most
