@@ -10,12 +10,15 @@
 //! - [`agg`]: aggregate functions.
 //! - [`rcf`]: Random Cut Forest (RANDOM_CUT_FOREST and its explanation).
 //! - [`hotspots`]: HOTSPOTS, dense regions of the recent rows.
+//! - [`analytic`]: the table functions read with `TABLE(...)` in FROM
+//!   (RANDOM_CUT_FOREST, HOTSPOTS, TOP_K_ITEMS_TUMBLING, ...).
 //! - [`query`]: a pump's SELECT as a chain of operators (projection,
 //!   tumbling, sliding and stagger windows, reference table joins).
 //! - [`pipeline`]: the application's streams and pumps, run step by step
 //!   on time given by the caller.
 
 pub mod agg;
+pub mod analytic;
 pub mod datefmt;
 pub mod expr;
 pub mod functions;

@@ -312,6 +312,10 @@ fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, Strin
             let shown = alias_name(alias).unwrap_or_default();
             Ok((inner, shown))
         }
+        TableFactor::TableFunction { expr, alias } => Ok((
+            super::analytic::table_function(expr, catalog)?,
+            alias_name(alias).unwrap_or_default(),
+        )),
         other => plan_err(format!("Unsupported FROM item {other}")),
     }
 }
