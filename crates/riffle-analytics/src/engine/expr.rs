@@ -1141,9 +1141,35 @@ pub fn guess_type(e: &Ex, scope: &Scope) -> SqlType {
         Ex::Lit(Value::Double(_)) => SqlType::Double,
         Ex::Lit(Value::Bool(_)) => SqlType::Boolean,
         Ex::Cast(_, t) => *t,
-        Ex::Not(_) | Ex::And(..) | Ex::Or(..) | Ex::IsNull(..) | Ex::Between(..) => {
-            SqlType::Boolean
+        Ex::Not(_)
+        | Ex::And(..)
+        | Ex::Or(..)
+        | Ex::IsNull(..)
+        | Ex::IsBool(..)
+        | Ex::Between(..)
+        | Ex::In(..)
+        | Ex::Match(..) => SqlType::Boolean,
+        Ex::Bin(Op::Concat, ..) => SqlType::Varchar(65535),
+        Ex::Bin(Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge, ..) => SqlType::Boolean,
+        Ex::Bin(_, a, b) => {
+            let (x, y) = (guess_type(a, scope), guess_type(b, scope));
+            let int = |t: SqlType| {
+                matches!(
+                    t,
+                    SqlType::TinyInt | SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+                )
+            };
+            match (x, y) {
+                (SqlType::Timestamp, _) | (_, SqlType::Timestamp) => SqlType::Timestamp,
+                (a, b) if int(a) && int(b) => SqlType::BigInt,
+                (a, b) if a.is_numeric() && b.is_numeric() => SqlType::Double,
+                _ => SqlType::Varchar(65535),
+            }
         }
+        Ex::Neg(e) => guess_type(e, scope),
+        Ex::Step(e, _) => guess_type(e, scope),
+        // Aggregates over numbers (COUNT, SUM, AVG, ...) are numbers.
+        Ex::Agg(_) => SqlType::Double,
         _ => SqlType::Varchar(65535),
     }
 }

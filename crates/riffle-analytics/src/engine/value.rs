@@ -784,7 +784,16 @@ pub fn cast(v: &Value, t: SqlType) -> EvalResult<Value> {
                 other => other.as_f64(),
             };
             match f {
-                Some(f) if t == SqlType::Real => V::Double(f as f32 as f64),
+                // REAL keeps float precision and reads as its shortest
+                // float text (1.1, not 1.100000023841858).
+                Some(f) if t == SqlType::Real => {
+                    let r = f as f32;
+                    V::Double(if r.is_finite() {
+                        r.to_string().parse().unwrap_or(r as f64)
+                    } else {
+                        r as f64
+                    })
+                }
                 Some(f) => V::Double(f),
                 None => return Err(cant(v, t)),
             }
