@@ -33,7 +33,7 @@ use super::expr::{
     Plain, PlanError, PlanResult, Relation, Scope,
 };
 use super::value::{EvalResult, SqlType, Value};
-use crate::sql::{ident, Stagger as StaggerClause};
+use crate::sql::{ident, Stagger as StaggerClause, StreamWindow};
 
 /// A stream's columns: names and types.
 pub type Columns = Vec<(String, SqlType)>;
@@ -90,12 +90,21 @@ pub trait Operator: Send {
     fn push(&mut self, row: Row, now: i64, out: &mut Out);
     /// Time has reached `now`: windows that ended close.
     fn advance(&mut self, _now: i64, _out: &mut Out) {}
+    /// A row in from input `input` (0 is the source; joined streams
+    /// follow).
+    fn push_input(&mut self, input: usize, row: Row, now: i64, out: &mut Out) {
+        let _ = input;
+        self.push(row, now, out);
+    }
 }
 
 /// What a query reads and how: the stream, its operators and the columns
 /// of its output.
 pub struct Compiled {
     pub source: String,
+    /// Streams joined to the source: inputs 1, 2, ... of the first
+    /// operator.
+    pub joined: Vec<String>,
     pub ops: Vec<Box<dyn Operator>>,
     pub columns: Columns,
 }
@@ -114,12 +123,23 @@ pub fn compile(
     catalog: &dyn Catalog,
     stagger: Option<&StaggerClause>,
 ) -> PlanResult<Compiled> {
+    compile_with(q, catalog, stagger, &[])
+}
+
+/// Compiles a pump's query whose FROM gives streams windows
+/// (`stream OVER (RANGE ...)`, for stream-to-stream joins).
+pub fn compile_with(
+    q: &Query,
+    catalog: &dyn Catalog,
+    stagger: Option<&StaggerClause>,
+    windows: &[StreamWindow],
+) -> PlanResult<Compiled> {
     if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
         return plan_err("ORDER BY, LIMIT and WITH are not supported in a streaming query");
     }
     let SetExpr::Select(select) = q.body.as_ref() else {
         return match q.body.as_ref() {
-            SetExpr::Query(inner) => compile(inner, catalog, stagger),
+            SetExpr::Query(inner) => compile_with(inner, catalog, stagger, windows),
             _ => plan_err("A streaming query must be a SELECT"),
         };
     };
@@ -131,10 +151,25 @@ pub fn compile(
     let [from] = select.from.as_slice() else {
         return plan_err("A streaming query reads exactly one stream in FROM");
     };
-    let (mut compiled, name) = factor(&from.relation, catalog)?;
+    let (mut compiled, name) = factor(&from.relation, catalog, windows)?;
     let mut scope = Scope::single(&name, compiled.columns.clone());
     for join in &from.joins {
-        let (op, s) = table_join(join, &scope, catalog)?;
+        let joins_stream = match &join.relation {
+            TableFactor::Table { name, .. } => catalog.stream(&object_name(name)).is_some(),
+            _ => false,
+        };
+        let (op, s) = if joins_stream {
+            if !compiled.ops.is_empty() || !compiled.joined.is_empty() {
+                return plan_err(
+                    "A stream-to-stream join joins two streams named in FROM, not a subquery",
+                );
+            }
+            let (op, s, right) = stream_join(join, &from.relation, &scope, catalog, windows)?;
+            compiled.joined.push(right);
+            (op, s)
+        } else {
+            table_join(join, &scope, catalog)?
+        };
         compiled.ops.push(op);
         scope = s;
     }
@@ -283,7 +318,11 @@ fn alias_name(alias: &Option<ast::TableAlias>) -> Option<String> {
 }
 
 /// A FROM item: the compiled source and the name it goes by.
-fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, String)> {
+fn factor(
+    f: &TableFactor,
+    catalog: &dyn Catalog,
+    windows: &[StreamWindow],
+) -> PlanResult<(Compiled, String)> {
     match f {
         TableFactor::Table { name, alias, .. } => {
             let n = object_name(name);
@@ -299,6 +338,7 @@ fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, Strin
             Ok((
                 Compiled {
                     source: n,
+                    joined: Vec::new(),
                     ops: Vec::new(),
                     columns,
                 },
@@ -308,7 +348,7 @@ fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, Strin
         TableFactor::Derived {
             subquery, alias, ..
         } => {
-            let inner = compile(subquery, catalog, None)?;
+            let inner = compile_with(subquery, catalog, None, windows)?;
             let shown = alias_name(alias).unwrap_or_default();
             Ok((inner, shown))
         }
@@ -1159,6 +1199,263 @@ impl Operator for TableJoin {
                 rowtime: row.rowtime,
                 values,
             });
+        }
+    }
+}
+
+/// The window of a stream named in FROM (matched by alias, then name);
+/// none means the rows of the same instant only.
+fn window_of(windows: &[StreamWindow], name: &str, alias: Option<&str>) -> PlanResult<i64> {
+    let w = windows
+        .iter()
+        .find(|w| alias.is_some() && w.alias.as_deref() == alias)
+        .or_else(|| {
+            windows
+                .iter()
+                .find(|w| w.alias.is_none() && w.stream == name)
+        });
+    match w {
+        None => Ok(0),
+        Some(w) => match &w.range {
+            Expr::Interval(i) => match interval_value(i)? {
+                Value::Interval(ms) if ms >= 0 => Ok(ms),
+                _ => plan_err("A stream's window needs a day-time INTERVAL"),
+            },
+            other => plan_err(format!("A stream's window needs an INTERVAL, got {other}")),
+        },
+    }
+}
+
+/// `FROM a OVER (RANGE ...) JOIN b OVER (RANGE ...) ON ...`.
+fn stream_join(
+    join: &ast::Join,
+    left: &TableFactor,
+    scope: &Scope,
+    catalog: &dyn Catalog,
+    windows: &[StreamWindow],
+) -> PlanResult<(Box<dyn Operator>, Scope, String)> {
+    let (
+        TableFactor::Table {
+            name: ln,
+            alias: la,
+            ..
+        },
+        TableFactor::Table {
+            name: rn,
+            alias: ra,
+            ..
+        },
+    ) = (left, &join.relation)
+    else {
+        return plan_err("A stream-to-stream join joins two streams named in FROM");
+    };
+    let (lname, rname) = (object_name(ln), object_name(rn));
+    let left_range = window_of(windows, &lname, alias_name(la).as_deref())?;
+    let right_alias = alias_name(ra);
+    let right_range = window_of(windows, &rname, right_alias.as_deref())?;
+    let columns = catalog
+        .stream(&rname)
+        .ok_or_else(|| PlanError(format!("Object '{rname}' not found")))?;
+    let left_width = scope.width();
+    let mut joined = scope.clone();
+    joined.relations.push(Relation {
+        name: right_alias.unwrap_or_else(|| rname.clone()),
+        columns: columns.clone(),
+        offset: left_width,
+    });
+    let left_outer = match &join.join_operator {
+        ast::JoinOperator::Join(_) | ast::JoinOperator::Inner(_) => false,
+        ast::JoinOperator::Left(_) | ast::JoinOperator::LeftOuter(_) => true,
+        other => return plan_err(format!("Unsupported join {other:?}")),
+    };
+    let constraint = match &join.join_operator {
+        ast::JoinOperator::Join(c)
+        | ast::JoinOperator::Inner(c)
+        | ast::JoinOperator::Left(c)
+        | ast::JoinOperator::LeftOuter(c) => c,
+        _ => return plan_err("Unsupported join"),
+    };
+    let ast::JoinConstraint::On(on) = constraint else {
+        return plan_err("A stream-to-stream join needs ON");
+    };
+    // Equalities between a left and a right expression key a hash join.
+    let c = Compiler::new(&joined);
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut conjuncts = Vec::new();
+    split_and(on, &mut conjuncts);
+    for e in &conjuncts {
+        if let Expr::BinaryOp {
+            left: a,
+            op: ast::BinaryOperator::Eq,
+            right: b,
+        } = e
+        {
+            let (x, y) = (c.compile(a, &mut Plain)?, c.compile(b, &mut Plain)?);
+            match (side(&x, left_width), side(&y, left_width)) {
+                (Some(false), Some(true)) => {
+                    left_keys.push(x);
+                    right_keys.push(shift(y, left_width));
+                }
+                (Some(true), Some(false)) => {
+                    left_keys.push(y);
+                    right_keys.push(shift(x, left_width));
+                }
+                _ => {}
+            }
+        }
+    }
+    let on = c.compile(on, &mut Plain)?;
+    Ok((
+        Box::new(StreamJoin {
+            on,
+            left_keys,
+            right_keys,
+            ranges: [left_range, right_range],
+            widths: [left_width, columns.len()],
+            sides: [Side::default(), Side::default()],
+            left_outer,
+        }),
+        joined,
+        rname,
+    ))
+}
+
+fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner) => split_and(inner, out),
+        other => out.push(other),
+    }
+}
+
+/// Which side of a join an expression reads: Some(false) left only,
+/// Some(true) right only, None both or neither.
+fn side(e: &Ex, left_width: usize) -> Option<bool> {
+    let mut cols = Vec::new();
+    e.columns(&mut cols);
+    if cols.is_empty() {
+        return None;
+    }
+    let right = cols.iter().all(|c| *c >= left_width);
+    let left = cols.iter().all(|c| *c < left_width);
+    match (left, right) {
+        (true, false) => Some(false),
+        (false, true) => Some(true),
+        _ => None,
+    }
+}
+
+/// A right-side expression over the right row alone.
+fn shift(e: Ex, by: usize) -> Ex {
+    e.map_columns(&|c| c - by)
+}
+
+/// The rows one side of a join keeps: by key, in arrival order.
+#[derive(Default)]
+struct Side {
+    rows: HashMap<Vec<Value>, VecDeque<Row>>,
+    order: VecDeque<(i64, Vec<Value>)>,
+}
+
+impl Side {
+    fn evict(&mut self, before: i64) {
+        while self.order.front().is_some_and(|(t, _)| *t < before) {
+            if let Some((_, key)) = self.order.pop_front() {
+                if let Some(q) = self.rows.get_mut(&key) {
+                    q.pop_front();
+                    if q.is_empty() {
+                        self.rows.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A windowed join of two streams: a row arriving on one side joins the
+/// other side's rows of its window (the last `range` before the row),
+/// found by the ON clause's equalities.
+pub struct StreamJoin {
+    on: Ex,
+    left_keys: Vec<Ex>,
+    right_keys: Vec<Ex>,
+    ranges: [i64; 2],
+    widths: [usize; 2],
+    sides: [Side; 2],
+    left_outer: bool,
+}
+
+impl Operator for StreamJoin {
+    fn push(&mut self, row: Row, now: i64, out: &mut Out) {
+        self.push_input(0, row, now, out);
+    }
+
+    fn push_input(&mut self, input: usize, row: Row, now: i64, out: &mut Out) {
+        let this = input.min(1);
+        let other = 1 - this;
+        let env = Env::row(&row.values, row.rowtime, now);
+        let keys = if this == 0 {
+            &self.left_keys
+        } else {
+            &self.right_keys
+        };
+        let key = match eval_all(keys, &env) {
+            Ok(k) => k,
+            Err(e) => {
+                out.errors.push(ErrorRow::of(&row, e.0));
+                return;
+            }
+        };
+        self.sides[other].evict(row.rowtime.saturating_sub(self.ranges[other]));
+        let mut matched = false;
+        // NULL keys join nothing.
+        if !key.iter().any(Value::is_null) {
+            if let Some(rows) = self.sides[other].rows.get(&key) {
+                for o in rows {
+                    let values: Vec<Value> = if this == 0 {
+                        row.values.iter().chain(&o.values).cloned().collect()
+                    } else {
+                        o.values.iter().chain(&row.values).cloned().collect()
+                    };
+                    let env = Env::row(&values, row.rowtime, now);
+                    match self.on.eval(&env) {
+                        Ok(Value::Bool(true)) => {
+                            matched = true;
+                            out.rows.push(Row {
+                                rowtime: row.rowtime,
+                                values,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(e) => out.errors.push(ErrorRow::of(&row, e.0)),
+                    }
+                }
+            }
+        }
+        if this == 0 && self.left_outer && !matched {
+            let mut values = row.values.clone();
+            values.extend(std::iter::repeat_n(Value::Null, self.widths[1]));
+            out.rows.push(Row {
+                rowtime: row.rowtime,
+                values,
+            });
+        }
+        let side = &mut self.sides[this];
+        side.order.push_back((row.rowtime, key.clone()));
+        side.rows.entry(key).or_default().push_back(row);
+    }
+
+    fn advance(&mut self, now: i64, _out: &mut Out) {
+        for (side, range) in self.sides.iter_mut().zip(self.ranges) {
+            side.evict(now.saturating_sub(range));
         }
     }
 }
