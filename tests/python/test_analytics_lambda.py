@@ -250,6 +250,54 @@ def test_a_batch_the_function_cannot_answer_is_retried_then_goes_to_error_stream
     ka.stop_application(ApplicationName=name)
 
 
+def test_records_of_a_firehose_input_go_to_the_function_with_their_arrival_time(srv, lam):
+    kinesis, ka, fh, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    bucket, ds, dst = unique("bucket"), unique("clicks"), unique("out")
+    s3.create_bucket(Bucket=bucket)
+    fh.create_delivery_stream(
+        DeliveryStreamName=ds,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
+        },
+    )
+    deadline = time.time() + 10
+    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    ds_arn = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}"
+    fn = function_arn("pre")
+    name = unique("app")
+    ka.create_application(
+        ApplicationName=name,
+        ApplicationCode=PASS,
+        Inputs=[
+            {
+                "NamePrefix": "SOURCE_SQL_STREAM",
+                "KinesisFirehoseInput": {"ResourceARN": ds_arn, "RoleARN": ROLE},
+                "InputProcessingConfiguration": {"InputLambdaProcessor": {"ResourceARN": fn, "RoleARN": ROLE}},
+                "InputSchema": SCHEMA,
+            }
+        ],
+        Outputs=[kinesis_output(stream(kinesis, dst))],
+    )
+    start(ka, name, "NOW")
+    time.sleep(1.5)  # the task starts reading at NOW
+    records = [{"ticker": "amzn", "sector": "TECH", "price": 1}, {"ticker": "drop", "sector": "TECH", "price": 2}]
+    fh.put_record_batch(DeliveryStreamName=ds, Records=[{"Data": json.dumps(r).encode()} for r in records])
+    assert [json.loads(g) for g in read_all(kinesis, dst, 1)] == [{"TICKER": "AMZN", "PRICE": 1.0}]
+    got = [r for c in lam.of(fn) for r in c["event"]["records"]]
+    assert all(c["event"]["streamArn"] == ds_arn for c in lam.of(fn))
+    assert [base64.b64decode(r["data"]) for r in got] == [json.dumps(r).encode() for r in records]
+    for r in got:
+        assert sorted(r) == ["data", "kinesisFirehoseRecordMetadata", "recordId"]
+        assert sorted(r["kinesisFirehoseRecordMetadata"]) == ["approximateArrivalTimestamp"]
+        assert abs(r["kinesisFirehoseRecordMetadata"]["approximateArrivalTimestamp"] - time.time() * 1000) < 120_000
+        assert re.fullmatch(UUID, r["recordId"])
+    ka.stop_application(ApplicationName=name)
+
+
 def lambda_output_app(ka, kinesis, fn):
     src = unique("in")
     name = unique("app")
