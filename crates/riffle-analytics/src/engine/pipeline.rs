@@ -71,6 +71,8 @@ pub struct Pipeline {
     pumps: Vec<Pump>,
     error_stream: usize,
     tapped: Vec<bool>,
+    /// How many pump inputs read each stream.
+    readers: Vec<usize>,
     taps: HashMap<usize, Vec<Row>>,
     last_rowtime: i64,
 }
@@ -214,12 +216,19 @@ impl Pipeline {
         }
         let pumps = order(pumps, streams.len())?;
         let n = streams.len();
+        let mut readers = vec![0; n];
+        for p in &pumps {
+            for &s in &p.sources {
+                readers[s] += 1;
+            }
+        }
         Ok(Pipeline {
             streams,
             by_name,
             pumps,
             error_stream: 0,
             tapped: vec![false; n],
+            readers,
             taps: HashMap::new(),
             last_rowtime: i64::MIN,
         })
@@ -276,7 +285,14 @@ impl Pipeline {
             // equal times); error_stream is fed at the end of the step.
             let mut rows: Vec<(usize, Row)> = Vec::new();
             for (input, &src) in pump.sources.iter().enumerate() {
-                if src != self.error_stream {
+                if src == self.error_stream {
+                    continue;
+                }
+                if self.readers[src] == 1 && !self.tapped[src] {
+                    // The only reader takes the rows.
+                    let taken = std::mem::take(&mut pending[src]);
+                    rows.extend(taken.into_iter().map(|r| (input, r)));
+                } else {
                     rows.extend(pending[src].iter().map(|r| (input, r.clone())));
                 }
             }

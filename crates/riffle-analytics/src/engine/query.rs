@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use sqlparser::ast::{self, Expr, GroupByExpr, Query, SelectItem, SetExpr, TableFactor};
 
-use super::agg::{Acc, AggKind, AggSpec};
+use super::agg::{Acc, AggKind, AggSpec, Sliding};
 use super::expr::{
     call_args, function_name, guess_type, interval_value, plan_err, Compiler, Env, Ex, Hooks,
     Plain, PlanError, PlanResult, Relation, Scope,
@@ -569,11 +569,27 @@ impl Groups {
             }
         };
         let accs = &mut self.groups[i].1;
-        let mut scratch = accs.clone();
-        for (acc, a) in scratch.iter_mut().zip(args) {
-            acc.add(a.as_ref())?;
+        // Only integer and decimal sums and the variances can fail; then
+        // the group's aggregates change only if every one of them took the
+        // row.
+        let can_fail = specs.iter().zip(args).any(|(s, a)| match s.kind {
+            AggKind::Sum | AggKind::Avg => {
+                !matches!(a, None | Some(Value::Null) | Some(Value::Double(_)))
+            }
+            AggKind::VarPop | AggKind::VarSamp | AggKind::StddevPop | AggKind::StddevSamp => true,
+            _ => false,
+        });
+        if can_fail {
+            let mut scratch = accs.clone();
+            for (acc, a) in scratch.iter_mut().zip(args) {
+                acc.add(a.as_ref())?;
+            }
+            *accs = scratch;
+        } else {
+            for (acc, a) in accs.iter_mut().zip(args) {
+                acc.add(a.as_ref())?;
+            }
         }
-        *accs = scratch;
         Ok(())
     }
 }
@@ -1016,14 +1032,66 @@ fn slide_op(select: &ast::Select, scope: &Scope, filter: Option<Ex>) -> PlanResu
             calls: hooks.calls,
             windows,
             state: Vec::new(),
+            seq: 0,
+            swept: i64::MIN,
         }),
         columns,
     ))
 }
 
-/// The rows of one partition in a sliding window: time and the window's
-/// call arguments.
-type Partition = VecDeque<(i64, Vec<Option<Value>>)>;
+/// One partition of a sliding window: its rows (time, sequence, the
+/// window's call arguments) and the running aggregates of the calls that
+/// have a running form.
+struct Partition {
+    rows: VecDeque<(i64, u64, Vec<Option<Value>>)>,
+    running: Vec<Option<Sliding>>,
+}
+
+impl Partition {
+    fn new(def: &WindowDef, calls: &[AggSpec]) -> Partition {
+        Partition {
+            rows: VecDeque::new(),
+            running: def.calls.iter().map(|c| Sliding::new(&calls[*c])).collect(),
+        }
+    }
+
+    fn add_running(&mut self, seq: u64, args: &[Option<Value>]) -> EvalResult<()> {
+        for (r, a) in self.running.iter_mut().zip(args) {
+            if let Some(r) = r {
+                r.add(seq, a.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the running aggregates from the rows.
+    fn rebuild(&mut self) -> EvalResult<()> {
+        for r in self.running.iter_mut().flatten() {
+            r.reset();
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let mut r = Ok(());
+        for (_, seq, args) in &rows {
+            if let Err(e) = self.add_running(*seq, args) {
+                r = Err(e);
+                break;
+            }
+        }
+        self.rows = rows;
+        r
+    }
+
+    fn pop_front(&mut self) -> EvalResult<()> {
+        if let Some((_, seq, args)) = self.rows.pop_front() {
+            for (r, a) in self.running.iter_mut().zip(&args) {
+                if let Some(r) = r {
+                    r.remove(seq, a.as_ref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Sliding-window aggregates: one row out per row in.
 pub struct Slide {
@@ -1033,6 +1101,9 @@ pub struct Slide {
     windows: Vec<WindowDef>,
     /// Per window: partitions by key.
     state: Vec<HashMap<Vec<Value>, Partition>>,
+    seq: u64,
+    /// When partitions whose rows all left were last dropped.
+    swept: i64,
 }
 
 impl Slide {
@@ -1055,30 +1126,47 @@ impl Slide {
                     None => Ok(None),
                 })
                 .collect::<EvalResult<Vec<_>>>()?;
-            let part = self.state[w].entry(key).or_default();
-            part.push_back((row.rowtime, args));
-            match def.frame {
-                Frame::Range(ms) => {
-                    while part
-                        .front()
-                        .is_some_and(|(t, _)| *t < row.rowtime.saturating_sub(ms))
-                    {
-                        part.pop_front();
-                    }
-                }
-                Frame::Rows(n) => {
-                    while part.len() > n.saturating_add(1) {
-                        part.pop_front();
-                    }
-                }
-                Frame::Unbounded => {}
+            self.seq += 1;
+            let seq = self.seq;
+            let part = self.state[w]
+                .entry(key)
+                .or_insert_with(|| Partition::new(def, &self.calls));
+            if let Err(e) = part.add_running(seq, &args) {
+                // The partition stays as it was without the row.
+                part.rebuild()?;
+                return Err(e);
+            }
+            part.rows.push_back((row.rowtime, seq, args));
+            let keep = |part: &Partition| match def.frame {
+                Frame::Range(ms) => part
+                    .rows
+                    .front()
+                    .is_none_or(|(t, _, _)| *t >= row.rowtime.saturating_sub(ms)),
+                Frame::Rows(n) => part.rows.len() <= n.saturating_add(1),
+                Frame::Unbounded => true,
+            };
+            while !keep(part) {
+                part.pop_front()?;
+            }
+            if part
+                .running
+                .iter()
+                .flatten()
+                .any(|r| r.drifted(part.rows.len()))
+            {
+                part.rebuild()?;
             }
             for (k, c) in def.calls.iter().enumerate() {
-                let mut acc = self.calls[*c].start();
-                for (_, args) in part.iter() {
-                    acc.add(args[k].as_ref())?;
-                }
-                aggs[*c] = acc.finish()?;
+                aggs[*c] = match &part.running[k] {
+                    Some(r) => r.value()?,
+                    None => {
+                        let mut acc = self.calls[*c].start();
+                        for (_, _, args) in part.rows.iter() {
+                            acc.add(args[k].as_ref())?;
+                        }
+                        acc.finish()?
+                    }
+                };
             }
         }
         let env = Env {
@@ -1105,11 +1193,27 @@ impl Operator for Slide {
     }
 
     fn advance(&mut self, now: i64, _out: &mut Out) {
-        // Partitions whose rows all left their RANGE are dropped.
+        // Partitions whose rows all left their RANGE are dropped, in a
+        // sweep at most once per (shortest) window length.
+        let period = self
+            .windows
+            .iter()
+            .filter_map(|d| match d.frame {
+                Frame::Range(ms) => Some(ms.max(1000)),
+                _ => None,
+            })
+            .min();
+        let Some(period) = period else {
+            return;
+        };
+        if now.saturating_sub(self.swept) < period {
+            return;
+        }
+        self.swept = now;
         for (w, def) in self.windows.iter().enumerate() {
             if let (Frame::Range(ms), Some(parts)) = (def.frame, self.state.get_mut(w)) {
                 let limit = now.saturating_sub(ms);
-                parts.retain(|_, p| p.back().is_some_and(|(t, _)| *t >= limit));
+                parts.retain(|_, p| p.rows.back().is_some_and(|(t, _, _)| *t >= limit));
             }
         }
     }
