@@ -342,4 +342,4 @@ def test_discover_input_schema(ka, srv):
     assert err(ka.discover_input_schema, ResourceARN=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/nope", RoleARN=ROLE,
                InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "ResourceNotFoundException"
     assert err(ka.discover_input_schema, ResourceARN=f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/x", RoleARN=ROLE,
-               InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "InvalidArgumentException"
+               InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})[0] == "ResourceNotFoundException"
