@@ -163,6 +163,7 @@ pub struct Service {
     pub(crate) apps: Registry<state::Application, ()>,
     pub(crate) sources: std::sync::OnceLock<Sources>,
     pub(crate) runners: run::Runners,
+    me: std::sync::Weak<Service>,
 }
 
 /// An application's registry key.
@@ -185,12 +186,13 @@ impl Service {
             move || now.now_ms(),
             |_, _| Ok::<_, riffle_meta::MetaError>(()),
         )?;
-        Ok(Arc::new(Service {
+        Ok(Arc::new_cyclic(|me| Service {
             cfg,
             clock,
             apps,
             sources: std::sync::OnceLock::new(),
             runners: run::Runners::default(),
+            me: me.clone(),
         }))
     }
 
@@ -237,7 +239,21 @@ impl Service {
     /// Runs one operation on a decoded request body.
     pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
         let input = shape::operation_input(model::OPERATIONS, operation, body)?;
-        ops::dispatch(self, ctx, operation, Value::Map(input)).await
+        let out = ops::dispatch(self, ctx, operation, Value::Map(input)).await?;
+        // A start, stop or change takes effect on the application's task
+        // now rather than at the next maintenance pass.
+        if !matches!(
+            operation,
+            "DescribeApplication"
+                | "ListApplications"
+                | "ListTagsForResource"
+                | "DiscoverInputSchema"
+        ) {
+            if let Some(me) = self.me.upgrade() {
+                me.supervise();
+            }
+        }
+        Ok(out)
     }
 }
 
