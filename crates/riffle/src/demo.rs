@@ -42,6 +42,23 @@ mod show;
 
 use api::{Client, ANALYTICS, FIREHOSE};
 
+/// `println!` that does not panic when stdout is gone (a closed pipe):
+/// the demo still has to stop what it started.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that does not panic when stderr is gone.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const ACCOUNT: &str = "000000000000";
 const REGION: &str = "us-east-1";
 const ROLE: &str = "arn:aws:iam::000000000000:role/riffle-demo";
@@ -110,7 +127,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 fn clickstream(args: ClickstreamArgs) -> anyhow::Result<()> {
     let Some(pg_bin) = pg::find_bin_dir() else {
-        eprintln!("{}", pg::INSTALL_HINT);
+        warn!("{}", pg::INSTALL_HINT);
         std::process::exit(2);
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -126,10 +143,10 @@ fn clickstream(args: ClickstreamArgs) -> anyhow::Result<()> {
         let code = match outcome {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("\nriffle demo: {e:#}");
+                warn!("\nriffle demo: {e:#}");
                 if let Some(log) = res.riffle_log() {
-                    if !log.trim().is_empty() {
-                        eprintln!(
+                    if !log.trim().is_empty() && !format!("{e:#}").contains("riffle serve exited") {
+                        warn!(
                             "\nlast lines of the riffle server's log:\n{}",
                             pg::tail_lines(&log, 15)
                         );
@@ -218,7 +235,7 @@ impl Resources {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while let Ok(None) = child.try_wait() {
                     if Instant::now() > deadline {
-                        eprintln!("riffle did not stop within 20 s; killing it");
+                        warn!("riffle did not stop within 20 s; killing it");
                         let _ = child.kill();
                         break;
                     }
@@ -231,10 +248,10 @@ impl Resources {
             let _ = tokio::task::spawn_blocking(move || pg.stop()).await;
         }
         if self.keep {
-            println!("kept {}", self.dir.display());
+            say!("kept {}", self.dir.display());
         } else if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                eprintln!("removing {}: {e}", self.dir.display());
+                warn!("removing {}: {e}", self.dir.display());
             }
         }
     }
@@ -242,12 +259,15 @@ impl Resources {
 
 impl Drop for Resources {
     fn drop(&mut self) {
-        // Only after an early exit: `shutdown` has taken both.
+        // Only after an early exit (a panic): `shutdown` has done this.
         if let Some(mut child) = self.riffle.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
         self.pg.take();
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -286,11 +306,12 @@ async fn demo(
         Some(d) => format!("for {d} s"),
         None => "until Ctrl-C".to_owned(),
     };
-    println!(
+    say!(
         "riffle demo clickstream: seed {}, {} events/s, {how_long}",
-        args.seed, args.rate
+        args.seed,
+        args.rate
     );
-    println!("working directory {}", res.dir.display());
+    say!("working directory {}", res.dir.display());
 
     // PostgreSQL.
     let pg_dir = res.dir.join("postgres");
@@ -310,7 +331,7 @@ async fn demo(
     })
     .await??;
     res.pg = Some(server);
-    println!("PostgreSQL {version} on 127.0.0.1:{pg_port} (stands in for Redshift)");
+    say!("PostgreSQL {version} on 127.0.0.1:{pg_port} (stands in for Redshift)");
     if stopped(&stop) {
         return Ok(interrupted());
     }
@@ -328,7 +349,7 @@ async fn demo(
         None => return Ok(interrupted()),
         Some(r) => r?,
     }
-    println!("riffle serving on http://{addr}");
+    say!("riffle serving on http://{addr}");
 
     // The pipeline, through the AWS APIs.
     match unless_stopped(&mut stop, create_pipeline(&mut client, pg_port)).await {
@@ -340,7 +361,7 @@ async fn demo(
         None => return Ok(interrupted()),
         Some(r) => r?,
     }
-    println!(
+    say!(
         "application {APP} RUNNING (set up in {:.1} s); sending clicks to delivery stream clicks\n",
         started.elapsed().as_secs_f64()
     );
@@ -359,13 +380,12 @@ async fn demo(
     let run_start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seconds = 0u64;
     let produced = loop {
         tokio::select! {
             r = &mut producer => break r,
             _ = tick.tick() => {}
         }
-        seconds = run_start.elapsed().as_secs();
+        let seconds = run_start.elapsed().as_secs();
         let stats = show::stats(&db).await.unwrap_or_default();
         if seconds > 0 && seconds.is_multiple_of(10) {
             let clock = clock_text();
@@ -378,7 +398,6 @@ async fn demo(
             display.status(&status_lines(seconds, &counters, &stats));
         }
     };
-    let _ = seconds;
     let produced = produced.map_err(|e| anyhow!("the click generator failed: {e}"))?;
     display.status(&status_lines(
         run_start.elapsed().as_secs(),
@@ -394,7 +413,7 @@ async fn demo(
     let signalled = stopped(&stop);
     let acked = counters.acked.load(Ordering::SeqCst);
     let limit = if signalled { 30 } else { 90 };
-    println!(
+    say!(
         "\n{} after {:.1} s: {acked} clicks acknowledged; waiting for the last windows to close and load (up to {limit} s{})",
         if signalled { "stopping" } else { "done sending" },
         run_start.elapsed().as_secs_f64(),
@@ -408,11 +427,11 @@ async fn demo(
         &mut stop,
     )
     .await?;
-    println!();
-    print!("{}", show::final_recommendations(&db).await?);
+    say!("");
+    say!("{}", show::final_recommendations(&db).await?.trim_end());
     let mut code = 0;
     if !drained {
-        println!("(the pipeline had not drained: the tables above miss some clicks)");
+        say!("(the pipeline had not drained: the tables above miss some clicks)");
         if !signalled {
             code = 1;
         }
@@ -428,7 +447,7 @@ async fn demo(
 }
 
 fn interrupted() -> i32 {
-    eprintln!("interrupted during set-up");
+    warn!("interrupted during set-up");
     130
 }
 
@@ -545,10 +564,16 @@ async fn wait_healthy(res: &mut Resources, client: &mut Client) -> anyhow::Resul
     loop {
         if let Some(child) = res.riffle.as_mut() {
             if let Some(status) = child.try_wait()? {
-                bail!("riffle serve exited at start-up ({status})");
+                let log = std::fs::read_to_string(res.riffle_log_path()).unwrap_or_default();
+                bail!(
+                    "riffle serve exited at start-up ({status}): {}",
+                    startup_error(&log)
+                );
             }
         }
-        if let Ok((200, body)) = client.get("/_riffle/health").await {
+        // Something else may hold the port and never answer.
+        let probe = tokio::time::timeout(Duration::from_secs(1), client.get("/_riffle/health"));
+        if let Ok(Ok((200, body))) = probe.await {
             if body.trim() == "ok" {
                 return Ok(());
             }
@@ -557,6 +582,19 @@ async fn wait_healthy(res: &mut Resources, client: &mut Client) -> anyhow::Resul
             bail!("riffle serve did not become healthy within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a server that failed to start said: its `Error:` and causes,
+/// without the backtrace; else its last lines.
+fn startup_error(log: &str) -> String {
+    match log.find("Error: ") {
+        Some(at) => {
+            let text = &log[at + "Error: ".len()..];
+            let text = text.split("\nStack backtrace:").next().unwrap_or(text);
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+        None => pg::tail_lines(log, 10),
     }
 }
 

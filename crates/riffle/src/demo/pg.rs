@@ -6,6 +6,7 @@
 //! belong to the `postgres` user (Debian's package creates it), else
 //! `nobody`.
 
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -214,7 +215,7 @@ impl Server {
             // Not running (already gone) is fine; anything else is worth
             // a word.
             if data.join("postmaster.pid").exists() {
-                eprintln!("stopping PostgreSQL: {e:#}");
+                let _ = writeln!(std::io::stderr(), "stopping PostgreSQL: {e:#}");
                 let _ = self.run(
                     "pg_ctl",
                     &[
