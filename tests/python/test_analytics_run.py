@@ -294,3 +294,32 @@ def test_a_firehose_delivery_stream_is_an_input(srv):
         {"TICKER": "MSFT", "ARRIVED": True},
     ]
     ka.stop_application(ApplicationName=name)
+
+
+def test_discover_input_schema_samples_a_firehose_delivery_stream(srv):
+    import threading
+
+    ka, fh, s3 = srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    bucket, ds = unique("bucket"), unique("clicks")
+    s3.create_bucket(Bucket=bucket)
+    fh.create_delivery_stream(
+        DeliveryStreamName=ds,
+        ExtendedS3DestinationConfiguration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}"},
+    )
+    deadline = time.time() + 10
+    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    # Records put while the discovery waits are its sample.
+    timer = threading.Timer(0.5, lambda: srv.client("firehose").put_record_batch(
+        DeliveryStreamName=ds, Records=[{"Data": json.dumps(t).encode()} for t in TICKS]))
+    timer.start()
+    out = ka.discover_input_schema(
+        ResourceARN=f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}",
+        RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "NOW"},
+    )
+    timer.join()
+    cols = [(c["Name"], c["Mapping"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]]
+    assert cols == [("price", "$.price", "DOUBLE"), ("sector", "$.sector", "VARCHAR(8)"), ("ticker", "$.ticker", "VARCHAR(4)")]
+    assert out["RawInputRecords"] == [json.dumps(t) for t in TICKS]

@@ -12,7 +12,8 @@
 //!   machine: READY → STARTING → RUNNING → STOPPING → READY, DELETING.
 //! - [`error::AnalyticsError`] maps every failure to AWS's `__type`.
 //! - [`engine`]: the streaming SQL engine; [`run`]: the task that runs a
-//!   RUNNING application on it.
+//!   RUNNING application on it; [`lambda`]: Lambda input preprocessing
+//!   and Lambda outputs.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use riffle_wire::Value;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod lambda;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
@@ -127,15 +129,31 @@ pub trait DeliveryTap: Send + Sync {
     ) -> Result<Box<dyn TapReader>, String>;
 }
 
+/// Invokes Lambda functions (the Invoke API, RequestResponse) for input
+/// preprocessing and Lambda outputs.
+pub trait LambdaInvoker: Send + Sync {
+    /// Invokes `function_arn` with the event `payload`: the function's
+    /// answer, or why the invocation failed (no answer, a function
+    /// error, a status other than 200).
+    fn invoke<'a>(
+        &'a self,
+        function_arn: &'a str,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+}
+
 /// What applications read and write besides their own state: Data
 /// Streams in process, S3 objects (DiscoverInputSchema samples them,
-/// reference data is loaded from them) and Firehose (outputs).
+/// reference data is loaded from them), Firehose (inputs and outputs)
+/// and Lambda functions (preprocessing and outputs; `None` when the
+/// server has no Lambda endpoint).
 #[derive(Clone, Default)]
 pub struct Sources {
     pub kinesis: Option<Arc<riffle_streams::Service>>,
     pub objects: Option<Arc<dyn ObjectSource>>,
     pub firehose: Option<Arc<dyn DeliverySink>>,
     pub firehose_input: Option<Arc<dyn DeliveryTap>>,
+    pub lambda: Option<Arc<dyn LambdaInvoker>>,
 }
 
 /// The Kinesis Analytics service.

@@ -926,7 +926,8 @@ const DISCOVER_MAX_BYTES: usize = 1 << 20;
 const DISCOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// DiscoverInputSchema: up to 100 records sampled from a Riffle stream
-/// (from the starting position given) or the lines of an S3 object, and a
+/// (from the starting position given), a Firehose delivery stream (those
+/// put within the wait) or the lines of an S3 object, and a
 /// schema inferred from them ([`crate::discover`]).
 pub async fn discover(
     svc: &Service,
@@ -974,10 +975,30 @@ pub async fn discover(
             lines.truncate(crate::discover::MAX_SAMPLES);
             lines
         }
+        (None, Some(arn)) if arn.starts_with("arn:aws:firehose:") => {
+            // A delivery stream has no history to sample: records put
+            // within the wait are.
+            let (region, name) = crate::run::arn_parts(arn).ok_or_else(|| {
+                AnalyticsError::InvalidArgument(format!("Invalid ResourceARN {arn}."))
+            })?;
+            let tap = sources.firehose_input.ok_or_else(|| {
+                AnalyticsError::InvalidArgument("Firehose is not available.".into())
+            })?;
+            let mut reader = tap
+                .open(&region, &name, None)
+                .map_err(AnalyticsError::ResourceNotFound)?;
+            reader
+                .next(crate::discover::MAX_SAMPLES, DISCOVER_WAIT)
+                .await
+                .map_err(AnalyticsError::Internal)?
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+                .collect()
+        }
         (None, Some(arn)) => {
             let Some(stream) = riffle_core::names::parse_stream_arn(arn) else {
                 return Err(AnalyticsError::InvalidArgument(format!(
-                    "ResourceARN {arn} is not a Kinesis stream; Riffle discovers schemas from streams and S3 objects."
+                    "ResourceARN {arn} is not a Kinesis stream or a Firehose delivery stream."
                 )));
             };
             let kinesis = sources.kinesis.ok_or_else(|| {

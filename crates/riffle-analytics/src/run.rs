@@ -15,7 +15,9 @@
 //!   time (so windows close on time with no input), and deliver the rows
 //!   each output's stream produced, retrying until they are accepted.
 //! - Input records of one shard go to one in-application stream, shards
-//!   spread over the `InputParallelism` streams.
+//!   spread over the `InputParallelism` streams. An input with an
+//!   `InputLambdaProcessor` sends each batch to its function first
+//!   ([`crate::lambda`]); Lambda outputs deliver through it too.
 //! - The reader's checkpoint is saved in the application's row at most
 //!   once a second, after the outputs of what it covers were delivered,
 //!   and when the task stops: delivery is at least once. A server restart
@@ -39,6 +41,7 @@ use crate::engine::mapping::{self, InputMapping, OutputFormat, SourceKind};
 use crate::engine::pipeline::{Pipeline, Table};
 use crate::engine::query::ErrorRow;
 use crate::engine::value::{SqlType, Value};
+use crate::lambda::{Delivery, PreRecord, Preprocessor, StreamMeta};
 use crate::state::{Application, Progress, Status};
 use crate::{sql, DeliverySink, Service, TapReader};
 
@@ -176,6 +179,7 @@ enum Sink {
         region: String,
         name: String,
     },
+    Lambda(Delivery),
 }
 
 struct Output {
@@ -193,11 +197,13 @@ enum Reader {
 }
 
 /// A record of either input, with the shard it came from (none for
-/// Firehose).
+/// Firehose), its partition key and sequence number (empty for Firehose).
 struct InputRecord {
     shard: Option<String>,
     arrival_ms: i64,
     data: Bytes,
+    partition_key: String,
+    sequence_number: String,
 }
 
 impl Reader {
@@ -212,6 +218,8 @@ impl Reader {
                     shard: Some(r.shard_id),
                     arrival_ms: r.arrival_ms,
                     data: r.data,
+                    partition_key: r.partition_key,
+                    sequence_number: r.sequence_number,
                 })
                 .collect()),
             Reader::Firehose(r) => Ok(r
@@ -222,6 +230,8 @@ impl Reader {
                     shard: None,
                     arrival_ms: r.arrival_ms,
                     data: r.data,
+                    partition_key: String::new(),
+                    sequence_number: String::new(),
                 })
                 .collect()),
         }
@@ -236,6 +246,7 @@ struct Prepared {
     streams: Vec<usize>,
     reader: Reader,
     outputs: Vec<Output>,
+    preprocessor: Option<Preprocessor>,
 }
 
 impl Prepared {
@@ -316,10 +327,32 @@ impl Task {
             let now = self.svc.now_ms();
             let mut input = Vec::new();
             let mut errors = Vec::new();
-            for r in &records {
+            let processed = match &p.preprocessor {
+                Some(pre) if !records.is_empty() => {
+                    let mut stop = self.stop.clone();
+                    match preprocess(pre, &records, now, &mut errors, &mut stop).await {
+                        Some(out) => Some(out),
+                        // Stopped mid-batch: the checkpoint stays at the
+                        // last one saved, so the batch is read again.
+                        None => {
+                            unsaved = false;
+                            break;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            for (i, r) in records.iter().enumerate() {
                 let shard = r.shard.as_deref().map_or(0, shard_number);
                 let stream = p.streams[shard % p.streams.len()];
-                for row in p.mapping.rows(&r.data) {
+                let data = match &processed {
+                    Some(out) => match out.get(i) {
+                        Some(Some(d)) => d,
+                        _ => continue,
+                    },
+                    None => &r.data,
+                };
+                for row in p.mapping.rows(data) {
                     match row {
                         Ok(mut values) => {
                             values.push(Value::Timestamp(r.arrival_ms));
@@ -497,8 +530,11 @@ impl Task {
                     .clone()
                     .ok_or("Firehose is not available")?;
                 Sink::Firehose { sink, region, name }
+            } else if let Some(function) = doc_str(d, "/LambdaOutputDescription/ResourceARN") {
+                let invoker = sources.lambda.clone().ok_or(NO_LAMBDA_ENDPOINT)?;
+                Sink::Lambda(Delivery::new(invoker, function.to_owned(), app.arn.clone()))
             } else {
-                tracing::warn!(application = %app.name, output = %o.id, "Lambda outputs are not delivered yet");
+                tracing::warn!(application = %app.name, output = %o.id, "the output has no destination");
                 continue;
             };
             outputs.push(Output {
@@ -541,6 +577,18 @@ impl Task {
                 Reader::Firehose(tap.open(&region, &name, resume.and_then(|c| c.offset))?)
             }
         };
+        let preprocessor = match doc_str(
+            doc,
+            "/InputProcessingConfigurationDescription/InputLambdaProcessorDescription/ResourceARN",
+        ) {
+            Some(function) => Some(Preprocessor {
+                invoker: sources.lambda.clone().ok_or(NO_LAMBDA_ENDPOINT)?,
+                function_arn: function.to_owned(),
+                application_arn: app.arn.clone(),
+                stream_arn: arn.to_owned(),
+            }),
+            None => None,
+        };
         Ok(Prepared {
             pipeline,
             input_id: input.id.clone(),
@@ -548,6 +596,7 @@ impl Task {
             streams,
             reader,
             outputs,
+            preprocessor,
         })
     }
 
@@ -582,6 +631,47 @@ impl Task {
         }
         Ok(tables)
     }
+}
+
+/// Why an application with Lambda preprocessing or a Lambda output
+/// cannot run.
+const NO_LAMBDA_ENDPOINT: &str =
+    "the application uses AWS Lambda, which needs a Lambda endpoint (start the server with --lambda-endpoint URL)";
+
+/// Runs a batch through the input's preprocessing function: each
+/// record's data to map, or `None` (dropped, or failed into `errors`);
+/// `None` overall when stopped.
+async fn preprocess(
+    pre: &Preprocessor,
+    records: &[InputRecord],
+    now: i64,
+    errors: &mut Vec<ErrorRow>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Vec<Option<Bytes>>> {
+    let ids = crate::lambda::unique_ids(
+        records
+            .iter()
+            .map(|r| match r.shard {
+                Some(_) => r.sequence_number.clone(),
+                None => crate::lambda::guid(),
+            })
+            .collect(),
+    );
+    let batch: Vec<PreRecord<'_>> = records
+        .iter()
+        .zip(ids)
+        .map(|(r, id)| PreRecord {
+            id,
+            arrival_ms: r.arrival_ms,
+            data: &r.data,
+            stream: r.shard.as_deref().map(|shard_id| StreamMeta {
+                shard_id,
+                partition_key: &r.partition_key,
+                sequence_number: &r.sequence_number,
+            }),
+        })
+        .collect();
+    pre.run(&batch, now, errors, stop).await
 }
 
 /// Reference data objects are read up to this size.
@@ -627,6 +717,7 @@ async fn send(o: &Output, records: &[Bytes]) -> Result<Vec<Bytes>, String> {
             }
             Ok(left)
         }
+        Sink::Lambda(delivery) => Ok(delivery.send(records).await),
     }
 }
 

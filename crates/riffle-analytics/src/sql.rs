@@ -55,6 +55,16 @@ pub struct Stagger {
     pub range: Expr,
 }
 
+/// `stream OVER (RANGE interval PRECEDING) [AS alias]` in FROM: the rows
+/// of `stream` a join sees, those of the last `range`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamWindow {
+    /// The stream's name as resolved (quoted as written, else upper case).
+    pub stream: String,
+    pub alias: Option<String>,
+    pub range: Expr,
+}
+
 /// One statement of the application code.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
@@ -71,6 +81,8 @@ pub enum Statement {
         /// `SELECT STREAM` (a continuous query) rather than `SELECT`.
         stream: bool,
         stagger: Option<Box<Stagger>>,
+        /// Windows of the streams joined in FROM.
+        windows: Vec<StreamWindow>,
     },
 }
 
@@ -281,7 +293,7 @@ fn create_pump(t: &[TokenWithSpan], at: &TokenWithSpan) -> Result<Statement, Sql
         return Err(err_at(loc, "Expected AS after the pump name"));
     }
     let body = &t[2..];
-    let (body, stream, stagger) = rewrite(body)?;
+    let (body, stream, stagger, windows) = rewrite(body)?;
     let parsed = parser(body)
         .parse_statement()
         .map_err(|e| from_parser(e, end_of(t)))?;
@@ -305,12 +317,18 @@ fn create_pump(t: &[TokenWithSpan], at: &TokenWithSpan) -> Result<Statement, Sql
         query,
         stream,
         stagger,
+        windows,
     })
 }
 
 /// Tokens in standard SQL, whether the outer SELECT was `SELECT STREAM`,
 /// and the stagger window if one was given.
-type Rewritten = (Vec<TokenWithSpan>, bool, Option<Box<Stagger>>);
+type Rewritten = (
+    Vec<TokenWithSpan>,
+    bool,
+    Option<Box<Stagger>>,
+    Vec<StreamWindow>,
+);
 
 /// Rewrites the dialect's additions into standard SQL (see the module
 /// documentation); returns the tokens, whether the outer SELECT was
@@ -319,6 +337,7 @@ fn rewrite(t: &[TokenWithSpan]) -> Result<Rewritten, SqlError> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(t.len());
     let mut stream = false;
     let mut stagger = None;
+    let mut windows = Vec::new();
     let mut seen_select = false;
     // Depths of open parentheses that belong to a STEP( call.
     let mut step_parens: Vec<i32> = Vec::new();
@@ -360,6 +379,18 @@ fn rewrite(t: &[TokenWithSpan]) -> Result<Rewritten, SqlError> {
             i += 1;
             continue;
         }
+        // `stream OVER (...)`: OVER after a name, not after a call.
+        if is_kw(tok, Keyword::OVER)
+            && t.get(i + 1).is_some_and(|x| x.token == Token::LParen)
+            && out
+                .last()
+                .is_some_and(|p| matches!(p.token, Token::Word(_)))
+        {
+            let (w, next) = stream_window(t, i, &out)?;
+            windows.push(w);
+            i = next;
+            continue;
+        }
         if is_word(tok, "WINDOWED") && depth == 0 {
             let (s, next) = stagger_clause(t, i)?;
             stagger = Some(Box::new(s));
@@ -369,7 +400,78 @@ fn rewrite(t: &[TokenWithSpan]) -> Result<Rewritten, SqlError> {
         out.push(tok.clone());
         i += 1;
     }
-    Ok((out, stream, stagger))
+    Ok((out, stream, stagger, windows))
+}
+
+/// The token's identifier as resolved, if it is one.
+fn word_ident(t: &TokenWithSpan) -> Option<String> {
+    match &t.token {
+        Token::Word(w) => Some(ident(&ast::Ident {
+            value: w.value.clone(),
+            quote_style: w.quote_style,
+            span: t.span,
+        })),
+        _ => None,
+    }
+}
+
+/// The index of the parenthesis closing the one at `t[open]`.
+fn closing(t: &[TokenWithSpan], open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (j, x) in t.iter().enumerate().skip(open) {
+        match x.token {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `OVER ( RANGE interval PRECEDING )` at `t[i]` after the stream name
+/// `out.last()`; returns the window and the index after it (the alias
+/// stays in the tokens).
+fn stream_window(
+    t: &[TokenWithSpan],
+    i: usize,
+    out: &[TokenWithSpan],
+) -> Result<(StreamWindow, usize), SqlError> {
+    let stream = out.last().and_then(word_ident).unwrap_or_default();
+    let end = closing(t, i + 1).ok_or_else(|| err_at(end_of(t), "Unclosed OVER ("))?;
+    let mut p = parser(t[i + 1..=end].to_vec());
+    let parsed: WindowSpec = p
+        .expect_token(&Token::LParen)
+        .and_then(|_| p.parse_window_spec())
+        .map_err(|e| from_parser(e, t[i].span.start))?;
+    let range = match parsed.window_frame.map(|f| (f.units, f.start_bound)) {
+        Some((ast::WindowFrameUnits::Range, ast::WindowFrameBound::Preceding(Some(e)))) => *e,
+        _ => {
+            return Err(err_at(
+                t[i].span.start,
+                "A stream in FROM takes OVER (RANGE INTERVAL ... PRECEDING)",
+            ))
+        }
+    };
+    let alias = match (t.get(end + 1), t.get(end + 2)) {
+        (Some(a), Some(n)) if is_kw(a, Keyword::AS) => word_ident(n),
+        (Some(n), _) if matches!(&n.token, Token::Word(w) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some()) => {
+            word_ident(n)
+        }
+        _ => None,
+    };
+    Ok((
+        StreamWindow {
+            stream,
+            alias,
+            range,
+        },
+        end + 1,
+    ))
 }
 
 /// `WINDOWED BY STAGGER ( PARTITION BY exprs RANGE interval )` starting at

@@ -366,3 +366,163 @@ fn code_that_cannot_run_is_refused_with_a_reason() {
         Some("Pump P: Object 'NOWHERE' not found".into())
     );
 }
+
+#[test]
+fn two_streams_join_over_their_windows() {
+    // Orders and trades split from one input by sector; a trade joins the
+    // orders of the last 10 seconds with its ticker, and an order the
+    // trades of the last 5.
+    let mut p = pipeline(
+        &format!(
+            "CREATE OR REPLACE STREAM \"ORDERS\" (ticker VARCHAR(4), qty DOUBLE);
+             CREATE OR REPLACE STREAM \"TRADES\" (ticker VARCHAR(4), price DOUBLE);
+             CREATE OR REPLACE PUMP \"O\" AS INSERT INTO \"ORDERS\"
+               SELECT STREAM ticker_symbol, price FROM \"SOURCE_SQL_STREAM_001\" WHERE sector = 'ORDER';
+             CREATE OR REPLACE PUMP \"T\" AS INSERT INTO \"TRADES\"
+               SELECT STREAM ticker_symbol, price FROM \"SOURCE_SQL_STREAM_001\" WHERE sector = 'TRADE';
+             {DEST} (ticker_symbol VARCHAR(4), qty DOUBLE, price DOUBLE);
+             CREATE OR REPLACE PUMP \"J\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+               SELECT STREAM o.ticker, o.qty, t.price
+               FROM \"ORDERS\" OVER (RANGE INTERVAL '10' SECOND PRECEDING) AS o
+               JOIN \"TRADES\" OVER (RANGE INTERVAL '5' SECOND PRECEDING) AS t
+               ON o.ticker = t.ticker"
+        ),
+        HashMap::new(),
+    );
+    feed(
+        &mut p,
+        0.0,
+        vec![
+            tick("A", "ORDER", 0.0, 100.0),
+            tick("B", "ORDER", 0.0, 200.0),
+        ],
+    );
+    feed(&mut p, 3.0, vec![tick("A", "TRADE", 0.0, 1.5)]);
+    feed(&mut p, 7.0, vec![tick("A", "ORDER", 0.0, 300.0)]);
+    // The order at 0 s is out of the orders' window at 12 s; the trade at
+    // 3 s is out of the trades' window for an order at 9 s.
+    feed(&mut p, 9.0, vec![tick("A", "ORDER", 0.0, 400.0)]);
+    feed(
+        &mut p,
+        12.0,
+        vec![tick("A", "TRADE", 0.0, 2.5), tick("C", "TRADE", 0.0, 9.0)],
+    );
+    assert_eq!(
+        lines(&mut p, "DESTINATION_SQL_STREAM"),
+        [
+            "3 | A | 100.0 | 1.5",
+            "7 | A | 300.0 | 1.5",
+            "12 | A | 300.0 | 2.5",
+            "12 | A | 400.0 | 2.5",
+        ]
+    );
+}
+
+#[test]
+fn a_stream_joined_with_itself_pairs_rows_of_a_session() {
+    // Co-viewed pairs: views of one session (the sector column) within a
+    // minute, each ordered pair of different products once, counted per
+    // 10-second window.
+    let mut p = pipeline(
+        &format!(
+            "{DEST} (a VARCHAR(4), b VARCHAR(4), n INTEGER);
+             CREATE OR REPLACE PUMP \"PAIRS\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+               SELECT STREAM x.ticker_symbol, y.ticker_symbol, COUNT(*)
+               FROM \"SOURCE_SQL_STREAM_001\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS x
+               JOIN \"SOURCE_SQL_STREAM_001\" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS y
+                 ON x.sector = y.sector AND x.ticker_symbol <> y.ticker_symbol
+               GROUP BY x.ticker_symbol, y.ticker_symbol, STEP(x.ROWTIME BY INTERVAL '10' SECOND)"
+        ),
+        HashMap::new(),
+    );
+    feed(
+        &mut p,
+        1.0,
+        vec![
+            tick("P1", "s1", 0.0, 0.0),
+            tick("P2", "s1", 0.0, 0.0),
+            tick("P1", "s2", 0.0, 0.0),
+        ],
+    );
+    feed(
+        &mut p,
+        2.0,
+        vec![tick("P3", "s1", 0.0, 0.0), tick("P2", "s2", 0.0, 0.0)],
+    );
+    feed(&mut p, 10.0, vec![]);
+    let mut got = lines(&mut p, "DESTINATION_SQL_STREAM");
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "10 | P1 | P2 | 2",
+            "10 | P1 | P3 | 1",
+            "10 | P2 | P1 | 2",
+            "10 | P2 | P3 | 1",
+            "10 | P3 | P1 | 1",
+            "10 | P3 | P2 | 1",
+        ]
+    );
+}
+
+#[test]
+fn log_parsers_return_rows_whose_fields_are_read_by_name() {
+    let mut p = pipeline(
+        &format!(
+            "{DEST} (host VARCHAR(32), status INTEGER, day VARCHAR(10));
+             CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+               SELECT STREAM t.r.COLUMN1, CAST(t.r.COLUMN2 AS INTEGER),
+                 TIMESTAMP_TO_CHAR('yyyy-MM-dd', CHAR_TO_TIMESTAMP('dd/MMM/yyyy', t.r.COLUMN3))
+               FROM (SELECT STREAM REGEX_LOG_PARSE(sector, '(\\S+) (\\d+) (\\S+)') AS r
+                     FROM \"SOURCE_SQL_STREAM_001\") AS t"
+        ),
+        HashMap::new(),
+    );
+    feed(
+        &mut p,
+        1.0,
+        vec![
+            tick("A", "10.0.0.1 404 10/Oct/2024", 0.0, 0.0),
+            tick("B", "not a log line", 0.0, 0.0),
+        ],
+    );
+    assert_eq!(
+        lines(&mut p, "DESTINATION_SQL_STREAM"),
+        // TIMESTAMP_TO_CHAR of NULL is the text 'null', as AWS documents.
+        ["1 | 10.0.0.1 | 404 | 2024-10-10", "1 | NULL | NULL | null"]
+    );
+}
+
+#[test]
+fn event_time_windows_group_by_a_column_with_rowtime_driving_emission() {
+    // Rows grouped by the minute of their own event time (in the sector
+    // column), emitted when the ROWTIME window ends.
+    let mut p = pipeline(
+        &format!(
+            "{DEST} (event_minute TIMESTAMP, ticker_symbol VARCHAR(4), n INTEGER);
+             CREATE OR REPLACE PUMP \"P\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+               SELECT STREAM FLOOR(CAST(sector AS TIMESTAMP) TO MINUTE), ticker_symbol, COUNT(*)
+               FROM \"SOURCE_SQL_STREAM_001\"
+               GROUP BY ticker_symbol, FLOOR(CAST(sector AS TIMESTAMP) TO MINUTE),
+                 STEP(\"SOURCE_SQL_STREAM_001\".ROWTIME BY INTERVAL '10' SECOND)"
+        ),
+        HashMap::new(),
+    );
+    feed(
+        &mut p,
+        1.0,
+        vec![
+            tick("A", "2024-01-01 10:00:59", 0.0, 0.0),
+            tick("A", "2024-01-01 10:01:00", 0.0, 0.0),
+            tick("A", "2024-01-01 10:00:01", 0.0, 0.0),
+        ],
+    );
+    feed(&mut p, 10.0, vec![]);
+    assert_eq!(
+        lines(&mut p, "DESTINATION_SQL_STREAM"),
+        [
+            "10 | 2024-01-01 10:00:00 | A | 2",
+            "10 | 2024-01-01 10:01:00 | A | 1"
+        ]
+    );
+}

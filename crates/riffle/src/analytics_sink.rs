@@ -1,6 +1,8 @@
 //! Analytics applications use Firehose in process: outputs through a
 //! [`DeliverySink`] over the Firehose service's PutRecordBatch, inputs
-//! through a [`riffle_analytics::DeliveryTap`] over its buffer readers.
+//! through a [`riffle_analytics::DeliveryTap`] over its buffer readers,
+//! and Lambda functions through Firehose's Lambda Invoke client
+//! ([`LambdaClient`], at `--lambda-endpoint`).
 
 use std::sync::Arc;
 
@@ -101,5 +103,31 @@ impl riffle_analytics::DeliveryTap for FirehoseSink {
             .buffer_reader(region, name, from)
             .map_err(|e| e.to_string())?;
         Ok(Box::new(BufferTap(reader)))
+    }
+}
+
+/// Invokes Lambda functions at the server's Lambda endpoint, with the
+/// client Firehose's Lambda processor uses.
+pub struct LambdaClient {
+    pub client: riffle_firehose::client::Client,
+    pub endpoint: riffle_firehose::client::Url,
+}
+
+impl riffle_analytics::LambdaInvoker for LambdaClient {
+    fn invoke<'a>(
+        &'a self,
+        function_arn: &'a str,
+        payload: Vec<u8>,
+    ) -> riffle_analytics::BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            riffle_firehose::process::lambda::invoke_raw(
+                &self.client,
+                &self.endpoint,
+                function_arn,
+                Bytes::from(payload),
+            )
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))
+        })
     }
 }

@@ -4,7 +4,8 @@
 //! (records at a fixed rate, put→get latency), and `all` (write, read, verify
 //! that every acknowledged record was read back exactly once, then e2e);
 //! `mixed` loads many streams at once (see [`mixed`]); `firehose` loads a
-//! Firehose delivery stream and measures delivery to S3 (see [`firehose`]).
+//! Firehose delivery stream and measures delivery to S3 (see [`firehose`]);
+//! `analytics` runs the streaming SQL engine in process (see [`analytics`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use riffle_wire::{Encoding, Map, Value};
 
 use crate::cli::{BenchArgs, BenchEncoding, BenchPhase};
 
+mod analytics;
 mod firehose;
 mod mixed;
 
@@ -379,6 +381,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.phase == BenchPhase::Firehose {
         return firehose::firehose_phase(&args).await;
+    }
+    if args.phase == BenchPhase::Analytics {
+        return analytics::analytics_phase(&args);
     }
     let endpoint = args.endpoint.clone();
     let stream = args

@@ -180,6 +180,17 @@ pub struct BenchArgs {
     /// Data Catalog.
     #[arg(long, value_enum, default_value = "raw")]
     pub firehose_format: FirehoseFormat,
+    /// Analytics phase: distinct ticker symbols of the generated input.
+    #[arg(long, default_value_t = 10_000)]
+    pub analytics_keys: usize,
+    /// Analytics phase: simulated input rate, rows per second of ROWTIME
+    /// (with the keys, it sets how many rows a window holds per key).
+    #[arg(long, default_value_t = 50_000)]
+    pub analytics_rate: u64,
+    /// Analytics phase: rows per engine step (each step advances the
+    /// simulated clock by rows / rate).
+    #[arg(long, default_value_t = 1000)]
+    pub analytics_step_rows: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +217,9 @@ pub enum BenchPhase {
     /// A Firehose delivery stream to S3: PutRecordBatch writers, then
     /// delivered throughput, data freshness and at-least-once checks.
     Firehose,
+    /// The streaming SQL engine in process: a filter, a tumbling GROUP BY
+    /// and a sliding window over generated ticker rows.
+    Analytics,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

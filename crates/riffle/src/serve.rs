@@ -247,11 +247,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let analytics_stop = analytics.clone();
     let firehose_sink = Arc::new(crate::analytics_sink::FirehoseSink(firehose.clone()));
+    let lambda = match &args.lambda_endpoint {
+        Some(url) => Some(Arc::new(crate::analytics_sink::LambdaClient {
+            client: riffle_firehose::client::Client::shared(),
+            endpoint: riffle_firehose::client::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("--lambda-endpoint: {e}"))?,
+        }) as Arc<dyn riffle_analytics::LambdaInvoker>),
+        None => None,
+    };
     analytics.connect(riffle_analytics::Sources {
         kinesis: Some(service.clone()),
         objects: Some(Arc::new(crate::s3_sink::EmbeddedS3(s3.s3.clone()))),
         firehose: Some(firehose_sink.clone()),
         firehose_input: Some(firehose_sink),
+        lambda,
     });
     let app = Arc::new(App {
         services: riffle_server::services(

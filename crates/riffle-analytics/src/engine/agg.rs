@@ -7,7 +7,7 @@
 //! and averages to an integer rounded toward zero, as SQLstream does;
 //! DOUBLE and DECIMAL stay DOUBLE and DECIMAL. The variances are DOUBLE.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use super::expr::{binary, Ex, Op};
 use super::value::{fail, Dec, EvalResult, Value};
@@ -218,5 +218,209 @@ mod tests {
             big.add(Some(&Value::Int(1))).unwrap_err().0,
             "Numeric overflow"
         );
+    }
+
+    #[test]
+    fn sliding_aggregates_follow_rows_in_and_out() {
+        let spec = |kind| AggSpec {
+            kind,
+            arg: None,
+            distinct: false,
+        };
+        let vals = [5, 3, 8, 1, 7, 2].map(Value::Int);
+        let (mut max, mut min, mut sum) = (
+            Sliding::new(&spec(AggKind::Max)).unwrap(),
+            Sliding::new(&spec(AggKind::Min)).unwrap(),
+            Sliding::new(&spec(AggKind::Avg)).unwrap(),
+        );
+        // A window of the last three values.
+        let mut seen = Vec::new();
+        for (i, v) in vals.iter().enumerate() {
+            let seq = i as u64;
+            for s in [&mut max, &mut min, &mut sum] {
+                s.add(seq, Some(v)).unwrap();
+            }
+            if i >= 3 {
+                let old = &vals[i - 3];
+                for s in [&mut max, &mut min, &mut sum] {
+                    s.remove(seq - 3, Some(old)).unwrap();
+                }
+            }
+            seen.push((
+                max.value().unwrap(),
+                min.value().unwrap(),
+                sum.value().unwrap(),
+            ));
+        }
+        let ints = |x: [(i64, i64, i64); 6]| {
+            x.map(|(a, b, c)| (Value::Int(a), Value::Int(b), Value::Int(c)))
+                .to_vec()
+        };
+        assert_eq!(
+            seen,
+            ints([
+                (5, 5, 5),
+                (5, 3, 4),
+                (8, 3, 5),
+                (8, 1, 4),
+                (8, 1, 5),
+                (7, 1, 3)
+            ])
+        );
+        assert!(Sliding::new(&AggSpec {
+            kind: AggKind::Sum,
+            arg: None,
+            distinct: true
+        })
+        .is_none());
+    }
+}
+
+/// An aggregate of a sliding window kept as rows enter and leave it, so a
+/// row costs the same whatever the window holds: COUNT, SUM and AVG keep
+/// running totals (a DOUBLE sum is recomputed from the window's rows now
+/// and then, so rounding does not drift), MIN and MAX a deque of the
+/// values that can still become the extreme. FIRST_VALUE, LAST_VALUE,
+/// the variances and DISTINCT are computed from the window's rows.
+#[derive(Clone)]
+pub struct Sliding {
+    kind: AggKind,
+    n: i64,
+    sum: Value,
+    /// (row sequence, value), values decreasing (MAX) or increasing (MIN)
+    /// from the front.
+    extremes: VecDeque<(u64, Value)>,
+    /// DOUBLE subtractions since the sum was last exact.
+    inexact: usize,
+}
+
+impl Sliding {
+    /// The running form of an aggregate, if it has one.
+    pub fn new(spec: &AggSpec) -> Option<Sliding> {
+        let ok = !spec.distinct
+            && matches!(
+                spec.kind,
+                AggKind::CountStar
+                    | AggKind::Count
+                    | AggKind::Sum
+                    | AggKind::Avg
+                    | AggKind::Min
+                    | AggKind::Max
+            );
+        ok.then(|| Sliding {
+            kind: spec.kind,
+            n: 0,
+            sum: Value::Null,
+            extremes: VecDeque::new(),
+            inexact: 0,
+        })
+    }
+
+    /// A row with sequence `seq` enters the window.
+    pub fn add(&mut self, seq: u64, v: Option<&Value>) -> EvalResult<()> {
+        let v = match (self.kind, v) {
+            (AggKind::CountStar, _) | (_, None) => {
+                self.n += 1;
+                return Ok(());
+            }
+            (_, Some(Value::Null)) => return Ok(()),
+            (_, Some(v)) => v,
+        };
+        match self.kind {
+            AggKind::Sum | AggKind::Avg => {
+                self.sum = if self.sum.is_null() {
+                    v.clone()
+                } else {
+                    binary(Op::Add, &self.sum, v)?
+                };
+            }
+            AggKind::Min | AggKind::Max => {
+                let max = self.kind == AggKind::Max;
+                while self.extremes.back().is_some_and(|(_, b)| {
+                    let o = b.total_cmp(v);
+                    if max {
+                        o.is_le()
+                    } else {
+                        o.is_ge()
+                    }
+                }) {
+                    self.extremes.pop_back();
+                }
+                self.extremes.push_back((seq, v.clone()));
+            }
+            _ => {}
+        }
+        self.n += 1;
+        Ok(())
+    }
+
+    /// The row with sequence `seq` (the oldest) leaves the window.
+    pub fn remove(&mut self, seq: u64, v: Option<&Value>) -> EvalResult<()> {
+        let v = match (self.kind, v) {
+            (AggKind::CountStar, _) | (_, None) => {
+                self.n -= 1;
+                return Ok(());
+            }
+            (_, Some(Value::Null)) => return Ok(()),
+            (_, Some(v)) => v,
+        };
+        self.n -= 1;
+        match self.kind {
+            AggKind::Sum | AggKind::Avg => {
+                if self.n == 0 {
+                    self.sum = Value::Null;
+                    self.inexact = 0;
+                } else {
+                    if matches!(v, Value::Double(_)) || matches!(self.sum, Value::Double(_)) {
+                        self.inexact += 1;
+                    }
+                    self.sum = binary(Op::Sub, &self.sum, v)?;
+                }
+            }
+            AggKind::Min | AggKind::Max
+                if self.extremes.front().is_some_and(|(s, _)| *s == seq) =>
+            {
+                self.extremes.pop_front();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the running sum should be recomputed from the window's
+    /// `len` rows.
+    pub fn drifted(&self, len: usize) -> bool {
+        self.inexact > len.max(64)
+    }
+
+    /// Starts over empty (before the window's rows are added again).
+    pub fn reset(&mut self) {
+        self.n = 0;
+        self.sum = Value::Null;
+        self.extremes.clear();
+        self.inexact = 0;
+    }
+
+    pub fn value(&self) -> EvalResult<Value> {
+        Ok(match self.kind {
+            AggKind::CountStar | AggKind::Count => Value::Int(self.n),
+            AggKind::Sum => self.sum.clone(),
+            AggKind::Avg => {
+                let acc = Acc {
+                    kind: AggKind::Avg,
+                    n: self.n,
+                    value: self.sum.clone(),
+                    mean: 0.0,
+                    m2: 0.0,
+                    seen: None,
+                };
+                acc.finish()?
+            }
+            AggKind::Min | AggKind::Max => self
+                .extremes
+                .front()
+                .map_or(Value::Null, |(_, v)| v.clone()),
+            _ => Value::Null,
+        })
     }
 }

@@ -323,6 +323,82 @@ impl Ex {
         })
     }
 
+    /// The columns the expression reads, appended to `out`.
+    pub fn columns(&self, out: &mut Vec<usize>) {
+        match self {
+            Ex::Col(i) => out.push(*i),
+            Ex::Lit(_) | Ex::RowTime | Ex::Now | Ex::Key(_) | Ex::Agg(_) => {}
+            Ex::Neg(e) | Ex::Not(e) | Ex::IsNull(e, _) | Ex::IsBool(e, ..) => e.columns(out),
+            Ex::Cast(e, _) | Ex::Field(e, _) => e.columns(out),
+            Ex::Bin(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) | Ex::Step(a, b) => {
+                a.columns(out);
+                b.columns(out);
+            }
+            Ex::Match(a, b, ..) => {
+                a.columns(out);
+                b.columns(out);
+            }
+            Ex::Between(a, b, c, _) => {
+                a.columns(out);
+                b.columns(out);
+                c.columns(out);
+            }
+            Ex::In(e, list, _) => {
+                e.columns(out);
+                list.iter().for_each(|x| x.columns(out));
+            }
+            Ex::Case(o, w, e) => {
+                if let Some(o) = o {
+                    o.columns(out);
+                }
+                for (a, b) in w {
+                    a.columns(out);
+                    b.columns(out);
+                }
+                if let Some(e) = e {
+                    e.columns(out);
+                }
+            }
+            Ex::Call(_, args) => args.iter().for_each(|x| x.columns(out)),
+        }
+    }
+
+    /// The same expression with every column index mapped by `f`.
+    pub fn map_columns(self, f: &dyn Fn(usize) -> usize) -> Ex {
+        let b = |e: Box<Ex>| Box::new(e.map_columns(f));
+        match self {
+            Ex::Col(i) => Ex::Col(f(i)),
+            e @ (Ex::Lit(_) | Ex::RowTime | Ex::Now | Ex::Key(_) | Ex::Agg(_)) => e,
+            Ex::Neg(e) => Ex::Neg(b(e)),
+            Ex::Not(e) => Ex::Not(b(e)),
+            Ex::IsNull(e, n) => Ex::IsNull(b(e), n),
+            Ex::IsBool(e, w, n) => Ex::IsBool(b(e), w, n),
+            Ex::Cast(e, t) => Ex::Cast(b(e), t),
+            Ex::Field(e, n) => Ex::Field(b(e), n),
+            Ex::Bin(op, x, y) => Ex::Bin(op, b(x), b(y)),
+            Ex::And(x, y) => Ex::And(b(x), b(y)),
+            Ex::Or(x, y) => Ex::Or(b(x), b(y)),
+            Ex::Step(x, y) => Ex::Step(b(x), b(y)),
+            Ex::Match(x, y, n, m) => Ex::Match(b(x), b(y), n, m),
+            Ex::Between(x, y, z, n) => Ex::Between(b(x), b(y), b(z), n),
+            Ex::In(e, list, n) => Ex::In(
+                b(e),
+                list.into_iter().map(|x| x.map_columns(f)).collect(),
+                n,
+            ),
+            Ex::Case(o, w, e) => Ex::Case(
+                o.map(b),
+                w.into_iter()
+                    .map(|(x, y)| (x.map_columns(f), y.map_columns(f)))
+                    .collect(),
+                e.map(b),
+            ),
+            Ex::Call(func, args) => {
+                Ex::Call(func, args.into_iter().map(|x| x.map_columns(f)).collect())
+            }
+        }
+    }
+
     /// Whether the expression reads ROWTIME (a window's time key).
     pub fn uses_rowtime(&self) -> bool {
         match self {

@@ -56,7 +56,8 @@ struct StreamDef {
 
 struct Pump {
     name: String,
-    source: usize,
+    /// The stream read, then the streams joined to it.
+    sources: Vec<usize>,
     target: usize,
     /// For each target column, the query output column that fills it.
     fill: Vec<Option<usize>>,
@@ -70,6 +71,8 @@ pub struct Pipeline {
     pumps: Vec<Pump>,
     error_stream: usize,
     tapped: Vec<bool>,
+    /// How many pump inputs read each stream.
+    readers: Vec<usize>,
     taps: HashMap<usize, Vec<Row>>,
     last_rowtime: i64,
 }
@@ -145,6 +148,7 @@ impl Pipeline {
                 columns,
                 query,
                 stagger,
+                windows,
                 ..
             } = s
             else {
@@ -158,7 +162,7 @@ impl Pipeline {
                 by_name: &by_name,
                 tables,
             };
-            let compiled = query::compile(query, &names, stagger.as_deref())
+            let compiled = query::compile_with(query, &names, stagger.as_deref(), windows)
                 .map_err(|e| PlanError(format!("Pump {name}: {e}")))?;
             let Some(&t) = by_name.get(target) else {
                 return plan_err(format!("Pump {name}: stream '{target}' not found"));
@@ -166,12 +170,13 @@ impl Pipeline {
             if t == 0 {
                 return plan_err(format!("Pump {name}: {ERROR_STREAM} cannot be written"));
             }
-            let Some(&source) = by_name.get(&compiled.source) else {
-                return plan_err(format!(
-                    "Pump {name}: stream '{}' not found",
-                    compiled.source
-                ));
-            };
+            let mut sources = Vec::new();
+            for n in std::iter::once(&compiled.source).chain(&compiled.joined) {
+                let Some(&i) = by_name.get(n) else {
+                    return plan_err(format!("Pump {name}: stream '{n}' not found"));
+                };
+                sources.push(i);
+            }
             let tcols = &streams[t].columns;
             let fill = if columns.is_empty() {
                 if compiled.columns.len() != tcols.len() {
@@ -203,7 +208,7 @@ impl Pipeline {
             };
             pumps.push(Pump {
                 name: name.clone(),
-                source,
+                sources,
                 target: t,
                 fill,
                 ops: compiled.ops,
@@ -211,12 +216,19 @@ impl Pipeline {
         }
         let pumps = order(pumps, streams.len())?;
         let n = streams.len();
+        let mut readers = vec![0; n];
+        for p in &pumps {
+            for &s in &p.sources {
+                readers[s] += 1;
+            }
+        }
         Ok(Pipeline {
             streams,
             by_name,
             pumps,
             error_stream: 0,
             tapped: vec![false; n],
+            readers,
             taps: HashMap::new(),
             last_rowtime: i64::MIN,
         })
@@ -269,14 +281,26 @@ impl Pipeline {
         let mut failed: Vec<(ErrorRow, &str)> = errors.into_iter().map(|e| (e, "")).collect();
         let mut error_rows = Vec::new();
         for pump in &mut self.pumps {
-            let rows = if pump.source == self.error_stream {
-                // error_stream is fed at the end of the step.
-                Vec::new()
-            } else {
-                pending[pump.source].clone()
-            };
+            // Rows of every input in ROWTIME order (the source's first at
+            // equal times); error_stream is fed at the end of the step.
+            let mut rows: Vec<(usize, Row)> = Vec::new();
+            for (input, &src) in pump.sources.iter().enumerate() {
+                if src == self.error_stream {
+                    continue;
+                }
+                if self.readers[src] == 1 && !self.tapped[src] {
+                    // The only reader takes the rows.
+                    let taken = std::mem::take(&mut pending[src]);
+                    rows.extend(taken.into_iter().map(|r| (input, r)));
+                } else {
+                    rows.extend(pending[src].iter().map(|r| (input, r.clone())));
+                }
+            }
+            if pump.sources.len() > 1 {
+                rows.sort_by_key(|(_, r)| r.rowtime);
+            }
             let mut out = Out::default();
-            run_chain(&mut pump.ops, rows, now, &mut out);
+            run_inputs(&mut pump.ops, rows, now, &mut out);
             let tcols = &self.streams[pump.target].columns;
             for r in out.rows {
                 match fill(&pump.fill, tcols, &r) {
@@ -333,6 +357,21 @@ impl Pipeline {
 }
 
 /// Rows through a chain of operators, then time advanced in each.
+/// Rows of the pump's inputs through its operators.
+fn run_inputs(ops: &mut [Box<dyn Operator>], rows: Vec<(usize, Row)>, now: i64, out: &mut Out) {
+    let Some((first, rest)) = ops.split_first_mut() else {
+        out.rows.extend(rows.into_iter().map(|(_, r)| r));
+        return;
+    };
+    let mut mid = Out::default();
+    for (input, r) in rows {
+        first.push_input(input, r, now, &mut mid);
+    }
+    first.advance(now, &mut mid);
+    out.errors.append(&mut mid.errors);
+    run_chain(rest, mid.rows, now, out);
+}
+
 fn run_chain(ops: &mut [Box<dyn Operator>], rows: Vec<Row>, now: i64, out: &mut Out) {
     let Some((first, rest)) = ops.split_first_mut() else {
         out.rows.extend(rows);
@@ -394,8 +433,10 @@ fn order(pumps: Vec<Pump>, streams: usize) -> PlanResult<Vec<Pump>> {
             _ => {}
         }
         mark[i] = 1;
-        for &w in &writers[pumps[i].source] {
-            visit(w, pumps, writers, mark, out)?;
+        for &src in &pumps[i].sources {
+            for &w in &writers[src] {
+                visit(w, pumps, writers, mark, out)?;
+            }
         }
         mark[i] = 2;
         out.push(i);

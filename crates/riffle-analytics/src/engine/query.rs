@@ -27,13 +27,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use sqlparser::ast::{self, Expr, GroupByExpr, Query, SelectItem, SetExpr, TableFactor};
 
-use super::agg::{Acc, AggKind, AggSpec};
+use super::agg::{Acc, AggKind, AggSpec, Sliding};
 use super::expr::{
     call_args, function_name, guess_type, interval_value, plan_err, Compiler, Env, Ex, Hooks,
     Plain, PlanError, PlanResult, Relation, Scope,
 };
 use super::value::{EvalResult, SqlType, Value};
-use crate::sql::{ident, Stagger as StaggerClause};
+use crate::sql::{ident, Stagger as StaggerClause, StreamWindow};
 
 /// A stream's columns: names and types.
 pub type Columns = Vec<(String, SqlType)>;
@@ -90,12 +90,21 @@ pub trait Operator: Send {
     fn push(&mut self, row: Row, now: i64, out: &mut Out);
     /// Time has reached `now`: windows that ended close.
     fn advance(&mut self, _now: i64, _out: &mut Out) {}
+    /// A row in from input `input` (0 is the source; joined streams
+    /// follow).
+    fn push_input(&mut self, input: usize, row: Row, now: i64, out: &mut Out) {
+        let _ = input;
+        self.push(row, now, out);
+    }
 }
 
 /// What a query reads and how: the stream, its operators and the columns
 /// of its output.
 pub struct Compiled {
     pub source: String,
+    /// Streams joined to the source: inputs 1, 2, ... of the first
+    /// operator.
+    pub joined: Vec<String>,
     pub ops: Vec<Box<dyn Operator>>,
     pub columns: Columns,
 }
@@ -114,12 +123,23 @@ pub fn compile(
     catalog: &dyn Catalog,
     stagger: Option<&StaggerClause>,
 ) -> PlanResult<Compiled> {
+    compile_with(q, catalog, stagger, &[])
+}
+
+/// Compiles a pump's query whose FROM gives streams windows
+/// (`stream OVER (RANGE ...)`, for stream-to-stream joins).
+pub fn compile_with(
+    q: &Query,
+    catalog: &dyn Catalog,
+    stagger: Option<&StaggerClause>,
+    windows: &[StreamWindow],
+) -> PlanResult<Compiled> {
     if q.order_by.is_some() || q.limit_clause.is_some() || q.with.is_some() {
         return plan_err("ORDER BY, LIMIT and WITH are not supported in a streaming query");
     }
     let SetExpr::Select(select) = q.body.as_ref() else {
         return match q.body.as_ref() {
-            SetExpr::Query(inner) => compile(inner, catalog, stagger),
+            SetExpr::Query(inner) => compile_with(inner, catalog, stagger, windows),
             _ => plan_err("A streaming query must be a SELECT"),
         };
     };
@@ -131,10 +151,25 @@ pub fn compile(
     let [from] = select.from.as_slice() else {
         return plan_err("A streaming query reads exactly one stream in FROM");
     };
-    let (mut compiled, name) = factor(&from.relation, catalog)?;
+    let (mut compiled, name) = factor(&from.relation, catalog, windows)?;
     let mut scope = Scope::single(&name, compiled.columns.clone());
     for join in &from.joins {
-        let (op, s) = table_join(join, &scope, catalog)?;
+        let joins_stream = match &join.relation {
+            TableFactor::Table { name, .. } => catalog.stream(&object_name(name)).is_some(),
+            _ => false,
+        };
+        let (op, s) = if joins_stream {
+            if !compiled.ops.is_empty() || !compiled.joined.is_empty() {
+                return plan_err(
+                    "A stream-to-stream join joins two streams named in FROM, not a subquery",
+                );
+            }
+            let (op, s, right) = stream_join(join, &from.relation, &scope, catalog, windows)?;
+            compiled.joined.push(right);
+            (op, s)
+        } else {
+            table_join(join, &scope, catalog)?
+        };
         compiled.ops.push(op);
         scope = s;
     }
@@ -283,7 +318,11 @@ fn alias_name(alias: &Option<ast::TableAlias>) -> Option<String> {
 }
 
 /// A FROM item: the compiled source and the name it goes by.
-fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, String)> {
+fn factor(
+    f: &TableFactor,
+    catalog: &dyn Catalog,
+    windows: &[StreamWindow],
+) -> PlanResult<(Compiled, String)> {
     match f {
         TableFactor::Table { name, alias, .. } => {
             let n = object_name(name);
@@ -299,6 +338,7 @@ fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, Strin
             Ok((
                 Compiled {
                     source: n,
+                    joined: Vec::new(),
                     ops: Vec::new(),
                     columns,
                 },
@@ -308,7 +348,7 @@ fn factor(f: &TableFactor, catalog: &dyn Catalog) -> PlanResult<(Compiled, Strin
         TableFactor::Derived {
             subquery, alias, ..
         } => {
-            let inner = compile(subquery, catalog, None)?;
+            let inner = compile_with(subquery, catalog, None, windows)?;
             let shown = alias_name(alias).unwrap_or_default();
             Ok((inner, shown))
         }
@@ -529,11 +569,27 @@ impl Groups {
             }
         };
         let accs = &mut self.groups[i].1;
-        let mut scratch = accs.clone();
-        for (acc, a) in scratch.iter_mut().zip(args) {
-            acc.add(a.as_ref())?;
+        // Only integer and decimal sums and the variances can fail; then
+        // the group's aggregates change only if every one of them took the
+        // row.
+        let can_fail = specs.iter().zip(args).any(|(s, a)| match s.kind {
+            AggKind::Sum | AggKind::Avg => {
+                !matches!(a, None | Some(Value::Null) | Some(Value::Double(_)))
+            }
+            AggKind::VarPop | AggKind::VarSamp | AggKind::StddevPop | AggKind::StddevSamp => true,
+            _ => false,
+        });
+        if can_fail {
+            let mut scratch = accs.clone();
+            for (acc, a) in scratch.iter_mut().zip(args) {
+                acc.add(a.as_ref())?;
+            }
+            *accs = scratch;
+        } else {
+            for (acc, a) in accs.iter_mut().zip(args) {
+                acc.add(a.as_ref())?;
+            }
         }
-        *accs = scratch;
         Ok(())
     }
 }
@@ -976,14 +1032,66 @@ fn slide_op(select: &ast::Select, scope: &Scope, filter: Option<Ex>) -> PlanResu
             calls: hooks.calls,
             windows,
             state: Vec::new(),
+            seq: 0,
+            swept: i64::MIN,
         }),
         columns,
     ))
 }
 
-/// The rows of one partition in a sliding window: time and the window's
-/// call arguments.
-type Partition = VecDeque<(i64, Vec<Option<Value>>)>;
+/// One partition of a sliding window: its rows (time, sequence, the
+/// window's call arguments) and the running aggregates of the calls that
+/// have a running form.
+struct Partition {
+    rows: VecDeque<(i64, u64, Vec<Option<Value>>)>,
+    running: Vec<Option<Sliding>>,
+}
+
+impl Partition {
+    fn new(def: &WindowDef, calls: &[AggSpec]) -> Partition {
+        Partition {
+            rows: VecDeque::new(),
+            running: def.calls.iter().map(|c| Sliding::new(&calls[*c])).collect(),
+        }
+    }
+
+    fn add_running(&mut self, seq: u64, args: &[Option<Value>]) -> EvalResult<()> {
+        for (r, a) in self.running.iter_mut().zip(args) {
+            if let Some(r) = r {
+                r.add(seq, a.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes the running aggregates from the rows.
+    fn rebuild(&mut self) -> EvalResult<()> {
+        for r in self.running.iter_mut().flatten() {
+            r.reset();
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let mut r = Ok(());
+        for (_, seq, args) in &rows {
+            if let Err(e) = self.add_running(*seq, args) {
+                r = Err(e);
+                break;
+            }
+        }
+        self.rows = rows;
+        r
+    }
+
+    fn pop_front(&mut self) -> EvalResult<()> {
+        if let Some((_, seq, args)) = self.rows.pop_front() {
+            for (r, a) in self.running.iter_mut().zip(&args) {
+                if let Some(r) = r {
+                    r.remove(seq, a.as_ref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Sliding-window aggregates: one row out per row in.
 pub struct Slide {
@@ -993,6 +1101,9 @@ pub struct Slide {
     windows: Vec<WindowDef>,
     /// Per window: partitions by key.
     state: Vec<HashMap<Vec<Value>, Partition>>,
+    seq: u64,
+    /// When partitions whose rows all left were last dropped.
+    swept: i64,
 }
 
 impl Slide {
@@ -1015,30 +1126,47 @@ impl Slide {
                     None => Ok(None),
                 })
                 .collect::<EvalResult<Vec<_>>>()?;
-            let part = self.state[w].entry(key).or_default();
-            part.push_back((row.rowtime, args));
-            match def.frame {
-                Frame::Range(ms) => {
-                    while part
-                        .front()
-                        .is_some_and(|(t, _)| *t < row.rowtime.saturating_sub(ms))
-                    {
-                        part.pop_front();
-                    }
-                }
-                Frame::Rows(n) => {
-                    while part.len() > n.saturating_add(1) {
-                        part.pop_front();
-                    }
-                }
-                Frame::Unbounded => {}
+            self.seq += 1;
+            let seq = self.seq;
+            let part = self.state[w]
+                .entry(key)
+                .or_insert_with(|| Partition::new(def, &self.calls));
+            if let Err(e) = part.add_running(seq, &args) {
+                // The partition stays as it was without the row.
+                part.rebuild()?;
+                return Err(e);
+            }
+            part.rows.push_back((row.rowtime, seq, args));
+            let keep = |part: &Partition| match def.frame {
+                Frame::Range(ms) => part
+                    .rows
+                    .front()
+                    .is_none_or(|(t, _, _)| *t >= row.rowtime.saturating_sub(ms)),
+                Frame::Rows(n) => part.rows.len() <= n.saturating_add(1),
+                Frame::Unbounded => true,
+            };
+            while !keep(part) {
+                part.pop_front()?;
+            }
+            if part
+                .running
+                .iter()
+                .flatten()
+                .any(|r| r.drifted(part.rows.len()))
+            {
+                part.rebuild()?;
             }
             for (k, c) in def.calls.iter().enumerate() {
-                let mut acc = self.calls[*c].start();
-                for (_, args) in part.iter() {
-                    acc.add(args[k].as_ref())?;
-                }
-                aggs[*c] = acc.finish()?;
+                aggs[*c] = match &part.running[k] {
+                    Some(r) => r.value()?,
+                    None => {
+                        let mut acc = self.calls[*c].start();
+                        for (_, _, args) in part.rows.iter() {
+                            acc.add(args[k].as_ref())?;
+                        }
+                        acc.finish()?
+                    }
+                };
             }
         }
         let env = Env {
@@ -1065,11 +1193,27 @@ impl Operator for Slide {
     }
 
     fn advance(&mut self, now: i64, _out: &mut Out) {
-        // Partitions whose rows all left their RANGE are dropped.
+        // Partitions whose rows all left their RANGE are dropped, in a
+        // sweep at most once per (shortest) window length.
+        let period = self
+            .windows
+            .iter()
+            .filter_map(|d| match d.frame {
+                Frame::Range(ms) => Some(ms.max(1000)),
+                _ => None,
+            })
+            .min();
+        let Some(period) = period else {
+            return;
+        };
+        if now.saturating_sub(self.swept) < period {
+            return;
+        }
+        self.swept = now;
         for (w, def) in self.windows.iter().enumerate() {
             if let (Frame::Range(ms), Some(parts)) = (def.frame, self.state.get_mut(w)) {
                 let limit = now.saturating_sub(ms);
-                parts.retain(|_, p| p.back().is_some_and(|(t, _)| *t >= limit));
+                parts.retain(|_, p| p.rows.back().is_some_and(|(t, _, _)| *t >= limit));
             }
         }
     }
@@ -1159,6 +1303,263 @@ impl Operator for TableJoin {
                 rowtime: row.rowtime,
                 values,
             });
+        }
+    }
+}
+
+/// The window of a stream named in FROM (matched by alias, then name);
+/// none means the rows of the same instant only.
+fn window_of(windows: &[StreamWindow], name: &str, alias: Option<&str>) -> PlanResult<i64> {
+    let w = windows
+        .iter()
+        .find(|w| alias.is_some() && w.alias.as_deref() == alias)
+        .or_else(|| {
+            windows
+                .iter()
+                .find(|w| w.alias.is_none() && w.stream == name)
+        });
+    match w {
+        None => Ok(0),
+        Some(w) => match &w.range {
+            Expr::Interval(i) => match interval_value(i)? {
+                Value::Interval(ms) if ms >= 0 => Ok(ms),
+                _ => plan_err("A stream's window needs a day-time INTERVAL"),
+            },
+            other => plan_err(format!("A stream's window needs an INTERVAL, got {other}")),
+        },
+    }
+}
+
+/// `FROM a OVER (RANGE ...) JOIN b OVER (RANGE ...) ON ...`.
+fn stream_join(
+    join: &ast::Join,
+    left: &TableFactor,
+    scope: &Scope,
+    catalog: &dyn Catalog,
+    windows: &[StreamWindow],
+) -> PlanResult<(Box<dyn Operator>, Scope, String)> {
+    let (
+        TableFactor::Table {
+            name: ln,
+            alias: la,
+            ..
+        },
+        TableFactor::Table {
+            name: rn,
+            alias: ra,
+            ..
+        },
+    ) = (left, &join.relation)
+    else {
+        return plan_err("A stream-to-stream join joins two streams named in FROM");
+    };
+    let (lname, rname) = (object_name(ln), object_name(rn));
+    let left_range = window_of(windows, &lname, alias_name(la).as_deref())?;
+    let right_alias = alias_name(ra);
+    let right_range = window_of(windows, &rname, right_alias.as_deref())?;
+    let columns = catalog
+        .stream(&rname)
+        .ok_or_else(|| PlanError(format!("Object '{rname}' not found")))?;
+    let left_width = scope.width();
+    let mut joined = scope.clone();
+    joined.relations.push(Relation {
+        name: right_alias.unwrap_or_else(|| rname.clone()),
+        columns: columns.clone(),
+        offset: left_width,
+    });
+    let left_outer = match &join.join_operator {
+        ast::JoinOperator::Join(_) | ast::JoinOperator::Inner(_) => false,
+        ast::JoinOperator::Left(_) | ast::JoinOperator::LeftOuter(_) => true,
+        other => return plan_err(format!("Unsupported join {other:?}")),
+    };
+    let constraint = match &join.join_operator {
+        ast::JoinOperator::Join(c)
+        | ast::JoinOperator::Inner(c)
+        | ast::JoinOperator::Left(c)
+        | ast::JoinOperator::LeftOuter(c) => c,
+        _ => return plan_err("Unsupported join"),
+    };
+    let ast::JoinConstraint::On(on) = constraint else {
+        return plan_err("A stream-to-stream join needs ON");
+    };
+    // Equalities between a left and a right expression key a hash join.
+    let c = Compiler::new(&joined);
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut conjuncts = Vec::new();
+    split_and(on, &mut conjuncts);
+    for e in &conjuncts {
+        if let Expr::BinaryOp {
+            left: a,
+            op: ast::BinaryOperator::Eq,
+            right: b,
+        } = e
+        {
+            let (x, y) = (c.compile(a, &mut Plain)?, c.compile(b, &mut Plain)?);
+            match (side(&x, left_width), side(&y, left_width)) {
+                (Some(false), Some(true)) => {
+                    left_keys.push(x);
+                    right_keys.push(shift(y, left_width));
+                }
+                (Some(true), Some(false)) => {
+                    left_keys.push(y);
+                    right_keys.push(shift(x, left_width));
+                }
+                _ => {}
+            }
+        }
+    }
+    let on = c.compile(on, &mut Plain)?;
+    Ok((
+        Box::new(StreamJoin {
+            on,
+            left_keys,
+            right_keys,
+            ranges: [left_range, right_range],
+            widths: [left_width, columns.len()],
+            sides: [Side::default(), Side::default()],
+            left_outer,
+        }),
+        joined,
+        rname,
+    ))
+}
+
+fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner) => split_and(inner, out),
+        other => out.push(other),
+    }
+}
+
+/// Which side of a join an expression reads: Some(false) left only,
+/// Some(true) right only, None both or neither.
+fn side(e: &Ex, left_width: usize) -> Option<bool> {
+    let mut cols = Vec::new();
+    e.columns(&mut cols);
+    if cols.is_empty() {
+        return None;
+    }
+    let right = cols.iter().all(|c| *c >= left_width);
+    let left = cols.iter().all(|c| *c < left_width);
+    match (left, right) {
+        (true, false) => Some(false),
+        (false, true) => Some(true),
+        _ => None,
+    }
+}
+
+/// A right-side expression over the right row alone.
+fn shift(e: Ex, by: usize) -> Ex {
+    e.map_columns(&|c| c - by)
+}
+
+/// The rows one side of a join keeps: by key, in arrival order.
+#[derive(Default)]
+struct Side {
+    rows: HashMap<Vec<Value>, VecDeque<Row>>,
+    order: VecDeque<(i64, Vec<Value>)>,
+}
+
+impl Side {
+    fn evict(&mut self, before: i64) {
+        while self.order.front().is_some_and(|(t, _)| *t < before) {
+            if let Some((_, key)) = self.order.pop_front() {
+                if let Some(q) = self.rows.get_mut(&key) {
+                    q.pop_front();
+                    if q.is_empty() {
+                        self.rows.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A windowed join of two streams: a row arriving on one side joins the
+/// other side's rows of its window (the last `range` before the row),
+/// found by the ON clause's equalities.
+pub struct StreamJoin {
+    on: Ex,
+    left_keys: Vec<Ex>,
+    right_keys: Vec<Ex>,
+    ranges: [i64; 2],
+    widths: [usize; 2],
+    sides: [Side; 2],
+    left_outer: bool,
+}
+
+impl Operator for StreamJoin {
+    fn push(&mut self, row: Row, now: i64, out: &mut Out) {
+        self.push_input(0, row, now, out);
+    }
+
+    fn push_input(&mut self, input: usize, row: Row, now: i64, out: &mut Out) {
+        let this = input.min(1);
+        let other = 1 - this;
+        let env = Env::row(&row.values, row.rowtime, now);
+        let keys = if this == 0 {
+            &self.left_keys
+        } else {
+            &self.right_keys
+        };
+        let key = match eval_all(keys, &env) {
+            Ok(k) => k,
+            Err(e) => {
+                out.errors.push(ErrorRow::of(&row, e.0));
+                return;
+            }
+        };
+        self.sides[other].evict(row.rowtime.saturating_sub(self.ranges[other]));
+        let mut matched = false;
+        // NULL keys join nothing.
+        if !key.iter().any(Value::is_null) {
+            if let Some(rows) = self.sides[other].rows.get(&key) {
+                for o in rows {
+                    let values: Vec<Value> = if this == 0 {
+                        row.values.iter().chain(&o.values).cloned().collect()
+                    } else {
+                        o.values.iter().chain(&row.values).cloned().collect()
+                    };
+                    let env = Env::row(&values, row.rowtime, now);
+                    match self.on.eval(&env) {
+                        Ok(Value::Bool(true)) => {
+                            matched = true;
+                            out.rows.push(Row {
+                                rowtime: row.rowtime,
+                                values,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(e) => out.errors.push(ErrorRow::of(&row, e.0)),
+                    }
+                }
+            }
+        }
+        if this == 0 && self.left_outer && !matched {
+            let mut values = row.values.clone();
+            values.extend(std::iter::repeat_n(Value::Null, self.widths[1]));
+            out.rows.push(Row {
+                rowtime: row.rowtime,
+                values,
+            });
+        }
+        let side = &mut self.sides[this];
+        side.order.push_back((row.rowtime, key.clone()));
+        side.rows.entry(key).or_default().push_back(row);
+    }
+
+    fn advance(&mut self, now: i64, _out: &mut Out) {
+        for (side, range) in self.sides.iter_mut().zip(self.ranges) {
+            side.evict(now.saturating_sub(range));
         }
     }
 }

@@ -297,6 +297,25 @@ pub fn split(lens: &[usize], buffer_bytes: usize) -> Vec<std::ops::Range<usize>>
     out
 }
 
+/// One Invoke call (RequestResponse) of `function_arn` at `endpoint`
+/// for callers outside delivery streams: the function's answer body, or
+/// the invocation error (a 5-minute timeout included).
+pub async fn invoke_raw(
+    client: &Client,
+    endpoint: &Url,
+    function_arn: &str,
+    body: Bytes,
+) -> Result<Vec<u8>, InvokeError> {
+    let invoker = Invoker {
+        client: client.clone(),
+        endpoint: endpoint.clone(),
+        stream_arn: String::new(),
+        region: String::new(),
+        source_kinesis_arn: None,
+    };
+    invoker.invoke_once(function_arn, body).await
+}
+
 impl Invoker {
     /// One Invoke call; `Ok` is the function's answer body.
     async fn invoke_once(&self, arn: &str, body: Bytes) -> Result<Vec<u8>, InvokeError> {
