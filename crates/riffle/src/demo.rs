@@ -68,10 +68,11 @@ const STAGING_BUCKET: &str = "clickstream-staging";
 /// Records per PutRecordBatch call, at most.
 const BATCH: usize = 500;
 
-/// The application: popularity per product, traffic per second scored by
-/// a random cut forest, and products viewed (or bought) in the same
-/// session.
-const SQL_POPULAR: &str = r#"CREATE OR REPLACE STREAM "POPULAR" (window_start TIMESTAMP, product_id VARCHAR(16), views INTEGER, purchases INTEGER);
+/// The application: popularity per product in ten-second windows, traffic
+/// per second scored by a random cut forest, and pairs of products viewed
+/// (or bought) in the same session, a stream-to-stream join over the last
+/// minute.
+const SQL: &str = r#"CREATE OR REPLACE STREAM "POPULAR" (window_start TIMESTAMP, product_id VARCHAR(16), views INTEGER, purchases INTEGER);
 CREATE OR REPLACE PUMP "POPULAR_PUMP" AS INSERT INTO "POPULAR"
   SELECT STREAM STEP(s.ROWTIME BY INTERVAL '10' SECOND), product_id,
     SUM(CASE WHEN event = 'view' THEN 1 ELSE 0 END), SUM(CASE WHEN event = 'purchase' THEN 1 ELSE 0 END)
@@ -85,9 +86,7 @@ CREATE OR REPLACE PUMP "TRAFFIC_PUMP" AS INSERT INTO "TRAFFIC"
 CREATE OR REPLACE STREAM "ANOMALIES" (window_start TIMESTAMP, events INTEGER, purchases INTEGER, revenue DOUBLE, anomaly_score DOUBLE);
 CREATE OR REPLACE PUMP "ANOMALY_PUMP" AS INSERT INTO "ANOMALIES"
   SELECT STREAM * FROM TABLE(RANDOM_CUT_FOREST(CURSOR(SELECT STREAM * FROM "TRAFFIC"), 50, 64, 1000, 1));
-"#;
-
-const SQL_PAIRS: &str = r#"CREATE OR REPLACE STREAM "PAIRS" (window_start TIMESTAMP, kind VARCHAR(8), product_a VARCHAR(16), product_b VARCHAR(16), n INTEGER);
+CREATE OR REPLACE STREAM "PAIRS" (window_start TIMESTAMP, kind VARCHAR(8), product_a VARCHAR(16), product_b VARCHAR(16), n INTEGER);
 CREATE OR REPLACE PUMP "PAIRS_PUMP" AS INSERT INTO "PAIRS"
   SELECT STREAM STEP(a.ROWTIME BY INTERVAL '10' SECOND), a.event, a.product_id, b.product_id, COUNT(*)
   FROM "SOURCE_SQL_STREAM_001" OVER (RANGE INTERVAL '1' MINUTE PRECEDING) AS a
@@ -95,9 +94,6 @@ CREATE OR REPLACE PUMP "PAIRS_PUMP" AS INSERT INTO "PAIRS"
     ON a.session_id = b.session_id AND a.event = b.event AND a.product_id <> b.product_id
   GROUP BY a.event, a.product_id, b.product_id, STEP(a.ROWTIME BY INTERVAL '10' SECOND);
 "#;
-
-/// Whether the application has its PAIRS stream (a stream-to-stream join).
-const WITH_PAIRS: bool = false;
 
 /// The warehouse tables: one per output, columns as the output rows.
 const TABLES: [(&str, &str, &str); 3] = [
@@ -682,15 +678,8 @@ async fn create_pipeline(client: &mut Client, pg_port: u16) -> anyhow::Result<()
         }
     }
     let column = |name: &str, sql: &str| json!({"Name": name.to_uppercase(), "Mapping": format!("$.{name}"), "SqlType": sql});
-    let mut code = SQL_POPULAR.to_owned();
-    let mut outputs = vec!["POPULAR", "ANOMALIES"];
-    if WITH_PAIRS {
-        code.push_str(SQL_PAIRS);
-        outputs.insert(1, "PAIRS");
-    }
     let outputs: Vec<Value> = TABLES
         .iter()
-        .filter(|(_, stream, _)| outputs.contains(stream))
         .map(|(table, stream, _)| {
             json!({
                 "Name": stream,
@@ -706,7 +695,7 @@ async fn create_pipeline(client: &mut Client, pg_port: u16) -> anyhow::Result<()
             &json!({
                 "ApplicationName": APP,
                 "ApplicationDescription": "Popular products, co-viewed products and traffic anomalies of a clickstream",
-                "ApplicationCode": code,
+                "ApplicationCode": SQL,
                 "Inputs": [{
                     "NamePrefix": "SOURCE_SQL_STREAM",
                     "KinesisFirehoseInput": {"ResourceARN": firehose_arn("clicks"), "RoleARN": ROLE},
