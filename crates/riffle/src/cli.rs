@@ -35,6 +35,46 @@ pub enum Command {
     /// index files and, with `--quarantine`, move damaged ranges out of the
     /// logs. Exit 0 clean afterwards, 1 damage left, 2 could not repair.
     Repair(RepairArgs),
+    /// Run a reference pipeline end to end, with a throwaway server and
+    /// PostgreSQL of its own.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub demo: DemoKind,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DemoKind {
+    /// A shop's clickstream through Firehose and a Kinesis Analytics SQL
+    /// application into PostgreSQL (as Redshift): popular products,
+    /// products viewed together, traffic anomalies. Needs PostgreSQL's
+    /// initdb and pg_ctl (Debian: `apt-get install postgresql`).
+    Clickstream(ClickstreamArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickstreamArgs {
+    /// Seed of the clickstream: the same seed sends the same clicks.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Clicks per second (bursts are six times as fast).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub rate: u32,
+    /// Stop sending after this many seconds, let the pipeline drain, print
+    /// the final recommendations and exit (default: run until Ctrl-C).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub duration: Option<u64>,
+    /// The port of the demo's Riffle server on 127.0.0.1 (default: a free
+    /// one).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Keep the temporary directory (the server's data, PostgreSQL's
+    /// cluster, the server's log) for inspection.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Args, Debug, Clone)]

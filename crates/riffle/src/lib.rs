@@ -1,10 +1,12 @@
 //! The `riffle` command: `riffle serve` runs the server, `riffle bench`
 //! loads any Kinesis endpoint, `riffle fsck` and `riffle repair` check and
-//! mend a stopped server's stream logs.
+//! mend a stopped server's stream logs, `riffle demo` runs a reference
+//! pipeline end to end.
 
 pub mod analytics_sink;
 pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod fsck;
 pub mod health;
 pub mod init;
@@ -19,5 +21,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Health(args) => health::run(args),
         cli::Command::Fsck(args) => fsck::run_fsck(args),
         cli::Command::Repair(args) => fsck::run_repair(args),
+        cli::Command::Demo(args) => demo::run(args),
     }
 }
