@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import ACCOUNT, REGION, Server, unique
-from test_analytics_run import SCHEMA, kinesis_output, put, read_all, start, stream
+from test_analytics_run import SCHEMA, delivery_stream, kinesis_output, put, read_all, start, stream
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/analytics"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
@@ -251,22 +251,9 @@ def test_a_batch_the_function_cannot_answer_is_retried_then_goes_to_error_stream
 
 
 def test_records_of_a_firehose_input_go_to_the_function_with_their_arrival_time(srv, lam):
-    kinesis, ka, fh, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    kinesis, ka, fh = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose")
     bucket, ds, dst = unique("bucket"), unique("clicks"), unique("out")
-    s3.create_bucket(Bucket=bucket)
-    fh.create_delivery_stream(
-        DeliveryStreamName=ds,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
-        },
-    )
-    deadline = time.time() + 10
-    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.05)
-    ds_arn = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}"
+    ds_arn = delivery_stream(srv, ds, bucket, 60)
     fn = function_arn("pre")
     name = unique("app")
     ka.create_application(
@@ -379,7 +366,7 @@ def test_a_lambda_output_answering_garbage_is_invoked_again(srv, lam):
     name, src = lambda_output_app(ka, kinesis, fn)
     start(ka, name)
     put(kinesis, src, TICKS[:1])
-    calls = wait_calls(lam, fn, lambda cs: len(cs) >= 2)
+    wait_calls(lam, fn, lambda cs: len(cs) >= 2)
     time.sleep(1)
     assert received(lam.of(fn)) == [(AMZN, 0), (AMZN, 1)]
     ka.stop_application(ApplicationName=name)

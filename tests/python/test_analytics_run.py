@@ -48,6 +48,22 @@ def stream(kinesis, name):
     return f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
 
 
+def delivery_stream(srv, name, bucket, interval=None):
+    """A DirectPut delivery stream to a new embedded-S3 bucket, once ACTIVE;
+    its ARN."""
+    fh = srv.client("firehose")
+    srv.client("s3").create_bucket(Bucket=bucket)
+    dest = {"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}"}
+    if interval is not None:
+        dest["BufferingHints"] = {"SizeInMBs": 1, "IntervalInSeconds": interval}
+    fh.create_delivery_stream(DeliveryStreamName=name, ExtendedS3DestinationConfiguration=dest)
+    deadline = time.time() + 10
+    while fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{name}"
+
+
 def put(kinesis, name, records):
     out = kinesis.put_records(
         StreamName=name,
@@ -160,24 +176,12 @@ def test_a_tumbling_window_closes_on_time_without_input(srv):
 
 
 def test_rows_reach_s3_through_a_firehose_output(srv):
-    kinesis, ka, fh, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    kinesis, ka, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("s3")
     src, bucket, ds = unique("in"), unique("bucket"), unique("ds")
-    s3.create_bucket(Bucket=bucket)
-    fh.create_delivery_stream(
-        DeliveryStreamName=ds,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
-        },
-    )
-    deadline = time.time() + 10
-    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    ds_arn = delivery_stream(srv, ds, bucket, 0)
     output = {
         "Name": "DESTINATION_SQL_STREAM",
-        "KinesisFirehoseOutput": {"ResourceARN": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}", "RoleARN": ROLE},
+        "KinesisFirehoseOutput": {"ResourceARN": ds_arn, "RoleARN": ROLE},
         "DestinationSchema": {"RecordFormatType": "CSV"},
     }
     name = app(ka, FILTER, stream(kinesis, src), [output])
@@ -252,21 +256,9 @@ def test_a_running_application_resumes_after_a_restart_and_from_its_last_stopped
 
 
 def test_a_firehose_delivery_stream_is_an_input(srv):
-    kinesis, ka, fh, s3 = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    kinesis, ka, fh = srv.client(), srv.client("kinesisanalytics"), srv.client("firehose")
     bucket, ds, dst = unique("bucket"), unique("clicks"), unique("out")
-    s3.create_bucket(Bucket=bucket)
-    fh.create_delivery_stream(
-        DeliveryStreamName=ds,
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 60},
-        },
-    )
-    deadline = time.time() + 10
-    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    ds_arn = delivery_stream(srv, ds, bucket, 60)
     code = """
     CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(8), arrived BOOLEAN);
     CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
@@ -279,7 +271,7 @@ def test_a_firehose_delivery_stream_is_an_input(srv):
         Inputs=[
             {
                 "NamePrefix": "SOURCE_SQL_STREAM",
-                "KinesisFirehoseInput": {"ResourceARN": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}", "RoleARN": ROLE},
+                "KinesisFirehoseInput": {"ResourceARN": ds_arn, "RoleARN": ROLE},
                 "InputSchema": SCHEMA,
             }
         ],
@@ -299,23 +291,15 @@ def test_a_firehose_delivery_stream_is_an_input(srv):
 def test_discover_input_schema_samples_a_firehose_delivery_stream(srv):
     import threading
 
-    ka, fh, s3 = srv.client("kinesisanalytics"), srv.client("firehose"), srv.client("s3")
+    ka = srv.client("kinesisanalytics")
     bucket, ds = unique("bucket"), unique("clicks")
-    s3.create_bucket(Bucket=bucket)
-    fh.create_delivery_stream(
-        DeliveryStreamName=ds,
-        ExtendedS3DestinationConfiguration={"RoleARN": ROLE, "BucketARN": f"arn:aws:s3:::{bucket}"},
-    )
-    deadline = time.time() + 10
-    while fh.describe_delivery_stream(DeliveryStreamName=ds)["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.05)
+    ds_arn = delivery_stream(srv, ds, bucket)
     # Records put while the discovery waits are its sample.
     timer = threading.Timer(0.5, lambda: srv.client("firehose").put_record_batch(
         DeliveryStreamName=ds, Records=[{"Data": json.dumps(t).encode()} for t in TICKS]))
     timer.start()
     out = ka.discover_input_schema(
-        ResourceARN=f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/{ds}",
+        ResourceARN=ds_arn,
         RoleARN=ROLE,
         InputStartingPositionConfiguration={"InputStartingPosition": "NOW"},
     )

@@ -101,7 +101,8 @@ pub fn ident(w: &ast::Ident) -> String {
     }
 }
 
-fn object_name(n: &ast::ObjectName) -> String {
+/// A (possibly qualified) name as SQLstream resolves it.
+pub fn object_name(n: &ast::ObjectName) -> String {
     n.0.iter()
         .map(|p| match p.as_ident() {
             Some(i) => ident(i),

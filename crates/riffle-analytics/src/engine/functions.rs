@@ -944,36 +944,44 @@ fn char_to_time(args: &[Value]) -> EvalResult<Value> {
         .map_or(Value::Null, |ms| Value::Time(ms.rem_euclid(DAY_MS))))
 }
 
+/// Calling functions by name in tests (here and in the log parsers').
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::value::parse_timestamp;
+pub(crate) mod calls {
+    use super::lookup;
+    use crate::engine::value::{EvalResult, Value};
 
-    fn call(name: &str, args: Vec<Value>) -> EvalResult<Value> {
+    pub(crate) fn call(name: &str, args: Vec<Value>) -> EvalResult<Value> {
         let f = lookup(name, args.len())
             .unwrap_or_else(|| panic!("{name} unknown"))
             .unwrap_or_else(|e| panic!("{e}"));
         f(&args)
     }
 
-    fn ok(name: &str, args: Vec<Value>) -> Value {
+    pub(crate) fn ok(name: &str, args: Vec<Value>) -> Value {
         call(name, args).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
-    fn err(name: &str, args: Vec<Value>) -> String {
+    pub(crate) fn err(name: &str, args: Vec<Value>) -> String {
         match call(name, args) {
             Err(e) => e.0,
             Ok(v) => panic!("{name} gave {v:?}"),
         }
     }
 
-    fn s(x: &str) -> Value {
+    pub(crate) fn s(x: &str) -> Value {
         Value::str(x)
     }
 
-    fn i(x: i64) -> Value {
+    pub(crate) fn i(x: i64) -> Value {
         Value::Int(x)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calls::*;
+    use super::*;
+    use crate::engine::value::parse_timestamp;
 
     fn dec(x: &str) -> Value {
         Value::Decimal(Dec::parse(x).unwrap())

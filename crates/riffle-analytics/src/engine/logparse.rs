@@ -499,34 +499,8 @@ pub(super) fn sys_log_parse(args: &[Value]) -> EvalResult<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::functions::lookup;
+    use super::super::functions::calls::*;
     use super::*;
-
-    fn call(name: &str, args: Vec<Value>) -> EvalResult<Value> {
-        let f = lookup(name, args.len())
-            .unwrap_or_else(|| panic!("{name} unknown"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        f(&args)
-    }
-
-    fn ok(name: &str, args: Vec<Value>) -> Value {
-        call(name, args).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-
-    fn err(name: &str, args: Vec<Value>) -> String {
-        match call(name, args) {
-            Err(e) => e.0,
-            Ok(v) => panic!("{name} gave {v:?}"),
-        }
-    }
-
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
-
-    fn i(x: i64) -> Value {
-        Value::Int(x)
-    }
 
     fn fields(v: &Value) -> Vec<(String, String)> {
         match v {

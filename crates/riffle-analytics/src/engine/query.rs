@@ -33,6 +33,7 @@ use super::expr::{
     Plain, PlanError, PlanResult, Relation, Scope,
 };
 use super::value::{EvalResult, SqlType, Value};
+pub use crate::sql::object_name;
 use crate::sql::{ident, Stagger as StaggerClause, StreamWindow};
 
 /// A stream's columns: names and types.
@@ -358,16 +359,6 @@ fn factor(
         )),
         other => plan_err(format!("Unsupported FROM item {other}")),
     }
-}
-
-pub fn object_name(n: &ast::ObjectName) -> String {
-    n.0.iter()
-        .map(|p| match p.as_ident() {
-            Some(i) => ident(i),
-            None => p.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// The select list compiled with `hooks`: expressions and output columns.
