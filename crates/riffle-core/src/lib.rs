@@ -7,7 +7,9 @@
 //! - [`names`]: ARNs and shard ids.
 //! - [`limits`]: every enforced limit.
 //! - [`clock::Clock`]: injected time.
+//! - [`calendar`]: month names.
 
+pub mod calendar;
 pub mod clock;
 pub mod hashkey;
 pub mod iterator;

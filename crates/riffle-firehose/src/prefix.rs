@@ -395,21 +395,6 @@ pub fn parse_pattern(p: &str) -> Result<Vec<Field>, String> {
     Ok(out)
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 fn num(out: &mut String, v: i64, width: usize) {
     if v < 0 {
         out.push('-');
@@ -467,7 +452,7 @@ fn format_fields(out: &mut String, fields: &[Field], at: &jiff::Zoned) {
             }
             'M' | 'L' => match n {
                 1 | 2 => num(out, month, n),
-                _ => text_field(out, MONTHS[(month - 1) as usize], n),
+                _ => text_field(out, riffle_core::calendar::MONTHS[(month - 1) as usize], n),
             },
             'd' => num(out, i64::from(at.day()), n),
             'D' => num(out, i64::from(at.day_of_year()), n),

@@ -13,21 +13,6 @@
 
 use super::value::{civil_from_days, days_from_civil, month_days, DAY_MS};
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// Sunday first, as Java's `Calendar` numbers them.
 const DAYS: [&str; 7] = [
     "Sunday",
@@ -165,7 +150,7 @@ pub fn format(pattern: &str, ms: i64) -> Result<String, String> {
                     }
                     'M' | 'L' => {
                         if n >= 3 {
-                            text(&mut out, MONTHS[mo as usize - 1], n)
+                            text(&mut out, riffle_core::calendar::MONTHS[mo as usize - 1], n)
                         } else {
                             pad(&mut out, mo as i64, n)
                         }
@@ -407,7 +392,7 @@ pub fn parse(pattern: &str, input: &str) -> Result<i64, String> {
                     }
                     'M' | 'L' => {
                         if n >= 3 {
-                            let m = c.name(&MONTHS).ok_or_else(|| {
+                            let m = c.name(&riffle_core::calendar::MONTHS).ok_or_else(|| {
                                 format!("expected month name at position {}", c.i + 1)
                             })?;
                             p.month = Some(m as u32 + 1);
