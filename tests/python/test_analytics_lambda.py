@@ -370,3 +370,27 @@ def test_a_lambda_output_answering_garbage_is_invoked_again(srv, lam):
     time.sleep(1)
     assert received(lam.of(fn)) == [(AMZN, 0), (AMZN, 1)]
     ka.stop_application(ApplicationName=name)
+
+
+def test_discover_input_schema_samples_what_the_preprocessing_function_returns(srv, lam):
+    kinesis, ka = srv.client(), srv.client("kinesisanalytics")
+    src = unique("in")
+    arn = stream(kinesis, src)
+    put(kinesis, src, [{"ticker": "amzn", "n": 1}, {"ticker": "drop-me", "n": 2}, {"ticker": "msft", "n": 3}])
+    fn = function_arn("pre")
+    out = ka.discover_input_schema(
+        ResourceARN=arn,
+        RoleARN=ROLE,
+        InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"},
+        InputProcessingConfiguration={"InputLambdaProcessor": {"ResourceARN": fn, "RoleARN": ROLE}},
+    )
+    assert out["RawInputRecords"] == [
+        json.dumps({"ticker": "amzn", "n": 1}),
+        json.dumps({"ticker": "drop-me", "n": 2}),
+        json.dumps({"ticker": "msft", "n": 3}),
+    ]
+    assert out["ProcessedInputRecords"] == [json.dumps({"ticker": "AMZN", "n": 1}), json.dumps({"ticker": "MSFT", "n": 3})]
+    assert [(c["Name"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]] == [("n", "INTEGER"), ("ticker", "VARCHAR(4)")]
+    assert out["ParsedInputRecords"] == [["1", "AMZN"], ["3", "MSFT"]]
+    (call,) = lam.of(fn)
+    assert [base64.b64decode(r["data"]) for r in call["event"]["records"]] == [r.encode() for r in out["RawInputRecords"]]

@@ -934,12 +934,25 @@ pub async fn discover(
     _ctx: &Ctx,
     i: model::DiscoverInputSchemaRequest,
 ) -> Result<model::DiscoverInputSchemaResponse> {
-    if i.input_processing_configuration.is_some() {
-        return Err(AnalyticsError::UnsupportedOperation(
-            "DiscoverInputSchema with an InputProcessingConfiguration is not supported by Riffle yet.".into(),
-        ));
-    }
     let sources = svc.sources();
+    let preprocessor = match &i.input_processing_configuration {
+        Some(c) => Some(crate::lambda::Preprocessor {
+            invoker: sources.lambda.clone().ok_or_else(|| {
+                AnalyticsError::InvalidArgument(
+                    "This server has no Lambda endpoint (--lambda-endpoint) to preprocess with."
+                        .into(),
+                )
+            })?,
+            function_arn: c.input_lambda_processor.resource_arn.clone(),
+            application_arn: String::new(),
+            stream_arn: i
+                .resource_arn
+                .clone()
+                .or_else(|| i.s3_configuration.as_ref().map(|s| s.bucket_arn.clone()))
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
     let raw: Vec<String> = match (&i.s3_configuration, &i.resource_arn) {
         (Some(s3), _) => {
             let bucket = s3.bucket_arn.strip_prefix("arn:aws:s3:::").unwrap_or("");
@@ -1030,8 +1043,42 @@ pub async fn discover(
             ))
         }
     };
-    let found = crate::discover::infer(&raw).ok_or_else(|| {
-        AnalyticsError::UnableToDetectSchema(if raw.is_empty() {
+    // With a preprocessing function, the schema is of what it returns
+    // (records it drops or fails are not sampled).
+    let processed: Option<Vec<String>> = match &preprocessor {
+        Some(pre) => {
+            let records: Vec<crate::lambda::PreRecord<'_>> = raw
+                .iter()
+                .map(|r| crate::lambda::PreRecord {
+                    id: crate::lambda::guid(),
+                    arrival_ms: svc.now_ms(),
+                    data: r.as_bytes(),
+                    stream: None,
+                })
+                .collect();
+            let mut errors = Vec::new();
+            let (_keep, mut never) = tokio::sync::watch::channel(false);
+            let out = pre
+                .run(&records, svc.now_ms(), &mut errors, &mut never)
+                .await
+                .unwrap_or_default();
+            if let Some(e) = errors.first() {
+                if out.iter().all(Option::is_none) {
+                    return Err(AnalyticsError::UnableToDetectSchema(e.message.clone()));
+                }
+            }
+            Some(
+                out.into_iter()
+                    .flatten()
+                    .map(|d| String::from_utf8_lossy(&d).into_owned())
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let sample = processed.as_ref().unwrap_or(&raw);
+    let found = crate::discover::infer(sample).ok_or_else(|| {
+        AnalyticsError::UnableToDetectSchema(if sample.is_empty() {
             "No data found in the input to discover a schema from.".into()
         } else {
             "Unable to detect a JSON or CSV schema in the input records.".into()
@@ -1040,7 +1087,7 @@ pub async fn discover(
     Ok(model::DiscoverInputSchemaResponse {
         input_schema: Some(found.schema),
         parsed_input_records: Some(found.parsed),
-        processed_input_records: None,
+        processed_input_records: processed,
         raw_input_records: Some(raw),
     })
 }
