@@ -302,15 +302,16 @@ def test_discover_input_schema(ka, srv):
     assert out["InputSchema"] == {
         "RecordFormat": {"RecordFormatType": "JSON", "MappingParameters": {"JSONMappingParameters": {"RecordRowPath": "$"}}},
         "RecordEncoding": "UTF-8",
+        # Columns in the order the records name them.
         "RecordColumns": [
-            {"Name": "n", "Mapping": "$.n", "SqlType": "BIGINT"},
-            {"Name": "price", "Mapping": "$.price", "SqlType": "DOUBLE"},
             {"Name": "ticker", "Mapping": "$.ticker", "SqlType": "VARCHAR(8)"},
+            {"Name": "price", "Mapping": "$.price", "SqlType": "DOUBLE"},
+            {"Name": "n", "Mapping": "$.n", "SqlType": "BIGINT"},
             {"Name": "user_id", "Mapping": "$.user.id", "SqlType": "INTEGER"},
             {"Name": "ok", "Mapping": "$.ok", "SqlType": "BOOLEAN"},
         ],
     }
-    assert out["ParsedInputRecords"] == [["3", "12.5", "QXZ", "7", ""], ["5000000000", "4", "AMZNX", "8", "true"]]
+    assert out["ParsedInputRecords"] == [["QXZ", "12.5", "3", "7", ""], ["AMZNX", "4", "5000000000", "8", "true"]]
     assert out["RawInputRecords"] == [json.dumps(x) for x in lines]
 
     s3.put_object(Bucket=bucket, Key="sample.csv", Body=b"a|1|2.5\nbcd|2|3\n")
@@ -332,7 +333,7 @@ def test_discover_input_schema(ka, srv):
     for x in lines:
         kinesis.put_record(StreamName=name, Data=json.dumps(x).encode(), PartitionKey="k")
     out = ka.discover_input_schema(ResourceARN=arn, RoleARN=ROLE, InputStartingPositionConfiguration={"InputStartingPosition": "TRIM_HORIZON"})
-    assert [c["Name"] for c in out["InputSchema"]["RecordColumns"]] == ["n", "price", "ticker", "user_id", "ok"]
+    assert [c["Name"] for c in out["InputSchema"]["RecordColumns"]] == ["ticker", "price", "n", "user_id", "ok"]
     later = threading.Timer(0.5, lambda: kinesis.put_record(StreamName=name, Data=b'{"fresh": 1}', PartitionKey="k"))
     later.start()
     out = ka.discover_input_schema(ResourceARN=arn, RoleARN=ROLE, InputStartingPositionConfiguration={"InputStartingPosition": "NOW"})

@@ -390,7 +390,7 @@ def test_discover_input_schema_samples_what_the_preprocessing_function_returns(s
         json.dumps({"ticker": "msft", "n": 3}),
     ]
     assert out["ProcessedInputRecords"] == [json.dumps({"ticker": "AMZN", "n": 1}), json.dumps({"ticker": "MSFT", "n": 3})]
-    assert [(c["Name"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]] == [("n", "INTEGER"), ("ticker", "VARCHAR(4)")]
-    assert out["ParsedInputRecords"] == [["1", "AMZN"], ["3", "MSFT"]]
+    assert [(c["Name"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]] == [("ticker", "VARCHAR(4)"), ("n", "INTEGER")]
+    assert out["ParsedInputRecords"] == [["AMZN", "1"], ["MSFT", "3"]]
     (call,) = lam.of(fn)
     assert [base64.b64decode(r["data"]) for r in call["event"]["records"]] == [r.encode() for r in out["RawInputRecords"]]

@@ -305,5 +305,5 @@ def test_discover_input_schema_samples_a_firehose_delivery_stream(srv):
     )
     timer.join()
     cols = [(c["Name"], c["Mapping"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]]
-    assert cols == [("price", "$.price", "DOUBLE"), ("sector", "$.sector", "VARCHAR(8)"), ("ticker", "$.ticker", "VARCHAR(4)")]
+    assert cols == [("ticker", "$.ticker", "VARCHAR(4)"), ("sector", "$.sector", "VARCHAR(8)"), ("price", "$.price", "DOUBLE")]
     assert out["RawInputRecords"] == [json.dumps(t) for t in TICKS]

@@ -155,18 +155,95 @@ fn json_path(path: &[String]) -> String {
     out
 }
 
+/// A sample record's JSON with its objects' members in the record's
+/// order (columns come in the order records name them, as AWS's do).
+enum Node {
+    Object(Vec<(String, Node)>),
+    Leaf(Json),
+}
+
+impl Node {
+    fn into_json(self) -> Json {
+        match self {
+            Node::Leaf(j) => j,
+            Node::Object(members) => Json::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::from(n)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::String(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::Null))
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Leaf(Json::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = seq.next_element::<Node>()? {
+                    items.push(n.into_json());
+                }
+                Ok(Node::Leaf(Json::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+                let mut members: Vec<(String, Node)> = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Node>()? {
+                    // A repeated member: the last one counts, in its first
+                    // place.
+                    match members.iter_mut().find(|(m, _)| *m == k) {
+                        Some(slot) => slot.1 = v,
+                        None => members.push((k, v)),
+                    }
+                }
+                Ok(Node::Object(members))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Leaves of a JSON object: (key path, value).
-fn leaves<'a>(v: &'a Json, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Json)>) {
+fn leaves<'a>(v: &'a Node, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, &'a Json)>) {
     match v {
         // An empty object holds no column.
-        Json::Object(m) => {
+        Node::Object(m) => {
             for (k, x) in m {
                 path.push(k.clone());
                 leaves(x, path, out);
                 path.pop();
             }
         }
-        other => out.push((path.clone(), other)),
+        Node::Leaf(other) => out.push((path.clone(), other)),
     }
 }
 
@@ -184,7 +261,7 @@ pub struct Discovered {
     pub parsed: Vec<Vec<String>>,
 }
 
-fn json_schema(records: &[Json]) -> Discovered {
+fn json_schema(records: &[Node]) -> Discovered {
     let mut columns: Vec<Column> = Vec::new();
     let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
     let mut rows: Vec<Vec<(usize, String)>> = Vec::new();
@@ -296,12 +373,12 @@ pub fn infer(records: &[String]) -> Option<Discovered> {
     if records.is_empty() {
         return None;
     }
-    let json: Option<Vec<Json>> = records
+    let json: Option<Vec<Node>> = records
         .iter()
         .map(|r| {
-            serde_json::from_str::<Json>(r.trim())
+            serde_json::from_str::<Node>(r.trim())
                 .ok()
-                .filter(Json::is_object)
+                .filter(|n| matches!(n, Node::Object(_)))
         })
         .collect();
     if let Some(objects) = json {
@@ -340,22 +417,23 @@ mod tests {
         let c = |n: &str, m: &str, t: &str| (n.to_string(), Some(m.to_string()), t.to_string());
         assert_eq!(
             columns(&d),
+            // In the order the records name them.
             vec![
-                c("big", "$.big", "BIGINT"),
+                c("ticker", "$.ticker", "VARCHAR(8)"),
+                c("price", "$.price", "DOUBLE"),
                 c("n", "$.n", "INTEGER"),
                 c("ok", "$.ok", "BOOLEAN"),
-                c("price", "$.price", "DOUBLE"),
-                c("ticker", "$.ticker", "VARCHAR(8)"),
-                c("user_home_page", "$.user['home page']", "VARCHAR(1)"),
+                c("big", "$.big", "BIGINT"),
                 c("user_id", "$.user.id", "INTEGER"),
-                c("note", "$.note", "VARCHAR(1)"),
+                c("user_home_page", "$.user['home page']", "VARCHAR(1)"),
                 c("tags", "$.tags", "VARCHAR(8)"),
+                c("note", "$.note", "VARCHAR(1)"),
             ]
         );
         assert_eq!(d.schema.record_format.record_format_type, "JSON");
-        assert_eq!(d.parsed[1][4], "TECHNO");
-        assert_eq!(d.parsed[1][8], "[1,2]");
-        assert_eq!(d.parsed[0][8], "");
+        assert_eq!(d.parsed[1][0], "TECHNO");
+        assert_eq!(d.parsed[1][7], "[1,2]");
+        assert_eq!(d.parsed[0][7], "");
     }
 
     #[test]
@@ -383,8 +461,8 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                ("a_b".to_string(), Some("$.a.b".to_string())),
-                ("a_b_2".to_string(), Some("$.a_b".to_string())),
+                ("a_b".to_string(), Some("$.a_b".to_string())),
+                ("a_b_2".to_string(), Some("$.a.b".to_string())),
             ]
         );
         assert!(infer(&[]).is_none());

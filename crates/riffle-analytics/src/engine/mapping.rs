@@ -1829,25 +1829,25 @@ mod tests {
         assert_eq!(
             columns,
             [
-                ("big", SqlType::BigInt),
+                ("ticker", SqlType::Varchar(4)),
+                ("price", SqlType::Double),
                 ("n", SqlType::Integer),
                 ("ok", SqlType::Boolean),
-                ("price", SqlType::Double),
-                ("ticker", SqlType::Varchar(4)),
-                ("user_home_page", SqlType::Varchar(1)),
+                ("big", SqlType::BigInt),
                 ("user_id", SqlType::Integer),
+                ("user_home_page", SqlType::Varchar(1)),
             ]
         );
         assert_eq!(
             shown(&m.rows(sample.as_bytes())),
             [ok(vec![
-                Value::Int(5_000_000_000),
+                s("QXZ"),
+                Value::Double(12.5),
                 Value::Int(3),
                 Value::Bool(true),
-                Value::Double(12.5),
-                s("QXZ"),
-                s("x"),
+                Value::Int(5_000_000_000),
                 Value::Int(7),
+                s("x"),
             ])]
         );
         let found = crate::discover::infer(&["a|1|2.5|true\nbcd|2|3|false".to_string()]).unwrap();
