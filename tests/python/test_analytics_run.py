@@ -307,3 +307,33 @@ def test_discover_input_schema_samples_a_firehose_delivery_stream(srv):
     cols = [(c["Name"], c["Mapping"], c["SqlType"]) for c in out["InputSchema"]["RecordColumns"]]
     assert cols == [("ticker", "$.ticker", "VARCHAR(4)"), ("sector", "$.sector", "VARCHAR(8)"), ("price", "$.price", "DOUBLE")]
     assert out["RawInputRecords"] == [json.dumps(t) for t in TICKS]
+
+
+def test_an_open_window_is_rebuilt_after_a_restart(start_server):
+    # The input position saved while a window is open is before the
+    # window's first row: after a restart the window holds every row.
+    s = start_server("--status-delay-ms", "0")
+    kinesis, ka = s.client(), s.client("kinesisanalytics")
+    src, dst = unique("in"), unique("out")
+    code = """
+    CREATE OR REPLACE STREAM "DESTINATION_SQL_STREAM" (ticker VARCHAR(8), n INTEGER);
+    CREATE OR REPLACE PUMP "P" AS INSERT INTO "DESTINATION_SQL_STREAM"
+      SELECT STREAM ticker, COUNT(*) FROM "SOURCE_SQL_STREAM_001"
+      GROUP BY ticker, STEP("SOURCE_SQL_STREAM_001".ROWTIME BY INTERVAL '1' HOUR);
+    """
+    name = app(ka, code, stream(kinesis, src), [kinesis_output(stream(kinesis, dst), "CSV")])
+    start(ka, name)
+    put(kinesis, src, TICKS[:2])
+    time.sleep(2)  # read, and the position saved
+    s.stop()
+    s.restart()
+    kinesis = s.client()
+    put(kinesis, src, TICKS[:1])
+    time.sleep(2)
+    s.advance_clock(3_600_000)
+    got = read_all(kinesis, dst, 2)
+    totals = {}
+    for line in got:
+        ticker, n = line.decode().rstrip("\n").split(",")
+        totals[ticker] = totals.get(ticker, 0) + int(n)
+    assert totals == {"AMZN": 2, "XOM": 1}

@@ -28,7 +28,7 @@
 //!   logged and retried every few seconds; bad records and rows go to
 //!   `error_stream`, never stopping the application.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -306,9 +306,17 @@ impl Task {
         };
         tracing::info!(application = %name, "application running");
         let mut saved = Instant::now();
-        let mut unsaved = false;
+        // The position last saved (the one the task started from).
+        let mut last_saved = p.progress(self.app.run);
         let mut backoff = Duration::from_millis(100);
+        // (time of a batch, the position before it), for the batches
+        // whose rows open windows may still hold.
+        let mut history: VecDeque<(i64, Progress)> = VecDeque::new();
+        // Where the input is done with when the task ends: the position
+        // after the last batch whose outputs were all delivered.
+        let mut end: Option<Progress> = None;
         while !self.stopped() {
+            let before = p.progress(self.app.run);
             let batch = {
                 let mut stop = self.stop.clone();
                 tokio::select! {
@@ -332,10 +340,9 @@ impl Task {
                     let mut stop = self.stop.clone();
                     match preprocess(pre, &records, now, &mut errors, &mut stop).await {
                         Some(out) => Some(out),
-                        // Stopped mid-batch: the checkpoint stays at the
-                        // last one saved, so the batch is read again.
+                        // Stopped mid-batch: the batch is read again.
                         None => {
-                            unsaved = false;
+                            end = Some(before);
                             break;
                         }
                     }
@@ -369,20 +376,31 @@ impl Task {
                     }
                 }
             }
-            unsaved |= !records.is_empty();
             p.pipeline.step(now, input, errors);
+            if !records.is_empty() {
+                history.push_back((now, before.clone()));
+            }
             if !self.deliver(&mut p, &mut backoff).await {
+                // Stopped before this batch's outputs were all accepted.
+                end = Some(before);
                 break;
             }
-            if unsaved && saved.elapsed() >= Duration::from_secs(1) {
-                if self.save(p.progress(self.app.run)).await {
-                    unsaved = false;
+            if saved.elapsed() >= Duration::from_secs(1) {
+                let at = resume_point(
+                    &mut history,
+                    p.pipeline.oldest_needed(),
+                    p.progress(self.app.run),
+                );
+                if at != last_saved && self.save(at.clone()).await {
+                    last_saved = at;
                 }
                 saved = Instant::now();
             }
         }
-        if unsaved {
-            self.save(p.progress(self.app.run)).await;
+        let end = end.unwrap_or_else(|| p.progress(self.app.run));
+        let at = resume_point(&mut history, p.pipeline.oldest_needed(), end);
+        if at != last_saved {
+            self.save(at).await;
         }
         tracing::info!(application = %name, "application stopped");
     }
@@ -672,6 +690,27 @@ async fn preprocess(
         })
         .collect();
     pre.run(&batch, now, errors, stop).await
+}
+
+/// The position to save: before the first batch whose rows an open
+/// window still holds (so a restart rebuilds the window from the input),
+/// else `current`. Batches older than every held row are forgotten.
+fn resume_point(
+    history: &mut VecDeque<(i64, Progress)>,
+    oldest: Option<i64>,
+    current: Progress,
+) -> Progress {
+    let Some(oldest) = oldest else {
+        history.clear();
+        return current;
+    };
+    while history.front().is_some_and(|(t, _)| *t < oldest) {
+        history.pop_front();
+    }
+    match history.front() {
+        Some((_, before)) => before.clone(),
+        None => current,
+    }
 }
 
 /// Reference data objects are read up to this size.

@@ -632,6 +632,10 @@ fn saturating_i64(n: u64) -> i64 {
 }
 
 impl Operator for Tumbling {
+    fn oldest(&self) -> Option<i64> {
+        self.open.as_ref().map(|(start, _)| *start)
+    }
+
     fn push(&mut self, row: Row, _now: i64, out: &mut Out) {
         let start = self.start_of(row.rowtime);
         if self.open.as_ref().is_some_and(|(s, _)| *s != start) {

@@ -346,6 +346,18 @@ impl Pipeline {
         }
     }
 
+    /// The ROWTIME of the oldest row any pump still holds in an open
+    /// window: input read again from a position before it rebuilds every
+    /// open window (Random Cut Forest's and HOTSPOTS' models are not
+    /// windows and are not rebuilt).
+    pub fn oldest_needed(&self) -> Option<i64> {
+        self.pumps
+            .iter()
+            .flat_map(|p| p.ops.iter())
+            .filter_map(|op| op.oldest())
+            .min()
+    }
+
     /// The index of an input stream, for [`Pipeline::step`].
     pub fn stream_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()

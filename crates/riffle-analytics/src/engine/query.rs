@@ -91,6 +91,12 @@ pub trait Operator: Send {
     fn push(&mut self, row: Row, now: i64, out: &mut Out);
     /// Time has reached `now`: windows that ended close.
     fn advance(&mut self, _now: i64, _out: &mut Out) {}
+    /// The ROWTIME of the oldest row whose effect is still held (in an
+    /// open window), if any: an input read again from before it rebuilds
+    /// what the operator holds.
+    fn oldest(&self) -> Option<i64> {
+        None
+    }
     /// A row in from input `input` (0 is the source; joined streams
     /// follow).
     fn push_input(&mut self, input: usize, row: Row, now: i64, out: &mut Out) {
@@ -540,6 +546,7 @@ impl Hooks for GroupHooks<'_> {
 struct Groups {
     index: HashMap<Vec<Value>, usize>,
     groups: Vec<(Vec<Value>, Vec<Acc>)>,
+    first_rowtime: Option<i64>,
     last_rowtime: i64,
 }
 
@@ -767,6 +774,7 @@ impl Operator for Tumble {
             self.windows.push_back((wk, Groups::default()));
         }
         if let Some((_, g)) = self.windows.back_mut() {
+            g.first_rowtime.get_or_insert(row.rowtime);
             g.last_rowtime = row.rowtime;
             if let Err(e) = g.add(key, &self.specs, &args) {
                 out.errors.push(ErrorRow::of(&row, e.0));
@@ -778,6 +786,13 @@ impl Operator for Tumble {
         if let Some(k) = self.key_at(now) {
             self.close_before(&k, now, out);
         }
+    }
+
+    fn oldest(&self) -> Option<i64> {
+        self.windows
+            .iter()
+            .filter_map(|(_, g)| g.first_rowtime)
+            .min()
     }
 }
 
@@ -878,6 +893,7 @@ impl Operator for Stagger {
             self.open.insert(key.clone(), (self.seq, Groups::default()));
         }
         if let Some((_, g)) = self.open.get_mut(&key) {
+            g.first_rowtime.get_or_insert(row.rowtime);
             g.last_rowtime = row.rowtime;
             if let Err(e) = g.add(key, &self.specs, &args) {
                 out.errors.push(ErrorRow::of(&row, e.0));
@@ -887,6 +903,13 @@ impl Operator for Stagger {
 
     fn advance(&mut self, now: i64, out: &mut Out) {
         self.close_until(now, now, out);
+    }
+
+    fn oldest(&self) -> Option<i64> {
+        self.open
+            .values()
+            .filter_map(|(_, g)| g.first_rowtime)
+            .min()
     }
 }
 
@@ -1172,6 +1195,14 @@ impl Slide {
 }
 
 impl Operator for Slide {
+    fn oldest(&self) -> Option<i64> {
+        self.state
+            .iter()
+            .flat_map(|parts| parts.values())
+            .filter_map(|p| p.rows.front().map(|(t, _, _)| *t))
+            .min()
+    }
+
     fn push(&mut self, row: Row, now: i64, out: &mut Out) {
         match self.run(&row, now) {
             Ok(Some(values)) => out.rows.push(Row {
@@ -1489,6 +1520,13 @@ pub struct StreamJoin {
 }
 
 impl Operator for StreamJoin {
+    fn oldest(&self) -> Option<i64> {
+        self.sides
+            .iter()
+            .filter_map(|s| s.order.front().map(|(t, _)| *t))
+            .min()
+    }
+
     fn push(&mut self, row: Row, now: i64, out: &mut Out) {
         self.push_input(0, row, now, out);
     }
