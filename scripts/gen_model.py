@@ -41,6 +41,7 @@ TITLES = {
     "firehose": "Amazon Data Firehose",
     "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)",
     "glue": "AWS Glue Data Catalog",
+    "kinesisvideo": "Amazon Kinesis Video Streams",
 }
 
 # Model patterns that use what `regex-lite` lacks (look-around, `\p{..}`
@@ -68,6 +69,9 @@ PATTERN_REWRITES = {
     ),
     r"^(?!\s*$).+": r".*\S.*",
     r"^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$": f"{_TAG}*",
+    # Kinesis Video's tag keys and values: the same class without `%`.
+    r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$": f"{_TAG.replace('%', '')}*",
+    r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*": f"{_TAG.replace('%', '')}*",
     # Not starting with `aws:`, spelled out as an alternation.
     r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$": (
         f"(?:|{_TAG.replace('a-z', 'b-z')}{_TAG}*|a|a{_TAG.replace('a-z', 'a-vx-z')}{_TAG}*"
@@ -316,6 +320,16 @@ def main():
     lines.append("];")
     lines.append('pub static EMPTY: Shape = Shape::Structure { class: "Empty", members: &[] };')
     lines.append("")
+    if model["metadata"]["protocol"] == "rest-json":
+        # REST: each operation is `POST /<path>`; the router matches paths.
+        paths = sorted((ops[n]["http"]["requestUri"].lstrip("/"), n) for n in ops)
+        lines.append("/// Each operation's request path (without its leading slash), by path.")
+        lines.append("pub static PATH_OPERATIONS: &[(&str, &str)] = &[")
+        lines += [f'    ("{p}", "{n}"),' for p, n in paths]
+        lines.append("];")
+        lines.append("/// The request paths, for the router.")
+        lines.append("pub static PATHS: &[&str] = &[" + ", ".join(f'"{p}"' for p, _ in paths) + "];")
+        lines.append("")
 
     # Typed structures.
     for name in sorted(reachable):

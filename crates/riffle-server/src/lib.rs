@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod platform;
 pub mod s3;
 pub mod sts;
+pub mod video;
 
 use body::Body;
 
@@ -63,6 +64,7 @@ pub fn services(
     firehose: Arc<riffle_firehose::Service>,
     analytics: Arc<riffle_analytics::Service>,
     glue: Arc<riffle_glue::Service>,
+    video: Arc<riffle_video::Service>,
     s3: s3::S3Service,
 ) -> platform::Services {
     platform::Services::new(vec![
@@ -71,6 +73,7 @@ pub fn services(
         Arc::new(firehose::Firehose(firehose)),
         Arc::new(analytics::Analytics(analytics)),
         Arc::new(glue::Glue(glue)),
+        Arc::new(video::Video(video)),
         Arc::new(s3),
     ])
 }
@@ -431,9 +434,9 @@ pub async fn serve(
         conns.spawn(async move {
             let _slot = slot;
             match tls {
-                None => serve_connection(TokioIo::new(stream), app, stop, peer).await,
+                None => serve_connection(TokioIo::new(stream), app, stop, peer, false).await,
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => serve_connection(TokioIo::new(s), app, stop, peer).await,
+                    Ok(s) => serve_connection(TokioIo::new(s), app, stop, peer, true).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 },
             }
@@ -458,10 +461,14 @@ async fn serve_connection<I>(
     app: Arc<App>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     peer: SocketAddr,
+    tls: bool,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        if tls {
+            req.extensions_mut().insert(platform::Tls);
+        }
         let app = app.clone();
         async move { Ok::<_, Infallible>(app.handle(req).await) }
     });

@@ -46,6 +46,10 @@ pub enum RequestBody {
     Stream(Incoming),
 }
 
+/// A request extension: the request came over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Tls;
+
 /// One request, routed.
 pub struct Request {
     pub parts: http::request::Parts,

@@ -44,6 +44,10 @@ async fn server() -> std::net::SocketAddr {
                 clock.clone() as Arc<dyn Clock>,
             ),
             riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
+            riffle_video::Service::new(
+                riffle_video::Config::default(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
             S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

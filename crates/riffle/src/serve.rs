@@ -94,8 +94,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         status_delay_ms: cfg.status_delay_ms,
         ..riffle_analytics::Config::default()
     };
+    let video_cfg = riffle_video::Config {
+        account: cfg.account.clone(),
+        status_delay_ms: cfg.status_delay_ms,
+        ..riffle_video::Config::default()
+    };
     let mut disk_stats = None;
-    let (service, firehose, s3, analytics, glue) = match args.storage {
+    let (service, firehose, s3, analytics, glue, video) = match args.storage {
         Storage::Memory => {
             let glue = riffle_glue::Service::in_memory(
                 args.account.clone(),
@@ -116,7 +121,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             let analytics =
                 riffle_analytics::Service::new(analytics_cfg, clock.clone() as Arc<dyn Clock>);
-            (service, firehose, s3, analytics, glue)
+            let video = riffle_video::Service::new(video_cfg, clock.clone() as Arc<dyn Clock>);
+            (service, firehose, s3, analytics, glue, video)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -187,21 +193,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 store.namespace(riffle_analytics::NAMESPACE)?,
             )
             .context("loading analytics applications")?;
+            let video = riffle_video::Service::open(
+                video_cfg,
+                clock.clone() as Arc<dyn Clock>,
+                store.namespace(riffle_video::NAMESPACE)?,
+            )
+            .context("loading video streams")?;
             tracing::info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose, s3, analytics, glue)
+            (service, firehose, s3, analytics, glue, video)
         }
     };
     let firehose_maintenance = firehose.clone();
     let analytics_maintenance = analytics.clone();
+    let video_maintenance = video.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             firehose_maintenance.maintain().await;
             analytics_maintenance.maintain().await;
+            video_maintenance.maintain().await;
         }
     });
     let maintenance = service.clone();
@@ -269,6 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             firehose,
             analytics,
             glue,
+            video,
             riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3

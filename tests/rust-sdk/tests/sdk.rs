@@ -50,6 +50,10 @@ async fn start() -> Server {
                 clock.clone() as Arc<dyn Clock>,
             ),
             riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
+            riffle_video::Service::new(
+                riffle_video::Config::default(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
             riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
         ),
         shared: Shared {

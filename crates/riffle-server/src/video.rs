@@ -1,0 +1,150 @@
+//! Amazon Kinesis Video Streams on the platform: REST-JSON, `POST /<path>`
+//! per operation (the model's `requestUri`), JSON bodies, errors as the
+//! status the model gives the exception, an `x-amzn-ErrorType: <Name>`
+//! header and a body `{"__type": "<Name>", "message": "..."}`.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use riffle_video::{Ctx, Service, VideoError};
+use riffle_wire::{Encoding, Value};
+
+use crate::body::Body;
+use crate::platform::{
+    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+};
+use crate::{base, header, ok};
+
+/// The largest body read: control-plane requests are small.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Kinesis Video Streams, served over REST-JSON.
+pub struct Video(pub Arc<Service>);
+
+/// A REST-JSON error response.
+pub fn rest_error(status: u16, error_type: &str, message: Option<&str>) -> Response {
+    let mut m = riffle_wire::Map::new();
+    m.put("__type", Value::Str(error_type.to_owned()));
+    if let Some(msg) = message {
+        m.put("message", Value::Str(msg.to_owned()));
+    }
+    base(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .header("content-type", "application/json")
+        .header("x-amzn-ErrorType", error_type)
+        .body(Body::full(Encoding::Json.encode(&Value::Map(m))))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+fn video_error(e: &VideoError) -> Response {
+    tracing::debug!(error_type = e.error_type(), "request failed");
+    if let VideoError::Internal(detail) = e {
+        tracing::error!(%detail, "internal failure");
+    }
+    rest_error(e.status(), e.error_type(), e.message().as_deref())
+}
+
+/// The model operation a request path names.
+fn operation_of_path(path: &str) -> Option<&'static str> {
+    riffle_video::model::PATH_OPERATIONS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, op)| *op)
+}
+
+/// The base URL the request came to: what GetDataEndpoint answers.
+fn endpoint(parts: &http::request::Parts) -> String {
+    let scheme = if parts.extensions.get::<crate::platform::Tls>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = header(&parts.headers, "host")
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{scheme}://{host}")
+}
+
+impl AwsService for Video {
+    fn name(&self) -> &'static str {
+        "kinesisvideo"
+    }
+
+    fn route(&self) -> Route {
+        Route::Path(riffle_video::model::PATHS)
+    }
+
+    fn knows(&self, op: &str) -> bool {
+        operation_of_path(op).is_some()
+    }
+
+    fn max_body(&self) -> usize {
+        MAX_BODY
+    }
+
+    fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {
+        video_error(&VideoError::ClientLimitExceeded(
+            "The request rate is too high; slow down.".into(),
+        ))
+    }
+
+    fn gauges(&self) -> Vec<Gauge> {
+        vec![Gauge {
+            name: "riffle_video_streams",
+            help: "Kinesis Video streams.",
+            value: self.0.count() as u64,
+        }]
+    }
+
+    fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
+        Box::pin(async move {
+            let Request {
+                parts,
+                body,
+                operation,
+            } = req;
+            let body = match body {
+                RequestBody::Full(b) => b,
+                RequestBody::TooLarge => {
+                    return base(StatusCode::PAYLOAD_TOO_LARGE)
+                        .body(Body::empty())
+                        .unwrap_or_else(|_| Response::new(Body::empty()))
+                }
+                RequestBody::Stream(_) => {
+                    return video_error(&VideoError::UnknownOperation);
+                }
+            };
+            let Some(op) = operation_of_path(&operation).filter(|_| parts.method == Method::POST)
+            else {
+                return video_error(&VideoError::UnknownOperation);
+            };
+            // REST-JSON: an empty body is an operation without arguments.
+            let doc = if body.iter().all(u8::is_ascii_whitespace) {
+                Value::Map(Default::default())
+            } else {
+                match Encoding::Json.decode(&body) {
+                    Ok(v @ Value::Map(_)) => v,
+                    _ => {
+                        return video_error(&VideoError::Serialization(
+                            "The request body is not a JSON object.".into(),
+                        ))
+                    }
+                }
+            };
+            let region = match shared.authenticate(&parts, &body) {
+                Ok(r) => r,
+                Err(e) => return rest_error(403, e.error_type(), Some(&e.message())),
+            };
+            let ctx = Ctx {
+                region,
+                endpoint: endpoint(&parts),
+            };
+            let span = tracing::debug_span!("video", operation = %op);
+            let _enter = span.enter();
+            match self.0.call(&ctx, op, doc).await {
+                Ok(v) => ok("application/json", Encoding::Json.encode(&v)),
+                Err(e) => video_error(&e),
+            }
+        })
+    }
+}
