@@ -47,27 +47,6 @@ pub async fn dispatch(svc: &Service, ctx: &Ctx, op: &str, body: Value) -> Result
     )
 }
 
-/// Whether the service serves `op` (a model operation name).
-pub fn implemented(op: &str) -> bool {
-    IMPLEMENTED.contains(&op)
-}
-
-const IMPLEMENTED: &[&str] = &[
-    "CreateStream",
-    "DeleteStream",
-    "DescribeStream",
-    "GetDataEndpoint",
-    "ListStreams",
-    "ListTagsForResource",
-    "ListTagsForStream",
-    "TagResource",
-    "TagStream",
-    "UntagResource",
-    "UntagStream",
-    "UpdateDataRetention",
-    "UpdateStream",
-];
-
 // ---------------------------------------------------------------------
 // Texts and names
 
