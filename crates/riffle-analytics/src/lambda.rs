@@ -46,6 +46,7 @@ use riffle_wire::{Map, Value};
 use serde_json::Value as Json;
 use tokio::sync::watch;
 
+use crate::engine::mapping::hex;
 use crate::engine::query::ErrorRow;
 use crate::LambdaInvoker;
 
@@ -77,10 +78,6 @@ pub fn guid() -> String {
         ((b >> 48) & 0x3fff) | 0x8000,
         b & 0xffff_ffff_ffff
     )
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a Data Streams record came from.

@@ -449,7 +449,8 @@ fn split_bytes<'a>(data: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
     out
 }
 
-fn hex(data: &[u8]) -> String {
+/// Bytes as lowercase hex: how `error_stream`'s DATA_ROW shows a record.
+pub fn hex(data: &[u8]) -> String {
     let mut s = String::with_capacity(data.len() * 2);
     for b in data {
         let _ = write!(s, "{b:02x}");

@@ -714,24 +714,23 @@ impl Tumble {
         if !same(from) {
             return fallback;
         }
+        // Doubling steps find a time past the window, then halving finds
+        // its first instant; `lo` is always inside the window.
+        let mut lo = from;
         let mut step = 1i64;
-        let mut hi = from;
-        loop {
-            let next = match from.checked_add(step) {
-                Some(n) => n,
-                None => return fallback,
+        let mut hi = loop {
+            let Some(next) = from.checked_add(step) else {
+                return fallback;
             };
             if !same(next) {
-                hi = next;
-                break;
+                break next;
             }
+            lo = next;
             if step > (1 << 45) {
                 return fallback;
             }
             step *= 2;
-            let _ = hi;
-        }
-        let mut lo = from;
+        };
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if same(mid) {
