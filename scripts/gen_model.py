@@ -42,6 +42,8 @@ TITLES = {
     "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)",
     "glue": "AWS Glue Data Catalog",
     "kinesisvideo": "Amazon Kinesis Video Streams",
+    "kinesis-video-media": "Amazon Kinesis Video Streams Media",
+    "kinesis-video-archived-media": "Amazon Kinesis Video Streams Archived Media",
 }
 
 # Model patterns that use what `regex-lite` lacks (look-around, `\p{..}`

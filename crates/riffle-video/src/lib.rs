@@ -22,6 +22,10 @@ use riffle_wire::Value;
 pub mod error;
 #[rustfmt::skip]
 pub mod model;
+#[rustfmt::skip]
+pub mod media_model;
+#[rustfmt::skip]
+pub mod archive_model;
 pub mod ops;
 pub mod state;
 
