@@ -26,6 +26,7 @@ pub mod model;
 pub mod media_model;
 #[rustfmt::skip]
 pub mod archive_model;
+pub mod mkv;
 pub mod ops;
 pub mod state;
 
