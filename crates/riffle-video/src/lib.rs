@@ -29,6 +29,7 @@ pub mod archive_model;
 pub mod mkv;
 pub mod ops;
 pub mod state;
+pub mod store;
 
 use error::Result;
 pub use error::VideoError;
