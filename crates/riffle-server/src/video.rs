@@ -43,12 +43,68 @@ fn video_error(e: &VideoError) -> Response {
     rest_error(e.status(), e.error_type(), e.message().as_deref())
 }
 
-/// The model operation a request path names.
-fn operation_of_path(path: &str) -> Option<&'static str> {
-    riffle_video::model::PATH_OPERATIONS
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, op)| *op)
+use riffle_video::operation_of_path;
+
+/// A PutMedia request body, read a chunk at a time.
+struct Incoming(hyper::body::Incoming);
+
+impl riffle_video::ingest::Upload for Incoming {
+    async fn next(&mut self) -> Option<Result<bytes::Bytes, String>> {
+        use http_body_util::BodyExt;
+        loop {
+            match self.0.frame().await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+}
+
+/// A streamed 200 response.
+fn streamed(content_type: &str, chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Response {
+    base(StatusCode::OK)
+        .header("content-type", content_type)
+        .body(Body::Channel(chunks))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+impl Video {
+    /// PutMedia: the 200 goes out at once, acknowledgements follow while
+    /// the upload is read.
+    fn put_media(
+        &self,
+        parts: &http::request::Parts,
+        body: hyper::body::Incoming,
+        shared: &Shared,
+    ) -> Response {
+        // The producer SDK signs a streamed body as an empty payload.
+        let region = match shared.authenticate(parts, b"") {
+            Ok(r) => r,
+            Err(e) => return rest_error(403, e.error_type(), Some(&e.message())),
+        };
+        let ctx = Ctx {
+            region,
+            endpoint: endpoint(parts),
+        };
+        let h = |name: &str| header(&parts.headers, name).map(str::to_owned);
+        let headers = riffle_video::ingest::PutMediaHeaders {
+            stream_name: h("x-amzn-stream-name"),
+            stream_arn: h("x-amzn-stream-arn"),
+            timecode_type: h("x-amzn-fragment-timecode-type"),
+            producer_start_timestamp: h("x-amzn-producer-start-timestamp"),
+        };
+        let ingest = match self.0.open_put_media(&ctx, headers) {
+            Ok(i) => i,
+            Err(e) => return video_error(&e),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(ingest.run(Incoming(body), tx));
+        streamed("application/json", rx)
+    }
 }
 
 /// The base URL the request came to: what GetDataEndpoint answers.
@@ -71,7 +127,7 @@ impl AwsService for Video {
     }
 
     fn route(&self) -> Route {
-        Route::Path(riffle_video::model::PATHS)
+        Route::Path(riffle_video::PATHS)
     }
 
     fn knows(&self, op: &str) -> bool {
@@ -80,6 +136,10 @@ impl AwsService for Video {
 
     fn max_body(&self) -> usize {
         MAX_BODY
+    }
+
+    fn streams_body(&self, op: &str) -> bool {
+        op == "putMedia"
     }
 
     fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {
@@ -109,6 +169,12 @@ impl AwsService for Video {
                     return base(StatusCode::PAYLOAD_TOO_LARGE)
                         .body(Body::empty())
                         .unwrap_or_else(|_| Response::new(Body::empty()))
+                }
+                RequestBody::Stream(incoming) if operation == "putMedia" => {
+                    if parts.method != Method::POST {
+                        return video_error(&VideoError::UnknownOperation);
+                    }
+                    return self.put_media(&parts, incoming, shared);
                 }
                 RequestBody::Stream(_) => {
                     return video_error(&VideoError::UnknownOperation);
@@ -141,6 +207,19 @@ impl AwsService for Video {
             };
             let span = tracing::debug_span!("video", operation = %op);
             let _enter = span.enter();
+            let streamed_media = match op {
+                "GetMedia" => Some(self.0.get_media(&ctx, doc.clone())),
+                "GetMediaForFragmentList" => {
+                    Some(self.0.get_media_for_fragment_list(&ctx, doc.clone()))
+                }
+                _ => None,
+            };
+            if let Some(r) = streamed_media {
+                return match r {
+                    Ok(m) => streamed(m.content_type, m.chunks),
+                    Err(e) => video_error(&e),
+                };
+            }
             match self.0.call(&ctx, op, doc).await {
                 Ok(v) => ok("application/json", Encoding::Json.encode(&v)),
                 Err(e) => video_error(&e),

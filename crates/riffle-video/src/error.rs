@@ -21,7 +21,19 @@ pub enum VideoError {
     ClientLimitExceeded(String),
     /// Also the model's constraints (AWS's validation messages).
     #[error("{0}")]
+    ConnectionLimitExceeded(String),
+    #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    InvalidEndpoint(String),
+    #[error("{0}")]
+    UnsupportedStreamMediaType(String),
+    #[error("{0}")]
+    MissingCodecPrivateData(String),
+    #[error("{0}")]
+    InvalidCodecPrivateData(String),
+    #[error("{0}")]
+    InvalidMediaFrame(String),
     #[error("{0}")]
     InvalidResourceFormat(String),
     #[error("{0}")]
@@ -58,7 +70,13 @@ impl VideoError {
             VideoError::AccountChannelLimitExceeded(_) => "AccountChannelLimitExceededException",
             VideoError::AccountStreamLimitExceeded(_) => "AccountStreamLimitExceededException",
             VideoError::ClientLimitExceeded(_) => "ClientLimitExceededException",
+            VideoError::ConnectionLimitExceeded(_) => "ConnectionLimitExceededException",
             VideoError::InvalidArgument(_) => "InvalidArgumentException",
+            VideoError::InvalidEndpoint(_) => "InvalidEndpointException",
+            VideoError::UnsupportedStreamMediaType(_) => "UnsupportedStreamMediaTypeException",
+            VideoError::MissingCodecPrivateData(_) => "MissingCodecPrivateDataException",
+            VideoError::InvalidCodecPrivateData(_) => "InvalidCodecPrivateDataException",
+            VideoError::InvalidMediaFrame(_) => "InvalidMediaFrameException",
             VideoError::InvalidResourceFormat(_) => "InvalidResourceFormatException",
             VideoError::NoDataRetention(_) => "NoDataRetentionException",
             VideoError::NotAuthorized(_) => "NotAuthorizedException",

@@ -12,14 +12,18 @@
 //! - [`error::VideoError`] maps every failure to AWS's error type and
 //!   HTTP status.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use riffle_core::Clock;
+use riffle_log::LogEngine;
 use riffle_meta::cells::Registry;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
 pub mod error;
+pub mod ingest;
+pub mod media;
 #[rustfmt::skip]
 pub mod model;
 #[rustfmt::skip]
@@ -36,6 +40,85 @@ pub use error::VideoError;
 
 /// The namespace Kinesis Video claims in the shared metadata store.
 pub const NAMESPACE: &str = "video";
+
+/// How long a stream that retains no data (DataRetentionInHours 0) keeps
+/// fragments, for live GetMedia readers.
+pub const RETAIN_FOR_LIVE_MS: i64 = 60_000;
+
+/// Every request path the service answers (the three models' operations
+/// and PutMedia, which no SDK model lists), for the router.
+pub static PATHS: &[&str] = &[
+    // kinesisvideo
+    "createSignalingChannel",
+    "createStream",
+    "deleteEdgeConfiguration",
+    "deleteSignalingChannel",
+    "deleteStream",
+    "describeEdgeConfiguration",
+    "describeImageGenerationConfiguration",
+    "describeMappedResourceConfiguration",
+    "describeMediaStorageConfiguration",
+    "describeNotificationConfiguration",
+    "describeSignalingChannel",
+    "describeStream",
+    "describeStreamStorageConfiguration",
+    "getDataEndpoint",
+    "getSignalingChannelEndpoint",
+    "listEdgeAgentConfigurations",
+    "listSignalingChannels",
+    "listStreams",
+    "ListTagsForResource",
+    "listTagsForStream",
+    "startEdgeConfigurationUpdate",
+    "TagResource",
+    "tagStream",
+    "UntagResource",
+    "untagStream",
+    "updateDataRetention",
+    "updateImageGenerationConfiguration",
+    "updateMediaStorageConfiguration",
+    "updateNotificationConfiguration",
+    "updateSignalingChannel",
+    "updateStream",
+    "updateStreamStorageConfiguration",
+    // kinesis-video-media
+    "getMedia",
+    "putMedia",
+    // kinesis-video-archived-media
+    "getClip",
+    "getDASHStreamingSessionURL",
+    "getHLSStreamingSessionURL",
+    "getImages",
+    "getMediaForFragmentList",
+    "listFragments",
+];
+
+/// The operation a request path names.
+pub fn operation_of_path(path: &str) -> Option<&'static str> {
+    if path == "putMedia" {
+        return Some("PutMedia");
+    }
+    [
+        model::PATH_OPERATIONS,
+        media_model::PATH_OPERATIONS,
+        archive_model::PATH_OPERATIONS,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|(p, _)| *p == path)
+    .map(|(_, op)| *op)
+}
+
+/// Why the service could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Meta(#[from] riffle_meta::MetaError),
+    #[error(transparent)]
+    Log(#[from] riffle_log::LogError),
+    #[error("{0}")]
+    Media(#[from] VideoError),
+}
 
 /// Server-wide settings of the service.
 #[derive(Debug, Clone)]
@@ -72,6 +155,10 @@ pub struct Service {
     pub cfg: Config,
     pub clock: Arc<dyn Clock>,
     pub(crate) streams: Registry<state::Stream, ()>,
+    /// Where fragments are stored: one log per stream incarnation.
+    engine: Arc<dyn LogEngine>,
+    /// The data plane's state of each stream incarnation, by log id.
+    media: Mutex<HashMap<u64, Arc<media::Media>>>,
 }
 
 /// A stream's registry key.
@@ -81,12 +168,14 @@ pub(crate) fn key(region: &str, name: &str) -> String {
 
 impl Service {
     /// A service whose streams live in the namespace `ns` of the shared
-    /// store (loaded now).
+    /// store (loaded now) and whose fragments live in `engine`'s logs
+    /// (logs no stream names are removed).
     pub fn open(
         cfg: Config,
         clock: Arc<dyn Clock>,
         ns: riffle_meta::Namespace,
-    ) -> std::result::Result<Arc<Service>, riffle_meta::MetaError> {
+        engine: Arc<dyn LogEngine>,
+    ) -> std::result::Result<Arc<Service>, OpenError> {
         let now = clock.clone();
         let streams = Registry::open(
             ns,
@@ -94,11 +183,29 @@ impl Service {
             move || now.now_ms(),
             |_, _| Ok::<_, riffle_meta::MetaError>(()),
         )?;
-        Ok(Arc::new(Service {
+        let svc = Service {
             cfg,
             clock,
             streams,
-        }))
+            engine,
+            media: Mutex::new(HashMap::new()),
+        };
+        let named: std::collections::HashSet<u64> = svc
+            .streams
+            .all()
+            .iter()
+            .map(|(_, _, s)| store::log_id_of(s))
+            .collect();
+        for id in svc.engine.stored_ids()? {
+            if !named.contains(&id) {
+                tracing::info!(log = id, "removing a fragment log no video stream names");
+                svc.engine.remove(id)?;
+            }
+        }
+        for (_, _, s) in svc.streams.all() {
+            svc.media(&s)?;
+        }
+        Ok(Arc::new(svc))
     }
 
     /// A service that keeps nothing (`--storage memory`).
@@ -106,7 +213,25 @@ impl Service {
         let ns = riffle_meta::Store::none()
             .namespace(NAMESPACE)
             .expect("a fresh store has every namespace free");
-        Service::open(cfg, clock, ns).expect("an empty store opens")
+        Service::open(cfg, clock, ns, riffle_log::memory::MemoryEngine::new())
+            .expect("an empty store opens")
+    }
+
+    /// The data plane's state of a stream incarnation, opened on first use.
+    pub(crate) fn media(&self, row: &state::Stream) -> Result<Arc<media::Media>> {
+        let id = store::log_id_of(row);
+        let mut map = self.media.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = map.get(&id) {
+            return Ok(m.clone());
+        }
+        let log = self
+            .engine
+            .open(id)
+            .map_err(|e| VideoError::Internal(e.to_string()))?;
+        let store = store::Store::open(id, log).map_err(|e| VideoError::Internal(e.to_string()))?;
+        let m = Arc::new(media::Media::new(store));
+        map.insert(id, m.clone());
+        Ok(m)
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -122,18 +247,74 @@ impl Service {
         self.streams.all().len()
     }
 
-    /// Persists due transitions and sweeps deleted streams; the server's
+    /// Persists due transitions, sweeps deleted streams (and their
+    /// fragments) and drops fragments past retention; the server's
     /// maintenance task runs this every second.
     pub async fn maintain(&self) {
-        if let Err(e) = self.streams.settle_all().await {
-            tracing::error!(error = %e, "video maintenance failed");
+        match self.streams.settle_all().await {
+            Ok(swept) => {
+                for s in swept {
+                    let id = store::log_id_of(&s);
+                    self.media
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    if let Err(e) = self.engine.remove(id) {
+                        tracing::error!(error = %e, stream = %s.name, "removing a stream's fragments failed");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "video maintenance failed"),
+        }
+        let now = self.now_ms();
+        for (_, _, s) in self.streams.all() {
+            let Ok(m) = self.media(&s) else { continue };
+            let keep_ms = if s.retention_hours > 0 {
+                s.retention_hours * 3_600_000
+            } else {
+                RETAIN_FOR_LIVE_MS
+            };
+            m.store.trim(now - keep_ms);
         }
     }
 
     /// Runs one operation on a decoded request body.
     pub async fn call(&self, ctx: &Ctx, operation: &str, body: Value) -> Result<Value> {
+        if let Some(models) = [archive_model::OPERATIONS]
+            .into_iter()
+            .find(|m| m.iter().any(|(n, _)| *n == operation))
+        {
+            let body = Value::Map(shape::operation_input(models, operation, body)?);
+            return match operation {
+                "ListFragments" => media::list_fragments(self, ctx, input(body))
+                    .await
+                    .map(shape::IntoValue::into_value),
+                other => Err(VideoError::UnsupportedOperation(other.to_owned())),
+            };
+        }
         let input = shape::operation_input(model::OPERATIONS, operation, body)?;
         ops::dispatch(self, ctx, operation, Value::Map(input)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_knows_every_path_of_the_three_models() {
+        let mut want: Vec<&str> = [
+            model::PATHS,
+            media_model::PATHS,
+            archive_model::PATHS,
+            &["putMedia"],
+        ]
+        .concat();
+        want.sort_unstable();
+        let mut have = PATHS.to_vec();
+        have.sort_unstable();
+        assert_eq!(have, want);
+        assert!(PATHS.iter().all(|p| operation_of_path(p).is_some()));
     }
 }
 

@@ -491,6 +491,8 @@ pub enum Event {
     ClusterStart { timecode: u64 },
     /// A whole cluster: its timecode and its children as received.
     Cluster { timecode: u64, body: Bytes },
+    /// A Segment-level Tags element, as received.
+    Tags(Bytes),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -606,7 +608,9 @@ impl Demuxer {
                         for c in children(&body) {
                             let (cid, v) = c?;
                             if cid == id::TIMECODE {
-                                self.cluster_timecode = Some(uint(v)?);
+                                let tc = uint(v)?;
+                                self.cluster_timecode = Some(tc);
+                                out.push(Event::ClusterStart { timecode: tc });
                                 break;
                             }
                         }
@@ -623,13 +627,20 @@ impl Demuxer {
                             self.emit_header(out)?;
                         }
                     }
+                    // Fragment metadata: it annotates the next cluster.
+                    id::TAGS => {
+                        let Some(whole) = self.take_whole_raw(h)? else {
+                            return Ok(());
+                        };
+                        out.push(Event::Tags(whole));
+                    }
                     _ if h.size == UNKNOWN_SIZE => {
                         return Err(invalid(format!(
                             "element 0x{:x} of unknown size inside a Segment",
                             h.id
                         )));
                     }
-                    // SeekHead, Cues, Tags, Void, Chapters, ...: not kept.
+                    // SeekHead, Cues, Void, Chapters, ...: not kept.
                     _ => {
                         let total = h.len as u64 + h.size;
                         let have = self.buf.len() as u64;
@@ -787,6 +798,35 @@ pub fn ebml_header() -> Vec<u8> {
     let mut out = Vec::new();
     put_element(&mut out, id::EBML, &body);
     out
+}
+
+/// The (name, value) of every SimpleTag in a whole Tags element.
+pub fn simple_tags(raw: &[u8]) -> Result<Vec<(String, String)>, MkvError> {
+    let h = read_header(raw)?.ok_or_else(|| invalid("an empty Tags element"))?;
+    let mut out = Vec::new();
+    for tag in children(&raw[h.len..]) {
+        let (tid, tag) = tag?;
+        if tid != id::TAG {
+            continue;
+        }
+        for st in children(tag) {
+            let (sid, st) = st?;
+            if sid != id::SIMPLE_TAG {
+                continue;
+            }
+            let (mut name, mut value) = (String::new(), String::new());
+            for f in children(st) {
+                let (fid, v) = f?;
+                match fid {
+                    id::TAG_NAME => name = string(v),
+                    id::TAG_STRING => value = string(v),
+                    _ => {}
+                }
+            }
+            out.push((name, value));
+        }
+    }
+    Ok(out)
 }
 
 /// A Tags element of SimpleTags (name, value), one Tag with empty Targets.

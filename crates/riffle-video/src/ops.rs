@@ -525,3 +525,18 @@ mod tests {
         }
     }
 }
+
+/// The registry key of the stream a data-plane request names.
+pub(crate) fn locate_stream(
+    svc: &Service,
+    ctx: &Ctx,
+    name: Option<&str>,
+    stream_arn: Option<&str>,
+) -> Result<String> {
+    locate(svc, ctx, name, stream_arn)
+}
+
+/// The error for a stream that does not exist.
+pub(crate) fn stream_not_found() -> VideoError {
+    not_found()
+}

@@ -105,6 +105,18 @@ pub fn offset_of(number: &str, log_id: u64) -> Option<u64> {
     (n / FRAGMENT_BASE == log_id as u128).then_some((n % FRAGMENT_BASE) as u64)
 }
 
+/// The log of a stream incarnation: its creation time with ten bits of its
+/// region and name, so incarnations never share a log.
+pub fn log_id_of(s: &crate::state::Stream) -> u64 {
+    // FNV-1a: stable across builds and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.region.bytes().chain([0]).chain(s.name.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    ((s.created_ms.max(0) as u64) << 10) | (h & 0x3ff)
+}
+
 /// What a new fragment is, before it has an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewFragment {
@@ -121,6 +133,8 @@ pub struct Store {
     /// Serialises appends, so a fragment's data offset is known before
     /// its index record is written.
     append: tokio::sync::Mutex<()>,
+    /// Bumped whenever a fragment joins the index.
+    added: tokio::sync::watch::Sender<u64>,
 }
 
 fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -182,6 +196,7 @@ impl Store {
             log,
             index: RwLock::new(index),
             append: tokio::sync::Mutex::new(()),
+            added: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -230,9 +245,12 @@ impl Store {
         let durable = appended.durable;
         let done: Durable = Box::pin(async move {
             durable.await?;
-            let mut index = write_lock(&me.index);
-            let at = index.partition_point(|f| f.offset < frag.offset);
-            index.insert(at, frag);
+            {
+                let mut index = write_lock(&me.index);
+                let at = index.partition_point(|f| f.offset < frag.offset);
+                index.insert(at, frag);
+            }
+            me.added.send_modify(|n| *n += 1);
             Ok(())
         });
         Ok((frag, done))
@@ -292,15 +310,20 @@ impl Store {
         self.log.next_offset(DATA)
     }
 
+    /// The number the next fragment will take.
+    pub fn next_number(&self) -> String {
+        (self.log_id as u128 * FRAGMENT_BASE + self.next_offset() as u128).to_string()
+    }
+
     /// Drops fragments that arrived before `cutoff_ms`.
     pub fn trim(&self, cutoff_ms: i64) {
         self.log.trim(cutoff_ms);
         write_lock(&self.index).retain(|f| f.server_ms >= cutoff_ms);
     }
 
-    /// Changes whenever durable data is added.
+    /// Changes whenever a fragment joins the index.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.log.watch()
+        self.added.subscribe()
     }
 
     /// The number of fragments and their stored bytes.
@@ -334,7 +357,10 @@ mod tests {
             .unwrap();
         assert!(store.fragments().is_empty(), "visible only once durable");
         d.await.unwrap();
-        let (b, d) = store.append(meta(2_000), 0, big.clone(), 2_005).await.unwrap();
+        let (b, d) = store
+            .append(meta(2_000), 0, big.clone(), 2_005)
+            .await
+            .unwrap();
         d.await.unwrap();
         assert_eq!(b.chunks, 3);
         assert_eq!(store.read(&a).unwrap(), Bytes::from_static(b"hdrcluster"));

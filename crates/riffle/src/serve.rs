@@ -193,10 +193,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 store.namespace(riffle_analytics::NAMESPACE)?,
             )
             .context("loading analytics applications")?;
+            // Video fragments live in their own logs under `video/`.
+            let video_dir = args.data_dir.join("video");
+            let video_engine: Arc<dyn LogEngine> = DiskEngine::open(
+                video_dir.clone(),
+                DiskConfig {
+                    durability,
+                    segment_bytes: args.segment_bytes,
+                    sync_interval: Duration::from_millis(args.sync_interval_ms.max(1)),
+                },
+            )
+            .with_context(|| format!("opening {}", video_dir.display()))?;
             let video = riffle_video::Service::open(
                 video_cfg,
                 clock.clone() as Arc<dyn Clock>,
                 store.namespace(riffle_video::NAMESPACE)?,
+                video_engine,
             )
             .context("loading video streams")?;
             tracing::info!(
