@@ -1,7 +1,8 @@
 """Kinesis Video Streams control plane with boto3's `kinesisvideo` client
 (REST-JSON): every stream operation, the StreamInfo AWS returns, version
-checks, pagination, tags, the errors and their HTTP statuses, operations
-not served yet, and persistence across a restart."""
+checks, pagination, tags, the errors and their HTTP statuses, and
+persistence across a restart. Channels and the other configurations are in
+test_video_control.py."""
 import re
 import time
 
@@ -273,13 +274,6 @@ def test_resource_tags(kv):
         "1 validation error detected: Value 'arn:aws:kinesis:us-east-1:1:stream/x' at 'resourceARN' failed to "
         "satisfy constraint: Member must satisfy regular expression pattern: "
         "arn:[a-z\\d-]+:kinesisvideo:[a-z0-9-]+:[0-9]+:[a-z]+/[a-zA-Z0-9_.-]+/[0-9]+", 400)
-
-
-def test_operations_not_served_yet(kv):
-    assert err(kv.create_signaling_channel, ChannelName="ch") == (
-        "UnsupportedOperationException", "CreateSignalingChannel is not supported by this endpoint.", 400)
-    assert err(kv.describe_edge_configuration, StreamName="x") == (
-        "UnsupportedOperationException", "DescribeEdgeConfiguration is not supported by this endpoint.", 400)
 
 
 def test_error_wire_shape(srv):

@@ -1,14 +1,19 @@
 //! Amazon Kinesis Video Streams (`kinesisvideo` 2017-09-30): the control
-//! plane of streams.
+//! plane of streams and signaling channels.
 //!
-//! - [`Service`] holds every stream of the account, keyed by region and
-//!   name, in a [`riffle_meta::cells::Registry`] on the `video` namespace
-//!   of the shared metadata store.
+//! - [`Service`] holds every stream and every signaling channel of the
+//!   account, keyed by region and name, in two
+//!   [`riffle_meta::cells::Registry`] tables (`streams`, `channels`) on the
+//!   `video` namespace of the shared metadata store.
 //! - [`Service::call`] runs one operation: it validates the decoded body
 //!   against the generated [`model`] (AWS's validation errors, reported as
 //!   `InvalidArgumentException`), converts it into the operation's typed
 //!   input and runs the handler in [`ops`].
-//! - [`state`]: a stream (also its stored row) and its status machine.
+//! - [`channels`]: signaling channels and their media storage
+//!   configuration; [`configs`]: a stream's image generation,
+//!   notification, edge and storage configurations.
+//! - [`state`]: a stream and a channel (also their stored rows) and their
+//!   status machines.
 //! - [`error::VideoError`] maps every failure to AWS's error type and
 //!   HTTP status.
 
@@ -21,6 +26,8 @@ use riffle_meta::cells::Registry;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod channels;
+pub mod configs;
 pub mod error;
 pub mod ingest;
 pub mod media;
@@ -129,6 +136,8 @@ pub struct Config {
     pub status_delay_ms: i64,
     /// Streams allowed per region.
     pub stream_limit: usize,
+    /// Signaling channels allowed per region.
+    pub channel_limit: usize,
 }
 
 impl Default for Config {
@@ -137,6 +146,7 @@ impl Default for Config {
             account: "000000000000".into(),
             status_delay_ms: 500,
             stream_limit: 10_000,
+            channel_limit: 10_000,
         }
     }
 }
@@ -159,6 +169,10 @@ pub struct Service {
     engine: Arc<dyn LogEngine>,
     /// The data plane's state of each stream incarnation, by log id.
     media: Mutex<HashMap<u64, Arc<media::Media>>>,
+    pub(crate) channels: Registry<state::Channel, ()>,
+    /// Serialises media storage changes, which check every channel's
+    /// stream.
+    pub(crate) mapping: tokio::sync::Mutex<()>,
 }
 
 /// A stream's registry key.
@@ -167,9 +181,9 @@ pub(crate) fn key(region: &str, name: &str) -> String {
 }
 
 impl Service {
-    /// A service whose streams live in the namespace `ns` of the shared
-    /// store (loaded now) and whose fragments live in `engine`'s logs
-    /// (logs no stream names are removed).
+    /// A service whose streams and channels live in the namespace `ns`
+    /// of the shared store (loaded now) and whose fragments live in
+    /// `engine`'s logs (logs no stream names are removed).
     pub fn open(
         cfg: Config,
         clock: Arc<dyn Clock>,
@@ -178,8 +192,15 @@ impl Service {
     ) -> std::result::Result<Arc<Service>, OpenError> {
         let now = clock.clone();
         let streams = Registry::open(
-            ns,
+            ns.clone(),
             "streams",
+            move || now.now_ms(),
+            |_, _| Ok::<_, riffle_meta::MetaError>(()),
+        )?;
+        let now = clock.clone();
+        let channels = Registry::open(
+            ns,
+            "channels",
             move || now.now_ms(),
             |_, _| Ok::<_, riffle_meta::MetaError>(()),
         )?;
@@ -187,6 +208,8 @@ impl Service {
             cfg,
             clock,
             streams,
+            channels,
+            mapping: tokio::sync::Mutex::new(()),
             engine,
             media: Mutex::new(HashMap::new()),
         };
@@ -248,8 +271,8 @@ impl Service {
     }
 
     /// Persists due transitions, sweeps deleted streams (and their
-    /// fragments) and drops fragments past retention; the server's
-    /// maintenance task runs this every second.
+    /// fragments) and channels, and drops fragments past retention; the
+    /// server's maintenance task runs this every second.
     pub async fn maintain(&self) {
         match self.streams.settle_all().await {
             Ok(swept) => {
@@ -275,6 +298,9 @@ impl Service {
                 RETAIN_FOR_LIVE_MS
             };
             m.store.trim(now - keep_ms);
+        }
+        if let Err(e) = self.channels.settle_all().await {
+            tracing::error!(error = %e, "video maintenance failed");
         }
     }
 

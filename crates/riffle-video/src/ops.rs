@@ -1,5 +1,8 @@
-//! The operations. [`dispatch`] is the one registration list; the model's
-//! operations it does not list answer `UnsupportedOperationException`.
+//! The operations. [`dispatch`] is the one registration list and serves
+//! every operation of the model; an operation a newer model adds answers
+//! `UnsupportedOperationException` until it is listed here.
+//! Streams and tags are here; signaling channels in [`crate::channels`],
+//! a stream's other configurations in [`crate::configs`].
 
 use std::collections::BTreeMap;
 
@@ -9,7 +12,7 @@ use riffle_wire::Value;
 
 use crate::error::{Result, VideoError};
 use crate::state::{Status, Stream};
-use crate::{input, key, model, Ctx, Service};
+use crate::{channels, configs, input, key, model, Ctx, Service};
 
 /// Tags a stream may carry.
 pub const MAX_TAGS: usize = 50;
@@ -31,35 +34,59 @@ macro_rules! operations {
 /// Runs operation `op` on a validated body.
 pub async fn dispatch(svc: &Service, ctx: &Ctx, op: &str, body: Value) -> Result<Value> {
     operations!(svc, ctx, op, body;
+        "CreateSignalingChannel" => channels::create,
         "CreateStream" => create,
+        "DeleteEdgeConfiguration" => configs::delete_edge,
+        "DeleteSignalingChannel" => channels::delete,
         "DeleteStream" => delete,
+        "DescribeEdgeConfiguration" => configs::describe_edge,
+        "DescribeImageGenerationConfiguration" => configs::describe_image_generation,
+        "DescribeMappedResourceConfiguration" => configs::describe_mapped_resource,
+        "DescribeMediaStorageConfiguration" => channels::describe_media_storage,
+        "DescribeNotificationConfiguration" => configs::describe_notification,
+        "DescribeSignalingChannel" => channels::describe,
         "DescribeStream" => describe,
+        "DescribeStreamStorageConfiguration" => configs::describe_storage,
         "GetDataEndpoint" => data_endpoint,
+        "GetSignalingChannelEndpoint" => channels::endpoint,
+        "ListEdgeAgentConfigurations" => configs::list_edge_agent,
+        "ListSignalingChannels" => channels::list,
         "ListStreams" => list,
         "ListTagsForResource" => list_tags_for_resource,
         "ListTagsForStream" => list_tags,
+        "StartEdgeConfigurationUpdate" => configs::start_edge,
         "TagResource" => tag_resource,
         "TagStream" => tag,
         "UntagResource" => untag_resource,
         "UntagStream" => untag,
         "UpdateDataRetention" => update_retention,
+        "UpdateImageGenerationConfiguration" => configs::update_image_generation,
+        "UpdateMediaStorageConfiguration" => channels::update_media_storage,
+        "UpdateNotificationConfiguration" => configs::update_notification,
+        "UpdateSignalingChannel" => channels::update,
         "UpdateStream" => update,
+        "UpdateStreamStorageConfiguration" => configs::update_storage,
     )
 }
 
 // ---------------------------------------------------------------------
 // Texts and names
 
-fn not_found() -> VideoError {
+pub(crate) fn not_found() -> VideoError {
     VideoError::ResourceNotFound("The requested stream is not found or not active.".into())
 }
 
-fn arn(region: &str, account: &str, name: &str, created_ms: i64) -> String {
+pub(crate) fn arn(region: &str, account: &str, name: &str, created_ms: i64) -> String {
     format!("arn:aws:kinesisvideo:{region}:{account}:stream/{name}/{created_ms}")
 }
 
+/// A signaling channel's ARN.
+pub(crate) fn channel_arn(region: &str, account: &str, name: &str, created_ms: i64) -> String {
+    format!("arn:aws:kinesisvideo:{region}:{account}:channel/{name}/{created_ms}")
+}
+
 /// The region, resource kind and name a Kinesis Video ARN names.
-fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
     let rest = arn.strip_prefix("arn:")?;
     let mut parts = rest.splitn(5, ':');
     let _partition = parts.next()?;
@@ -74,7 +101,7 @@ fn parse_arn(arn: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// A new stream version: 20 letters and digits.
-fn new_version() -> String {
+pub(crate) fn new_version() -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
     (0..20)
@@ -84,7 +111,7 @@ fn new_version() -> String {
 
 /// The registry key of the stream a request names by StreamName or
 /// StreamARN (both: they must name the same stream).
-fn locate(
+pub(crate) fn locate(
     svc: &Service,
     ctx: &Ctx,
     name: Option<&str>,
@@ -118,6 +145,26 @@ fn locate(
     }
 }
 
+/// The name a NextToken continues after (tokens are hex of that name).
+pub(crate) fn after_token(token: Option<&str>) -> Result<Option<String>> {
+    match token.filter(|t| !t.is_empty()) {
+        Some(t) => Ok(Some(
+            hex::decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    VideoError::InvalidArgument(format!("NextToken {t} is not valid."))
+                })?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The NextToken of a page that ends with `last` when more follow.
+pub(crate) fn next_token(more: bool, last: Option<&str>) -> Option<String> {
+    more.then(|| last.map(hex::encode)).flatten()
+}
+
 fn stream_info(s: &Stream) -> model::StreamInfo {
     model::StreamInfo {
         device_name: s.device_name.clone(),
@@ -132,7 +179,7 @@ fn stream_info(s: &Stream) -> model::StreamInfo {
     }
 }
 
-fn merged_tags(
+pub(crate) fn merged_tags(
     cur: &BTreeMap<String, String>,
     add: impl IntoIterator<Item = (String, String)>,
 ) -> Result<BTreeMap<String, String>> {
@@ -182,6 +229,12 @@ pub async fn create(
         created_ms: now,
         retention_hours: retention,
         tags,
+        storage_tier: i
+            .stream_storage_configuration
+            .map(|c| c.default_storage_tier),
+        image_generation: None,
+        notification: None,
+        edge: None,
     };
     let limit = svc.cfg.stream_limit;
     let created = svc
@@ -230,17 +283,7 @@ pub async fn list(
     i: model::ListStreamsInput,
 ) -> Result<model::ListStreamsOutput> {
     let limit = i.max_results.map_or(10_000, |n| n.max(1) as usize);
-    let after = match i.next_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => Some(
-            hex::decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    VideoError::InvalidArgument(format!("NextToken {t} is not valid."))
-                })?,
-        ),
-        None => None,
-    };
+    let after = after_token(i.next_token.as_deref())?;
     let prefix = i
         .stream_name_condition
         .and_then(|c| c.comparison_value)
@@ -254,9 +297,7 @@ pub async fn list(
         .filter(|s| after.as_deref().is_none_or(|a| s.name.as_str() > a))
         .collect();
     let page: Vec<_> = streams.iter().take(limit).collect();
-    let next_token = (streams.len() > limit)
-        .then(|| page.last().map(|s| hex::encode(&s.name)))
-        .flatten();
+    let next_token = next_token(streams.len() > limit, page.last().map(|s| s.name.as_str()));
     Ok(model::ListStreamsOutput {
         stream_info_list: Some(page.iter().map(|s| stream_info(s)).collect()),
         next_token,
@@ -265,7 +306,7 @@ pub async fn list(
 
 /// A change to an ACTIVE stream of the given version: a new version, and
 /// UPDATING for the status delay.
-async fn change(
+pub(crate) async fn change(
     svc: &Service,
     k: &str,
     version: &str,
@@ -393,35 +434,76 @@ pub async fn data_endpoint(
 // ---------------------------------------------------------------------
 // Tags
 
-async fn add_tags(svc: &Service, k: &str, tags: BTreeMap<String, String>) -> Result<()> {
-    svc.streams
-        .update(k, |s| {
-            s.tags = merged_tags(&s.tags, tags)?;
-            Ok::<_, VideoError>(())
-        })
-        .await?
-        .ok_or_else(not_found)
+/// A tagged resource: a stream or a signaling channel, by registry key.
+enum Tagged {
+    Stream(String),
+    Channel(String),
 }
 
-async fn remove_tags(svc: &Service, k: &str, keys: &[String]) -> Result<()> {
-    svc.streams
-        .update(k, |s| {
-            for t in keys {
-                s.tags.remove(t);
-            }
-            Ok::<_, VideoError>(())
-        })
-        .await?
-        .ok_or_else(not_found)
+async fn add_tags(svc: &Service, r: &Tagged, tags: BTreeMap<String, String>) -> Result<()> {
+    match r {
+        Tagged::Stream(k) => svc
+            .streams
+            .update(k, |s| {
+                s.tags = merged_tags(&s.tags, tags)?;
+                Ok::<_, VideoError>(())
+            })
+            .await?
+            .ok_or_else(not_found),
+        Tagged::Channel(k) => svc
+            .channels
+            .update(k, |c| {
+                c.tags = merged_tags(&c.tags, tags)?;
+                Ok::<_, VideoError>(())
+            })
+            .await?
+            .ok_or_else(channels::not_found),
+    }
 }
 
-fn tags_of(svc: &Service, k: &str) -> Result<BTreeMap<String, String>> {
-    Ok(svc.streams.get(k).ok_or_else(not_found)?.tags.clone())
+async fn remove_tags(svc: &Service, r: &Tagged, keys: &[String]) -> Result<()> {
+    match r {
+        Tagged::Stream(k) => svc
+            .streams
+            .update(k, |s| {
+                for t in keys {
+                    s.tags.remove(t);
+                }
+                Ok::<_, VideoError>(())
+            })
+            .await?
+            .ok_or_else(not_found),
+        Tagged::Channel(k) => svc
+            .channels
+            .update(k, |c| {
+                for t in keys {
+                    c.tags.remove(t);
+                }
+                Ok::<_, VideoError>(())
+            })
+            .await?
+            .ok_or_else(channels::not_found),
+    }
 }
 
-/// The stream a ResourceARN names (signaling channels are not served).
-fn resource(svc: &Service, ctx: &Ctx, arn: &str) -> Result<String> {
-    locate(svc, ctx, None, Some(arn))
+fn tags_of(svc: &Service, r: &Tagged) -> Result<BTreeMap<String, String>> {
+    match r {
+        Tagged::Stream(k) => Ok(svc.streams.get(k).ok_or_else(not_found)?.tags.clone()),
+        Tagged::Channel(k) => Ok(svc
+            .channels
+            .get(k)
+            .ok_or_else(channels::not_found)?
+            .tags
+            .clone()),
+    }
+}
+
+/// The stream or signaling channel a ResourceARN names.
+fn resource(svc: &Service, ctx: &Ctx, arn: &str) -> Result<Tagged> {
+    match parse_arn(arn) {
+        Some((_, "channel", _)) => channels::locate(svc, ctx, None, Some(arn)).map(Tagged::Channel),
+        _ => locate(svc, ctx, None, Some(arn)).map(Tagged::Stream),
+    }
 }
 
 pub async fn tag(
@@ -430,7 +512,7 @@ pub async fn tag(
     i: model::TagStreamInput,
 ) -> Result<model::TagStreamOutput> {
     let k = locate(svc, ctx, i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    add_tags(svc, &k, i.tags).await?;
+    add_tags(svc, &Tagged::Stream(k), i.tags).await?;
     Ok(model::TagStreamOutput {})
 }
 
@@ -440,7 +522,7 @@ pub async fn untag(
     i: model::UntagStreamInput,
 ) -> Result<model::UntagStreamOutput> {
     let k = locate(svc, ctx, i.stream_name.as_deref(), i.stream_arn.as_deref())?;
-    remove_tags(svc, &k, &i.tag_key_list).await?;
+    remove_tags(svc, &Tagged::Stream(k), &i.tag_key_list).await?;
     Ok(model::UntagStreamOutput {})
 }
 
@@ -452,7 +534,7 @@ pub async fn list_tags(
     let k = locate(svc, ctx, i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     Ok(model::ListTagsForStreamOutput {
         next_token: None,
-        tags: Some(tags_of(svc, &k)?),
+        tags: Some(tags_of(svc, &Tagged::Stream(k))?),
     })
 }
 
@@ -461,10 +543,10 @@ pub async fn tag_resource(
     ctx: &Ctx,
     i: model::TagResourceInput,
 ) -> Result<model::TagResourceOutput> {
-    let k = resource(svc, ctx, &i.resource_arn)?;
+    let r = resource(svc, ctx, &i.resource_arn)?;
     add_tags(
         svc,
-        &k,
+        &r,
         i.tags.into_iter().map(|t| (t.key, t.value)).collect(),
     )
     .await?;
@@ -476,8 +558,8 @@ pub async fn untag_resource(
     ctx: &Ctx,
     i: model::UntagResourceInput,
 ) -> Result<model::UntagResourceOutput> {
-    let k = resource(svc, ctx, &i.resource_arn)?;
-    remove_tags(svc, &k, &i.tag_key_list).await?;
+    let r = resource(svc, ctx, &i.resource_arn)?;
+    remove_tags(svc, &r, &i.tag_key_list).await?;
     Ok(model::UntagResourceOutput {})
 }
 
@@ -486,10 +568,10 @@ pub async fn list_tags_for_resource(
     ctx: &Ctx,
     i: model::ListTagsForResourceInput,
 ) -> Result<model::ListTagsForResourceOutput> {
-    let k = resource(svc, ctx, &i.resource_arn)?;
+    let r = resource(svc, ctx, &i.resource_arn)?;
     Ok(model::ListTagsForResourceOutput {
         next_token: None,
-        tags: Some(tags_of(svc, &k)?),
+        tags: Some(tags_of(svc, &r)?),
     })
 }
 
@@ -516,6 +598,27 @@ mod tests {
         assert_eq!(v.len(), 20);
         assert!(v.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(v, new_version());
+    }
+
+    #[tokio::test]
+    async fn every_model_operation_is_served() {
+        let svc = Service::new(
+            crate::Config::default(),
+            riffle_core::clock::ManualClock::new(1_000),
+        );
+        let ctx = Ctx {
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        for (op, _) in model::OPERATIONS {
+            let out = svc
+                .call(&ctx, op, Value::Map(riffle_wire::Map::new()))
+                .await;
+            assert!(
+                !matches!(out, Err(VideoError::UnsupportedOperation(_))),
+                "{op} is not dispatched"
+            );
+        }
     }
 
     #[test]
