@@ -326,6 +326,10 @@ impl Ingest {
         }
         drop(persist_tx);
         let _ = persister.await;
+        // The stream is free for the next producer before the response
+        // ends.
+        drop(self);
+        drop(acks);
     }
 
     /// Handles demuxed events; `false` ends the upload.

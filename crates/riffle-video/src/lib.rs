@@ -323,6 +323,11 @@ impl Service {
     }
 }
 
+/// Converts a validated body into an operation's input type.
+pub(crate) fn input<T: FromValue>(v: Value) -> T {
+    T::from_value(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,9 +347,4 @@ mod tests {
         assert_eq!(have, want);
         assert!(PATHS.iter().all(|p| operation_of_path(p).is_some()));
     }
-}
-
-/// Converts a validated body into an operation's input type.
-pub(crate) fn input<T: FromValue>(v: Value) -> T {
-    T::from_value(v)
 }

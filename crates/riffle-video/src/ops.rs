@@ -575,6 +575,21 @@ pub async fn list_tags_for_resource(
     })
 }
 
+/// The registry key of the stream a data-plane request names.
+pub(crate) fn locate_stream(
+    svc: &Service,
+    ctx: &Ctx,
+    name: Option<&str>,
+    stream_arn: Option<&str>,
+) -> Result<String> {
+    locate(svc, ctx, name, stream_arn)
+}
+
+/// The error for a stream that does not exist.
+pub(crate) fn stream_not_found() -> VideoError {
+    not_found()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,19 +642,4 @@ mod tests {
             assert!(p.compiled().is_some(), "{}", p.src);
         }
     }
-}
-
-/// The registry key of the stream a data-plane request names.
-pub(crate) fn locate_stream(
-    svc: &Service,
-    ctx: &Ctx,
-    name: Option<&str>,
-    stream_arn: Option<&str>,
-) -> Result<String> {
-    locate(svc, ctx, name, stream_arn)
-}
-
-/// The error for a stream that does not exist.
-pub(crate) fn stream_not_found() -> VideoError {
-    not_found()
 }
