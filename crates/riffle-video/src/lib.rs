@@ -28,6 +28,7 @@ pub mod media_model;
 pub mod archive_model;
 pub mod mkv;
 pub mod ops;
+pub mod playback;
 pub mod state;
 
 use error::Result;

@@ -1,0 +1,289 @@
+//! The playback media layer against real media: ffmpeg encodes test
+//! sources to Matroska, the demuxer reads them as an upload, and ffprobe /
+//! ffmpeg check what playback makes of them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use riffle_video::mkv::{parse_cluster, Demuxer, Event, StreamHeader};
+use riffle_video::playback::{fmp4, Fragment, Media};
+use serde_json::Value;
+
+/// When the stream "began": producer timestamps are this plus the cluster
+/// timecodes.
+const EPOCH_MS: i64 = 1_700_000_000_000;
+
+fn have_ffmpeg() -> bool {
+    let ok = |bin: &str| {
+        Command::new(bin)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("ffmpeg") && ok("ffprobe") {
+        return true;
+    }
+    eprintln!("SKIPPED: ffmpeg and ffprobe are needed for the playback tests");
+    false
+}
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+}
+
+/// Encodes 4 s of testsrc (320x240, 25 fps, a key frame every second)
+/// and, with `audio`, a 440 Hz sine as AAC.
+fn encode(dir: &Dir, name: &str, video_codec: &str, audio: bool) -> Vec<u8> {
+    let out = dir.path(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    cmd.args([
+        "-t",
+        "4",
+        "-c:v",
+        video_codec,
+        "-g",
+        "25",
+        "-pix_fmt",
+        "yuv420p",
+    ]);
+    if video_codec == "libx265" {
+        cmd.args(["-x265-params", "log-level=error"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac"]);
+    }
+    cmd.args(["-f", "matroska"]).arg(&out);
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read(out).unwrap()
+}
+
+/// The upload as stored fragments, fed to the demuxer in 1000-byte pieces.
+fn fragments(upload: &[u8]) -> Vec<Fragment> {
+    let mut d = Demuxer::new(16 << 20);
+    let mut events = Vec::new();
+    for piece in upload.chunks(1000) {
+        events.extend(d.push(piece).unwrap());
+    }
+    events.extend(d.finish().unwrap());
+    let mut header: Option<Arc<StreamHeader>> = None;
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            Event::Header(h) => header = Some(h),
+            Event::Cluster { body, .. } => {
+                let h = header.clone().expect("a header before clusters");
+                let cluster = parse_cluster(&body).unwrap();
+                let ms = (cluster.timecode as i128 * h.timecode_scale as i128 / 1_000_000) as i64;
+                out.push(Fragment {
+                    number: format!("9134385233318150{:05}", out.len()),
+                    producer_ms: EPOCH_MS + ms,
+                    server_ms: EPOCH_MS + ms + 250,
+                    header: h,
+                    cluster,
+                });
+            }
+            Event::ClusterStart { .. } => {}
+        }
+    }
+    out
+}
+
+/// How long after the first fragment's earliest frame its first video
+/// frame comes, in seconds.
+fn video_lead_s(frags: &[Fragment]) -> f64 {
+    let f = &frags[0];
+    let video = f
+        .header
+        .tracks
+        .iter()
+        .find(|t| t.is_video())
+        .unwrap()
+        .number;
+    let first = f.cluster.frames.iter().map(|x| x.timecode).min().unwrap();
+    let first_video = f
+        .cluster
+        .frames
+        .iter()
+        .filter(|x| x.track == video)
+        .map(|x| x.timecode)
+        .min()
+        .unwrap();
+    (first_video - first) as f64 * f.header.timecode_scale as f64 / 1e9
+}
+
+fn ffprobe(path: &Path) -> Value {
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,codec_type,width,height,duration,nb_read_frames,sample_rate,channels:format=duration,format_name",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "ffprobe complained");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Decodes the whole file; ffmpeg must report no error.
+fn decodes_cleanly(path: &Path) {
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "decoding {path:?}");
+}
+
+fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
+    probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream in {probe}"))
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => s.parse().unwrap(),
+        Value::Number(n) => n.as_f64().unwrap(),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn assert_close(got: f64, want: f64, tolerance: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tolerance,
+        "{what}: {got} is not {want} ± {tolerance}"
+    );
+}
+
+/// The video stream of a probe: codec, size and every frame.
+fn check_video(probe: &Value, codec: &str) {
+    let v = stream(probe, "video");
+    assert_eq!(v["codec_name"], codec, "{probe}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(num(&v["nb_read_frames"]), 100.0, "{probe}");
+}
+
+fn check_audio(probe: &Value) {
+    let a = stream(probe, "audio");
+    assert_eq!(a["codec_name"], "aac");
+    assert_eq!(num(&a["sample_rate"]), 48000.0);
+    assert_eq!(a["channels"].as_u64(), Some(1));
+    // 4 s of 1024-sample frames, the encoder's priming frame included.
+    let frames = num(&a["nb_read_frames"]);
+    assert!((188.0..=190.0).contains(&frames), "{frames} audio frames");
+}
+
+#[test]
+fn clips_are_fragmented_mp4_that_play_whole() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    for (name, codec, audio, probe_codec) in [
+        ("av.mkv", "libx264", true, "h264"),
+        ("v.mkv", "libx264", false, "h264"),
+        ("hevc.mkv", "libx265", false, "hevc"),
+    ] {
+        let frags = fragments(&encode(&dir, name, codec, audio));
+        assert_eq!(frags.len(), 4, "{name}: one fragment per key frame");
+        let media = Media::from_header(&frags[0].header).unwrap();
+        assert_eq!(media.tracks.len(), 1 + audio as usize);
+        let clip = fmp4::clip(&media, &frags).unwrap();
+        let path = dir.write(&format!("{name}.mp4"), &clip);
+        let probe = ffprobe(&path);
+        check_video(&probe, probe_codec);
+        if audio {
+            check_audio(&probe);
+        }
+        // ffmpeg counts a track's duration from the clip's start; video
+        // begins `lead` after audio when the audio came first.
+        let lead = video_lead_s(&frags);
+        assert_close(
+            num(&stream(&probe, "video")["duration"]),
+            4.0 + lead,
+            0.04,
+            name,
+        );
+        if audio {
+            // 189 frames of 1024 samples.
+            assert_close(
+                num(&stream(&probe, "audio")["duration"]),
+                4.032,
+                0.021,
+                name,
+            );
+        }
+        // ffmpeg presents B-frame video from its first decode time plus
+        // the largest reordering (two frames here), as it does for the
+        // fragmented MP4 it writes itself.
+        let format = num(&probe["format"]["duration"]);
+        assert!(
+            (4.0..=4.0 + lead + 0.12).contains(&format),
+            "{name}: {format}"
+        );
+        decodes_cleanly(&path);
+    }
+}
+
+#[test]
+fn hls_fmp4_segments_join_into_one_stream() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    let frags = fragments(&encode(&dir, "av.mkv", "libx264", true));
+    let media = Media::from_header(&frags[0].header).unwrap();
+    // Init, then each fragment served alone (as a player fetches them).
+    let mut joined = fmp4::init_segment(&media);
+    for (i, f) in frags.iter().enumerate() {
+        let seg = fmp4::media_segments(&media, std::slice::from_ref(f), i as u32 + 1, 0).unwrap();
+        joined.extend_from_slice(&seg);
+    }
+    let path = dir.write("joined.mp4", &joined);
+    let probe = ffprobe(&path);
+    check_video(&probe, "h264");
+    check_audio(&probe);
+    decodes_cleanly(&path);
+}
