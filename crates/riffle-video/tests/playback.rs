@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use riffle_video::mkv::{parse_cluster, Demuxer, Event, StreamHeader};
-use riffle_video::playback::{fmp4, Fragment, Media};
+use riffle_video::playback::{fmp4, ts, Fragment, Media};
 use serde_json::Value;
 
 /// When the stream "began": producer timestamps are this plus the cluster
@@ -286,4 +286,41 @@ fn hls_fmp4_segments_join_into_one_stream() {
     check_video(&probe, "h264");
     check_audio(&probe);
     decodes_cleanly(&path);
+}
+
+#[test]
+fn transport_stream_segments_play_alone_and_joined() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    for (name, codec, audio, probe_codec) in [
+        ("av.mkv", "libx264", true, "h264"),
+        ("hevc.mkv", "libx265", false, "hevc"),
+    ] {
+        let frags = fragments(&encode(&dir, name, codec, audio));
+        let media = Media::from_header(&frags[0].header).unwrap();
+        // The whole stream as one segment.
+        let whole = ts::segment(&media, &frags).unwrap();
+        assert_eq!(whole.len() % 188, 0);
+        let path = dir.write(&format!("{name}.ts"), &whole);
+        let probe = ffprobe(&path);
+        check_video(&probe, probe_codec);
+        if audio {
+            check_audio(&probe);
+        }
+        assert_close(num(&stream(&probe, "video")["duration"]), 4.0, 0.04, name);
+        decodes_cleanly(&path);
+        // One segment per fragment, as HLS serves them, played in turn.
+        let mut joined = Vec::new();
+        for f in &frags {
+            let seg = ts::segment(&media, std::slice::from_ref(f)).unwrap();
+            let p = dir.write("one.ts", &seg);
+            decodes_cleanly(&p);
+            joined.extend_from_slice(&seg);
+        }
+        let path = dir.write(&format!("{name}.joined.ts"), &joined);
+        check_video(&ffprobe(&path), probe_codec);
+        decodes_cleanly(&path);
+    }
 }
