@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use riffle_video::mkv::{parse_cluster, Demuxer, Event, StreamHeader};
-use riffle_video::playback::{fmp4, ts, Fragment, Media};
+use riffle_video::playback::{dash, fmp4, hls, ts, Fragment, Media};
 use serde_json::Value;
 
 /// When the stream "began": producer timestamps are this plus the cluster
@@ -158,16 +158,41 @@ fn ffprobe(path: &Path) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// Decodes the whole file; ffmpeg must report no error.
-fn decodes_cleanly(path: &Path) {
+/// Decodes the whole file; ffmpeg must report no error. Returns how many
+/// video frames came out.
+fn decodes_cleanly(path: &Path) -> usize {
     let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v?",
+            "-vsync",
+            "passthrough",
+            "-f",
+            "framemd5",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "decoding {path:?}");
+    let o2 = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
         .args(["-f", "null", "-"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "", "decoding {path:?}");
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o2.stderr), "", "decoding {path:?}");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("0,"))
+        .count()
 }
 
 fn stream<'a>(probe: &'a Value, kind: &str) -> &'a Value {
@@ -263,7 +288,7 @@ fn clips_are_fragmented_mp4_that_play_whole() {
             (4.0..=4.0 + lead + 0.12).contains(&format),
             "{name}: {format}"
         );
-        decodes_cleanly(&path);
+        assert_eq!(decodes_cleanly(&path), 100);
     }
 }
 
@@ -285,7 +310,7 @@ fn hls_fmp4_segments_join_into_one_stream() {
     let probe = ffprobe(&path);
     check_video(&probe, "h264");
     check_audio(&probe);
-    decodes_cleanly(&path);
+    assert_eq!(decodes_cleanly(&path), 100);
 }
 
 #[test]
@@ -310,17 +335,149 @@ fn transport_stream_segments_play_alone_and_joined() {
             check_audio(&probe);
         }
         assert_close(num(&stream(&probe, "video")["duration"]), 4.0, 0.04, name);
-        decodes_cleanly(&path);
+        assert_eq!(decodes_cleanly(&path), 100);
         // One segment per fragment, as HLS serves them, played in turn.
         let mut joined = Vec::new();
         for f in &frags {
             let seg = ts::segment(&media, std::slice::from_ref(f)).unwrap();
             let p = dir.write("one.ts", &seg);
-            decodes_cleanly(&p);
+            assert_eq!(decodes_cleanly(&p), 25);
             joined.extend_from_slice(&seg);
         }
         let path = dir.write(&format!("{name}.joined.ts"), &joined);
         check_video(&ffprobe(&path), probe_codec);
-        decodes_cleanly(&path);
+        assert_eq!(decodes_cleanly(&path), 100);
     }
+}
+
+/// Each fragment's playing time, from the fragments as HLS lists them.
+fn hls_segments(frags: &[Fragment], ext: &str) -> Vec<hls::Segment> {
+    frags
+        .iter()
+        .enumerate()
+        .map(|(i, f)| hls::Segment {
+            uri: format!("seg{i}.{ext}"),
+            duration_s: f.duration_ms() / 1000.0,
+            program_date_time_ms: Some(f.producer_ms),
+            discontinuity: false,
+        })
+        .collect()
+}
+
+#[test]
+fn hls_playlists_of_both_containers_play_in_ffmpeg() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    let frags = fragments(&encode(&dir, "av.mkv", "libx264", true));
+    let media = Media::from_header(&frags[0].header).unwrap();
+    let durations: Vec<f64> = frags.iter().map(|f| f.duration_ms()).collect();
+    // Key frames every second: the last fragment ends a frame after its
+    // last video frame, the audio running a little past.
+    assert!(
+        durations.iter().all(|d| (960.0..=1120.0).contains(d)),
+        "{durations:?}"
+    );
+
+    for (container, ext) in [("ts", "ts"), ("fmp4", "m4s")] {
+        for (i, f) in frags.iter().enumerate() {
+            let seg = if container == "ts" {
+                ts::segment(&media, std::slice::from_ref(f)).unwrap()
+            } else {
+                fmp4::media_segments(&media, std::slice::from_ref(f), i as u32 + 1, 0).unwrap()
+            };
+            dir.write(&format!("seg{i}.{ext}"), &seg);
+        }
+        let init_uri = (container == "fmp4").then(|| {
+            dir.write("init.mp4", &fmp4::init_segment(&media));
+            "init.mp4".to_string()
+        });
+        let media_playlist = hls::media_playlist(&hls::MediaPlaylist {
+            media_sequence: 0,
+            playlist_type: hls::PlaylistType::Vod,
+            init_uri,
+            segments: hls_segments(&frags, ext),
+            ended: true,
+        });
+        assert!(
+            media_playlist.contains("#EXT-X-TARGETDURATION:2\n"),
+            "{media_playlist}"
+        );
+        dir.write(&format!("{container}.m3u8"), media_playlist.as_bytes());
+        let master = hls::master_playlist(&hls::Variant {
+            uri: format!("{container}.m3u8"),
+            bandwidth: 200_000,
+            codecs: media.codecs(),
+            resolution: Some((320, 240)),
+            frame_rate: None,
+        });
+        assert!(
+            master.contains("CODECS=\"avc1.64000d,mp4a.40.2\""),
+            "{master}"
+        );
+        let path = dir.write(&format!("master-{container}.m3u8"), master.as_bytes());
+        let probe = ffprobe(&path);
+        check_video(&probe, "h264");
+        check_audio(&probe);
+        assert_eq!(decodes_cleanly(&path), 100);
+    }
+}
+
+#[test]
+fn dash_manifests_list_each_track_apart() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    let frags = fragments(&encode(&dir, "av.mkv", "libx264", true));
+    let media = Media::from_header(&frags[0].header).unwrap();
+    let mut tracks = Vec::new();
+    for t in &media.tracks {
+        let alone = media.only(t.number).unwrap();
+        let init = format!("init-{}.mp4", t.number);
+        dir.write(&init, &fmp4::init_segment(&alone));
+        let mut segments = Vec::new();
+        for (i, (f, timing)) in frags.iter().zip(dash::timeline(t, &frags)).enumerate() {
+            let (start, duration) = timing.unwrap();
+            let name = format!("seg-{}-{i}.m4s", t.number);
+            let seg =
+                fmp4::media_segments(&alone, std::slice::from_ref(f), i as u32 + 1, 0).unwrap();
+            dir.write(&name, &seg);
+            segments.push(dash::MpdSegment {
+                url: name,
+                start,
+                duration,
+            });
+        }
+        tracks.push(dash::MpdTrack {
+            track: alone.tracks[0].clone(),
+            bandwidth: 100_000,
+            init_url: init,
+            segments,
+        });
+    }
+    // The video timeline: 90 kHz, 40 ms frames, continuous.
+    let v = &tracks[0].segments;
+    assert_eq!(v.iter().map(|s| s.duration).sum::<u64>(), 100 * 3600);
+    for w in v.windows(2) {
+        assert_eq!(w[0].start + w[0].duration, w[1].start);
+    }
+    let mpd = dash::manifest(dash::MpdType::Static, &tracks);
+    assert!(mpd.contains("type=\"static\""), "{mpd}");
+    let path = dir.write("stream.mpd", mpd.as_bytes());
+    // ffprobe's frame count through the DASH demuxer misses the frame its
+    // probing consumed; decoding shows every frame.
+    let probe = ffprobe(&path);
+    let v = stream(&probe, "video");
+    assert_eq!(
+        (
+            v["codec_name"].as_str(),
+            v["width"].as_u64(),
+            v["height"].as_u64()
+        ),
+        (Some("h264"), Some(320), Some(240))
+    );
+    check_audio(&probe);
+    assert_eq!(decodes_cleanly(&path), 100);
 }
