@@ -486,3 +486,137 @@ fn dash_manifests_list_each_track_apart() {
     check_audio(&probe);
     assert_eq!(decodes_cleanly(&path), 100);
 }
+
+/// The frame ffmpeg decodes at `index` of the source, as RGB.
+fn reference_frame(source: &Path, index: usize, dir: &Dir) -> image::RgbImage {
+    let out = dir.path(&format!("ref-{index}.png"));
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(source)
+        .args(["-vf", &format!("select=eq(n\\,{index})"), "-frames:v", "1"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    image::open(out).unwrap().to_rgb8()
+}
+
+/// Mean absolute difference per channel.
+fn difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn images_are_the_key_frame_at_or_before_the_time() {
+    use riffle_video::playback::image::{render, Clock, ImageError, ImageFormat, ImageRequest};
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    let frags = fragments(&encode(&dir, "av.mkv", "libx264", true));
+    let req = |at_ms: i64, format: ImageFormat, width, height| ImageRequest {
+        at_ms,
+        clock: Clock::Producer,
+        format,
+        width,
+        height,
+    };
+    // 1.5 s in: the second fragment's key frame (frame 25, at 1.021 s).
+    let at = EPOCH_MS + 1500;
+    let reference = reference_frame(&dir.path("av.mkv"), 25, &dir);
+
+    let png = render(&frags, &req(at, ImageFormat::Png, None, None)).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let got = image::load_from_memory(&png).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), (320, 240));
+    // Not a uniform picture: testsrc's colour bars and gradient.
+    let (p0, p1) = (got.get_pixel(20, 20), got.get_pixel(300, 200));
+    assert_ne!(p0, p1);
+    let d = difference(&got, &reference);
+    assert!(d < 3.0, "PNG differs from ffmpeg's decoding by {d}");
+    // Two spots, colour by colour, within a small tolerance.
+    for (x, y) in [(40, 40), (160, 200), (290, 120)] {
+        let (a, b) = (got.get_pixel(x, y), reference.get_pixel(x, y));
+        for c in 0..3 {
+            assert!(a[c].abs_diff(b[c]) <= 12, "({x},{y}): {a:?} vs {b:?}");
+        }
+    }
+
+    let jpeg = render(
+        &frags,
+        &req(at, ImageFormat::Jpeg { quality: 90 }, None, None),
+    )
+    .unwrap();
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF]);
+    let got = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    let d = difference(&got, &reference);
+    assert!(d < 6.0, "JPEG differs from ffmpeg's decoding by {d}");
+    let small = render(
+        &frags,
+        &req(at, ImageFormat::Jpeg { quality: 1 }, None, None),
+    )
+    .unwrap();
+    assert!(
+        small.len() < jpeg.len() / 2,
+        "{} vs {}",
+        small.len(),
+        jpeg.len()
+    );
+
+    // Sizes: one side keeps the aspect ratio, both stretch.
+    for (w, h, want) in [
+        (Some(160), None, (160, 120)),
+        (None, Some(60), (80, 60)),
+        (Some(100), Some(50), (100, 50)),
+    ] {
+        let b = render(&frags, &req(at, ImageFormat::Png, w, h)).unwrap();
+        let img = image::load_from_memory(&b).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), want);
+    }
+    let half = render(&frags, &req(at, ImageFormat::Png, Some(160), None)).unwrap();
+    let half = image::load_from_memory(&half).unwrap().to_rgb8();
+    let want = image::imageops::resize(&reference, 160, 120, image::imageops::FilterType::Triangle);
+    let d = difference(&half, &want);
+    assert!(d < 3.0, "scaled PNG differs by {d}");
+
+    // The first key frame at its own time; none before the stream or past it.
+    let first = render(&frags, &req(EPOCH_MS + 21, ImageFormat::Png, None, None)).unwrap();
+    let first = image::load_from_memory(&first).unwrap().to_rgb8();
+    let frame0 = reference_frame(&dir.path("av.mkv"), 0, &dir);
+    assert!(difference(&first, &frame0) < 3.0);
+    // The tolerance tells frames apart: frames 0 and 25 differ more.
+    let apart = difference(&frame0, &reference);
+    assert!(apart > 3.0, "{apart}");
+    assert_eq!(
+        render(
+            &frags,
+            &req(EPOCH_MS + 10_000, ImageFormat::Png, None, None)
+        ),
+        Err(ImageError::NoMedia)
+    );
+    assert_eq!(
+        render(&frags, &req(EPOCH_MS - 5_000, ImageFormat::Png, None, None)),
+        Err(ImageError::NoMedia)
+    );
+    // Server timestamps run 250 ms behind producer ones here.
+    let server = ImageRequest {
+        clock: Clock::Server,
+        ..req(EPOCH_MS + 21 + 250, ImageFormat::Png, None, None)
+    };
+    assert_eq!(
+        render(&frags, &server).unwrap(),
+        render(&frags, &req(EPOCH_MS + 21, ImageFormat::Png, None, None)).unwrap()
+    );
+
+    // H.265 cannot be pictured here: MEDIA_ERROR.
+    let hevc = fragments(&encode(&dir, "hevc.mkv", "libx265", false));
+    let err = render(&hevc, &req(EPOCH_MS + 500, ImageFormat::Png, None, None)).unwrap_err();
+    assert_eq!(err.aws_value(), "MEDIA_ERROR");
+}

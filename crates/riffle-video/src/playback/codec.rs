@@ -284,8 +284,7 @@ fn from_annex_b(codec: VideoCodec, nals: Vec<Bytes>) -> Option<VideoConfig> {
             .collect()
     };
     let mut rec = Vec::new();
-    let sets;
-    match codec {
+    let sets: Vec<Bytes> = match codec {
         VideoCodec::H264 => {
             let (sps, pps) = (of(7), of(8));
             let first = sps.first()?;
@@ -309,7 +308,7 @@ fn from_annex_b(codec: VideoCodec, nals: Vec<Bytes>) -> Option<VideoConfig> {
                 rec.extend_from_slice(&(p.len() as u16).to_be_bytes());
                 rec.extend_from_slice(p);
             }
-            sets = sps.into_iter().chain(pps).collect();
+            sps.into_iter().chain(pps).collect()
         }
         VideoCodec::H265 => {
             let (vps, sps, pps) = (of(32), of(33), of(34));
@@ -335,9 +334,9 @@ fn from_annex_b(codec: VideoCodec, nals: Vec<Bytes>) -> Option<VideoConfig> {
                     rec.extend_from_slice(n);
                 }
             }
-            sets = vps.into_iter().chain(sps).chain(pps).collect();
+            vps.into_iter().chain(sps).chain(pps).collect()
         }
-    }
+    };
     Some(VideoConfig {
         codec,
         record: Bytes::from(rec),

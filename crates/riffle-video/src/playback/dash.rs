@@ -83,9 +83,9 @@ pub fn manifest(kind: MpdType, tracks: &[MpdTrack]) -> String {
     match kind {
         MpdType::Static => {
             let end = tracks.iter().map(end_s).fold(start, f64::max);
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                " type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\">\n",
+                " type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\">",
                 duration(end - start),
                 duration(min_buffer)
             );
@@ -94,10 +94,10 @@ pub fn manifest(kind: MpdType, tracks: &[MpdTrack]) -> String {
             publish_ms,
             update_period_ms,
         } => {
-            let _ = write!(
+            let _ = writeln!(
                 s,
                 " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
-                 minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" minBufferTime=\"{}\">\n",
+                 minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" minBufferTime=\"{}\">",
                 iso8601_ms(0),
                 iso8601_ms(publish_ms),
                 duration(update_period_ms as f64 / 1000.0),
@@ -196,6 +196,74 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_manifest_runs_on_wall_clock_time() {
+        use crate::mkv::{StreamHeader, Track};
+        use bytes::Bytes;
+        let avcc: &[u8] = &[
+            0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9,
+            0x41, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03,
+            0x20, 0xf1, 0x42, 0x99, 0x60, 0x01, 0x00, 0x01, 0x68,
+        ];
+        let header = StreamHeader {
+            timecode_scale: 1_000_000,
+            tracks: vec![Track {
+                number: 1,
+                kind: 1,
+                codec_id: "V_MPEG4/ISO/AVC".into(),
+                codec_private: Bytes::from_static(avcc),
+                ..Track::default()
+            }],
+            raw: Bytes::new(),
+        };
+        let media = crate::playback::Media::from_header(&header).unwrap();
+        let seg = |n: u32, start: u64| MpdSegment {
+            url: format!("getMP4MediaFragment.mp4?SessionToken=t&FragmentNumber={n}"),
+            start,
+            duration: 90_000,
+        };
+        let mpd = manifest(
+            MpdType::Dynamic {
+                publish_ms: 1_700_000_004_000,
+                update_period_ms: 2_000,
+            },
+            &[MpdTrack {
+                track: media.tracks[0].clone(),
+                bandwidth: 150_000,
+                init_url: "getMP4InitFragment.mp4?SessionToken=t".into(),
+                segments: vec![
+                    seg(1, 153_000_000_000_000),
+                    seg(2, 153_000_000_090_000),
+                    seg(3, 153_000_000_270_000),
+                ],
+            }],
+        );
+        assert_eq!(
+            mpd,
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="dynamic" availabilityStartTime="1970-01-01T00:00:00.000Z" publishTime="2023-11-14T22:13:24.000Z" minimumUpdatePeriod="PT2.000S" timeShiftBufferDepth="PT300.000S" minBufferTime="PT2.000S">
+  <Period id="0" start="PT0.000S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">
+      <Representation id="1" bandwidth="150000" codecs="avc1.64000d" width="320" height="240">
+        <SegmentList timescale="90000" presentationTimeOffset="0">
+          <Initialization sourceURL="getMP4InitFragment.mp4?SessionToken=t"/>
+          <SegmentTimeline>
+            <S t="153000000000000" d="90000"/>
+            <S d="90000"/>
+            <S t="153000000270000" d="90000"/>
+          </SegmentTimeline>
+          <SegmentURL media="getMP4MediaFragment.mp4?SessionToken=t&amp;FragmentNumber=1"/>
+          <SegmentURL media="getMP4MediaFragment.mp4?SessionToken=t&amp;FragmentNumber=2"/>
+          <SegmentURL media="getMP4MediaFragment.mp4?SessionToken=t&amp;FragmentNumber=3"/>
+        </SegmentList>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#
+        );
+    }
 
     #[test]
     fn urls_are_escaped_in_attributes() {

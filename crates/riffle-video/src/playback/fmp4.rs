@@ -267,7 +267,7 @@ pub fn media_segments(
         if tracks.is_empty() {
             continue;
         }
-        fragment(&mut out, media, seq, &tracks)?;
+        fragment(&mut out, seq, &tracks)?;
         seq = seq.wrapping_add(1);
     }
     Ok(out)
@@ -275,11 +275,9 @@ pub fn media_segments(
 
 fn fragment(
     out: &mut Vec<u8>,
-    media: &Media,
     seq: u32,
     tracks: &[(&MediaTrack, &[Sample])],
 ) -> Result<(), MediaError> {
-    let _ = media;
     // Sample payloads first: video frames in MP4's framing.
     let mut payloads: Vec<Vec<bytes::Bytes>> = Vec::with_capacity(tracks.len());
     for (t, samples) in tracks {

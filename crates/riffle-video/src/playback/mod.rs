@@ -371,6 +371,98 @@ pub fn track_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mkv::Frame;
+
+    fn track(number: u64, kind: u64, codec_id: &str, cpd: &[u8]) -> Track {
+        Track {
+            number,
+            kind,
+            codec_id: codec_id.into(),
+            codec_private: Bytes::copy_from_slice(cpd),
+            width: 320,
+            height: 240,
+            ..Track::default()
+        }
+    }
+
+    fn header(tracks: Vec<Track>) -> StreamHeader {
+        StreamHeader {
+            timecode_scale: 1_000_000,
+            tracks,
+            raw: Bytes::new(),
+        }
+    }
+
+    /// x264's avcC for 320x240 High profile.
+    const AVCC: [u8; 36] = [
+        0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41,
+        0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xf1,
+        0x42, 0x99, 0x60, 0x01, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn unplayable_headers_get_aws_errors() {
+        let err = |tracks| Media::from_header(&header(tracks)).unwrap_err().aws_type();
+        assert_eq!(
+            err(vec![track(1, 1, "V_VP8", b"")]),
+            "UnsupportedStreamMediaTypeException"
+        );
+        assert_eq!(
+            err(vec![track(1, 1, "V_MPEG4/ISO/AVC", b"")]),
+            "MissingCodecPrivateDataException"
+        );
+        assert_eq!(
+            err(vec![track(1, 1, "V_MPEG4/ISO/AVC", &[1, 2, 3])]),
+            "InvalidCodecPrivateDataException"
+        );
+        assert_eq!(
+            err(vec![
+                track(1, 1, "V_MPEG4/ISO/AVC", &AVCC[..33]),
+                track(2, 2, "A_AAC", &[0x11, 0x90])
+            ]),
+            "InvalidCodecPrivateDataException"
+        );
+        assert_eq!(
+            err(vec![track(1, 1, "V_MPEGH/ISO/HEVC", &[1; 22]),]),
+            "InvalidCodecPrivateDataException"
+        );
+    }
+
+    #[test]
+    fn a_frame_with_a_broken_length_prefix_is_an_invalid_frame() {
+        let mut avcc = AVCC.to_vec();
+        // One PPS of 4 bytes.
+        avcc[33..36].copy_from_slice(&[1, 0, 4]);
+        avcc.extend_from_slice(&[0x68, 0xeb, 0xe3, 0xcb]);
+        let h = Arc::new(header(vec![track(1, 1, "V_MPEG4/ISO/AVC", &avcc)]));
+        let media = Media::from_header(&h).unwrap();
+        assert_eq!(media.codecs(), "avc1.64000d");
+        let frame = |data: &'static [u8]| Fragment {
+            number: "1".into(),
+            producer_ms: 1000,
+            server_ms: 1000,
+            header: h.clone(),
+            cluster: ClusterFrames {
+                timecode: 0,
+                frames: vec![Frame {
+                    track: 1,
+                    timecode: 0,
+                    keyframe: true,
+                    duration: None,
+                    data: Bytes::from_static(data),
+                }],
+            },
+        };
+        let bad = frame(&[0, 0, 0, 9, 0x65, 1]);
+        assert_eq!(
+            ts::segment(&media, &[bad]).unwrap_err().aws_type(),
+            "InvalidMediaFrameException"
+        );
+        // MP4 keeps frames as they are: the same frame is stored whole.
+        let ok = frame(&[0, 0, 0, 2, 0x65, 1]);
+        let seg = fmp4::media_segments(&media, &[ok], 1, 0).unwrap();
+        assert!(seg.ends_with(&[0, 0, 0, 14, b'm', b'd', b'a', b't', 0, 0, 0, 2, 0x65, 1]));
+    }
 
     #[test]
     fn ticks_round_to_nearest_on_both_sides_of_zero() {
