@@ -39,6 +39,7 @@ pub mod media_model;
 pub mod archive_model;
 pub mod mkv;
 pub mod ops;
+pub mod playback;
 pub mod state;
 pub mod store;
 
