@@ -180,6 +180,15 @@ impl AwsService for Video {
                     return video_error(&VideoError::UnknownOperation);
                 }
             };
+            if riffle_video::is_session_resource(&operation)
+                && (parts.method == Method::GET || parts.method == Method::HEAD)
+            {
+                let query = parts.uri.query().unwrap_or("");
+                return match self.0.session_resource(&operation, query) {
+                    Ok(r) => ok(r.content_type, r.body),
+                    Err(e) => video_error(&e),
+                };
+            }
             let Some(op) = operation_of_path(&operation).filter(|_| parts.method == Method::POST)
             else {
                 return video_error(&VideoError::UnknownOperation);
@@ -214,6 +223,12 @@ impl AwsService for Video {
                 }
                 _ => None,
             };
+            if op == "GetClip" {
+                return match self.0.get_clip(&ctx, doc) {
+                    Ok(r) => ok(r.content_type, r.body),
+                    Err(e) => video_error(&e),
+                };
+            }
             if let Some(r) = streamed_media {
                 return match r {
                     Ok(m) => streamed(m.content_type, m.chunks),

@@ -34,6 +34,10 @@ pub enum VideoError {
     InvalidCodecPrivateData(String),
     #[error("{0}")]
     InvalidMediaFrame(String),
+    /// A streaming session's token is unknown or expired: HTTP 403, as the
+    /// playlist and segment URLs answer.
+    #[error("{0}")]
+    SessionExpired(String),
     #[error("{0}")]
     InvalidResourceFormat(String),
     #[error("{0}")]
@@ -77,6 +81,7 @@ impl VideoError {
             VideoError::MissingCodecPrivateData(_) => "MissingCodecPrivateDataException",
             VideoError::InvalidCodecPrivateData(_) => "InvalidCodecPrivateDataException",
             VideoError::InvalidMediaFrame(_) => "InvalidMediaFrameException",
+            VideoError::SessionExpired(_) => "NotAuthorizedException",
             VideoError::InvalidResourceFormat(_) => "InvalidResourceFormatException",
             VideoError::NoDataRetention(_) => "NoDataRetentionException",
             VideoError::NotAuthorized(_) => "NotAuthorizedException",
@@ -100,6 +105,7 @@ impl VideoError {
             VideoError::ResourceNotFound(_) | VideoError::StreamEdgeConfigurationNotFound(_) => 404,
             VideoError::UnknownOperation => 404,
             VideoError::Internal(_) => 500,
+            VideoError::SessionExpired(_) => 403,
             _ => 400,
         }
     }

@@ -26,6 +26,7 @@ use riffle_meta::cells::Registry;
 use riffle_wire::shape::{self, FromValue};
 use riffle_wire::Value;
 
+pub mod archive;
 pub mod channels;
 pub mod configs;
 pub mod error;
@@ -99,12 +100,32 @@ pub static PATHS: &[&str] = &[
     "getImages",
     "getMediaForFragmentList",
     "listFragments",
+    // Resources under HLS and DASH session URLs (GET, unsigned).
+    "hls/v1/getHLSMasterPlaylist.m3u8",
+    "hls/v1/getHLSMediaPlaylist.m3u8",
+    "hls/v1/getMP4InitFragment.mp4",
+    "hls/v1/getMP4MediaFragment.mp4",
+    "hls/v1/getTSFragment.ts",
+    "dash/v1/getDASHManifest.mpd",
+    "dash/v1/getMP4InitFragment.mp4",
+    "dash/v1/getMP4MediaFragment.mp4",
 ];
+
+/// Whether a path is a resource under a streaming session's URL.
+pub fn is_session_resource(path: &str) -> bool {
+    path.starts_with("hls/v1/") || path.starts_with("dash/v1/")
+}
 
 /// The operation a request path names.
 pub fn operation_of_path(path: &str) -> Option<&'static str> {
     if path == "putMedia" {
         return Some("PutMedia");
+    }
+    if is_session_resource(path) {
+        return PATHS
+            .iter()
+            .find(|p| **p == path)
+            .and_then(|p| p.rsplit('/').next());
     }
     [
         model::PATH_OPERATIONS,
@@ -174,6 +195,8 @@ pub struct Service {
     /// Serialises media storage changes, which check every channel's
     /// stream.
     pub(crate) mapping: tokio::sync::Mutex<()>,
+    /// HLS and DASH streaming sessions.
+    pub(crate) sessions: archive::Sessions,
 }
 
 /// A stream's registry key.
@@ -213,6 +236,7 @@ impl Service {
             mapping: tokio::sync::Mutex::new(()),
             engine,
             media: Mutex::new(HashMap::new()),
+            sessions: archive::Sessions::default(),
         };
         let named: std::collections::HashSet<u64> = svc
             .streams
@@ -316,6 +340,15 @@ impl Service {
                 "ListFragments" => media::list_fragments(self, ctx, input(body))
                     .await
                     .map(shape::IntoValue::into_value),
+                "GetHLSStreamingSessionURL" => archive::hls_session(self, ctx, input(body))
+                    .await
+                    .map(shape::IntoValue::into_value),
+                "GetDASHStreamingSessionURL" => archive::dash_session(self, ctx, input(body))
+                    .await
+                    .map(shape::IntoValue::into_value),
+                "GetImages" => archive::images(self, ctx, input(body))
+                    .await
+                    .map(shape::IntoValue::into_value),
                 other => Err(VideoError::UnsupportedOperation(other.to_owned())),
             };
         }
@@ -342,6 +375,7 @@ mod tests {
             &["putMedia"],
         ]
         .concat();
+        want.extend(PATHS.iter().copied().filter(|p| is_session_resource(p)));
         want.sort_unstable();
         let mut have = PATHS.to_vec();
         have.sort_unstable();
