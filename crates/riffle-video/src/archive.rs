@@ -836,10 +836,13 @@ pub async fn images(svc: &Service, ctx: &Ctx, i: m::GetImagesInput) -> Result<m:
                 .collect();
             let mut pfs = Vec::with_capacity(covering.len());
             for f in &covering {
-                if !cache.contains_key(&f.offset) {
-                    cache.insert(f.offset, playback_fragment(&store, f)?);
-                }
-                pfs.push(cache[&f.offset].clone());
+                let pf = match cache.entry(f.offset) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(playback_fragment(&store, f)?)
+                    }
+                };
+                pfs.push(pf.clone());
             }
             let req = playback::image::ImageRequest {
                 at_ms: t,
