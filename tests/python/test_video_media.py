@@ -306,3 +306,33 @@ def test_persisted_fragments_survive_sigkill(start_server, mkv):
     body = srv.client("kinesis-video-archived-media").get_media_for_fragment_list(
         StreamName=name, Fragments=persisted[:4])["Payload"].read()
     assert clusters_of(body) == clusters_of(mkv)
+
+
+def test_retention_drops_old_fragments_and_delete_removes_them(start_server, mkv):
+    srv = start_server("--status-delay-ms", "0")
+    kv = srv.client("kinesisvideo")
+    archive = srv.client("kinesis-video-archived-media")
+    name = new_stream(kv, retention=1)
+    put(srv, name, mkv)
+    assert len(archive.list_fragments(StreamName=name)["Fragments"]) == 4
+    srv.advance_clock(30 * 60 * 1000)
+    time.sleep(1.5)
+    assert len(archive.list_fragments(StreamName=name)["Fragments"]) == 4
+    srv.advance_clock(31 * 60 * 1000)
+    deadline = time.time() + 10
+    while archive.list_fragments(StreamName=name)["Fragments"] and time.time() < deadline:
+        time.sleep(0.2)
+    assert archive.list_fragments(StreamName=name)["Fragments"] == []
+    # Deleted, then created again: the new stream starts empty.
+    put(srv, name, mkv)
+    assert len(archive.list_fragments(StreamName=name)["Fragments"]) == 4
+    kv.delete_stream(StreamARN=kv.describe_stream(StreamName=name)["StreamInfo"]["StreamARN"])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            kv.describe_stream(StreamName=name)
+            time.sleep(0.2)
+        except botocore.exceptions.ClientError:
+            break
+    kv.create_stream(StreamName=name, DataRetentionInHours=1)
+    assert archive.list_fragments(StreamName=name)["Fragments"] == []
