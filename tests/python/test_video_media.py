@@ -336,3 +336,85 @@ def test_retention_drops_old_fragments_and_delete_removes_them(start_server, mkv
             break
     kv.create_stream(StreamName=name, DataRetentionInHours=1)
     assert archive.list_fragments(StreamName=name)["Fragments"] == []
+
+
+def test_put_media_signed_as_the_producer_sdk_signs(start_server, mkv):
+    srv = start_server("--status-delay-ms", "0", "--credential-pairs", "AKIDTEST:secret")
+    kv = srv.client("kinesisvideo")
+    name = new_stream(kv)
+    acks = put(srv, name, streamed(mkv), access="AKIDTEST", secret="secret")
+    assert [a["EventType"] for a in acks].count("PERSISTED") == 4
+    pm = PutMedia(srv.endpoint, name, access="AKIDTEST", secret="wrong")
+    pm.end()
+    assert pm.read_head() == 403
+    assert pm.headers["x-amzn-errortype"] == "InvalidSignatureException"
+    pm.close()
+    pm = PutMedia(srv.endpoint, name, access="AKIDOTHER", secret="secret")
+    pm.end()
+    assert pm.read_head() == 403
+    assert pm.headers["x-amzn-errortype"] == "UnrecognizedClientException"
+    pm.close()
+
+
+def tags_element(pairs):
+    """A Segment-level Tags element of SimpleTags."""
+    def el(eid, body):
+        n = len(body)
+        return eid + bytes([0x10, n >> 16 & 0xFF, n >> 8 & 0xFF, n & 0xFF]) + body
+    simple = b"".join(el(b"\x67\xc8", el(b"\x45\xa3", k.encode()) + el(b"\x44\x87", v.encode()))
+                      for k, v in pairs)
+    return el(b"\x12\x54\xc3\x67", el(b"\x73\x73", el(b"\x63\xc0", b"") + simple))
+
+
+def test_fragment_metadata_travels_with_its_fragment(srv, kv, media, mkv):
+    name = new_stream(kv)
+    up = streamed(mkv)
+    starts = [i for i in range(len(up) - 3) if up[i:i + 4] == b"\x1f\x43\xb6\x75"]
+    # Metadata for the second fragment; the end-of-fragment marker closes
+    # the third early and is not kept.
+    up = (up[:starts[1]] + tags_element([("camera", "door"), ("zone", "north")])
+          + up[starts[1]:starts[3]] + tags_element([("AWS_KINESISVIDEO_END_OF_FRAGMENT", "")])
+          + up[starts[3]:])
+    acks = put(srv, name, up)
+    assert [a["EventType"] for a in acks].count("PERSISTED") == 4
+    body = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    docs = fragments_of(body)
+    assert docs[1]["tags"]["camera"] == "door" and docs[1]["tags"]["zone"] == "north"
+    assert all("camera" not in d["tags"] for d in docs[2:])
+    assert all("AWS_KINESISVIDEO_END_OF_FRAGMENT" not in d["tags"] for d in docs)
+    assert clusters_of(body) == clusters_of(mkv)
+
+
+def test_get_media_serves_three_connections_per_stream(srv, kv, mkv):
+    name = new_stream(kv)
+    put(srv, name, mkv)
+    # Three live readers hold their connections open (NOW waits for new
+    # fragments); a fourth is refused.
+    readers = []
+    for _ in range(3):
+        r = Reader(srv, name)
+        assert r.status == 200
+        readers.append(r)
+    fourth = Reader(srv, name)
+    assert (fourth.status, fourth.error) == (400, "ConnectionLimitExceededException")
+    for r in readers:
+        r.close()
+
+
+class Reader:
+    """A raw GetMedia request from NOW, its head read, its body left open."""
+
+    def __init__(self, srv, name):
+        import http.client
+        import json as _json
+        host, port = srv.endpoint.split("//")[1].split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.conn.request("POST", "/getMedia", body=_json.dumps(
+            {"StreamName": name, "StartSelector": {"StartSelectorType": "NOW"}}),
+            headers={"content-type": "application/json"})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.error = self.resp.getheader("x-amzn-ErrorType")
+
+    def close(self):
+        self.conn.close()
