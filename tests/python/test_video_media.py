@@ -418,3 +418,22 @@ class Reader:
 
     def close(self):
         self.conn.close()
+
+
+def test_metrics_count_fragments_in_and_out(srv, kv, media, mkv):
+    import urllib.request
+    name = new_stream(kv)
+    acks = put(srv, name, streamed(mkv))
+    size = sum(len(b) for b in clusters_of(mkv))
+    media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    text = urllib.request.urlopen(srv.endpoint + "/metrics", timeout=5).read().decode()
+    mine = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("riffle_video_") and f'stream="{name}"' in line}
+    assert mine["riffle_video_putmedia_incoming_fragments_total"] == 4
+    assert mine["riffle_video_getmedia_outgoing_fragments_total"] == 4
+    assert mine["riffle_video_stored_fragments"] == 4
+    assert mine["riffle_video_putmedia_errors_total"] == 0
+    assert mine["riffle_video_putmedia_connections"] == 0
+    # Stored bytes: each fragment's header, cluster and tags.
+    assert mine["riffle_video_putmedia_incoming_bytes_total"] == mine["riffle_video_stored_bytes"] > size
+    assert len([a for a in acks if a["EventType"] == "PERSISTED"]) == 4

@@ -11,7 +11,8 @@ use riffle_wire::{Encoding, Value};
 
 use crate::body::Body;
 use crate::platform::{
-    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+    AwsService, BoxFuture, Family, Gauge, MetricKind, Request, RequestBody, Response, Route,
+    Sample, Shared,
 };
 use crate::{base, header, ok};
 
@@ -146,6 +147,80 @@ impl AwsService for Video {
         video_error(&VideoError::ClientLimitExceeded(
             "The request rate is too high; slow down.".into(),
         ))
+    }
+
+    fn families(&self) -> Vec<Family> {
+        use riffle_video::media::StreamStats;
+        let stats = self.0.stream_stats();
+        let family = |name, help, kind, f: fn(&StreamStats) -> u64| Family {
+            name,
+            help,
+            kind,
+            samples: stats
+                .iter()
+                .map(|s| Sample {
+                    labels: vec![("region", s.region.clone()), ("stream", s.name.clone())],
+                    value: f(s) as f64,
+                })
+                .collect(),
+        };
+        use MetricKind::{Counter, Gauge as G};
+        vec![
+            family(
+                "riffle_video_putmedia_incoming_fragments_total",
+                "Fragments persisted (CloudWatch PutMedia.IncomingFragments).",
+                Counter,
+                |s| s.incoming_fragments,
+            ),
+            family(
+                "riffle_video_putmedia_incoming_bytes_total",
+                "Bytes of fragments persisted (CloudWatch PutMedia.IncomingBytes).",
+                Counter,
+                |s| s.incoming_bytes,
+            ),
+            family(
+                "riffle_video_putmedia_errors_total",
+                "ERROR acknowledgements sent.",
+                Counter,
+                |s| s.ack_errors,
+            ),
+            family(
+                "riffle_video_getmedia_outgoing_fragments_total",
+                "Fragments sent by GetMedia (CloudWatch GetMedia.OutgoingFragments).",
+                Counter,
+                |s| s.outgoing_fragments,
+            ),
+            family(
+                "riffle_video_getmedia_outgoing_bytes_total",
+                "Bytes sent by GetMedia (CloudWatch GetMedia.OutgoingBytes).",
+                Counter,
+                |s| s.outgoing_bytes,
+            ),
+            family(
+                "riffle_video_putmedia_connections",
+                "PutMedia uploads running.",
+                G,
+                |s| s.producers,
+            ),
+            family(
+                "riffle_video_getmedia_connections",
+                "GetMedia responses being streamed.",
+                G,
+                |s| s.readers,
+            ),
+            family(
+                "riffle_video_stored_fragments",
+                "Fragments stored (within retention).",
+                G,
+                |s| s.stored_fragments,
+            ),
+            family(
+                "riffle_video_stored_bytes",
+                "Bytes of fragments stored.",
+                G,
+                |s| s.stored_bytes,
+            ),
+        ]
     }
 
     fn gauges(&self) -> Vec<Gauge> {

@@ -151,6 +151,7 @@ impl Drop for Claim {
 /// An accepted PutMedia upload, ready to run.
 pub struct Ingest {
     svc: Arc<Service>,
+    stats: Arc<crate::media::Stats>,
     key: String,
     store: Arc<Store>,
     retains: bool,
@@ -224,6 +225,7 @@ impl Service {
         }
         Ok(Ingest {
             svc: self.clone(),
+            stats: media.stats.clone(),
             key,
             store: media.store.clone(),
             retains: row.retention_hours > 0,
@@ -238,6 +240,7 @@ impl Service {
 struct Pending {
     timecode: u64,
     number: String,
+    bytes: u64,
     durable: Durable,
 }
 
@@ -254,10 +257,18 @@ impl Ingest {
         let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<Pending>();
         let retains = self.retains;
         let acks2 = acks.clone();
+        let stats = self.stats.clone();
         // PERSISTED acks, in fragment order.
         let persister = tokio::spawn(async move {
             while let Some(p) = persist_rx.recv().await {
-                match p.durable.await {
+                let persisted = p.durable.await;
+                if persisted.is_ok() {
+                    stats.incoming_fragments.fetch_add(1, Ordering::Relaxed);
+                    stats.incoming_bytes.fetch_add(p.bytes, Ordering::Relaxed);
+                } else {
+                    stats.ack_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                match persisted {
                     Ok(()) if retains => {
                         let _ = acks2
                             .send(ack("PERSISTED", Some(p.timecode), Some(&p.number), None))
@@ -348,6 +359,7 @@ impl Ingest {
                     mkv::MkvError::Invalid(_) => AckError::InvalidMkvData,
                 };
                 tracing::debug!(error = %e, "refusing a PutMedia upload");
+                self.stats.ack_errors.fetch_add(1, Ordering::Relaxed);
                 let _ = acks
                     .send(ack("ERROR", st.last_timecode, None, Some(kind)))
                     .await;
@@ -393,7 +405,7 @@ impl Ingest {
                 }
                 Event::Cluster { timecode, body } => {
                     match self.fragment(st, timecode, body).await {
-                        Ok((number, durable)) => {
+                        Ok((number, bytes, durable)) => {
                             st.last_timecode = Some(timecode);
                             if acks
                                 .send(ack("RECEIVED", Some(timecode), Some(&number), None))
@@ -405,10 +417,12 @@ impl Ingest {
                             let _ = persist.send(Pending {
                                 timecode,
                                 number,
+                                bytes,
                                 durable,
                             });
                         }
                         Err((e, fatal)) => {
+                            self.stats.ack_errors.fetch_add(1, Ordering::Relaxed);
                             let _ = acks.send(ack("ERROR", Some(timecode), None, Some(e))).await;
                             if fatal {
                                 return false;
@@ -428,7 +442,7 @@ impl Ingest {
         st: &mut State,
         timecode: u64,
         body: Bytes,
-    ) -> std::result::Result<(String, Durable), (AckError, bool)> {
+    ) -> std::result::Result<(String, u64, Durable), (AckError, bool)> {
         let tags = std::mem::take(&mut st.tags);
         let server_ms = st.started_ms.take().unwrap_or_else(|| self.svc.now_ms());
         let Some(header) = st.header.clone() else {
@@ -495,7 +509,7 @@ impl Ingest {
                 tracing::error!(error = %e, "storing a fragment failed");
                 (AckError::ArchivalError, true)
             })?;
-        Ok((frag.number(self.store.log_id), durable))
+        Ok((frag.number(self.store.log_id), frag.size, durable))
     }
 }
 

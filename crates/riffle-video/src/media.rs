@@ -11,7 +11,7 @@
 //! element with `AWS_KINESISVIDEO_MILLIS_BEHIND_NOW` and
 //! `AWS_KINESISVIDEO_CONTINUATION_TOKEN`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,21 @@ pub struct Media {
     pub producing: Arc<AtomicBool>,
     /// GetMedia responses being streamed.
     pub readers: Arc<AtomicUsize>,
+    pub stats: Arc<Stats>,
+}
+
+/// A stream's counters, after CloudWatch's Kinesis Video metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// PutMedia.IncomingFragments: fragments persisted.
+    pub incoming_fragments: AtomicU64,
+    /// PutMedia.IncomingBytes: their bytes.
+    pub incoming_bytes: AtomicU64,
+    /// ERROR acknowledgements sent.
+    pub ack_errors: AtomicU64,
+    /// GetMedia.OutgoingFragments and .OutgoingBytes.
+    pub outgoing_fragments: AtomicU64,
+    pub outgoing_bytes: AtomicU64,
 }
 
 impl Media {
@@ -46,6 +61,7 @@ impl Media {
             store: Arc::new(store),
             producing: Arc::new(AtomicBool::new(false)),
             readers: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::default(),
         }
     }
 }
@@ -190,6 +206,7 @@ impl Service {
             )));
         }
         let slot = Reader(media.readers.clone());
+        let stats = media.stats.clone();
         let (tx, rx) = mpsc::channel(4);
         let svc = self.clone();
         tokio::spawn(async move {
@@ -214,9 +231,12 @@ impl Service {
                             });
                         match out {
                             Ok(b) => {
+                                let len = b.len() as u64;
                                 if tx.send(Bytes::from(b)).await.is_err() {
                                     return;
                                 }
+                                stats.outgoing_fragments.fetch_add(1, Ordering::Relaxed);
+                                stats.outgoing_bytes.fetch_add(len, Ordering::Relaxed);
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "GetMedia could not read a fragment");
@@ -294,6 +314,49 @@ impl Service {
             content_type: "video/webm",
             chunks: rx,
         })
+    }
+}
+
+/// One stream's figures for `/metrics`.
+pub struct StreamStats {
+    pub region: String,
+    pub name: String,
+    pub incoming_fragments: u64,
+    pub incoming_bytes: u64,
+    pub ack_errors: u64,
+    pub outgoing_fragments: u64,
+    pub outgoing_bytes: u64,
+    pub producers: u64,
+    pub readers: u64,
+    pub stored_fragments: u64,
+    pub stored_bytes: u64,
+}
+
+impl Service {
+    /// Every live stream's figures, in key order.
+    pub fn stream_stats(&self) -> Vec<StreamStats> {
+        self.streams
+            .all()
+            .into_iter()
+            .filter_map(|(_, _, s)| {
+                let m = self.media(&s).ok()?;
+                let (n, bytes) = m.store.usage();
+                let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+                Some(StreamStats {
+                    region: s.region.clone(),
+                    name: s.name.clone(),
+                    incoming_fragments: get(&m.stats.incoming_fragments),
+                    incoming_bytes: get(&m.stats.incoming_bytes),
+                    ack_errors: get(&m.stats.ack_errors),
+                    outgoing_fragments: get(&m.stats.outgoing_fragments),
+                    outgoing_bytes: get(&m.stats.outgoing_bytes),
+                    producers: m.producing.load(Ordering::Relaxed) as u64,
+                    readers: m.readers.load(Ordering::Relaxed) as u64,
+                    stored_fragments: n as u64,
+                    stored_bytes: bytes,
+                })
+            })
+            .collect()
     }
 }
 

@@ -58,7 +58,10 @@ fn check(model: &Model, store: &Store) -> Result<(), String> {
             return Err(format!("fragment at {} was never appended", f.offset));
         };
         if f != want {
-            return Err(format!("fragment at {}: {f:?}, appended {want:?}", f.offset));
+            return Err(format!(
+                "fragment at {}: {f:?}, appended {want:?}",
+                f.offset
+            ));
         }
         let got = store
             .read(f)
@@ -103,7 +106,9 @@ fn run(seed: u64) -> Result<(), String> {
         check(&model, &store).map_err(|e| format!("round {round}: {e}"))?;
         // Offsets past the recovered end are given out again.
         let end = store.next_offset();
-        model.appended.retain(|&o, _| o < end || store.at(o).is_some());
+        model
+            .appended
+            .retain(|&o, _| o < end || store.at(o).is_some());
         let kill = rng.coin();
         let trigger = Trigger::Op(1 + rng.below(40));
         if kill {
