@@ -66,7 +66,7 @@ fn check(model: &Model, store: &Store) -> Result<(), String> {
         let got = store
             .read(f)
             .map_err(|e| format!("fragment at {} does not read: {e}", f.offset))?;
-        if &got != data {
+        if got != data {
             return Err(format!("fragment at {} reads other bytes", f.offset));
         }
     }
