@@ -334,7 +334,10 @@ mod tests {
             .unwrap();
         assert!(store.fragments().is_empty(), "visible only once durable");
         d.await.unwrap();
-        let (b, d) = store.append(meta(2_000), 0, big.clone(), 2_005).await.unwrap();
+        let (b, d) = store
+            .append(meta(2_000), 0, big.clone(), 2_005)
+            .await
+            .unwrap();
         d.await.unwrap();
         assert_eq!(b.chunks, 3);
         assert_eq!(store.read(&a).unwrap(), Bytes::from_static(b"hdrcluster"));
