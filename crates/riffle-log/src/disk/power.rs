@@ -19,8 +19,8 @@
 //!   contract leaves as gaps).
 //!
 //! [`every_sync_point_is_needed`] skips each [`SyncPoint`] in turn and
-//! shows the check then fails for some seed, while it passes for all seeds
-//! with every sync in place.
+//! shows the check then fails for several of the default run's seeds,
+//! while it passes for all seeds with every sync in place.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex as StdMutex;
@@ -343,12 +343,13 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
     Ok(())
 }
 
-/// Seeds per run: 200, or `RIFFLE_POWER_SEEDS` (for a longer soak).
+/// Seeds per run: [`BASELINE_SEEDS`], or `RIFFLE_POWER_SEEDS` (for a
+/// longer soak).
 fn seeds() -> u64 {
     std::env::var("RIFFLE_POWER_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200)
+        .unwrap_or(BASELINE_SEEDS)
 }
 
 #[test]
@@ -367,25 +368,110 @@ fn power_loss_keeps_every_acknowledged_record() {
     eprintln!("{n} seeds in {:?}", started.elapsed());
 }
 
-/// For every sync point: skipping it makes [`run`]'s checks fail for some
-/// seed (and [`power_loss_keeps_every_acknowledged_record`] shows they pass
-/// with every sync in place).
+/// The seeds [`power_loss_keeps_every_acknowledged_record`] runs by default.
+const BASELINE_SEEDS: u64 = 200;
+
+/// For every sync point: skipping it makes [`run`]'s checks fail for a
+/// seed among those the default run of
+/// [`power_loss_keeps_every_acknowledged_record`] uses (which shows they
+/// pass with every sync in place). Skipping a sync is what deleting its
+/// call does, so a deleted sync fails that default run too. Scheduling
+/// makes runs differ a little from one time to the next; the sync the
+/// randomized runs catch least often (`OpenActive`, about 1.5 % of seeds)
+/// also has a scenario of its own that catches it every time
+/// ([`a_process_death_then_a_power_loss_keeps_what_recovery_showed`]).
 #[test]
 fn every_sync_point_is_needed() {
-    const MAX_SEEDS: u64 = 400;
+    const CATCHES: usize = 1;
     let mut report = Vec::new();
     for point in SyncPoint::ALL {
         let started = std::time::Instant::now();
-        let found = (0..MAX_SEEDS).find_map(|seed| run(seed, Some(point)).err().map(|e| (seed, e)));
-        match found {
-            Some((seed, e)) => report.push(format!(
-                "{point:?}: caught at seed {seed} after {:?}: {e}",
-                started.elapsed()
-            )),
-            None => panic!("skipping {point:?} went unnoticed over {MAX_SEEDS} seeds"),
+        let mut caught = Vec::new();
+        for seed in 0..BASELINE_SEEDS {
+            if let Err(e) = run(seed, Some(point)) {
+                caught.push((seed, e));
+                if caught.len() == CATCHES {
+                    break;
+                }
+            }
         }
+        assert!(
+            caught.len() == CATCHES,
+            "skipping {point:?} went unnoticed over the {BASELINE_SEEDS} baseline seeds"
+        );
+        report.push(format!(
+            "{point:?}: caught at seeds {:?} after {:?}: {}",
+            caught.iter().map(|c| c.0).collect::<Vec<_>>(),
+            started.elapsed(),
+            caught[0].1
+        ));
     }
     eprintln!("{}", report.join("\n"));
+}
+
+/// A process dies with records written but not synced (interval mode);
+/// the next process shows them, and its first append rolls the segment
+/// (in fsync mode, where sealing does not sync the sealed segment again);
+/// then the power fails. What recovery showed must have been made durable
+/// when it was shown (`OpenActive`), or the record after it survives
+/// without it.
+fn process_death_then_power_loss(skip: Option<SyncPoint>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fs = SimFs::with_block(1, 128);
+    let mut model = Model::default();
+    let big = Bytes::from(vec![b'x'; 600]);
+    let (engine, log) = open(&fs, skip, 400, Durability::Interval)?;
+    rt.block_on(async {
+        let a = log.append(
+            vec![NewRecord {
+                shard: 0,
+                partition_key: "k".into(),
+                data: big.clone(),
+            }],
+            1,
+        )?;
+        a.durable.await?;
+        model.appended(0, a.offsets[0], big.clone());
+        Ok::<_, LogError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    drop(log);
+    drop(engine);
+    fs.kill();
+    let (engine, log) = open(&fs, skip, 400, Durability::Fsync)?;
+    check(&mut model, &log, &engine.stats)?;
+    rt.block_on(async {
+        let data = Bytes::from_static(b"after");
+        let a = log.append(
+            vec![NewRecord {
+                shard: 0,
+                partition_key: "k".into(),
+                data: data.clone(),
+            }],
+            2,
+        )?;
+        a.durable.await?;
+        model.appended(0, a.offsets[0], data.clone());
+        model.durable.insert((0, a.offsets[0]), data);
+        Ok::<_, LogError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    drop(log);
+    drop(engine);
+    fs.crash(CrashMode::DropAll);
+    let (engine, log) = open(&fs, skip, 400, Durability::Fsync)?;
+    check(&mut model, &log, &engine.stats)
+}
+
+#[test]
+fn a_process_death_then_a_power_loss_keeps_what_recovery_showed() {
+    process_death_then_power_loss(None).unwrap();
+    let e = process_death_then_power_loss(Some(SyncPoint::OpenActive))
+        .expect_err("skipping OpenActive went unnoticed");
+    eprintln!("without OpenActive: {e}");
 }
 
 /// Full disks and I/O errors: a failed write or sync is never acknowledged
