@@ -252,3 +252,29 @@ def test_deregistering_a_consumer_ends_its_subscriptions(start_server):
         "Code": "ResourceNotFoundException",
         "Message": f"Consumer fan under stream dereg under account {ACCOUNT} not found.",
     }
+
+
+def test_subscribe_to_shard_from_a_browser_exposes_what_the_sdk_reads(kinesis, stream):
+    # docs/aws-behaviour.md §2.2 step 3: an event-stream response carries the same CORS headers as any other.
+    # Its Content-Type is CORS-safelisted (readable without exposure); :event-type and :message-type are
+    # headers inside each binary event message, not HTTP headers, so nothing more needs exposing.
+    name = stream(1)
+    consumer_arn = active_consumer(kinesis, name, "browser")
+
+    def add_origin(request, **_):
+        request.headers["Origin"] = "http://example.com"
+
+    kinesis.meta.events.register("before-sign.kinesis.SubscribeToShard", add_origin)
+    try:
+        out = kinesis.subscribe_to_shard(ConsumerARN=consumer_arn, ShardId=sid(0), StartingPosition={"Type": "LATEST"})
+    finally:
+        kinesis.meta.events.unregister("before-sign.kinesis.SubscribeToShard", add_origin)
+    out["EventStream"].close()
+    headers = out["ResponseMetadata"]["HTTPHeaders"]
+    assert out["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert headers["access-control-allow-origin"] == "*"
+    exposed = headers["access-control-expose-headers"].split(",")
+    assert exposed == ["x-amzn-RequestId", "x-amzn-ErrorType", "x-amz-request-id", "x-amz-id-2", "x-amzn-ErrorMessage", "Date"]
+    assert headers["content-type"] == "application/vnd.amazon.eventstream"
+    assert headers["x-amzn-requestid"] == out["ResponseMetadata"]["RequestId"]
+    assert headers["x-amz-id-2"]

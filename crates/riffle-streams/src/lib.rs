@@ -96,8 +96,10 @@ pub struct Service {
     pub tokens: IteratorCodec,
     /// Every stream incarnation; see [`registry`] for who locks what.
     streams: RwLock<registry::Registry>,
-    /// Serialises creations and deletions, which check account limits.
-    create_lock: tokio::sync::Mutex<()>,
+    /// Creations in flight: their names and shards are reserved here, so
+    /// account limits and name uniqueness are checked exactly while their
+    /// I/O runs without a lock (see [`registry`]).
+    creating: Mutex<registry::Creating>,
     billing_commitment: Mutex<Option<model::MinimumThroughputBillingCommitmentOutput>>,
     next_id: AtomicU64,
     /// Record bytes appended and not yet durable (see `reserve_write`).
@@ -149,7 +151,7 @@ impl Service {
             engine,
             tokens: IteratorCodec::new(secret),
             streams: RwLock::new(registry::Registry::default()),
-            create_lock: tokio::sync::Mutex::new(()),
+            creating: Mutex::new(registry::Creating::default()),
             billing_commitment: Mutex::new(None),
             next_id: AtomicU64::new(1),
             pending_write_bytes: AtomicU64::new(0),

@@ -17,13 +17,21 @@
 //!   write guard for a pointer swap, which also fixes the close offsets of
 //!   shards the change closed (no writer can be mid-route then).
 //!
-//! Creations and deletions are serialised by one account-wide mutex (they
-//! check account limits); neither reads nor writes of records ever take it.
+//! A creation checks name uniqueness and account limits and reserves its
+//! name and shards under one account-wide mutex ([`Creating`]), which is
+//! held for that in-memory work only: the log directory, the metadata
+//! commit and any directory removal happen outside it, so creations of
+//! different streams do not wait on each other's I/O. The stream is
+//! published (registered, reservation released) under the mutex again, so
+//! every check sees a creation exactly once: reserved or registered. A
+//! failed creation releases its reservation. Deletions take no account-wide
+//! lock (they only free capacity); neither reads nor writes of records ever
+//! take it.
 //! Status transitions that are due (CREATING → ACTIVE, consumers, deletion)
 //! are applied when a snapshot is taken, so they are exact to the clock;
 //! the maintenance task persists them and removes deleted streams' files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -164,7 +172,7 @@ impl Service {
     /// The control lock of the cell registered under `key`, if any: held
     /// while a stream's row is deleted or replaced by a new incarnation,
     /// so no control operation or maintenance write of the old cell
-    /// interleaves. Lock order: `create_lock`, then a cell's control lock.
+    /// interleaves.
     pub(crate) async fn lock_cell(
         &self,
         key: &StreamKey,
@@ -336,9 +344,9 @@ impl Service {
         self.cell(key).map(|c| read(&c.live).id)
     }
 
-    /// Takes a stream out of the registry (its row must already be gone)
-    /// and removes its log.
-    pub(crate) async fn forget(&self, key: &StreamKey, id: u64) -> Result<()> {
+    /// Takes a stream out of the registry (its row must already be gone),
+    /// lets go of its control lock, then removes its log.
+    pub(crate) async fn forget<G>(&self, key: &StreamKey, id: u64, control: G) -> Result<()> {
         {
             let mut g = write(&self.streams);
             let same = g.by_key.get(key).is_some_and(|c| read(&c.live).id == id);
@@ -347,6 +355,7 @@ impl Service {
             }
             g.by_id.remove(&id);
         }
+        drop(control);
         let engine = self.engine.clone();
         blocking(move || engine.remove(id)).await??;
         Ok(())
@@ -364,11 +373,10 @@ impl Service {
         for (key, cell) in cells {
             let s = cell.snapshot(now);
             if is_gone(&s, now) {
-                let _creating = self.create_lock.lock().await;
-                let _control = cell.control.lock().await;
+                let control = cell.control.lock().await;
                 if self.is_registered(&key, &cell) {
                     self.write_row(&key, None).await?;
-                    self.forget(&key, s.id).await?;
+                    self.forget(&key, s.id, control).await?;
                 }
                 continue;
             }
@@ -392,5 +400,103 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// Creations in flight (see the module's documentation).
+#[derive(Default)]
+pub(crate) struct Creating {
+    /// Names being created.
+    names: HashSet<StreamKey>,
+    /// Shards reserved per region.
+    shards: HashMap<String, usize>,
+    /// On-demand streams reserved.
+    on_demand: usize,
+}
+
+/// What a creation asks for.
+pub(crate) struct Want<'a> {
+    pub key: &'a StreamKey,
+    pub shards: usize,
+    pub on_demand: bool,
+}
+
+/// A creation's reservation; released when dropped (a failed creation).
+pub(crate) struct Reservation<'a> {
+    svc: &'a Service,
+    key: StreamKey,
+    shards: usize,
+    on_demand: bool,
+    published: bool,
+}
+
+impl Creating {
+    fn release(&mut self, r: &Reservation<'_>) {
+        self.names.remove(&r.key);
+        if let Some(n) = self.shards.get_mut(&r.key.0) {
+            *n -= r.shards;
+            if *n == 0 {
+                self.shards.remove(&r.key.0);
+            }
+        }
+        if r.on_demand {
+            self.on_demand -= 1;
+        }
+    }
+}
+
+impl Reservation<'_> {
+    /// Registers the created (already persisted) stream and releases the
+    /// reservation, in one step for every check.
+    pub(crate) fn publish(mut self, s: Stream) {
+        let mut c = lock(&self.svc.creating);
+        self.svc.insert(s);
+        c.release(&self);
+        self.published = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            lock(&self.svc.creating).release(self);
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Service {
+    /// Checks that `want` may be created and reserves its name and shards;
+    /// `check` runs the account limits with the shards and on-demand
+    /// streams other creations have reserved: (shards, on-demand streams).
+    pub(crate) fn reserve_creation(
+        &self,
+        want: Want<'_>,
+        check: impl FnOnce(usize, usize) -> Result<()>,
+    ) -> Result<Reservation<'_>> {
+        let mut c = lock(&self.creating);
+        if c.names.contains(want.key) || self.snapshot(want.key).is_some() {
+            return Err(KinesisError::ResourceInUse(format!(
+                "Stream {} under account {} already exists.",
+                want.key.1,
+                self.account()
+            )));
+        }
+        check(c.shards.get(&want.key.0).copied().unwrap_or(0), c.on_demand)?;
+        c.names.insert(want.key.clone());
+        *c.shards.entry(want.key.0.clone()).or_default() += want.shards;
+        if want.on_demand {
+            c.on_demand += 1;
+        }
+        Ok(Reservation {
+            svc: self,
+            key: want.key.clone(),
+            shards: want.shards,
+            on_demand: want.on_demand,
+            published: false,
+        })
     }
 }

@@ -1211,6 +1211,136 @@ fn a_full_disk_fails_control_operations_whole_and_the_service_goes_on() {
     assert_eq!(got.tags.get("k").map(String::as_str), Some("last"));
 }
 
+/// Every record of every shard of `name` (listed by ListShards), as data.
+async fn all_records(svc: &Service, name: &str) -> Vec<Vec<u8>> {
+    let shards = must(svc, "ListShards", &format!(r#"{{"StreamName":"{name}"}}"#))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for sh in list(&shards, "Shards") {
+        let id = s(sh, "ShardId").unwrap();
+        out.extend(
+            read_shard(svc, name, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.1),
+        );
+    }
+    out.sort();
+    out
+}
+
+/// PutRecords of `data` (each under its own partition key) to `name`.
+async fn put_all(svc: &Service, name: &str, data: &[&str]) -> Result<Value, KinesisError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let records: Vec<String> = data
+        .iter()
+        .map(|d| {
+            format!(
+                r#"{{"PartitionKey":"{d}","Data":"{}"}}"#,
+                b64.encode(d.as_bytes())
+            )
+        })
+        .collect();
+    call(
+        svc,
+        "PutRecords",
+        &format!(
+            r#"{{"StreamName":"{name}","Records":[{}]}}"#,
+            records.join(",")
+        ),
+    )
+    .await
+}
+
+/// A full disk (or a failing sync) under PutRecords: the call fails whole
+/// with `InternalFailure`, none of its records is readable then or after a
+/// power loss, and writes go on once space is freed, without a restart and
+/// after one.
+#[test]
+fn a_full_disk_fails_put_records_whole_and_writes_resume() {
+    use riffle_fs::sim::{Errno, Faults};
+    let fs = SimFs::new(11);
+    fs.create_dir(Path::new(DATA)).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut acked: Vec<Vec<u8>> = Vec::new();
+    rt.block_on(async {
+        let svc = open(&fs, &clock, 0).unwrap();
+        call(&svc, "CreateStream", r#"{"StreamName":"d","ShardCount":2}"#)
+            .await
+            .unwrap();
+        put_all(&svc, "d", &["before-1", "before-2"]).await.unwrap();
+        acked.extend([b"before-1".to_vec(), b"before-2".to_vec()]);
+        for (i, faults) in [
+            Faults {
+                space_left: Some(0),
+                ..Faults::default()
+            },
+            Faults {
+                space_left: Some(40),
+                ..Faults::default()
+            },
+            Faults {
+                fail_write: Some((1, Errno::NoSpace)),
+                ..Faults::default()
+            },
+            Faults {
+                fail_sync: Some((1, Errno::NoSpace)),
+                ..Faults::default()
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fs.set_faults(faults.clone());
+            let lost: Vec<String> = (0..5).map(|j| format!("full-{i}-{j}")).collect();
+            let refs: Vec<&str> = lost.iter().map(String::as_str).collect();
+            let e = put_all(&svc, "d", &refs).await.unwrap_err();
+            assert_eq!(e.error_type(), "InternalFailure", "{faults:?}: {e}");
+            let mut want = acked.clone();
+            want.sort();
+            assert_eq!(all_records(&svc, "d").await, want, "{faults:?}");
+            fs.clear_faults();
+            let ok = format!("freed-{i}");
+            let out = put_all(&svc, "d", &[&ok])
+                .await
+                .unwrap_or_else(|e| panic!("after {faults:?}: {e}"));
+            assert_eq!(int(&out, "FailedRecordCount"), Some(0), "{faults:?}");
+            acked.push(ok.into_bytes());
+            let mut want = acked.clone();
+            want.sort();
+            assert_eq!(all_records(&svc, "d").await, want, "{faults:?}");
+        }
+        drop(svc);
+    });
+    acked.sort();
+    fs.crash(CrashMode::DropAll);
+    rt.block_on(async {
+        let svc = open(&fs, &clock, 0).unwrap();
+        assert_eq!(all_records(&svc, "d").await, acked, "after a power loss");
+        put_all(&svc, "d", &["after-reopen"]).await.unwrap();
+        acked.push(b"after-reopen".to_vec());
+        acked.sort();
+        assert_eq!(all_records(&svc, "d").await, acked, "after a reopen");
+        // And a full disk after the reopen fails the same way.
+        fs.set_faults(Faults {
+            space_left: Some(0),
+            ..Faults::default()
+        });
+        let e = put_all(&svc, "d", &["full-again"]).await.unwrap_err();
+        assert_eq!(e.error_type(), "InternalFailure");
+        fs.clear_faults();
+        assert_eq!(all_records(&svc, "d").await, acked);
+    });
+}
+
 /// A log directory no stream row names (a creation whose row never became
 /// durable, a deletion whose directory removal was lost) is removed when
 /// the service opens; the logs of streams, and entries that are not logs,

@@ -266,7 +266,12 @@ pub struct DiskEngine {
     fs: Arc<dyn Fs>,
     root: PathBuf,
     cfg: DiskConfig,
+    /// The open logs. Held only to look up, insert or take out a log, never
+    /// across file I/O.
     logs: Mutex<HashMap<LogId, Arc<DiskLog>>>,
+    /// One slot per log id being opened or removed: opening (recovery) and
+    /// removal of one id take turns, while other ids and lookups go ahead.
+    busy: Mutex<HashMap<LogId, Arc<Mutex<()>>>>,
     pub stats: Arc<DiskStats>,
     /// The interval flusher, woken when the engine is dropped so it ends.
     flusher: Mutex<Option<std::thread::Thread>>,
@@ -302,6 +307,7 @@ impl DiskEngine {
             root,
             cfg,
             logs: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashMap::new()),
             stats: Arc::default(),
             flusher: Mutex::new(None),
         });
@@ -334,35 +340,56 @@ impl DiskEngine {
     fn dir(&self, id: LogId) -> PathBuf {
         self.root.join(format!("{id:016x}"))
     }
+
+    /// Runs `f` holding the slot of `id` (and no other lock).
+    fn in_slot<R>(&self, id: LogId, f: impl FnOnce() -> R) -> R {
+        let slot = lock(&self.busy).entry(id).or_default().clone();
+        let out = {
+            let _turn = lock(&slot);
+            f()
+        };
+        let mut busy = lock(&self.busy);
+        drop(slot);
+        if busy.get(&id).is_some_and(|s| Arc::strong_count(s) == 1) {
+            busy.remove(&id);
+        }
+        out
+    }
 }
 
 impl LogEngine for DiskEngine {
     fn open(&self, id: LogId) -> Result<Arc<dyn StreamLog>, LogError> {
-        let mut logs = lock(&self.logs);
-        if let Some(l) = logs.get(&id) {
+        if let Some(l) = lock(&self.logs).get(&id) {
             return Ok(l.clone());
         }
-        let log = DiskLog::open(
-            self.fs.clone(),
-            self.dir(id),
-            id,
-            self.cfg.clone(),
-            self.stats.clone(),
-        )
-        .map_err(io_err)?;
-        logs.insert(id, log.clone());
-        Ok(log)
+        self.in_slot(id, || {
+            if let Some(l) = lock(&self.logs).get(&id) {
+                return Ok(l.clone() as Arc<dyn StreamLog>);
+            }
+            let log = DiskLog::open(
+                self.fs.clone(),
+                self.dir(id),
+                id,
+                self.cfg.clone(),
+                self.stats.clone(),
+            )
+            .map_err(io_err)?;
+            lock(&self.logs).insert(id, log.clone());
+            Ok(log)
+        })
     }
 
     fn remove(&self, id: LogId) -> Result<(), LogError> {
-        if let Some(log) = lock(&self.logs).remove(&id) {
-            lock(&log.inner).removed = true;
-        }
-        match self.fs.remove_dir_all(&self.dir(id)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(e)),
-        }
+        self.in_slot(id, || {
+            if let Some(log) = lock(&self.logs).remove(&id) {
+                lock(&log.inner).removed = true;
+            }
+            match self.fs.remove_dir_all(&self.dir(id)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err(e)),
+            }
+        })
     }
 
     fn stored_ids(&self) -> Result<Vec<LogId>, LogError> {

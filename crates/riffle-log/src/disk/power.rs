@@ -12,13 +12,17 @@
 //! - every visible record is byte for byte the one last appended at its
 //!   shard and offset (no stale or reordered data comes back);
 //! - every record that had to survive is there: acknowledged in `fsync`
-//!   mode, or acknowledged before a completed flush in `interval` mode.
+//!   mode, or acknowledged before a completed flush in `interval` mode;
+//! - nothing unacknowledged becomes visible out of order: each shard's
+//!   visible offsets are a gap-free prefix of what was appended to it, the
+//!   only holes being offsets of appends that failed (which the log's
+//!   contract leaves as gaps).
 //!
 //! [`every_sync_point_is_needed`] skips each [`SyncPoint`] in turn and
-//! shows the check then fails for some seed, while it passes for all seeds
-//! with every sync in place.
+//! shows the check then fails for several of the default run's seeds,
+//! while it passes for all seeds with every sync in place.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex as StdMutex;
 
 use riffle_fs::sim::{CrashMode, Errno, Faults, Rng, SimFs, Trigger};
@@ -44,6 +48,18 @@ struct Model {
     durable: BTreeMap<(u32, u64), Bytes>,
     /// Acknowledged in interval mode, not yet covered by a flush.
     unflushed: Vec<((u32, u64), Bytes)>,
+    /// Offsets that may stay gaps below visible records: those of appends
+    /// that failed, and those a recovery abandoned (below the shard's next
+    /// offset but not visible). The log never gives them out again.
+    gaps: HashSet<(u32, u64)>,
+}
+
+impl Model {
+    /// Notes that `data` was appended at (`shard`, `offset`).
+    fn appended(&mut self, shard: u32, offset: u64, data: Bytes) {
+        self.gaps.remove(&(shard, offset));
+        self.assigned.insert((shard, offset), data);
+    }
 }
 
 fn open(
@@ -71,7 +87,7 @@ fn open(
 }
 
 /// The check after a recovery (see the module's documentation).
-fn check(model: &Model, log: &DiskLog, stats: &DiskStats) -> Result<(), String> {
+fn check(model: &mut Model, log: &DiskLog, stats: &DiskStats) -> Result<(), String> {
     let corrupt = stats.corrupt_frames.load(Ordering::Relaxed);
     if corrupt > 0 {
         return Err(format!("recovery reported {corrupt} corrupt frame(s)"));
@@ -108,8 +124,27 @@ fn check(model: &Model, log: &DiskLog, stats: &DiskStats) -> Result<(), String> 
             }
             from = batch.next_position;
         }
-        if log.next_offset(shard) <= last {
+        // A gap-free prefix: below the last visible record, every offset is
+        // visible or belongs to a failed append.
+        if let Some(hole) = (1..last)
+            .find(|o| !visible.contains_key(&(shard, *o)) && !model.gaps.contains(&(shard, *o)))
+        {
+            return Err(format!(
+                "shard {shard}: offset {last} is visible but offset {hole} is not ({})",
+                if model.assigned.contains_key(&(shard, hole)) {
+                    "an unacknowledged record became visible out of order"
+                } else {
+                    "never appended"
+                }
+            ));
+        }
+        let next = log.next_offset(shard);
+        if next <= last {
             return Err(format!("shard {shard}: next offset below a visible record"));
+        }
+        // What recovery abandoned stays a gap from now on.
+        for o in last + 1..next {
+            model.gaps.insert((shard, o));
         }
     }
     for (key, data) in &model.durable {
@@ -157,7 +192,7 @@ async fn writer(
         {
             let mut m = model.lock().unwrap();
             for ((shard, data), off) in keys.iter().zip(&a.offsets) {
-                m.assigned.insert((*shard, *off), data.clone());
+                m.appended(*shard, *off, data.clone());
             }
         }
         match a.durable.await {
@@ -172,7 +207,12 @@ async fn writer(
                 }
             }
             Err(_) if fs.is_down() => return,
-            Err(_) => {}
+            Err(_) => {
+                let mut m = model.lock().unwrap();
+                for ((shard, _), off) in keys.iter().zip(&a.offsets) {
+                    m.gaps.insert((*shard, *off));
+                }
+            }
         }
         if interval && tag.ends_with("w0") && rng.below(3) == 0 {
             let covered = std::mem::take(&mut model.lock().unwrap().unflushed);
@@ -241,7 +281,7 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
         if early {
             fs.reboot();
         }
-        check(&model.lock().unwrap(), &log, &engine.stats)
+        check(&mut model.lock().unwrap(), &log, &engine.stats)
             .map_err(|e| format!("seed {seed} round {round}: {e}"))?;
         if round == ROUNDS {
             break;
@@ -303,12 +343,13 @@ fn run(seed: u64, skip: Option<SyncPoint>) -> Result<(), String> {
     Ok(())
 }
 
-/// Seeds per run: 200, or `RIFFLE_POWER_SEEDS` (for a longer soak).
+/// Seeds per run: [`BASELINE_SEEDS`], or `RIFFLE_POWER_SEEDS` (for a
+/// longer soak).
 fn seeds() -> u64 {
     std::env::var("RIFFLE_POWER_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200)
+        .unwrap_or(BASELINE_SEEDS)
 }
 
 #[test]
@@ -327,25 +368,110 @@ fn power_loss_keeps_every_acknowledged_record() {
     eprintln!("{n} seeds in {:?}", started.elapsed());
 }
 
-/// For every sync point: skipping it makes [`run`]'s checks fail for some
-/// seed (and [`power_loss_keeps_every_acknowledged_record`] shows they pass
-/// with every sync in place).
+/// The seeds [`power_loss_keeps_every_acknowledged_record`] runs by default.
+const BASELINE_SEEDS: u64 = 200;
+
+/// For every sync point: skipping it makes [`run`]'s checks fail for a
+/// seed among those the default run of
+/// [`power_loss_keeps_every_acknowledged_record`] uses (which shows they
+/// pass with every sync in place). Skipping a sync is what deleting its
+/// call does, so a deleted sync fails that default run too. Scheduling
+/// makes runs differ a little from one time to the next; the sync the
+/// randomized runs catch least often (`OpenActive`, about 1.5 % of seeds)
+/// also has a scenario of its own that catches it every time
+/// ([`a_process_death_then_a_power_loss_keeps_what_recovery_showed`]).
 #[test]
 fn every_sync_point_is_needed() {
-    const MAX_SEEDS: u64 = 400;
+    const CATCHES: usize = 1;
     let mut report = Vec::new();
     for point in SyncPoint::ALL {
         let started = std::time::Instant::now();
-        let found = (0..MAX_SEEDS).find_map(|seed| run(seed, Some(point)).err().map(|e| (seed, e)));
-        match found {
-            Some((seed, e)) => report.push(format!(
-                "{point:?}: caught at seed {seed} after {:?}: {e}",
-                started.elapsed()
-            )),
-            None => panic!("skipping {point:?} went unnoticed over {MAX_SEEDS} seeds"),
+        let mut caught = Vec::new();
+        for seed in 0..BASELINE_SEEDS {
+            if let Err(e) = run(seed, Some(point)) {
+                caught.push((seed, e));
+                if caught.len() == CATCHES {
+                    break;
+                }
+            }
         }
+        assert!(
+            caught.len() == CATCHES,
+            "skipping {point:?} went unnoticed over the {BASELINE_SEEDS} baseline seeds"
+        );
+        report.push(format!(
+            "{point:?}: caught at seeds {:?} after {:?}: {}",
+            caught.iter().map(|c| c.0).collect::<Vec<_>>(),
+            started.elapsed(),
+            caught[0].1
+        ));
     }
     eprintln!("{}", report.join("\n"));
+}
+
+/// A process dies with records written but not synced (interval mode);
+/// the next process shows them, and its first append rolls the segment
+/// (in fsync mode, where sealing does not sync the sealed segment again);
+/// then the power fails. What recovery showed must have been made durable
+/// when it was shown (`OpenActive`), or the record after it survives
+/// without it.
+fn process_death_then_power_loss(skip: Option<SyncPoint>) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fs = SimFs::with_block(1, 128);
+    let mut model = Model::default();
+    let big = Bytes::from(vec![b'x'; 600]);
+    let (engine, log) = open(&fs, skip, 400, Durability::Interval)?;
+    rt.block_on(async {
+        let a = log.append(
+            vec![NewRecord {
+                shard: 0,
+                partition_key: "k".into(),
+                data: big.clone(),
+            }],
+            1,
+        )?;
+        a.durable.await?;
+        model.appended(0, a.offsets[0], big.clone());
+        Ok::<_, LogError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    drop(log);
+    drop(engine);
+    fs.kill();
+    let (engine, log) = open(&fs, skip, 400, Durability::Fsync)?;
+    check(&mut model, &log, &engine.stats)?;
+    rt.block_on(async {
+        let data = Bytes::from_static(b"after");
+        let a = log.append(
+            vec![NewRecord {
+                shard: 0,
+                partition_key: "k".into(),
+                data: data.clone(),
+            }],
+            2,
+        )?;
+        a.durable.await?;
+        model.appended(0, a.offsets[0], data.clone());
+        model.durable.insert((0, a.offsets[0]), data);
+        Ok::<_, LogError>(())
+    })
+    .map_err(|e| e.to_string())?;
+    drop(log);
+    drop(engine);
+    fs.crash(CrashMode::DropAll);
+    let (engine, log) = open(&fs, skip, 400, Durability::Fsync)?;
+    check(&mut model, &log, &engine.stats)
+}
+
+#[test]
+fn a_process_death_then_a_power_loss_keeps_what_recovery_showed() {
+    process_death_then_power_loss(None).unwrap();
+    let e = process_death_then_power_loss(Some(SyncPoint::OpenActive))
+        .expect_err("skipping OpenActive went unnoticed");
+    eprintln!("without OpenActive: {e}");
 }
 
 /// Full disks and I/O errors: a failed write or sync is never acknowledged
@@ -398,7 +524,7 @@ fn full_disk_and_io_errors_are_never_acknowledged() {
                     recs.iter().map(|r| (r.shard, r.data.clone())).collect();
                 let a = log.append(recs, 1_000).unwrap();
                 for ((shard, data), off) in keys.iter().zip(&a.offsets) {
-                    model.assigned.insert((*shard, *off), data.clone());
+                    model.appended(*shard, *off, data.clone());
                 }
                 match a.durable.await {
                     Ok(()) => {
@@ -415,6 +541,9 @@ fn full_disk_and_io_errors_are_never_acknowledged() {
                             "seed {seed}: {e}"
                         );
                         failures += 1;
+                        for ((shard, _), off) in keys.iter().zip(&a.offsets) {
+                            model.gaps.insert((*shard, *off));
+                        }
                         // Readers never see a failed append.
                         for ((shard, _), off) in keys.iter().zip(&a.offsets) {
                             let got = log.read(*shard, *off, ALL).unwrap();
@@ -428,12 +557,12 @@ fn full_disk_and_io_errors_are_never_acknowledged() {
             }
         });
         fs.clear_faults();
-        check(&model, &log, &engine.stats).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check(&mut model, &log, &engine.stats).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         drop(log);
         drop(engine);
         fs.crash(rng.mode());
         let (engine, log) = open(&fs, None, 700, Durability::Fsync).unwrap();
-        check(&model, &log, &engine.stats)
+        check(&mut model, &log, &engine.stats)
             .unwrap_or_else(|e| panic!("seed {seed} after a power loss: {e}"));
     }
     assert!(failures > 20, "only {failures} appends failed");
@@ -446,7 +575,8 @@ fn full_disk_and_io_errors_are_never_acknowledged() {
 /// The synced-before mark at work: a power loss keeps the second frame of
 /// an unsynced cycle but not the first. Format 1's rule (any valid frame
 /// after damage means corruption) would report corruption; recovery cuts
-/// the cycle instead, and loses nothing that was synced.
+/// the cycle instead (the later frame is not readable), and loses nothing
+/// that was synced. At least 8 of the seeds must hit that case.
 #[test]
 fn a_later_frame_of_an_unsynced_cycle_is_cut_not_reported() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -456,8 +586,9 @@ fn a_later_frame_of_an_unsynced_cycle_is_cut_not_reported() {
     let seg = Path::new(ROOT)
         .join(format!("{LOG:016x}"))
         .join("0000000000000001.seg");
+    const SEEDS: u64 = 64;
     let mut reordered = 0;
-    for seed in 0..64 {
+    for seed in 0..SEEDS {
         let fs = SimFs::with_block(seed, 128);
         let (engine, log) = open(&fs, None, 1 << 20, Durability::Fsync).unwrap();
         let mut model = Model::default();
@@ -486,16 +617,27 @@ fn a_later_frame_of_an_unsynced_cycle_is_cut_not_reported() {
         let file = fs.open(&seg, riffle_fs::OpenMode::Existing).unwrap();
         let len = file.len().unwrap();
         let old_rule = segment::scan(&*file, len, false).unwrap();
-        if old_rule.entries.iter().any(|e| e.corrupt) {
-            reordered += 1;
-        }
+        let later_without_earlier = old_rule.entries.iter().any(|e| e.corrupt);
         drop(file);
         let (engine, log) = open(&fs, None, 1 << 20, Durability::Fsync).unwrap();
-        check(&model, &log, &engine.stats).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        check(&mut model, &log, &engine.stats).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if later_without_earlier {
+            reordered += 1;
+            // The surviving later frame is cut with its cycle: no record
+            // of the cycle is readable.
+            for shard in [1, 2] {
+                let got = log.read(shard, 0, ALL).unwrap();
+                assert_eq!(
+                    got.records,
+                    Vec::<StoredRecord>::new(),
+                    "seed {seed}: shard {shard} shows a record of the cut cycle"
+                );
+            }
+        }
     }
-    eprintln!("{reordered} of 64 power losses kept a later frame without an earlier one");
+    eprintln!("{reordered} of {SEEDS} power losses kept a later frame without an earlier one");
     assert!(
-        reordered > 0,
-        "no seed kept a later frame without an earlier one"
+        reordered >= 8,
+        "only {reordered} of {SEEDS} seeds kept a later frame without an earlier one"
     );
 }

@@ -416,3 +416,116 @@ fn frames_stop_growing_below_the_reader_limit() {
     assert_eq!(shape, vec![(3, 10, 2), (3, 12, 2), (4, 1, 1)]);
     assert!(c.frames.iter().all(|f| f.bytes <= FRAME_TARGET));
 }
+
+/// A file system that holds every operation under one directory until it
+/// is let go, to show who waits for a log's I/O.
+#[derive(Debug)]
+struct Held {
+    inner: riffle_fs::sim::SimFs,
+    under: PathBuf,
+    /// (held, operations waiting)
+    state: Arc<(std::sync::Mutex<(bool, u32)>, std::sync::Condvar)>,
+}
+
+impl Held {
+    fn wait(&self, path: &Path) {
+        if !path.starts_with(&self.under) {
+            return;
+        }
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap();
+        g.1 += 1;
+        cv.notify_all();
+        while g.0 {
+            g = cv.wait(g).unwrap();
+        }
+    }
+}
+
+impl riffle_fs::Fs for Held {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn riffle_fs::FsFile>> {
+        self.wait(path);
+        self.inner.open(path, mode)
+    }
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.wait(path);
+        self.inner.create_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.wait(from);
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.wait(path);
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.wait(path);
+        self.inner.remove_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+        self.wait(path);
+        self.inner.read_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.wait(path);
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+}
+
+/// Opening (recovering) one log holds no lock other logs need: while the
+/// file I/O of log 2's opening is stuck, an open log is found, another log
+/// is opened and written, and one is removed. A second opening of log 2
+/// waits for the first and gets the same log.
+#[test]
+fn opening_one_log_blocks_no_other() {
+    use std::sync::mpsc;
+    let root = PathBuf::from("/data/streams");
+    let state = Arc::new((std::sync::Mutex::new((true, 0)), std::sync::Condvar::new()));
+    let fs = Held {
+        inner: riffle_fs::sim::SimFs::new(1),
+        under: root.join(format!("{:016x}", 2)),
+        state: state.clone(),
+    };
+    let engine = DiskEngine::open_with(Arc::new(fs), &root, DiskConfig::default()).unwrap();
+    let one = engine.open(1).unwrap();
+    engine.open(4).unwrap();
+    let opening: Vec<_> = (0..2)
+        .map(|_| {
+            let e = engine.clone();
+            std::thread::spawn(move || e.open(2).unwrap())
+        })
+        .collect();
+    {
+        let (m, cv) = &*state;
+        let g = m.lock().unwrap();
+        let _g = cv
+            .wait_timeout_while(g, Duration::from_secs(10), |g| g.1 == 0)
+            .unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    let e = engine.clone();
+    std::thread::spawn(move || {
+        let found = e.open(1).unwrap();
+        let three = e.open(3).unwrap();
+        let rt = rt();
+        let offsets = rt.block_on(put(&three, vec![rec(0, b"three")], 1));
+        e.remove(4).unwrap();
+        tx.send((found, offsets)).unwrap();
+    });
+    let (found, offsets) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("other logs waited for log 2's opening");
+    assert!(Arc::ptr_eq(&found, &one));
+    assert_eq!(offsets, vec![1]);
+    {
+        let (m, cv) = &*state;
+        m.lock().unwrap().0 = false;
+        cv.notify_all();
+    }
+    let twos: Vec<_> = opening.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(Arc::ptr_eq(&twos[0], &twos[1]), "log 2 was opened twice");
+}

@@ -52,38 +52,42 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     if let Some(tags) = &input.tags {
         super::tags::check_tag_keys(tags.keys())?;
     }
-    let _creating = svc.create_lock.lock().await;
     let key = (ctx.region.clone(), input.stream_name.clone());
-    if svc.snapshot(&key).is_some() {
-        return Err(KinesisError::ResourceInUse(format!(
-            "Stream {} under account {account} already exists.",
-            input.stream_name
-        )));
-    }
-    let open: usize = svc.open_shards_in(&ctx.region);
-    if open + count as usize > svc.cfg.shard_limit as usize || count > limits::MAX_SHARDS_PER_STREAM
-    {
-        return Err(Msg::shard_limit(
-            &account,
-            &ctx.region,
-            open,
-            svc.cfg.shard_limit,
-            count as usize,
-        ));
-    }
-    if mode == Mode::OnDemand {
-        let on_demand = svc
-            .all_streams()
-            .iter()
-            .filter(|s| s.mode == Mode::OnDemand)
-            .count();
-        if on_demand >= svc.cfg.on_demand_stream_limit as usize {
-            return Err(KinesisError::LimitExceeded(format!(
-                "This request would exceed the on-demand stream count limit for the account {account} in {}. Current on-demand stream count for the account: {on_demand}. Limit: {}.",
-                ctx.region, svc.cfg.on_demand_stream_limit
-            )));
+    // Checked and reserved at once; the I/O below runs without the lock.
+    let want = crate::registry::Want {
+        key: &key,
+        shards: count as usize,
+        on_demand: mode == Mode::OnDemand,
+    };
+    let reservation = svc.reserve_creation(want, |reserved_shards, reserved_on_demand| {
+        let open: usize = svc.open_shards_in(&ctx.region) + reserved_shards;
+        if open + count as usize > svc.cfg.shard_limit as usize
+            || count > limits::MAX_SHARDS_PER_STREAM
+        {
+            return Err(Msg::shard_limit(
+                &account,
+                &ctx.region,
+                open,
+                svc.cfg.shard_limit,
+                count as usize,
+            ));
         }
-    }
+        if mode == Mode::OnDemand {
+            let on_demand = svc
+                .all_streams()
+                .iter()
+                .filter(|s| s.mode == Mode::OnDemand)
+                .count()
+                + reserved_on_demand;
+            if on_demand >= svc.cfg.on_demand_stream_limit as usize {
+                return Err(KinesisError::LimitExceeded(format!(
+                    "This request would exceed the on-demand stream count limit for the account {account} in {}. Current on-demand stream count for the account: {on_demand}. Limit: {}.",
+                    ctx.region, svc.cfg.on_demand_stream_limit
+                )));
+            }
+        }
+        Ok(())
+    })?;
     let id = svc.next_stream_id();
     let engine = svc.engine.clone();
     let log = crate::registry::blocking(move || engine.open(id)).await??;
@@ -123,16 +127,18 @@ pub async fn create_stream(svc: &Service, ctx: &Ctx, input: CreateStreamInput) -
     // A stream whose deletion completed but was not yet swept is replaced:
     // the new row takes its key, then its log goes.
     let replaced = svc.replaced_incarnation(&key);
-    let _old = svc.lock_cell(&key).await;
+    let old = svc.lock_cell(&key).await;
     if let Err(e) = svc
         .write_row(&key, Some(crate::meta::encode_stream(&stream)))
         .await
     {
+        drop(old);
         let engine = svc.engine.clone();
         let _ = crate::registry::blocking(move || engine.remove(id)).await;
         return Err(e);
     }
-    svc.insert(stream);
+    reservation.publish(stream);
+    drop(old);
     if let Some(old) = replaced {
         let engine = svc.engine.clone();
         crate::registry::blocking(move || engine.remove(old)).await??;
@@ -172,14 +178,13 @@ pub async fn delete_stream(svc: &Service, ctx: &Ctx, input: DeleteStreamInput) -
             })
             .await;
     }
-    let _creating = svc.create_lock.lock().await;
-    let _control = svc.lock_cell(&key).await;
+    let control = svc.lock_cell(&key).await;
     let s = svc
         .snapshot(&key)
         .ok_or_else(|| Msg::stream_not_found(&key.1, &account))?;
     check(&s)?;
     svc.write_row(&key, None).await?;
-    svc.forget(&key, s.id).await
+    svc.forget(&key, s.id, control).await
 }
 
 pub async fn describe_stream(
