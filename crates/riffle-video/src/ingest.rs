@@ -448,7 +448,14 @@ impl Ingest {
         let Some(header) = st.header.clone() else {
             return Err((AckError::InvalidMkvData, true));
         };
-        if self.svc.streams.get(&self.key).is_none() {
+        // Deleted (or deleted and created again) since the upload began.
+        if self
+            .svc
+            .streams
+            .get(&self.key)
+            .map(|s| crate::store::log_id_of(&s))
+            != Some(self.store.log_id)
+        {
             return Err((AckError::StreamNotActive, true));
         }
         let frames = mkv::parse_cluster(&body).map_err(|_| (AckError::InvalidMkvData, true))?;

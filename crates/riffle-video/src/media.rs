@@ -175,7 +175,9 @@ impl Service {
         };
         let start = match sel.start_selector_type.as_str() {
             "EARLIEST" => store.fragments().first().map_or(0, |f| f.offset),
-            "NOW" => store.next_offset(),
+            // After the newest durable fragment: one being persisted now
+            // is included.
+            "NOW" => store.last().map_or(0, |f| f.offset + 1),
             "FRAGMENT_NUMBER" => {
                 after(sel.after_fragment_number.as_deref(), "AfterFragmentNumber")?
             }
