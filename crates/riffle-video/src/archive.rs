@@ -677,23 +677,43 @@ impl Service {
     }
 }
 
+/// The stream and the checked request of a session (HLS and DASH ask
+/// alike): `range` is the TimestampRange's (StartTimestamp, EndTimestamp).
+fn session_ask(
+    svc: &Service,
+    ctx: &Ctx,
+    (name, arn): (Option<&str>, Option<&str>),
+    mode: Option<&str>,
+    selector_type: Option<&str>,
+    range: Option<(Option<Timestamp>, Option<Timestamp>)>,
+) -> Result<(Arc<crate::media::Media>, Ask)> {
+    let media = svc.stream_for_archive(ctx, name, arn)?;
+    let ask = check_ask(
+        mode,
+        selector_type.or(range.map(|_| "SERVER_TIMESTAMP")),
+        range.and_then(|r| ms(r.0)),
+        range.and_then(|r| ms(r.1)),
+        range.is_some(),
+        svc.now_ms(),
+    )?;
+    Ok((media, ask))
+}
+
 /// GetHLSStreamingSessionURL.
 pub async fn hls_session(
     svc: &Service,
     ctx: &Ctx,
     i: m::GetHLSStreamingSessionURLInput,
 ) -> Result<m::GetHLSStreamingSessionURLOutput> {
-    let media = svc.stream_for_archive(ctx, i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let sel = i.hls_fragment_selector.as_ref();
-    let range = sel.and_then(|s| s.timestamp_range.as_ref());
-    let selector_type = sel.and_then(|s| s.fragment_selector_type.as_deref());
-    let ask = check_ask(
+    let (media, ask) = session_ask(
+        svc,
+        ctx,
+        (i.stream_name.as_deref(), i.stream_arn.as_deref()),
         i.playback_mode.as_deref(),
-        selector_type.or(range.map(|_| "SERVER_TIMESTAMP")),
-        range.and_then(|r| ms(r.start_timestamp)),
-        range.and_then(|r| ms(r.end_timestamp)),
-        range.is_some(),
-        svc.now_ms(),
+        sel.and_then(|s| s.fragment_selector_type.as_deref()),
+        sel.and_then(|s| s.timestamp_range.as_ref())
+            .map(|r| (r.start_timestamp, r.end_timestamp)),
     )?;
     let discontinuity = match i.discontinuity_mode.as_deref() {
         Some("ALWAYS") => Disc::Always,
@@ -730,17 +750,15 @@ pub async fn dash_session(
     ctx: &Ctx,
     i: m::GetDASHStreamingSessionURLInput,
 ) -> Result<m::GetDASHStreamingSessionURLOutput> {
-    let media = svc.stream_for_archive(ctx, i.stream_name.as_deref(), i.stream_arn.as_deref())?;
     let sel = i.dash_fragment_selector.as_ref();
-    let range = sel.and_then(|s| s.timestamp_range.as_ref());
-    let selector_type = sel.and_then(|s| s.fragment_selector_type.as_deref());
-    let ask = check_ask(
+    let (media, ask) = session_ask(
+        svc,
+        ctx,
+        (i.stream_name.as_deref(), i.stream_arn.as_deref()),
         i.playback_mode.as_deref(),
-        selector_type.or(range.map(|_| "SERVER_TIMESTAMP")),
-        range.and_then(|r| ms(r.start_timestamp)),
-        range.and_then(|r| ms(r.end_timestamp)),
-        range.is_some(),
-        svc.now_ms(),
+        sel.and_then(|s| s.fragment_selector_type.as_deref()),
+        sel.and_then(|s| s.timestamp_range.as_ref())
+            .map(|r| (r.start_timestamp, r.end_timestamp)),
     )?;
     let token = svc.open_session(
         media.store.clone(),
