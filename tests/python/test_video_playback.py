@@ -235,3 +235,55 @@ def test_session_errors(srv, archive, stream):
     with pytest.raises(urllib.error.HTTPError) as e:
         get(url)
     assert e.value.code == 403
+
+
+def media_playlist(url):
+    _, master = get(url)
+    media_uri = [line for line in master.decode().splitlines() if line and not line.startswith("#")][0]
+    _, playlist = get(url.rsplit("/", 1)[0] + "/" + media_uri)
+    return playlist.decode()
+
+
+def test_live_replay_grows_at_real_time_and_discontinuities_follow_gaps(start_server, tmp_path):
+    srv = start_server("--status-delay-ms", "0")
+    archive = srv.client("kinesis-video-archived-media")
+    name = unique("replay")
+    srv.client("kinesisvideo").create_stream(StreamName=name, DataRetentionInHours=24)
+    data = streamed(make_mkv(tmp_path / "v.mkv", seconds=4))
+    # Two uploads, the second 10 s of producer time after the first ends.
+    for start in (START, START + 14):
+        pm = PutMedia(srv.endpoint, name, start=start)
+        pm.upload(data)
+        assert pm.read_head() == 200
+        assert [a["EventType"] for a in pm.acks()].count("PERSISTED") == 4
+        pm.close()
+    sel = {"FragmentSelectorType": "PRODUCER_TIMESTAMP", "TimestampRange": {"StartTimestamp": START}}
+    url = archive.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="LIVE_REPLAY", HLSFragmentSelector=sel,
+        MaxMediaPlaylistFragmentResults=20)["HLSStreamingSessionURL"]
+
+    def listed(text):
+        return [line.split("FragmentNumber=")[1].split("&")[0] for line in text.splitlines()
+                if line.startswith("getMP4MediaFragment.mp4")]
+
+    stored = [f["FragmentNumber"] for f in archive.list_fragments(StreamName=name)["Fragments"]]
+    # At first only the fragment at the start; then as much as has been
+    # replayed (the server's clock moves on).
+    assert listed(media_playlist(url)) == stored[:1]
+    srv.advance_clock(2_500)
+    assert listed(media_playlist(url)) == stored[:3]
+    srv.advance_clock(20_000)
+    text = media_playlist(url)
+    assert listed(text) == stored
+    assert "#EXT-X-ENDLIST" not in text
+    # ON_DISCONTINUITY: one marker, where the 10 s gap is.
+    od = archive.get_hls_streaming_session_url(
+        StreamName=name, PlaybackMode="ON_DEMAND", DiscontinuityMode="ON_DISCONTINUITY",
+        HLSFragmentSelector={"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+                             "TimestampRange": {"StartTimestamp": START, "EndTimestamp": START + 60}},
+    )["HLSStreamingSessionURL"]
+    lines = media_playlist(od).splitlines()
+    marks = [i for i, line in enumerate(lines) if line == "#EXT-X-DISCONTINUITY"]
+    assert len(marks) == 1
+    after = next(line for line in lines[marks[0]:] if line.startswith("getMP4MediaFragment.mp4"))
+    assert stored[4] in after
