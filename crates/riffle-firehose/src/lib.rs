@@ -156,8 +156,8 @@ pub struct Service {
     /// Data Streams, for `KinesisStreamAsSource`.
     pub kinesis: Option<Arc<riffle_streams::Service>>,
     streams: RwLock<registry::Registry>,
-    /// Serialises creations and deletions, which check the account limit.
-    create_lock: tokio::sync::Mutex<()>,
+    /// Creations in flight: the keys they reserved (see `registry`).
+    creating: std::sync::Mutex<registry::Creating>,
     next_id: AtomicU64,
     meta: meta::Meta,
     /// This service, for the delivery tasks it starts.
@@ -195,7 +195,7 @@ impl Service {
             engine,
             kinesis,
             streams: RwLock::new(registry::Registry::new()),
-            create_lock: tokio::sync::Mutex::new(()),
+            creating: Default::default(),
             next_id: AtomicU64::new(1),
             meta,
             me,

@@ -13,13 +13,25 @@
 //!   then install it, so a change is visible only once it is durable and a
 //!   failed persist changes nothing.
 //!
-//! Creations and deletions are serialised by one account-wide mutex.
+//! A creation checks name uniqueness and the account limit and reserves its
+//! key under one account-wide mutex held for that in-memory work only: the
+//! buffer log, the row commit and the removal of a replaced buffer run
+//! outside it, so creations of different streams never wait on each
+//! other's I/O. The stream is registered and its reservation released in
+//! one step under the mutex, so every check counts a creation exactly once;
+//! a failed creation releases its reservation. Deletions and the sweep take
+//! no account-wide lock. Removing a cell, or replacing a gone one by a new
+//! incarnation, holds the old cell's `control` mutex until the cell is out
+//! of the registry, and every row write for a cell first checks under that
+//! mutex that the cell is still the registered one, so a late write of an
+//! old incarnation never lands over its successor's row.
+//!
 //! Due transitions (CREATING → ACTIVE, ENABLING → ENABLED, DISABLING →
 //! DISABLED, deletion) are applied when a snapshot is taken, so they are
 //! exact to the clock; the maintenance task persists them and removes
 //! deleted streams' rows and buffers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -55,6 +67,36 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(crate) type Registry = BTreeMap<StreamKey, Arc<Cell>>;
+
+/// Creations in flight: the keys they reserved.
+pub(crate) type Creating = BTreeSet<StreamKey>;
+
+/// A creation's reservation of its key; released when dropped (a failed
+/// creation).
+pub(crate) struct Reservation<'a> {
+    svc: &'a Service,
+    key: StreamKey,
+    published: bool,
+}
+
+impl Reservation<'_> {
+    /// Registers the created (already persisted) stream and releases the
+    /// reservation, in one step for every check.
+    pub(crate) fn publish(mut self, s: DeliveryStream, buffer: Arc<dyn Buffer>) {
+        let mut creating = lock(&self.svc.creating);
+        self.svc.insert(s, buffer);
+        creating.remove(&self.key);
+        self.published = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.published {
+            lock(&self.svc.creating).remove(&self.key);
+        }
+    }
+}
 
 /// Every cell, with the lock released before the caller uses them.
 pub(crate) fn read_all(r: &RwLock<Registry>) -> Vec<(StreamKey, Arc<Cell>)> {
@@ -215,15 +257,37 @@ impl Service {
         read(&self.streams).get(key).cloned()
     }
 
+    /// Checks that `key` is free and reserves it for a creation; `check`
+    /// runs the account limit with the number of creations in flight in
+    /// the key's region. Both run under the creation mutex, which is held
+    /// for nothing else.
+    pub(crate) fn reserve_creation(
+        &self,
+        key: &StreamKey,
+        check: impl FnOnce(usize) -> Result<()>,
+    ) -> Result<Reservation<'_>> {
+        let mut creating = lock(&self.creating);
+        if creating.contains(key) || self.snapshot(key).is_some() {
+            return Err(Msg::already_exists(&key.1, &self.cfg.account));
+        }
+        check(creating.iter().filter(|k| k.0 == key.0).count())?;
+        creating.insert(key.clone());
+        Ok(Reservation {
+            svc: self,
+            key: key.clone(),
+            published: false,
+        })
+    }
+
     /// Whether `cell` is still the one registered under `key`.
-    fn is_registered(&self, key: &StreamKey, cell: &Arc<Cell>) -> bool {
+    pub(crate) fn is_registered(&self, key: &StreamKey, cell: &Arc<Cell>) -> bool {
         self.cell(key).is_some_and(|c| Arc::ptr_eq(&c, cell))
     }
 
     /// The control lock of the cell registered under `key`, if any: held
     /// while a stream's row is deleted or replaced by a new incarnation,
     /// so no control operation or checkpoint write of the old cell
-    /// interleaves. Lock order: `create_lock`, then a cell's control lock.
+    /// interleaves, and a creation and the sweep of one key take turns.
     pub(crate) async fn lock_cell(
         &self,
         key: &StreamKey,
@@ -385,7 +449,6 @@ impl Service {
         for (key, cell) in cells {
             let s = cell.snapshot(now);
             if is_gone(&s, now) {
-                let _creating = self.create_lock.lock().await;
                 let _control = cell.control.lock().await;
                 if self.is_registered(&key, &cell) {
                     self.write_row(&key, None).await?;

@@ -45,6 +45,10 @@ pub enum MetaError {
     /// A transaction touched a table of another namespace.
     #[error("namespace {namespace:?} cannot write table {table:?}")]
     ForeignTable { namespace: String, table: String },
+    /// A creation was let through for a key that is already registered or
+    /// being created (the caller's check should have refused it).
+    #[error("resource {0:?} already exists or is being created")]
+    KeyInUse(String),
 }
 
 pub(crate) fn storage(e: impl Into<redb::Error>) -> MetaError {

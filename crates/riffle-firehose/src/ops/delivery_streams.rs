@@ -118,21 +118,22 @@ pub async fn create(
         Some(t) => tags::merged(&BTreeMap::new(), t, &name, &account)?,
         None => BTreeMap::new(),
     };
-    let _creating = svc.create_lock.lock().await;
-    if svc.snapshot(&key).is_some() {
-        return Err(Msg::already_exists(&name, &account));
-    }
-    let in_region = svc
-        .all_streams()
-        .iter()
-        .filter(|s| s.region == ctx.region)
-        .count();
-    if in_region >= svc.cfg.delivery_stream_limit {
-        return Err(FirehoseError::LimitExceeded(format!(
-            "You have already consumed your firehose quota of {} hoses.",
-            svc.cfg.delivery_stream_limit
-        )));
-    }
+    // Checked and reserved at once; the I/O below runs without the lock.
+    let limit = svc.cfg.delivery_stream_limit;
+    let reservation = svc.reserve_creation(&key, |reserved| {
+        let in_region = svc
+            .all_streams()
+            .iter()
+            .filter(|s| s.region == ctx.region)
+            .count()
+            + reserved;
+        if in_region >= limit {
+            return Err(FirehoseError::LimitExceeded(format!(
+                "You have already consumed your firehose quota of {limit} hoses."
+            )));
+        }
+        Ok(())
+    })?;
     let now = svc.now_ms();
     let s = DeliveryStream {
         region: ctx.region.clone(),
@@ -152,20 +153,33 @@ pub async fn create(
         delivered_offset: 0,
         kinesis_checkpoint: None,
     };
-    let replaced = svc.cell(&key).map(|c| c.log_id());
-    let old_cell = svc.lock_cell(&key).await;
-    svc.write_row(&key, Some(s.clone())).await?;
-    if let Some(old) = replaced {
-        // A deletion completed but not yet swept: its buffer goes now.
-        svc.forget(&key, old).await?;
-    }
     let engine = svc.engine.clone();
     let id = s.log_id;
     let log = blocking(move || engine.open(id)).await??;
     log.set_durability(svc.cfg.durability);
+    // A stream whose deletion completed but was not yet swept is replaced:
+    // the new row takes its key, then its buffer goes. A sweep that held
+    // its control lock first has removed it already.
+    let old = svc.lock_cell(&key).await;
+    let replaced = old
+        .as_ref()
+        .filter(|(cell, _)| svc.is_registered(&key, cell))
+        .map(|(cell, _)| cell.log_id());
+    if let Err(e) = svc.write_row(&key, Some(s.clone())).await {
+        drop(old);
+        let engine = svc.engine.clone();
+        if let Err(e) = blocking(move || engine.remove(id)).await? {
+            tracing::warn!(log = id, error = %e, "removing the buffer log of a failed creation failed");
+        }
+        return Err(e);
+    }
     let arn = s.arn(&account);
-    svc.insert(s, LogBuffer::new(log));
-    drop(old_cell);
+    reservation.publish(s, LogBuffer::new(log));
+    drop(old);
+    if let Some(old) = replaced {
+        let engine = svc.engine.clone();
+        blocking(move || engine.remove(old)).await??;
+    }
     Ok(model::CreateDeliveryStreamOutput {
         delivery_stream_arn: Some(arn),
     })
@@ -179,7 +193,6 @@ pub async fn delete(
     i: model::DeleteDeliveryStreamInput,
 ) -> Result<model::DeleteDeliveryStreamOutput> {
     let key: StreamKey = (ctx.region.clone(), i.delivery_stream_name);
-    let _creating = svc.create_lock.lock().await;
     let account = svc.account().to_owned();
     let until_ms = svc.now_ms() + svc.cfg.status_delay_ms;
     svc.update_key(&key, |s| match s.status {
