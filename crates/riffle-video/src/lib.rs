@@ -265,6 +265,18 @@ impl Service {
             .expect("an empty store opens")
     }
 
+    /// Drops a gone stream incarnation's fragments and data-plane state.
+    pub(crate) fn forget_media(&self, s: &state::Stream) {
+        let id = store::log_id_of(s);
+        self.media
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Err(e) = self.engine.remove(id) {
+            tracing::error!(error = %e, stream = %s.name, "removing a stream's fragments failed");
+        }
+    }
+
     /// The data plane's state of a stream incarnation, opened on first use.
     pub(crate) fn media(&self, row: &state::Stream) -> Result<Arc<media::Media>> {
         let id = store::log_id_of(row);
@@ -302,14 +314,7 @@ impl Service {
         match self.streams.settle_all().await {
             Ok(swept) => {
                 for s in swept {
-                    let id = store::log_id_of(&s);
-                    self.media
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
-                    if let Err(e) = self.engine.remove(id) {
-                        tracing::error!(error = %e, stream = %s.name, "removing a stream's fragments failed");
-                    }
+                    self.forget_media(&s);
                 }
             }
             Err(e) => tracing::error!(error = %e, "video maintenance failed"),

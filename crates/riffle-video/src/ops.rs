@@ -256,6 +256,10 @@ pub async fn create(
             Ok((stream, ()))
         })
         .await?;
+    if let Some(old) = &created.replaced {
+        // A deleted incarnation not swept yet: its fragments go now.
+        svc.forget_media(old);
+    }
     let s = created.cell.snapshot(svc.now_ms());
     Ok(model::CreateStreamOutput {
         stream_arn: Some(s.arn.clone()),
