@@ -179,10 +179,12 @@ def test_bench_video_phase_persists_and_lists_every_fragment(srv):
     out = riffle("bench", "--endpoint", srv.endpoint, "--phase", "video", "--video-streams", "2",
                  "--duration-secs", "3", timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
-    m = re.search(r"^video: 2 PutMedia streams .*?: (\d+) fragments persisted", out.stdout, re.M)
+    m = re.search(r"^video: 2 PutMedia streams .*?: (\d+) fragments persisted of (\d+) sent = .*; (\d+) errors$",
+                  out.stdout, re.M)
     assert m, out.stdout
     persisted = int(m.group(1))
-    assert persisted >= 2
+    # 3 s per stream: a 2 s fragment and the 1 s one the upload's end closes.
+    assert (persisted, int(m.group(2)), int(m.group(3))) == (4, 4, 0)
     m = re.search(r"^video verify: (\d+) persisted, (\d+) listed by ListFragments, (\d+) lost$",
                   out.stdout, re.M)
     assert m, out.stdout

@@ -230,6 +230,9 @@ pub struct BenchArgs {
     /// simulated clock by rows / rate).
     #[arg(long, default_value_t = 1000)]
     pub analytics_step_rows: usize,
+    /// Video phase: concurrent PutMedia uploads, one stream each.
+    #[arg(long, default_value_t = 200)]
+    pub video_streams: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +262,10 @@ pub enum BenchPhase {
     /// The streaming SQL engine in process: a filter, a tumbling GROUP BY
     /// and a sliding window over generated ticker rows.
     Analytics,
+    /// Kinesis Video: `--video-streams` live 2 Mbit/s H.264-shaped PutMedia
+    /// uploads for `--duration-secs`; PERSISTED latency, then every
+    /// persisted fragment checked with ListFragments.
+    Video,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -663,12 +663,26 @@ async fn put(args: VideoPutArgs) -> anyhow::Result<()> {
     let wanted = if retains { "PERSISTED" } else { "RECEIVED" };
     loop {
         let ack = tokio::select! {
+            biased;
             r = async { writer.as_mut().expect("running").await }, if writer.is_some() => {
                 writer = None;
                 sent = Some(r.map_err(|e| anyhow!("{e}"))??);
                 continue;
             }
-            ack = acks.next() => ack?,
+            ack = acks.next() => ack,
+        };
+        let ack = match ack {
+            Ok(a) => a,
+            Err(e) => {
+                // An upload the writer abandoned ends the response too:
+                // the writer's error says why.
+                if let Some(w) = writer.take() {
+                    if let Ok(Ok(Err(we))) = tokio::time::timeout(Duration::from_secs(1), w).await {
+                        return Err(we);
+                    }
+                }
+                return Err(e);
+            }
         };
         let Some(ack) = ack else { break };
         match ack.event.as_str() {
@@ -698,6 +712,8 @@ async fn put(args: VideoPutArgs) -> anyhow::Result<()> {
             _ => {}
         }
     }
+    // A writer waiting for acknowledgements that will not come stops.
+    shared.window.close();
     let sent = match (sent, writer) {
         (Some(n), _) => n,
         (None, Some(w)) => w.await.map_err(|e| anyhow!("{e}"))??,
