@@ -113,7 +113,7 @@ fn fragments(upload: &[u8]) -> Vec<Fragment> {
                     cluster,
                 });
             }
-            Event::ClusterStart { .. } => {}
+            Event::ClusterStart { .. } | Event::Tags(_) => {}
         }
     }
     out
