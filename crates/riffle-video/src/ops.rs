@@ -253,6 +253,18 @@ pub async fn create(
                     "The account has reached its limit of {limit} streams in {region}."
                 )));
             }
+            // A stream's log is named by its creation time and ten bits of
+            // its name: streams created in the same millisecond whose names
+            // share those bits would share a log. A later creation time
+            // sets the new one apart.
+            let mut stream = stream;
+            while live
+                .iter()
+                .any(|(_, _, s)| crate::store::log_id_of(s) == crate::store::log_id_of(&stream))
+            {
+                stream.created_ms += 1;
+                stream.arn = arn(&region, &account, &name, stream.created_ms);
+            }
             Ok((stream, ()))
         })
         .await?;
@@ -637,6 +649,37 @@ mod tests {
                 !matches!(out, Err(VideoError::UnsupportedOperation(_))),
                 "{op} is not dispatched"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_created_in_one_millisecond_never_share_a_log() {
+        let svc = Service::new(
+            crate::Config::default(),
+            riffle_core::clock::ManualClock::new(1_000),
+        );
+        let ctx = Ctx {
+            region: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+        };
+        // 200 names in 1,024 buckets of ten bits: some share them.
+        for i in 0..200 {
+            let mut m = riffle_wire::Map::new();
+            m.put("StreamName", Value::Str(format!("cam-{i}")));
+            svc.call(&ctx, "CreateStream", Value::Map(m)).await.unwrap();
+        }
+        let rows: Vec<std::sync::Arc<Stream>> =
+            svc.streams.all().into_iter().map(|(_, _, s)| s).collect();
+        assert_eq!(rows.len(), 200);
+        let ids: std::collections::HashSet<u64> =
+            rows.iter().map(|s| crate::store::log_id_of(s)).collect();
+        assert_eq!(ids.len(), 200);
+        for s in &rows {
+            assert_eq!(
+                s.arn,
+                arn("us-east-1", "000000000000", &s.name, s.created_ms)
+            );
+            assert!((1_000..1_200).contains(&s.created_ms));
         }
     }
 

@@ -24,6 +24,7 @@ use crate::cli::{BenchArgs, BenchEncoding, BenchPhase};
 mod analytics;
 mod firehose;
 mod mixed;
+mod video;
 
 /// One keep-alive HTTP/1.1 connection speaking the Kinesis API.
 struct Conn {
@@ -384,6 +385,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.phase == BenchPhase::Analytics {
         return analytics::analytics_phase(&args);
+    }
+    if args.phase == BenchPhase::Video {
+        return video::video_phase(&args).await;
     }
     let endpoint = args.endpoint.clone();
     let stream = args

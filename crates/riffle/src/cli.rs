@@ -38,6 +38,45 @@ pub enum Command {
     /// Run a reference pipeline end to end, with a throwaway server and
     /// PostgreSQL of its own.
     Demo(DemoArgs),
+    /// Kinesis Video Streams from the command line.
+    Video(VideoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VideoArgs {
+    #[command(subcommand)]
+    pub command: VideoCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum VideoCommand {
+    /// Upload a Matroska or WebM file to a stream through PutMedia, as the
+    /// producer SDK does (chunked, RELATIVE timecodes from now); print each
+    /// fragment once PERSISTED and exit 0 when all are. MP4 files must be
+    /// remuxed first (`ffmpeg -i in.mp4 -c copy out.mkv`).
+    Put(VideoPutArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VideoPutArgs {
+    /// The Matroska (.mkv) or WebM file.
+    pub file: PathBuf,
+    /// The stream to upload to.
+    #[arg(long)]
+    pub stream: String,
+    /// The endpoint, `http://host:port`.
+    #[arg(long, env = "RIFFLE_ENDPOINT", default_value = "http://127.0.0.1:4566")]
+    pub endpoint: String,
+    /// The region requests are signed for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Send each frame at its time, as a live camera would (default: as
+    /// fast as acknowledgements allow).
+    #[arg(long)]
+    pub realtime: bool,
+    /// Create the stream (DataRetentionInHours 24) if it does not exist.
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -191,6 +230,9 @@ pub struct BenchArgs {
     /// simulated clock by rows / rate).
     #[arg(long, default_value_t = 1000)]
     pub analytics_step_rows: usize,
+    /// Video phase: concurrent PutMedia uploads, one stream each.
+    #[arg(long, default_value_t = 200)]
+    pub video_streams: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +262,10 @@ pub enum BenchPhase {
     /// The streaming SQL engine in process: a filter, a tumbling GROUP BY
     /// and a sliding window over generated ticker rows.
     Analytics,
+    /// Kinesis Video: `--video-streams` live 2 Mbit/s H.264-shaped PutMedia
+    /// uploads for `--duration-secs`; PERSISTED latency, then every
+    /// persisted fragment checked with ListFragments.
+    Video,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

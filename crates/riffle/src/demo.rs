@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::cli::{ClickstreamArgs, DemoArgs, DemoKind};
 
-mod api;
+pub(crate) mod api;
 mod gen;
 mod pg;
 mod show;

@@ -1,7 +1,8 @@
 //! The `riffle` command: `riffle serve` runs the server, `riffle bench`
 //! loads any Kinesis endpoint, `riffle fsck` and `riffle repair` check and
 //! mend a stopped server's stream logs, `riffle demo` runs a reference
-//! pipeline end to end.
+//! pipeline end to end, `riffle video put` uploads a Matroska file to a
+//! Kinesis Video stream.
 
 pub mod analytics_sink;
 pub mod bench;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod init;
 pub mod s3_sink;
 pub mod serve;
+pub mod video;
 
 /// Runs a parsed command line.
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
@@ -22,5 +24,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Fsck(args) => fsck::run_fsck(args),
         cli::Command::Repair(args) => fsck::run_repair(args),
         cli::Command::Demo(args) => demo::run(args),
+        cli::Command::Video(args) => video::run(args),
     }
 }
