@@ -395,7 +395,10 @@ pub(super) async fn video_phase(args: &BenchArgs) -> anyhow::Result<()> {
         &signer,
         &names[0],
         first_put - 1.0,
-        last_put + 1.0,
+        // Every upload has ended: the range's end is in the past, as
+        // SERVER_TIMESTAMP selectors need (a second back, so rounding to
+        // milliseconds never puts it ahead of the server's clock).
+        last_put - 1.0,
     )
     .await
     {
