@@ -157,14 +157,14 @@ def test_files_that_are_not_matroska_are_refused(srv, kv, tmp_path):
     text.write_text("not a video\n")
     out = video_put(srv, text, name)
     assert out.returncode == 1
-    assert f"{text} is not a Matroska or WebM file (it does not begin with an EBML header)" in out.stderr
-    mp4 = tmp_path / "clip.mp4"
+    assert (f"{text} is neither Matroska, WebM nor MP4 (it begins with neither an EBML header "
+            "nor an ftyp box)") in out.stderr
+    frag = tmp_path / "frag.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "1", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", str(mp4))
-    out = video_put(srv, mp4, name)
+           "-pix_fmt", "yuv420p", "-movflags", "frag_keyframe+empty_moov", str(frag))
+    out = video_put(srv, frag, name)
     assert out.returncode == 1
-    assert (f"{mp4} is an MP4 file; PutMedia takes Matroska (MKV or WebM). Remux it without "
-            f"re-encoding first: ffmpeg -i {mp4} -c copy clip.mkv") in out.stderr
+    assert "fragmented MP4 is not read; remux it first: ffmpeg -i in.mp4 -c copy out.mkv" in out.stderr
     # A Matroska file cut inside a cluster is refused before it ends the
     # upload as if it were whole.
     cut = tmp_path / "cut.mkv"
@@ -193,3 +193,35 @@ def test_bench_video_phase_persists_and_lists_every_fragment(srv):
     assert re.search(r"^video PERSISTED latency .*p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms$",
                      out.stdout, re.M), out.stdout
     assert re.search(r"^HLS: ", out.stdout, re.M), out.stdout
+
+
+@pytest.mark.parametrize("bframes", [0, 2])
+def test_an_mp4_file_is_uploaded_with_the_same_frames(srv, kv, media, tmp_path, bframes):
+    """H.264 (with and without B-frames) and AAC in MP4: remuxed without
+    re-encoding, every decoded video frame identical to the file's."""
+    mp4 = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i",
+           "sine=frequency=440:sample_rate=48000", "-t", "4", "-c:v", "libx264", "-g", "25",
+           "-bf", str(bframes), "-pix_fmt", "yuv420p", "-c:a", "aac", str(mp4))
+    name = unique("mp4")
+    kv.create_stream(StreamName=name, DataRetentionInHours=24)
+    out = video_put(srv, mp4, name)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if LINE.match(line)]
+    assert len(lines) == 4
+    body = media.get_media(StreamName=name, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"].read()
+    got = tmp_path / "got.mkv"
+    got.write_bytes(body)
+
+    def frames(path, stream):
+        r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:{stream}",
+                            "-f", "framemd5", "-"], capture_output=True, text=True, check=True)
+        return [line.split(",")[-1].strip() for line in r.stdout.splitlines() if not line.startswith("#")]
+
+    want = frames(mp4, "v")
+    assert len(want) == 100
+    assert frames(got, "v") == want
+    # Every AAC frame too. The MP4's edit list skips the encoder's first
+    # (priming) frame when it is played; Matroska plays that frame.
+    audio = frames(got, "a")
+    assert audio[1:] == frames(mp4, "a")

@@ -39,6 +39,7 @@ pub mod media_model;
 #[rustfmt::skip]
 pub mod archive_model;
 pub mod mkv;
+pub mod mp4;
 pub mod ops;
 pub mod playback;
 pub mod state;

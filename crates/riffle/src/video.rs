@@ -451,20 +451,23 @@ pub(crate) fn cluster_start() -> Vec<u8> {
     out
 }
 
-/// Refuses what is not Matroska, MP4 with the remux command.
+/// Whether a file is MP4 (it begins with an `ftyp` box).
+fn is_mp4(path: &Path) -> anyhow::Result<bool> {
+    let mut head = [0u8; 8];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(n == 8 && &head[4..8] == b"ftyp")
+}
+
+/// Refuses what is neither Matroska nor MP4.
 fn check_matroska(head: &[u8], path: &Path) -> anyhow::Result<()> {
     if head.len() >= 8 && &head[4..8] == b"ftyp" {
-        let out = path.with_extension("mkv");
-        bail!(
-            "{} is an MP4 file; PutMedia takes Matroska (MKV or WebM). Remux it without re-encoding first: ffmpeg -i {} -c copy {}",
-            path.display(),
-            path.display(),
-            out.file_name().map_or("out.mkv".into(), |n| n.to_string_lossy())
-        );
+        return Ok(());
     }
     if !head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
         bail!(
-            "{} is not a Matroska or WebM file (it does not begin with an EBML header)",
+            "{} is neither Matroska, WebM nor MP4 (it begins with neither an EBML header nor an ftyp box)",
             path.display()
         );
     }
@@ -506,8 +509,18 @@ async fn write_file(
     realtime: bool,
     shared: &Shared,
 ) -> anyhow::Result<u64> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file: Box<dyn Read + Send> = if is_mp4(path)? {
+        // MP4 is remuxed (in memory, no re-encoding) to the Matroska
+        // PutMedia takes.
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mkv = tokio::task::spawn_blocking(move || riffle_video::mp4::to_matroska(&data))
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Box::new(std::io::Cursor::new(mkv))
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)
+    };
     let mut demux = mkv::Demuxer::new(riffle_video::ingest::MAX_FRAGMENT_BYTES + (1 << 20));
     let mut buf = vec![0u8; READ_CHUNK];
     let mut clusters = 0u64;
@@ -780,17 +793,13 @@ mod tests {
     }
 
     #[test]
-    fn mp4_and_other_files_are_refused_with_what_to_do() {
+    fn files_that_are_neither_matroska_nor_mp4_are_refused() {
         let p = Path::new("clip.mp4");
-        let e = check_matroska(b"\0\0\0\x20ftypisom", p).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "clip.mp4 is an MP4 file; PutMedia takes Matroska (MKV or WebM). Remux it without re-encoding first: ffmpeg -i clip.mp4 -c copy clip.mkv"
-        );
+        check_matroska(b"\0\0\0\x20ftypisom", p).unwrap();
         let e = check_matroska(b"hello", Path::new("a.txt")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a.txt is not a Matroska or WebM file (it does not begin with an EBML header)"
+            "a.txt is neither Matroska, WebM nor MP4 (it begins with neither an EBML header nor an ftyp box)"
         );
         check_matroska(&[0x1A, 0x45, 0xDF, 0xA3, 0x9F], p).unwrap();
     }
