@@ -167,7 +167,7 @@ fn audio_specific_config(esds: &[u8]) -> Result<Vec<u8>> {
     Err("no AudioSpecificConfig in esds".into())
 }
 
-fn read_track(trak: &[u8]) -> Result<Option<TrackIn>> {
+fn read_track(trak: &[u8], file_len: usize) -> Result<Option<TrackIn>> {
     let mdia = need(trak, b"mdia")?;
     let mdhd = need(mdia, b"mdhd")?;
     let timescale = if mdhd.first() == Some(&1) {
@@ -225,15 +225,32 @@ fn read_track(trak: &[u8]) -> Result<Option<TrackIn>> {
         }
         _ => return Ok(None),
     }
+    // Sizes.
+    let stsz = need(stbl, b"stsz")?;
+    let fixed = u32_at(stsz, 4)?;
+    let count = u32_at(stsz, 8)? as usize;
+    // A sample has at least one byte: no table may claim more samples
+    // than the file has bytes.
+    if count > file_len {
+        return Err("a sample count larger than the file".into());
+    }
+    let sizes: Vec<u32> = if fixed != 0 {
+        vec![fixed; count]
+    } else {
+        let rows = stsz.get(12..12 + count * 4).ok_or("a truncated stsz")?;
+        rows.chunks(4)
+            .map(|r| u32::from_be_bytes(r.try_into().expect("4 bytes")))
+            .collect()
+    };
     // Decode times.
-    let mut dts = Vec::new();
+    let mut dts = Vec::with_capacity(count);
     let mut at = 0i64;
     for row in table(need(stbl, b"stts")?, 8)? {
         let (count, delta) = (u32_at(row, 0)?, u32_at(row, 4)?);
         if t.first_delta == 0 {
             t.first_delta = delta;
         }
-        for _ in 0..count {
+        for _ in 0..count.min((sizes.len() - dts.len().min(sizes.len())) as u32) {
             dts.push(at);
             at += delta as i64;
         }
@@ -252,26 +269,12 @@ fn read_track(trak: &[u8]) -> Result<Option<TrackIn>> {
             } else {
                 raw as i64
             };
-            for _ in 0..count {
-                if let Some(c) = cto.get_mut(i) {
-                    *c = off;
-                }
+            for _ in 0..count.min((n - i.min(n)) as u32) {
+                cto[i] = off;
                 i += 1;
             }
         }
     }
-    // Sizes.
-    let stsz = need(stbl, b"stsz")?;
-    let fixed = u32_at(stsz, 4)?;
-    let count = u32_at(stsz, 8)? as usize;
-    let sizes: Vec<u32> = if fixed != 0 {
-        vec![fixed; count]
-    } else {
-        let rows = stsz.get(12..12 + count * 4).ok_or("a truncated stsz")?;
-        rows.chunks(4)
-            .map(|r| u32::from_be_bytes(r.try_into().expect("4 bytes")))
-            .collect()
-    };
     // Chunk offsets.
     let chunks: Vec<u64> = if let Some(stco) = child(stbl, b"stco")? {
         table(stco, 4)?
@@ -381,7 +384,7 @@ pub fn to_matroska(data: &[u8]) -> Result<Vec<u8>> {
     let mut video = None;
     let mut audio = None;
     for trak in atoms(moov.body)?.into_iter().filter(|a| &a.kind == b"trak") {
-        if let Some(t) = read_track(trak.body)? {
+        if let Some(t) = read_track(trak.body, data.len())? {
             match t.kind {
                 Kind::Video if video.is_none() => video = Some(t),
                 Kind::Audio if audio.is_none() => audio = Some(t),

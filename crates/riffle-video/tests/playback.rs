@@ -620,3 +620,63 @@ fn images_are_the_key_frame_at_or_before_the_time() {
     let err = render(&hevc, &req(EPOCH_MS + 500, ImageFormat::Png, None, None)).unwrap_err();
     assert_eq!(err.aws_value(), "MEDIA_ERROR");
 }
+
+#[test]
+fn mp4_files_become_matroska_with_every_sample_and_bad_ones_are_errors() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = Dir::new();
+    let out = dir.path("av.mp4");
+    let o = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t", "4", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mp4 = std::fs::read(&out).unwrap();
+    let mkv = riffle_video::mp4::to_matroska(&mp4).unwrap();
+    let frags = fragments(&mkv);
+    assert_eq!(frags.len(), 4, "a fragment per key frame");
+    let count = |track: u64| -> usize {
+        frags
+            .iter()
+            .map(|f| f.cluster.frames.iter().filter(|x| x.track == track).count())
+            .sum()
+    };
+    assert_eq!(count(1), 100);
+    // Every AAC frame of the file, the encoder's priming frame included.
+    let probe = ffprobe(&out);
+    let audio_frames = stream(&probe, "audio")["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(count(2), audio_frames + 1);
+    assert!(frags
+        .iter()
+        .all(|f| f.cluster.frames.first().is_some_and(|x| x.keyframe)));
+    // Whatever the damage, an error and never a panic.
+    for cut in (0..mp4.len()).step_by(997) {
+        let _ = riffle_video::mp4::to_matroska(&mp4[..cut]);
+    }
+    let mut flipped = mp4.clone();
+    for i in (0..flipped.len()).step_by(331) {
+        flipped[i] ^= 0x5A;
+        let _ = riffle_video::mp4::to_matroska(&flipped);
+    }
+    assert!(riffle_video::mp4::to_matroska(b"not an mp4 at all").is_err());
+}
