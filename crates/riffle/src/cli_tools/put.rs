@@ -9,7 +9,7 @@
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use base64::Engine;
 use bytes::Bytes;
 use riffle_core::limits::{PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS};
@@ -108,13 +108,17 @@ impl Keys {
 }
 
 /// Checks a partition key against Kinesis' limits.
-fn check_key(key: &str, line: u64) -> anyhow::Result<()> {
+fn check_key(key: &str) -> Result<(), String> {
     let chars = key.chars().count();
     if chars == 0 {
-        bail!("line {line}: the partition key is empty (Kinesis needs 1 to {MAX_KEY_CHARS} characters)");
+        return Err(format!(
+            "the partition key is empty (Kinesis needs 1 to {MAX_KEY_CHARS} characters)"
+        ));
     }
     if chars > MAX_KEY_CHARS {
-        bail!("line {line}: the partition key has {chars} characters (Kinesis takes at most {MAX_KEY_CHARS})");
+        return Err(format!(
+            "the partition key has {chars} characters (Kinesis takes at most {MAX_KEY_CHARS})"
+        ));
     }
     Ok(())
 }
@@ -165,7 +169,7 @@ async fn put(args: PutArgs) -> anyhow::Result<()> {
     let style = Style::detect();
     let keys = Keys::of(&args);
     if let Some(k) = &args.partition_key {
-        check_key(k, 0).context("--partition-key")?;
+        check_key(k).map_err(|e| anyhow!("--partition-key: {e}"))?;
     }
     // Records per call: with `--rate`, about five calls a second.
     let max_records = match args.rate {
@@ -221,13 +225,14 @@ async fn put(args: PutArgs) -> anyhow::Result<()> {
         };
         line_no += 1;
         let (key, missing) = keys.key(&line);
-        if let Err(e) = check_key(&key, line_no) {
+        if let Err(e) = check_key(&key) {
             send_paced(&mut client, &args, &mut batch, &mut stats, started).await?;
             progress.clear();
-            return Err(e.context(format!(
-                "{} records before it were put to {}",
-                stats.records, args.stream
-            )));
+            bail!(
+                "line {line_no}: {e}; {} records before it were put to {}",
+                stats.records,
+                args.stream
+            );
         }
         stats.without_key_field += u64::from(missing);
         let rec = Rec {
@@ -513,15 +518,15 @@ mod tests {
 
     #[test]
     fn partition_key_limits() {
-        assert!(check_key("a", 1).is_ok());
-        assert!(check_key(&"é".repeat(256), 1).is_ok());
+        assert!(check_key("a").is_ok());
+        assert!(check_key(&"é".repeat(256)).is_ok());
         assert_eq!(
-            check_key("", 7).unwrap_err().to_string(),
-            "line 7: the partition key is empty (Kinesis needs 1 to 256 characters)"
+            check_key("").unwrap_err(),
+            "the partition key is empty (Kinesis needs 1 to 256 characters)"
         );
         assert_eq!(
-            check_key(&"x".repeat(257), 3).unwrap_err().to_string(),
-            "line 3: the partition key has 257 characters (Kinesis takes at most 256)"
+            check_key(&"x".repeat(257)).unwrap_err(),
+            "the partition key has 257 characters (Kinesis takes at most 256)"
         );
     }
 
