@@ -7,6 +7,7 @@ throttling server refuses and loses nothing; streams prints a stable
 table; errors name AWS's error and message."""
 import base64
 import json
+import os
 import random
 import re
 import signal
@@ -319,6 +320,14 @@ def test_errors_name_the_aws_error(srv, kinesis):
     assert r.stderr.decode() == (f"Error: line 2: the partition key is empty (Kinesis needs 1 to 256 characters); "
                                  f"1 records before it were put to {stream}\n")
     assert tail(srv, stream, "--from", "trim-horizon", "--limit", "1") == b'{"u": "a"}\n'
+    directory = os.open("/", os.O_RDONLY)
+    try:
+        r = subprocess.run([riffle_bin(), "put", stream, "--endpoint", srv.endpoint], stdin=directory,
+                           capture_output=True, timeout=60, env={"PATH": "/usr/bin:/bin", "RUST_BACKTRACE": "0"})
+    finally:
+        os.close(directory)
+    assert r.returncode == 1
+    assert r.stderr.decode() == f"Error: reading stdin after line 0: Is a directory (os error 21); 0 records were put to {stream}\n"
     closed = Server()
     r = riffle("streams", "--endpoint", closed.endpoint)
     assert r.returncode == 1

@@ -162,6 +162,8 @@ enum Input {
     /// Input paused with records waiting.
     Pause,
     Interrupted,
+    /// Reading stdin failed.
+    Failed(std::io::Error),
 }
 
 async fn put(args: PutArgs) -> anyhow::Result<()> {
@@ -189,10 +191,11 @@ async fn put(args: PutArgs) -> anyhow::Result<()> {
     loop {
         let input = if batch.is_empty() {
             tokio::select! {
-                l = lines.recv() => l.map_or(Input::End, |l| l.map(Input::Line).unwrap_or_else(|e| {
-                    eprintln!("reading stdin: {e}");
-                    Input::End
-                })),
+                l = lines.recv() => match l {
+                    None => Input::End,
+                    Some(Ok(l)) => Input::Line(l),
+                    Some(Err(e)) => Input::Failed(e),
+                },
                 _ = &mut ctrl_c => Input::Interrupted,
             }
         } else {
@@ -201,10 +204,7 @@ async fn put(args: PutArgs) -> anyhow::Result<()> {
                     Err(_) => Input::Pause,
                     Ok(None) => Input::End,
                     Ok(Some(Ok(l))) => Input::Line(l),
-                    Ok(Some(Err(e))) => {
-                        eprintln!("reading stdin: {e}");
-                        Input::End
-                    }
+                    Ok(Some(Err(e))) => Input::Failed(e),
                 },
                 _ = &mut ctrl_c => Input::Interrupted,
             }
@@ -218,6 +218,15 @@ async fn put(args: PutArgs) -> anyhow::Result<()> {
                 continue;
             }
             Input::End => break,
+            Input::Failed(e) => {
+                send_paced(&mut client, &args, &mut batch, &mut stats, started).await?;
+                progress.clear();
+                bail!(
+                    "reading stdin after line {line_no}: {e}; {} records were put to {}",
+                    stats.records,
+                    args.stream
+                );
+            }
             Input::Interrupted => {
                 interrupted = true;
                 break;

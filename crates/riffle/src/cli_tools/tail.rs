@@ -87,7 +87,7 @@ async fn list_shards(client: &mut Kinesis, stream: &str) -> anyhow::Result<Vec<S
     let mut shards = Vec::new();
     let mut request = json!({"StreamName": stream});
     loop {
-        let v = client.call("ListShards", &request).await?;
+        let v = call_retrying(client, "ListShards", &request).await?;
         for s in v["Shards"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
             let Some(id) = s["ShardId"].as_str() else {
                 continue;
