@@ -40,6 +40,94 @@ pub enum Command {
     Demo(DemoArgs),
     /// Kinesis Video Streams from the command line.
     Video(VideoArgs),
+    /// Put stdin's lines into a stream as records (batched PutRecords,
+    /// failed records retried in order); print a summary.
+    Put(PutArgs),
+    /// Follow every shard of a stream, children after their parents, and
+    /// print the records decoded.
+    Tail(TailArgs),
+    /// A table of the endpoint's streams: status, mode, open shards,
+    /// retention and, from Riffle, records per second in and out.
+    Streams(StreamsArgs),
+}
+
+/// The Kinesis endpoint `riffle put`, `tail` and `streams` talk to; requests
+/// are signed with `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` (test credentials when unset).
+#[derive(Args, Debug, Clone)]
+pub struct EndpointArgs {
+    /// The endpoint, `http://host:port`.
+    #[arg(long, env = "RIFFLE_ENDPOINT", default_value = "http://127.0.0.1:4566")]
+    pub endpoint: String,
+    /// The region requests are signed for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PutArgs {
+    /// The stream to put to.
+    pub stream: String,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// The partition key of every record (default: a random key per
+    /// record, or per line without `--key-field`).
+    #[arg(long)]
+    pub partition_key: Option<String>,
+    /// Read each line as a JSON object and use this field as its partition
+    /// key (lines without it get `--partition-key` or a random key).
+    #[arg(long)]
+    pub key_field: Option<String>,
+    /// Records per second at most (default: as fast as the stream takes
+    /// them).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TailArgs {
+    /// The stream to follow.
+    pub stream: String,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Where to start: the oldest record kept, only records put from now
+    /// on, or the first record at or after `--timestamp`.
+    #[arg(long, value_enum, default_value = "latest")]
+    pub from: TailFrom,
+    /// The start of `--from timestamp`: RFC 3339 (`2026-01-02T15:04:05Z`)
+    /// or seconds since the Unix epoch.
+    #[arg(long, required_if_eq("from", "timestamp"))]
+    pub timestamp: Option<String>,
+    /// How records are printed: `text` (the data as UTF-8, a line each),
+    /// `json` (a JSON object per line with shard, sequence number,
+    /// partition key, arrival time and data), `hex` (the data in hex, a
+    /// line each) or `raw` (the data bytes alone, nothing between).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: TailFormat,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailFrom {
+    TrimHorizon,
+    Latest,
+    Timestamp,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailFormat {
+    Text,
+    Json,
+    Hex,
+    Raw,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -75,6 +75,17 @@ impl Signer {
     /// Adds `x-amz-date` (and the session token) to `headers` and returns
     /// the `Authorization` value signing all of them.
     fn sign(&self, path: &str, headers: &mut Vec<(String, String)>, payload_hash: &str) -> String {
+        self.sign_post("kinesisvideo", path, headers, payload_hash)
+    }
+
+    /// [`Signer::sign`] for a `POST` to any service.
+    pub(crate) fn sign_post(
+        &self,
+        service: &str,
+        path: &str,
+        headers: &mut Vec<(String, String)>,
+        payload_hash: &str,
+    ) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -100,7 +111,7 @@ impl Signer {
             &self.access_key,
             &self.secret,
             &self.region,
-            "kinesisvideo",
+            service,
             now,
             payload_hash,
         )
