@@ -95,27 +95,37 @@ export function themeColours() {
   return { text: v("--fg-muted"), grid: v("--grid"), series: [1, 2, 3, 4, 5, 6].map((i) => v(`--series-${i}`)) };
 }
 
-/** A uPlot time chart in `el`; returns { update(data) }. */
+/** A uPlot time chart in `el`, redrawn in the new colours when the colour scheme changes; returns { update(data), destroy() }. */
 export function timeChart(el, labels, { yLabel = "" } = {}) {
-  const c = themeColours();
-  const axis = { stroke: c.text, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid } };
-  const width = Math.max(300, el.clientWidth || 600);
-  const opts = {
-    width,
-    height: 220,
-    scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [axis, { ...axis, label: yLabel }],
-    legend: { live: false },
-    series: [{}, ...labels.map((l, i) => ({ label: l, stroke: c.series[i % c.series.length], width: 2, points: { show: false } }))],
+  let data = [[], ...labels.map(() => [])];
+  let plot = null;
+  const build = () => {
+    const c = themeColours();
+    const axis = { stroke: c.text, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid } };
+    const opts = {
+      width: Math.max(300, el.clientWidth || 600),
+      height: 220,
+      scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
+      axes: [axis, { ...axis, label: yLabel }],
+      legend: { live: false },
+      series: [{}, ...labels.map((l, i) => ({ label: l, stroke: c.series[i % c.series.length], width: 2, points: { show: false } }))],
+    };
+    plot?.destroy();
+    plot = new globalThis.uPlot(opts, data, el);
   };
-  const empty = [[], ...labels.map(() => [])];
-  const plot = new globalThis.uPlot(opts, empty, el);
+  build();
   const resize = () => plot.setSize({ width: Math.max(300, el.clientWidth), height: 220 });
+  const scheme = matchMedia("(prefers-color-scheme: dark)");
   window.addEventListener("resize", resize);
+  scheme.addEventListener("change", build);
   return {
-    update: (data) => plot.setData(data),
+    update: (d) => {
+      data = d;
+      plot.setData(d);
+    },
     destroy: () => {
       window.removeEventListener("resize", resize);
+      scheme.removeEventListener("change", build);
       plot.destroy();
     },
   };
