@@ -68,10 +68,10 @@ export function serverPage(main) {
     if (previous) {
       const dt = now - previous.t;
       history.push([Math.round(now), Math.max(0, (ok - previous.ok) / dt), Math.max(0, (failed - previous.failed) / dt)]);
-      while (history.length > 150) history.shift();
+      while (history.length > 151) history.shift();
     }
     previous = { t: now, ok, failed };
-    chart ??= timeChart(chartBox, ["succeeded", "failed"], { yLabel: "requests/s" });
+    chart ??= timeChart(chartBox, ["succeeded", "failed"], { yLabel: "requests/s", span: 300 });
     chart.update([history.map((x) => x[0]), history.map((x) => x[1]), history.map((x) => x[2])]);
     const g = (n) => samples.filter((x) => x.name === n).reduce((a, x) => a + x.value, 0);
     const fact = (k, v) => [h("dt", {}, k), h("dd", {}, String(v))];
@@ -103,12 +103,12 @@ export function serverPage(main) {
     h("div", { class: "title" }, h("h1", {}, "Server")),
     slot,
     h("section", {}, facts),
-    h("section", { "aria-labelledby": "h-req" }, h("h2", { id: "h-req" }, "Requests"), h("p", { class: "muted" }, "From /metrics every 2 seconds while this page is open."), chartBox, gauges),
+    h("section", { "aria-labelledby": "h-req" }, h("h2", { id: "h-req" }, "Requests"), h("p", { class: "muted" }, "Requests per second over the last five minutes, from /metrics every 2 seconds while this page is open."), chartBox, gauges),
     h(
       "section",
       { "aria-labelledby": "h-ops" },
       h("h2", { id: "h-ops" }, "Requests by operation"),
-      h("table", { class: "list", "aria-label": "Requests by operation" }, h("thead", {}, h("tr", {}, ...["Operation", "Succeeded", "Failed", "Errors"].map((c) => h("th", { scope: "col" }, c)))), opsBody),
+      h("table", { class: "list", "aria-label": "Requests by operation" }, h("thead", {}, h("tr", {}, ...["Operation", "Succeeded", "Failed", "Errors"].map((c, i) => h("th", { scope: "col", class: i === 1 || i === 2 ? "num" : null }, c)))), opsBody),
     ),
   );
   loadInfo();

@@ -108,7 +108,7 @@ function shardTable(shards) {
   return h(
     "table",
     { class: "list shards", "aria-label": "Shards" },
-    h("thead", {}, h("tr", {}, ...["Shard", "State", "Parents", "Starting hash key", "Ending hash key", "Key space", "First sequence number"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ...["Shard", "State", "Parents", "Starting hash key", "Ending hash key", "Key space", "First sequence number"].map((c, i) => h("th", { scope: "col", class: i >= 3 ? "num" : null }, c)))),
     h(
       "tbody",
       {},
@@ -213,7 +213,7 @@ export function streamPage(main, name) {
     if (ids.join() !== chartKey) {
       chart?.destroy();
       chartBox.replaceChildren();
-      chart = ids.length ? timeChart(chartBox, ids, { yLabel: "records/s" }) : null;
+      chart = ids.length ? timeChart(chartBox, ids, { yLabel: "records/s", span: 60 }) : null;
       chartKey = ids.join();
     }
     if (!chart) return;
@@ -249,8 +249,8 @@ export function streamPage(main, name) {
     h(
       "tr",
       { "data-shard-id": r.shardId, "data-seq": r.SequenceNumber },
-      h("td", {}, fmtTime(r.ApproximateArrivalTimestamp)),
-      h("td", {}, h("code", {}, r.shardId.replace(/^shardId-0*/, "#") || "#0")),
+      h("td", { class: "nowrap" }, fmtTime(r.ApproximateArrivalTimestamp)),
+      h("td", { class: "nowrap" }, h("code", {}, `#${Number(r.shardId.replace(/^shardId-/, ""))}`)),
       h("td", { class: "seq" }, h("code", {}, r.SequenceNumber)),
       h("td", {}, r.PartitionKey),
       h("td", { class: "data" }, h("pre", {}, decode(r.Data, decodeSel.value))),

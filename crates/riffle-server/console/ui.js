@@ -95,8 +95,8 @@ export function themeColours() {
   return { text: v("--fg-muted"), grid: v("--grid"), series: [1, 2, 3, 4, 5, 6].map((i) => v(`--series-${i}`)) };
 }
 
-/** A uPlot time chart in `el`, redrawn in the new colours when the colour scheme changes; returns { update(data), destroy() }. */
-export function timeChart(el, labels, { yLabel = "" } = {}) {
+/** A uPlot time chart in `el` of the last `span` seconds, redrawn in the new colours when the colour scheme changes; returns { update(data), destroy() }. */
+export function timeChart(el, labels, { yLabel = "", span = 60 } = {}) {
   let data = [[], ...labels.map(() => [])];
   let plot = null;
   const build = () => {
@@ -105,7 +105,7 @@ export function timeChart(el, labels, { yLabel = "" } = {}) {
     const opts = {
       width: Math.max(300, el.clientWidth || 600),
       height: 220,
-      scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
+      scales: { x: { time: true, range: (_, min, max) => [(max ?? Date.now() / 1000) - span, max ?? Date.now() / 1000] }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [axis, { ...axis, label: yLabel }],
       legend: { live: false },
       series: [{}, ...labels.map((l, i) => ({ label: l, stroke: c.series[i % c.series.length], width: 2, points: { show: false } }))],
