@@ -7,6 +7,7 @@
 //!   contract a service implements; [`kinesis`] is Data Streams on it and
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
+//! - [`console`] serves the web console and guards the calls it makes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 
 pub mod analytics;
 pub mod body;
+pub mod console;
 pub mod faults;
 pub mod firehose;
 pub mod glue;
@@ -52,6 +54,8 @@ pub struct App {
     pub test_clock: Option<Arc<SystemClock>>,
     pub metrics: metrics::Metrics,
     pub limits: platform::Limits,
+    /// The web console: its mode, and what its server page shows.
+    pub console: console::Console,
 }
 
 /// Every service Riffle serves, in routing order: the one registration
@@ -199,6 +203,22 @@ impl App {
                 .body(Body::empty())
                 .unwrap_or_else(|_| Response::new(Body::empty()));
             return (resp, None);
+        }
+        if parts.headers.contains_key(console::HEADER) {
+            if let Some(refused) = self.console.guard(&parts) {
+                return (refused, None);
+            }
+        }
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            if console::is_console_path(&parts) {
+                return (self.console.serve(&parts, &self.shared).await, None);
+            }
+            if self.console.mode != console::Mode::Off
+                && console::is_browser_root(&parts)
+                && self.services.by_signing(&parts).is_none()
+            {
+                return (console::redirect(&format!("{}/", console::PREFIX)), None);
+            }
         }
         if parts.method == Method::GET && parts.uri.path() == "/metrics" {
             let gauges: Vec<_> = self

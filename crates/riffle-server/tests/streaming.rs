@@ -79,6 +79,7 @@ async fn server() -> std::net::SocketAddr {
         test_clock: None,
         metrics: Default::default(),
         limits: Limits::default(),
+        console: Default::default(),
     });
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();

@@ -549,6 +549,13 @@ pub struct ServeArgs {
     #[arg(long, env = "RIFFLE_FAULT_SEED")]
     pub fault_seed: Option<u64>,
 
+    /// The web console at `/` (`/_riffle/console/`): `read-write` lets it
+    /// change state, `read-only` refuses its changes, `off` serves none.
+    /// Default: `read-write` when every listener is on the loopback,
+    /// `read-only` otherwise.
+    #[arg(long, env = "RIFFLE_CONSOLE", value_enum)]
+    pub console: Option<ConsoleArg>,
+
     /// Seconds to let in-flight requests finish at shutdown.
     #[arg(long, env = "RIFFLE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -560,6 +567,13 @@ pub enum Storage {
     Disk,
     /// Records in memory; nothing survives a restart.
     Memory,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleArg {
+    ReadWrite,
+    ReadOnly,
+    Off,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use riffle_log::LogEngine;
 use riffle_server::{App, Listener};
 use riffle_streams::{Config, Service};
 
-use crate::cli::{DurabilityArg, ServeArgs, Storage};
+use crate::cli::{ConsoleArg, DurabilityArg, ServeArgs, Storage};
 use crate::init;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -313,12 +313,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.max_connections.max(1),
             args.max_requests.max(1),
         ),
+        console: riffle_server::console::Console {
+            mode: console_mode(&args),
+            info: riffle_server::console::ServerInfo {
+                storage: match args.storage {
+                    Storage::Disk => "disk",
+                    Storage::Memory => "memory",
+                }
+                .into(),
+                durability: match args.durability {
+                    DurabilityArg::Fsync => "fsync",
+                    DurabilityArg::Interval => "interval",
+                    DurabilityArg::None => "none",
+                }
+                .into(),
+                data_dir: Some(args.data_dir.clone()),
+                listen: args.listen.to_string(),
+                started: std::time::Instant::now(),
+                started_ms: clock.now_ms(),
+            },
+        },
     });
     let listener = bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
         data_dir = %args.data_dir.display(),
         storage = ?args.storage,
+        console = app.console.mode.as_str(),
         "riffle is serving"
     );
     let mut listeners = vec![Listener {
@@ -354,6 +375,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     analytics_stop.stop_all().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--console`, or its default: read-write only when every listener is on
+/// the loopback.
+fn console_mode(args: &ServeArgs) -> riffle_server::console::Mode {
+    use riffle_server::console::Mode;
+    match args.console {
+        Some(ConsoleArg::ReadWrite) => Mode::ReadWrite,
+        Some(ConsoleArg::ReadOnly) => Mode::ReadOnly,
+        Some(ConsoleArg::Off) => Mode::Off,
+        None => {
+            let loopback = args.listen.ip().is_loopback()
+                && args.tls_listen.is_none_or(|a| a.ip().is_loopback());
+            if loopback {
+                Mode::ReadWrite
+            } else {
+                Mode::ReadOnly
+            }
+        }
+    }
 }
 
 /// Connections waiting to be accepted, per listener. Thousands of clients

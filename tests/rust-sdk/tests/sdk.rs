@@ -65,6 +65,7 @@ async fn start() -> Server {
         test_clock: None,
         metrics: Default::default(),
         limits: Default::default(),
+        console: Default::default(),
     });
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();

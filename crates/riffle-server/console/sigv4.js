@@ -1,0 +1,66 @@
+// AWS Signature Version 4 with WebCrypto: the Authorization header for a
+// request, as every AWS SDK computes it.
+
+const enc = new TextEncoder();
+
+function hex(buf) {
+  return [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256Hex(data) {
+  return hex(await crypto.subtle.digest("SHA-256", typeof data === "string" ? enc.encode(data) : data));
+}
+
+async function hmac(key, msg) {
+  const k = await crypto.subtle.importKey(
+    "raw",
+    typeof key === "string" ? enc.encode(key) : key,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(msg)));
+}
+
+// RFC 3986 percent-encoding, as SigV4's canonical query string wants it.
+function uriEncode(s) {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+/** `20150830T123600Z` for a Date. */
+export function amzDate(date) {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+}
+
+/**
+ * The headers to add to a request so that it is signed: `x-amz-date` and
+ * `authorization`. `headers` are the request's other headers (`host` is
+ * taken from `url`); `body` a string or bytes.
+ */
+export async function sign({ method, url, headers = {}, body = "", credentials, region, service, date = new Date() }) {
+  const u = new URL(url);
+  const stamp = amzDate(date);
+  const day = stamp.slice(0, 8);
+  const all = { host: u.host, "x-amz-date": stamp };
+  for (const [k, v] of Object.entries(headers)) all[k.toLowerCase()] = String(v);
+  const names = Object.keys(all).sort();
+  const canonicalHeaders = names.map((n) => `${n}:${all[n].trim().replace(/\s+/g, " ")}\n`).join("");
+  const signedHeaders = names.join(";");
+  const query = [...u.searchParams]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+  const canonical = [method, u.pathname || "/", query, canonicalHeaders, signedHeaders, await sha256Hex(body)].join("\n");
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", stamp, scope, await sha256Hex(canonical)].join("\n");
+  let key = await hmac("AWS4" + credentials.secretAccessKey, day);
+  key = await hmac(key, region);
+  key = await hmac(key, service);
+  key = await hmac(key, "aws4_request");
+  const signature = hex(await hmac(key, toSign));
+  return {
+    "x-amz-date": stamp,
+    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+  };
+}
