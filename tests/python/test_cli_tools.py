@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 import pytest
@@ -281,14 +282,30 @@ def test_streams_table_on_a_pipe(start_server):
     wait_active(kinesis, "clicks")
     kinesis.increase_stream_retention_period(StreamName="orders", RetentionPeriodHours=48)
     wait_active(kinesis, "orders")
+    # Records in and out of orders; the rates are over the last minute of
+    # the server's once-a-second samples.
+    kinesis.put_records(StreamName="orders", Records=[
+        {"Data": b"x", "PartitionKey": str(i)} for i in range(300)])
+    shard = kinesis.list_shards(StreamName="orders")["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName="orders", ShardId=shard,
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    got = len(kinesis.get_records(ShardIterator=it)["Records"])
+    time.sleep(2.5)
     r = riffle("streams", "--endpoint", s.endpoint)
     assert r.returncode == 0, r.stderr
     assert r.stderr == b""
-    assert r.stdout.decode() == (
-        "NAME    STATUS  MODE         SHARDS  RETENTION  IN/S  OUT/S\n"
-        "clicks  ACTIVE  ON_DEMAND         4        24h\n"
-        "orders  ACTIVE  PROVISIONED       3        48h\n"
-    )
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "MODE", "SHARDS", "RETENTION", "IN/S", "OUT/S"]
+    clicks = lines[1].split()
+    orders = lines[2].split()
+    assert clicks == ["clicks", "ACTIVE", "ON_DEMAND", "4", "24h", "0.0", "0.0"]
+    assert orders[:5] == ["orders", "ACTIVE", "PROVISIONED", "3", "48h"]
+    # 300 in and `got` out over the few seconds the stream has existed.
+    assert 300 / 10 < float(orders[5]) <= 300
+    assert got / 10 < float(orders[6]) <= got
+    text = urllib.request.urlopen(s.endpoint + "/metrics", timeout=5).read().decode()
+    assert 'riffle_stream_incoming_records_total{region="us-east-1",stream="orders"} 300' in text
+    assert f'riffle_stream_outgoing_records_total{{region="us-east-1",stream="orders"}} {got}' in text
     # Another region has none of them.
     r = riffle("streams", "--endpoint", s.endpoint, "--region", "eu-west-1")
     assert r.stdout.decode() == "NAME  STATUS  MODE  SHARDS  RETENTION  IN/S  OUT/S\n"

@@ -16,7 +16,8 @@ use riffle_wire::{error as wire_error, eventstream, Encoding, Value};
 use crate::body::Body;
 use crate::faults::{Faults, THROTTLED_MESSAGE};
 use crate::platform::{
-    AwsService, BoxFuture, Gauge, Request, RequestBody, Response, Route, Shared,
+    AwsService, BoxFuture, Family, Gauge, MetricKind, Request, RequestBody, Response, Route,
+    Sample, Shared,
 };
 use crate::{base, error, header, ok, xml};
 
@@ -86,6 +87,62 @@ impl AwsService for DataStreams {
             _ => KinesisError::LimitExceeded(format!("Rate exceeded for account {account}.")),
         };
         kinesis_error(encoding, &e)
+    }
+
+    fn families(&self) -> Vec<Family> {
+        use riffle_streams::traffic::Figures;
+        let traffic = self.0.traffic();
+        let family = |name, help, kind, f: fn(&Figures) -> f64| Family {
+            name,
+            help,
+            kind,
+            samples: traffic
+                .iter()
+                .map(|(region, stream, fig)| Sample {
+                    labels: vec![("region", region.clone()), ("stream", stream.clone())],
+                    value: f(fig),
+                })
+                .collect(),
+        };
+        use MetricKind::{Counter, Gauge as G};
+        vec![
+            family(
+                "riffle_stream_incoming_records_total",
+                "Records written (CloudWatch IncomingRecords).",
+                Counter,
+                |f| f.records_in as f64,
+            ),
+            family(
+                "riffle_stream_incoming_bytes_total",
+                "Bytes written, data and partition keys (CloudWatch IncomingBytes).",
+                Counter,
+                |f| f.bytes_in as f64,
+            ),
+            family(
+                "riffle_stream_outgoing_records_total",
+                "Records read by GetRecords and SubscribeToShard.",
+                Counter,
+                |f| f.records_out as f64,
+            ),
+            family(
+                "riffle_stream_outgoing_bytes_total",
+                "Data bytes read by GetRecords and SubscribeToShard.",
+                Counter,
+                |f| f.bytes_out as f64,
+            ),
+            family(
+                "riffle_stream_incoming_records_per_second",
+                "Records written per second over the last minute.",
+                G,
+                |f| f.in_per_second,
+            ),
+            family(
+                "riffle_stream_outgoing_records_per_second",
+                "Records read per second over the last minute.",
+                G,
+                |f| f.out_per_second,
+            ),
+        ]
     }
 
     fn gauges(&self) -> Vec<Gauge> {

@@ -36,6 +36,7 @@ pub mod ops;
 pub mod registry;
 pub mod state;
 pub mod subscribe;
+pub mod traffic;
 
 pub use error::KinesisError;
 use error::Result;
@@ -107,6 +108,8 @@ pub struct Service {
     meta: meta::Meta,
     pub(crate) throttle: ops::throttle::Throttle,
     pub(crate) subscriptions: subscribe::Subscriptions,
+    /// Records and bytes in and out per stream.
+    pub(crate) traffic: traffic::Traffic,
     /// Set when the server stops: subscriptions end instead of holding it up.
     pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -158,6 +161,7 @@ impl Service {
             meta,
             throttle: ops::throttle::Throttle::default(),
             subscriptions: subscribe::Subscriptions::default(),
+            traffic: traffic::Traffic::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         }
     }
@@ -283,6 +287,19 @@ impl Service {
         if let Err(e) = trimmed.and(self.settle_all().await) {
             tracing::error!(error = %e, "maintenance failed");
         }
+        let live: Vec<u64> = self.all_streams().iter().map(|s| s.id).collect();
+        self.traffic.sample(&live);
+    }
+
+    /// Every stream's (region, name) and traffic figures, for `/metrics`.
+    pub fn traffic(&self) -> Vec<(String, String, traffic::Figures)> {
+        let mut out: Vec<_> = self
+            .all_streams()
+            .iter()
+            .map(|s| (s.region.clone(), s.name.clone(), self.traffic.figures(s.id)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
     }
 
     /// Counts `bytes` as pending until the returned guard drops (after the

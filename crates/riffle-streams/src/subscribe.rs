@@ -244,6 +244,11 @@ impl Service {
                 let progressed = read.next_position > position || !read.records.is_empty();
                 position = read.next_position;
                 let ended = read.children.is_some();
+                svc.traffic.read(
+                    stream_id,
+                    read.records.len() as u64,
+                    read.records.iter().map(|r| r.data.len() as u64).sum(),
+                );
 
                 let mut event = SubscribeToShardEvent {
                     records: read.records,

@@ -114,9 +114,10 @@ pub async fn put_record(
             vec![NewRecord { shard: shard.index, partition_key: rec.partition_key.unwrap_or_default(), data: rec.data }],
             now,
         )?;
-        Ok((shard, appended, s.encryption.is_some(), pending))
+        Ok((shard, appended, s.encryption.is_some(), (pending, s.id, bytes as u64)))
     })?;
     appended.durable.await?;
+    svc.traffic.wrote(_pending.1, 1, _pending.2);
     Ok(PutRecordOutput {
         shard_id: shard.id(),
         sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
@@ -181,17 +182,28 @@ pub async fn put_records(
                     Err(e) => plan.push(Err(e)),
                 }
             }
+            let written: u64 = batch
+                .iter()
+                .map(|r| (r.data.len() + r.partition_key.len()) as u64)
+                .sum();
             let appended = if batch.is_empty() {
                 None
             } else {
                 Some(s.log.append(batch, now)?)
             };
-            Ok((plan, appended, s.encryption.is_some(), pending))
+            Ok((
+                plan,
+                appended,
+                s.encryption.is_some(),
+                (pending, s.id, written),
+            ))
         },
     )?;
     let (offsets, secs) = match appended {
         Some(a) => {
             a.durable.await?;
+            svc.traffic
+                .wrote(_pending.1, a.offsets.len() as u64, _pending.2);
             (a.offsets, (a.arrival_ms / 1000) as u64)
         }
         None => (Vec::new(), 0),
@@ -502,6 +514,8 @@ pub async fn get_records(
     let read = read_shard(svc, s, shard, it.position, limit)?;
     let bytes: usize = read.records.iter().map(|r| r.data.len()).sum();
     svc.throttle.charge_read(s, shard.index, bytes as u64, now);
+    svc.traffic
+        .read(s.id, read.records.len() as u64, bytes as u64);
     let next = match read.children {
         Some(_) => None,
         None => Some(svc.tokens.encode(&ShardIterator {
