@@ -119,8 +119,14 @@ def function_arn(kind):
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{kind}-{uuid.uuid4().hex[:8]}"
 
 
-def lambda_processor(arn, retries=None):
+def lambda_processor(arn, retries=None, interval="0", size=None):
+    """A Lambda processor; its own buffer interval is 0 seconds unless
+    given (invocations as soon as records are there)."""
     params = [{"ParameterName": "LambdaArn", "ParameterValue": arn}]
+    if interval is not None:
+        params.append({"ParameterName": "BufferIntervalInSeconds", "ParameterValue": interval})
+    if size is not None:
+        params.append({"ParameterName": "BufferSizeInMBs", "ParameterValue": size})
     if retries is not None:
         params.append({"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)})
     return {"Type": "Lambda", "Parameters": params}
