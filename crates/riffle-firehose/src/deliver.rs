@@ -1,23 +1,32 @@
 //! Delivery: a task per delivery stream reads its source from a persisted
-//! checkpoint, buffers records in memory by the destination's hints, and
-//! hands one object's worth at a time to a [`Destination`].
+//! checkpoint, runs the destination's processors, buffers what they return
+//! per partition by the destination's hints, and hands one partition's
+//! buffer at a time to a [`Destination`].
 //!
 //! - The source is the stream's durable [`Buffer`] (DirectPut) or, for
 //!   `KinesisStreamAsSource`, the Riffle stream read in process with a
 //!   [`riffle_streams::access::StreamReader`] from `DeliveryStartTimestamp`
 //!   or its checkpoint.
-//! - Buffering: an object is written when the records held reach the
-//!   size hint or when the oldest of them has waited the interval hint
-//!   (0 = as soon as records are there). All held records go into one
-//!   object.
-//! - At-least-once: the checkpoint (buffer offset, or per-shard sequence
-//!   numbers) moves past records only after the object holding them was
-//!   stored, and is persisted in the stream's row right then. A crash
-//!   between storing an object and persisting the checkpoint delivers
-//!   those records again in a new object after the restart: that is the
-//!   only way a record is delivered twice.
+//! - Processing ([`Destination::front`]): read records wait in the stage,
+//!   the Lambda processor's own buffer (an invocation's worth by its
+//!   BufferSizeInMBs, or all once the oldest waited its
+//!   BufferIntervalInSeconds); without a Lambda processor they are
+//!   processed as soon as they are read.
+//! - Buffering: processed records go into a buffer per partition (the
+//!   values of the partition keys the Prefix uses; one buffer without
+//!   dynamic partitioning), written as one object when it reaches the size
+//!   hint or has waited the interval hint (0 = as soon as records are
+//!   there). At most [`crate::process::ACTIVE_PARTITIONS`] partitions are
+//!   open or undelivered at once; records of another go to the error
+//!   output.
+//! - At-least-once: each record carries its source position; the
+//!   checkpoint (buffer offset, or per-shard sequence numbers) moves past a
+//!   read only once every record made of it, in whatever partition, error
+//!   object or source backup, was stored, and is persisted in the stream's
+//!   row right then. A crash before that delivers those records again
+//!   after the restart: that is the only way a record is delivered twice.
 //! - Failures are retried with exponential backoff (1 s doubling to 60 s)
-//!   and shown in DescribeDeliveryStream's FailureDescription; a batch
+//!   and shown in DescribeDeliveryStream's FailureDescription; a write
 //!   whose oldest record is older than 24 hours when an attempt fails is
 //!   dropped, as AWS drops data it could not deliver within 24 hours.
 //! - Time comes from the service's [`riffle_core::Clock`]: the hints and

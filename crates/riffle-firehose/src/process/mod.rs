@@ -1,6 +1,7 @@
-//! Data processing for the extended S3 destination: the processors of a
-//! ProcessingConfiguration and dynamic partitioning, applied to a batch
-//! before it is written.
+//! Data processing for S3, HTTP endpoint and Redshift destinations: the
+//! processors of a ProcessingConfiguration and dynamic partitioning,
+//! applied by the delivery task to records before they are buffered by
+//! partition (see [`crate::deliver`]).
 //!
 //! AWS runs the processors in a fixed order, whatever the order they are
 //! listed in, and so does [`Pipeline::run`]:
@@ -27,10 +28,10 @@
 //! fails on or that lack a key the Prefix uses go there as
 //! `partitioning-failed`. Error objects hold [`crate::failed`] lines.
 //!
-//! Dynamic partitioning groups the records of one delivered batch by the
-//! values of the keys the Prefix uses: one object per partition, its key
-//! times taken from the partition's oldest record. Buffering hints apply
-//! to the whole stream's buffer, not to each partition.
+//! Dynamic partitioning groups the records by the values of the keys the
+//! Prefix uses; the delivery task keeps a buffer per partition, written as
+//! one object whose key times are taken from the partition's oldest
+//! record.
 
 pub mod jq;
 pub mod kpl;
