@@ -5,10 +5,12 @@ id, and records given up on written to the embedded S3 backup bucket."""
 import base64
 import gzip
 import json
+import re
 import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -297,3 +299,63 @@ def test_https_endpoint_trusted_through_ssl_cert_file(tmp_path, start_server):
     finally:
         r.close()
         untrusting.close()
+
+
+def test_lambda_processor_before_delivery_and_processing_failed_records_in_the_backup(start_server, receiver):
+    from test_firehose_processing import Lambda, error_lines, function_arn, lambda_processor
+
+    lam = Lambda()
+    try:
+        srv = start_server("--status-delay-ms", "0", "--lambda-endpoint", lam.url)
+        fh, s3 = srv.client("firehose"), srv.client("s3")
+        bucket = unique("backup").lower()
+        s3.create_bucket(Bucket=bucket)
+        r = receiver()
+        arn = function_arn("upper")
+        name = create(
+            fh,
+            r.url,
+            bucket=bucket,
+            ProcessingConfiguration={"Enabled": True, "Processors": [lambda_processor(arn)]},
+        )
+        fh.put_record_batch(
+            DeliveryStreamName=name,
+            Records=[{"Data": d} for d in [b"abc", b"drop me", b"fail me", b"xyz"]],
+        )
+        (req,) = r.wait(1)
+        assert [base64.b64decode(x["data"]) for x in decoded(req)["records"]] == [b"ABC", b"XYZ"]
+        (call,) = [c for c in lam.calls if arn in urllib.parse.unquote(c["path"])]
+        assert [base64.b64decode(x["data"]) for x in call["event"]["records"]] == [b"abc", b"drop me", b"fail me", b"xyz"]
+        deadline = time.time() + 15
+        keys = []
+        while not keys and time.time() < deadline:
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+            time.sleep(0.1)
+        assert len(keys) == 1, keys
+        assert re.fullmatch(rf"bk/processing-failed/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/{name}-1-[0-9-]{{19}}-[0-9a-f-]{{36}}", keys[0]), keys
+        docs = error_lines(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+        assert [base64.b64decode(d["rawData"]) for d in docs] == [b"fail me"]
+        assert docs[0]["errorCode"] == "Lambda.ProcessingFailedStatus"
+        assert docs[0]["errorMessage"] == "ProcessingFailed status set for record"
+        assert docs[0]["lambdaArn"] == arn
+        time.sleep(0.5)
+        assert len(r.requests) == 1
+        assert fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"].get("FailureDescription") is None
+    finally:
+        lam.close()
+
+
+def test_invalid_processor_parameters_are_refused(fh):
+    with pytest.raises(fh.exceptions.InvalidArgumentException) as e:
+        create(
+            fh,
+            "http://127.0.0.1:9/x",
+            ProcessingConfiguration={
+                "Enabled": True,
+                "Processors": [{"Type": "Lambda", "Parameters": [
+                    {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"},
+                    {"ParameterName": "BufferSizeInMBs", "ParameterValue": "5"},
+                ]}],
+            },
+        )
+    assert e.value.response["Error"]["Message"] == "BufferSizeInMBs of the Lambda processor must be between 0.2 and 3, not 5."

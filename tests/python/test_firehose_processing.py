@@ -119,8 +119,14 @@ def function_arn(kind):
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{kind}-{uuid.uuid4().hex[:8]}"
 
 
-def lambda_processor(arn, retries=None):
+def lambda_processor(arn, retries=None, interval="0", size=None):
+    """A Lambda processor; its own buffer interval is 0 seconds unless
+    given (invocations as soon as records are there)."""
     params = [{"ParameterName": "LambdaArn", "ParameterValue": arn}]
+    if interval is not None:
+        params.append({"ParameterName": "BufferIntervalInSeconds", "ParameterValue": interval})
+    if size is not None:
+        params.append({"ParameterName": "BufferSizeInMBs", "ParameterValue": size})
     if retries is not None:
         params.append({"ParameterName": "NumberOfRetries", "ParameterValue": str(retries)})
     return {"Type": "Lambda", "Parameters": params}
@@ -555,3 +561,221 @@ def test_kinesis_source_records_reach_lambda_deaggregated_with_metadata(srv, fh,
         ("shardId-000000000000", "pk", seq2, 0),
     ]
     assert all(m["approximateArrivalTimestamp"] == r["approximateArrivalTimestamp"] for m, r in zip(meta, records))
+
+
+# Buffering per dynamic partition, the active partition limit, and the
+# Lambda processor's own buffering.
+
+MIB64 = 64 * 1024 * 1024
+JQ_P = {
+    "Type": "MetadataExtraction",
+    "Parameters": [
+        {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{p: .p}"},
+        {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+    ],
+}
+
+
+def sized(p, i, size):
+    """A JSON record of partition p, exactly `size` bytes."""
+    base = len(json.dumps({"p": p, "i": i, "pad": ""}, separators=(",", ":")))
+    return json.dumps({"p": p, "i": i, "pad": "x" * (size - base)}, separators=(",", ":")).encode()
+
+
+def put_all(fh, name, records, per_call=4):
+    for i in range(0, len(records), per_call):
+        resp = fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records[i : i + per_call]])
+        assert resp["FailedPutCount"] == 0
+
+
+def objects_under(s3, bucket, prefix):
+    """(key, body) of the objects under prefix, oldest name first."""
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+    return [(k, body(s3, bucket, k)) for k in keys]
+
+
+def wait_for(fn, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def dp_stream(fh, bucket, interval=60, **extra):
+    return create(
+        fh,
+        bucket,
+        [JQ_P],
+        dynamic=True,
+        Prefix="p=!{partitionKeyFromQuery:p}/",
+        ErrorOutputPrefix="err/!{firehose:error-output-type}/",
+        BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": interval},
+        **extra,
+    )
+
+
+def test_partitions_flush_independently_on_size_and_their_own_interval(fh, s3, srv):
+    bucket = new_bucket(s3)
+    name = dp_stream(fh, bucket)
+    quiet = json.dumps({"p": "quiet", "i": 0}).encode()
+    put_all(fh, name, [quiet])
+    srv.advance_clock(30_000)
+    # 70 records of 1,000,000 bytes: the 68th brings the busy partition's
+    # buffer past 64 MiB (67 MB < 64 MiB <= 68 MB).
+    busy = [sized("busy", i, 1_000_000) for i in range(70)]
+    put_all(fh, name, busy)
+    first = wait_for(lambda: objects_under(s3, bucket, "p=busy/"), timeout=60)
+    assert len(first) == 1
+    assert first[0][1] == b"".join(busy[:68])
+    assert re.fullmatch(key_re("p=busy/", name), first[0][0])
+    time.sleep(1)
+    assert objects_under(s3, bucket, "p=quiet/") == []
+    # The quiet partition's interval ends 60 s after its record; the rest
+    # of the busy one's starts 30 s later.
+    srv.advance_clock(31_000)
+    got = wait_for(lambda: objects_under(s3, bucket, "p=quiet/"))
+    assert [b for _, b in got] == [quiet]
+    time.sleep(1.5)
+    assert len(objects_under(s3, bucket, "p=busy/")) == 1
+    srv.advance_clock(30_000)
+    got = wait_for(lambda: (lambda o: o if len(o) == 2 else None)(objects_under(s3, bucket, "p=busy/")))
+    assert [b for _, b in got] == [b"".join(busy[:68]), b"".join(busy[68:])]
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="err/").get("KeyCount") == 0
+
+
+def test_records_over_500_active_partitions_go_to_the_error_output(fh, s3, srv):
+    bucket = new_bucket(s3)
+    name = dp_stream(fh, bucket)
+    first = [json.dumps({"p": f"k{i:03}"}).encode() for i in range(500)]
+    put_all(fh, name, first, per_call=500)
+    # A 501st partition while 500 are open; a record of an open one still
+    # joins it.
+    late = [json.dumps({"p": "k500"}).encode(), json.dumps({"p": "k000", "again": True}).encode()]
+    put_all(fh, name, late)
+    errs = wait_for(lambda: objects_under(s3, bucket, "err/"))
+    assert len(errs) == 1
+    assert re.fullmatch(key_re(r"err/activePartitionExceeded/" + TIME, name), errs[0][0]), errs[0][0]
+    docs = error_lines(errs[0][1])
+    assert [base64.b64decode(d["rawData"]) for d in docs] == [late[0]]
+    assert docs[0]["errorCode"] == "DynamicPartitioning.ActivePartitionsLimitExceeded"
+    assert docs[0]["errorMessage"] == "The number of active partitions reached this delivery stream's limit of 500."
+    assert docs[0]["attemptsMade"] == 1
+    assert objects_under(s3, bucket, "p=") == []
+    srv.advance_clock(61_000)
+
+    def all_partitions():
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="p=").get("Contents", [])]
+        return keys if len(keys) == 500 else None
+
+    keys = wait_for(all_partitions, timeout=60)
+    assert sorted(k.split("/")[0] for k in keys) == [f"p=k{i:03}" for i in range(500)]
+    k000 = next(k for k in keys if k.startswith("p=k000/"))
+    assert body(s3, bucket, k000) == first[0] + late[1]
+
+
+def test_dynamic_partitioning_needs_64_mb_buffers(fh, s3):
+    cfg = {
+        "RoleARN": ROLE,
+        "BucketARN": "arn:aws:s3:::any",
+        "Prefix": "!{partitionKeyFromQuery:p}/",
+        "ErrorOutputPrefix": "e/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 63, "IntervalInSeconds": 60},
+        "ProcessingConfiguration": {"Enabled": True, "Processors": [JQ_P]},
+        "DynamicPartitioningConfiguration": {"Enabled": True},
+    }
+    with pytest.raises(fh.exceptions.InvalidArgumentException) as e:
+        fh.create_delivery_stream(DeliveryStreamName=unique("dp"), ExtendedS3DestinationConfiguration=cfg)
+    assert e.value.response["Error"]["Message"] == "BufferingHints.SizeInMBs must be at least 64 when Dynamic Partitioning is enabled."
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # 64 is accepted; without dynamic partitioning 1 is too.
+    cfg["BufferingHints"]["SizeInMBs"] = 64
+    fh.create_delivery_stream(DeliveryStreamName=unique("dp"), ExtendedS3DestinationConfiguration=cfg)
+    del cfg["DynamicPartitioningConfiguration"]
+    cfg["Prefix"] = "x/"
+    cfg["BufferingHints"]["SizeInMBs"] = 1
+    fh.create_delivery_stream(DeliveryStreamName=unique("dp"), ExtendedS3DestinationConfiguration=cfg)
+
+
+def calls_of(lam, arn):
+    return [c for c in lam.calls if urllib.parse.unquote(c["path"]).split("/")[3] == arn]
+
+
+def test_lambda_invocations_follow_the_processors_own_buffering_hints(fh, s3, lam, srv):
+    bucket = new_bucket(s3)
+    arn = function_arn("upper")
+    name = create(
+        fh,
+        bucket,
+        [lambda_processor(arn, interval="60", size="0.2"), {"Type": "AppendDelimiterToRecord"}],
+        Prefix="lb/",
+        BufferingHints={"SizeInMBs": 1, "IntervalInSeconds": 0},
+    )
+    # Records of 100,000 bytes: two fit in 0.2 MB (209,715 bytes), three
+    # do not.
+    records = [f"r{i}:".encode() + b"a" * (100_000 - 3) for i in range(5)]
+    put_all(fh, name, records, per_call=5)
+    wait_for(lambda: len(calls_of(lam, arn)) >= 2)
+    time.sleep(2)
+    calls = calls_of(lam, arn)
+    assert [len(c["event"]["records"]) for c in calls] == [2, 2]
+    assert [[base64.b64decode(r["data"]) for r in c["event"]["records"]] for c in calls] == [records[0:2], records[2:4]]
+    # The fifth waits for the processor's 60-second interval, not the
+    # destination's zero buffering.
+    srv.advance_clock(61_000)
+    wait_for(lambda: len(calls_of(lam, arn)) >= 3)
+    calls = calls_of(lam, arn)
+    assert [len(c["event"]["records"]) for c in calls] == [2, 2, 1]
+    assert base64.b64decode(calls[2]["event"]["records"][0]["data"]) == records[4]
+
+    def delivered():
+        lines = [l for _, b in objects_under(s3, bucket, "lb/") for l in b.split(b"\n") if l]
+        return lines if len(lines) == 5 else None
+
+    assert sorted(wait_for(delivered)) == sorted(r.upper() for r in records)
+
+
+def test_sigkill_mid_partition_buffering_loses_no_acknowledged_record(start_server):
+    srv = start_server("--status-delay-ms", "0")
+    fh, s3 = srv.client("firehose"), srv.client("s3")
+    bucket = new_bucket(s3)
+    name = dp_stream(fh, bucket)
+    # b1 first in the buffer log; then a's 68 records fill its partition
+    # and are delivered while b1's partition still waits: the checkpoint
+    # must stay before b1.
+    b1 = json.dumps({"p": "b", "i": 1}).encode()
+    put_all(fh, name, [b1])
+    a = [sized("a", i, 1_000_000) for i in range(68)]
+    put_all(fh, name, a)
+    first = wait_for(lambda: objects_under(s3, bucket, "p=a/"), timeout=60)
+    assert [b for _, b in first] == [b"".join(a)]
+    later = [json.dumps({"p": "a", "i": 68}).encode(), json.dumps({"p": "b", "i": 2}).encode()]
+    put_all(fh, name, later)
+    srv.kill()
+    srv.restart()
+    fh, s3 = srv.client("firehose"), srv.client("s3")
+    srv.advance_clock(61_000)
+
+    def delivered():
+        out = {}
+        for k, b in objects_under(s3, bucket, "p="):
+            out.setdefault(k.split("/")[0], []).append(b)
+        done = b"".join(out.get("p=b", [])) == b1 + later[1] and later[0] in b"".join(out.get("p=a", []))
+        return out if done else None
+
+    got = wait_for(delivered, timeout=60)
+    # Every acknowledged record at least once: b's records once each (in
+    # one object, or two when b1's interval ended while the restarted task
+    # was still reading a's records back); a's 68 again, read again from
+    # the checkpoint that stayed before b1, and a's later record.
+    assert b"".join(got["p=b"]) == b1 + later[1]
+    assert got["p=a"][0] == b"".join(a) or got["p=a"][1] == b"".join(a)
+    again = b"".join(o for o in got["p=a"] if o != b"".join(a) or got["p=a"].count(o) > 1)
+    for r in a + [later[0]]:
+        assert r in again
+    a_all = b"".join(got["p=a"])
+    for r in a + [later[0]]:
+        assert r in a_all
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="err/").get("KeyCount") == 0

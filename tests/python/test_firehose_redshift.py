@@ -475,3 +475,42 @@ def test_staging_compression_must_be_readable_by_copy(fh):
         code, message, status = error_of(e)
         assert (code, status) == ("InvalidArgumentException", 400), (fmt, message)
         assert message == "Compression formats SNAPPY, HADOOP_SNAPPY and ZIP are not supported for the Redshift destination's S3 configuration."
+
+
+def test_lambda_processor_before_the_copy_and_processing_failed_records_in_the_stage_bucket(start_server, pg):
+    from test_firehose_processing import Lambda, error_lines, function_arn, lambda_processor
+
+    lam = Lambda()
+    try:
+        srv = start_server("--status-delay-ms", "0", "--lambda-endpoint", lam.url)
+        fh, s3 = srv.client("firehose"), srv.client("s3")
+        table = unique("lam").replace("-", "_")
+        pg.sql(f"CREATE TABLE {table} (id integer, name text)")
+        b = bucket(s3)
+        arn = function_arn("upper")
+        name = create(
+            fh,
+            jdbc(pg),
+            table,
+            b,
+            "CSV",
+            ProcessingConfiguration={"Enabled": True, "Processors": [lambda_processor(arn), {"Type": "AppendDelimiterToRecord"}]},
+        )
+        records = [b"1,alpha", b"drop", b"2,beta", b"fail"]
+        fh.put_record_batch(DeliveryStreamName=name, Records=[{"Data": d} for d in records])
+        rows = wait_for("rows", lambda: pg.sql(f"SELECT id, name FROM {table} ORDER BY id"))
+        assert rows == [["1", "ALPHA"], ["2", "BETA"]]
+        (call,) = [c for c in lam.calls if arn in c["path"].replace("%3A", ":")]
+        assert len(call["event"]["records"]) == 4
+        failed = wait_for("error object", lambda: keys(s3, b, "stage/processing-failed/"))
+        assert len(failed) == 1
+        assert re.fullmatch(rf"stage/processing-failed/{hour_path()}{name}-1-[0-9-]{{19}}-[0-9a-f-]{{36}}", failed[0]), failed
+        docs = error_lines(s3.get_object(Bucket=b, Key=failed[0])["Body"].read())
+        assert [d["rawData"] for d in docs] == ["ZmFpbA=="]
+        assert docs[0]["errorCode"] == "Lambda.ProcessingFailedStatus"
+        assert docs[0]["lambdaArn"] == arn
+        staged = [k for k in keys(s3, b, "stage/") if not k.startswith(("stage/manifests/", "stage/processing-failed/"))]
+        assert [s3.get_object(Bucket=b, Key=k)["Body"].read() for k in staged] == [b"1,ALPHA\n2,BETA\n"]
+        assert failure(fh, name) is None
+    finally:
+        lam.close()

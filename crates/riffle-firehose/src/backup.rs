@@ -7,14 +7,14 @@
 //! the records as they arrived (before any processing or format
 //! conversion), concatenated without delimiters, written to the
 //! `S3BackupConfiguration` bucket under its own Prefix, compressed as its
-//! CompressionFormat says. The backup object of a batch is written after
-//! the batch's object at the destination; a failure to write it is the
-//! delivery's failure (FailureDescription, retried), and the retry does
-//! not write the destination object again. Riffle writes one backup
-//! object per delivered batch, so the backup follows the destination's
-//! buffering rather than the backup configuration's BufferingHints.
+//! CompressionFormat says. The delivery task writes one backup object per
+//! batch of records it processes (so the backup follows the processing
+//! buffer: the Lambda processor's hints, or each read without one, rather
+//! than the backup configuration's BufferingHints); a failure to write it
+//! is retried like a delivery (FailureDescription), and the checkpoint
+//! waits for it as for the records' delivery.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value as Json;
@@ -92,31 +92,15 @@ pub fn source_backup(doc: &Json) -> Result<Option<Settings>, String> {
     }
 }
 
-/// Which batch the inner destination last delivered while its backup is
-/// still owed.
-type Marker = (i64, i64, usize, usize);
-
-fn marker(b: &Batch) -> Marker {
-    (
-        b.first_arrival_ms,
-        b.last_arrival_ms,
-        b.records.len(),
-        b.bytes,
-    )
-}
-
-/// A destination with source record backup: delivers a batch through the
-/// inner destination, then writes the batch's records to the backup
-/// bucket.
+/// A destination with source record backup: the delivery task writes
+/// each batch of source records, as they arrived, to the backup bucket
+/// before processing them, and delivers through the inner destination.
 pub struct SourceBackup {
     pub inner: Arc<dyn Destination>,
     pub backup: Settings,
     pub stream: String,
     pub version: u64,
     pub sink: Arc<dyn ObjectSink>,
-    /// Set once the inner destination stored a batch whose backup failed,
-    /// so the retry writes only the backup.
-    delivered: Mutex<Option<Marker>>,
 }
 
 impl SourceBackup {
@@ -133,7 +117,6 @@ impl SourceBackup {
             stream,
             version,
             sink,
-            delivered: Mutex::new(None),
         }
     }
 }
@@ -168,13 +151,26 @@ impl Destination for SourceBackup {
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.inner.deliver(batch)
+    }
+
+    fn front(&self) -> Option<&crate::process::Front> {
+        self.inner.front()
+    }
+
+    fn store_errors<'a>(
+        &'a self,
+        errors: &'a crate::process::ErrorObject,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        self.inner.store_errors(errors)
+    }
+
+    fn backs_up_source(&self) -> bool {
+        true
+    }
+
+    fn backup_source<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let m = marker(batch);
-            let done = *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) == Some(m);
-            if !done {
-                self.inner.deliver(batch).await?;
-                *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
-            }
             let prefix = self.backup.layout.prefix(batch.first_arrival_ms);
             put(
                 Some(&self.sink),
@@ -185,9 +181,7 @@ impl Destination for SourceBackup {
                 &concat(&batch.records),
                 batch.first_arrival_ms,
             )
-            .await?;
-            *self.delivered.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            Ok(())
+            .await
         })
     }
 }

@@ -1,23 +1,32 @@
 //! Delivery: a task per delivery stream reads its source from a persisted
-//! checkpoint, buffers records in memory by the destination's hints, and
-//! hands one object's worth at a time to a [`Destination`].
+//! checkpoint, runs the destination's processors, buffers what they return
+//! per partition by the destination's hints, and hands one partition's
+//! buffer at a time to a [`Destination`].
 //!
 //! - The source is the stream's durable [`Buffer`] (DirectPut) or, for
 //!   `KinesisStreamAsSource`, the Riffle stream read in process with a
 //!   [`riffle_streams::access::StreamReader`] from `DeliveryStartTimestamp`
 //!   or its checkpoint.
-//! - Buffering: an object is written when the records held reach the
-//!   size hint or when the oldest of them has waited the interval hint
-//!   (0 = as soon as records are there). All held records go into one
-//!   object.
-//! - At-least-once: the checkpoint (buffer offset, or per-shard sequence
-//!   numbers) moves past records only after the object holding them was
-//!   stored, and is persisted in the stream's row right then. A crash
-//!   between storing an object and persisting the checkpoint delivers
-//!   those records again in a new object after the restart: that is the
-//!   only way a record is delivered twice.
+//! - Processing ([`Destination::front`]): read records wait in the stage,
+//!   the Lambda processor's own buffer (an invocation's worth by its
+//!   BufferSizeInMBs, or all once the oldest waited its
+//!   BufferIntervalInSeconds); without a Lambda processor they are
+//!   processed as soon as they are read.
+//! - Buffering: processed records go into a buffer per partition (the
+//!   values of the partition keys the Prefix uses; one buffer without
+//!   dynamic partitioning), written as one object when it reaches the size
+//!   hint or has waited the interval hint (0 = as soon as records are
+//!   there). At most [`crate::process::ACTIVE_PARTITIONS`] partitions are
+//!   open or undelivered at once; records of another go to the error
+//!   output.
+//! - At-least-once: each record carries its source position; the
+//!   checkpoint (buffer offset, or per-shard sequence numbers) moves past a
+//!   read only once every record made of it, in whatever partition, error
+//!   object or source backup, was stored, and is persisted in the stream's
+//!   row right then. A crash before that delivers those records again
+//!   after the restart: that is the only way a record is delivered twice.
 //! - Failures are retried with exponential backoff (1 s doubling to 60 s)
-//!   and shown in DescribeDeliveryStream's FailureDescription; a batch
+//!   and shown in DescribeDeliveryStream's FailureDescription; a write
 //!   whose oldest record is older than 24 hours when an attempt fails is
 //!   dropped, as AWS drops data it could not deliver within 24 hours.
 //! - Time comes from the service's [`riffle_core::Clock`]: the hints and
@@ -25,6 +34,7 @@
 //!   every `Config::delivery_tick_ms`, so tests move a manual clock
 //!   instead of sleeping.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -34,6 +44,7 @@ use bytes::Bytes;
 use riffle_log::ReadLimits;
 use riffle_streams::access::{Checkpoint, Start, StreamReader};
 
+use crate::prefix::PartitionKeys;
 use crate::registry::Cell;
 use crate::sink::ObjectSink;
 use crate::state::{DeliveryStream, Kind, Source, Status};
@@ -62,6 +73,14 @@ pub struct Batch {
     pub arrivals: Vec<i64>,
     /// For a Kinesis source, each record's origin (else empty).
     pub kinesis: Vec<Arc<KinesisRecord>>,
+    /// Each record's position in the source, when known: its buffer
+    /// offset, or for a Kinesis source the order it was read in. The
+    /// checkpoint moves past a position once every record made of it was
+    /// delivered.
+    pub seqs: Vec<u64>,
+    /// The partition the records belong to (dynamic partitioning; empty
+    /// keys otherwise).
+    pub keys: crate::prefix::PartitionKeys,
 }
 
 /// Where a record read from a Kinesis source came from.
@@ -81,6 +100,38 @@ impl Batch {
         self.bytes += data.len();
         self.records.push(data);
         self.arrivals.push(arrival_ms);
+    }
+
+    pub(crate) fn push_from(&mut self, data: Bytes, arrival_ms: i64, seq: u64) {
+        self.push(data, arrival_ms);
+        self.seqs.push(seq);
+    }
+
+    /// Takes the first `n` records out.
+    pub(crate) fn split_front(&mut self, n: usize) -> Batch {
+        let old = std::mem::take(self);
+        let mut head = Batch {
+            keys: old.keys.clone(),
+            ..Batch::default()
+        };
+        self.keys = old.keys.clone();
+        let arrivals: Vec<i64> = (0..old.records.len()).map(|i| old.arrival_ms(i)).collect();
+        for (i, data) in old.records.into_iter().enumerate() {
+            let to = if i < n { &mut head } else { &mut *self };
+            to.push(data, arrivals[i]);
+            if let Some(k) = old.kinesis.get(i) {
+                to.kinesis.push(k.clone());
+            }
+            if let Some(q) = old.seqs.get(i) {
+                to.seqs.push(*q);
+            }
+        }
+        head
+    }
+
+    /// The source position of record `i` (0 when unknown).
+    pub fn seq(&self, i: usize) -> u64 {
+        self.seqs.get(i).copied().unwrap_or(0)
     }
 
     /// The Kinesis origin of record `i`, for a Kinesis source.
@@ -109,8 +160,31 @@ pub struct DeliveryError {
 pub trait Destination: Send + Sync {
     fn name(&self) -> &'static str;
     fn hints(&self) -> Hints;
-    /// Stores one batch; `Ok` only once it is durable at the destination.
+    /// Stores one batch: processed records of one partition (the task runs
+    /// [`Destination::front`] first); `Ok` only once it is durable at the
+    /// destination.
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>>;
+    /// The processors run on records before they are buffered by
+    /// partition, and the layout of partition and error prefixes; `None`:
+    /// records are buffered as they are.
+    fn front(&self) -> Option<&crate::process::Front> {
+        None
+    }
+    /// Stores an error object of records processing gave up on.
+    fn store_errors<'a>(
+        &'a self,
+        _errors: &'a crate::process::ErrorObject,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Whether source records are backed up ([`Destination::backup_source`]).
+    fn backs_up_source(&self) -> bool {
+        false
+    }
+    /// Backs up source records as they arrived, before processing.
+    fn backup_source<'a>(&'a self, _batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 tokio::task_local! {
@@ -175,6 +249,14 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
     if d.kind == Kind::HttpEndpoint {
         return match crate::http::Settings::from_description(&d.description, d.access_key.clone()) {
             Ok(settings) => Plan::Deliver(Arc::new(crate::http::HttpDestination {
+                front: match crate::process::runtime(&settings.pipeline, s, &ctx) {
+                    Ok(runtime) => crate::process::Front {
+                        pipeline: settings.pipeline.clone(),
+                        runtime,
+                        layout: settings.backup.layout.clone(),
+                    },
+                    Err(reason) => return Plan::NotConfigured(reason),
+                },
                 settings,
                 stream: s.name.clone(),
                 stream_arn: s.arn(ctx.account),
@@ -199,21 +281,36 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             d.password.clone(),
             ctx.redshift_endpoint,
         ) {
-            Ok(settings) => Plan::Deliver(Arc::new(crate::redshift::RedshiftDestination::new(
-                settings,
-                s.name.clone(),
-                s.version,
-                sink.clone(),
-                ctx.clock,
-                ctx.stats,
-            ))),
+            Ok(settings) => {
+                let front = match crate::process::runtime(&settings.staging.pipeline, s, &ctx) {
+                    Ok(runtime) => crate::process::Front {
+                        pipeline: settings.staging.pipeline.clone(),
+                        runtime,
+                        layout: settings.staging.layout.clone(),
+                    },
+                    Err(reason) => return Plan::NotConfigured(reason),
+                };
+                Plan::Deliver(Arc::new(crate::redshift::RedshiftDestination::new(
+                    settings,
+                    s.name.clone(),
+                    s.version,
+                    sink.clone(),
+                    ctx.clock.clone(),
+                    ctx.stats.clone(),
+                    front,
+                )))
+            }
             Err(reason) => Plan::NotConfigured(reason),
         };
     }
     match crate::s3::Settings::from_description(&d.description) {
         Ok(Ok(settings)) => {
-            let processing = match crate::process::runtime(&settings.pipeline, s, &ctx) {
-                Ok(p) => p,
+            let front = match crate::process::runtime(&settings.pipeline, s, &ctx) {
+                Ok(runtime) => crate::process::Front {
+                    pipeline: settings.pipeline.clone(),
+                    runtime,
+                    layout: settings.layout.clone(),
+                },
                 Err(reason) => return Plan::NotConfigured(reason),
             };
             match crate::backup::wrap(
@@ -222,7 +319,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                     stream: s.name.clone(),
                     version: s.version,
                     sink: sink.clone(),
-                    processing,
+                    front,
                     convert: crate::convert::Context {
                         catalog: ctx.catalog.cloned(),
                         region: s.region.clone(),
@@ -259,7 +356,159 @@ enum Input {
     },
     Kinesis {
         reader: Option<StreamReader>,
+        /// The position the next record read gets.
+        next_seq: u64,
     },
+}
+
+/// A checkpoint that may be persisted once every record read before it
+/// was delivered.
+enum Cp {
+    Offset(u64),
+    Kinesis(Checkpoint),
+}
+
+/// The end of one read: the records at positions below `end` were read
+/// before `cp`.
+struct Mark {
+    end: u64,
+    cp: Cp,
+    last_arrival_ms: i64,
+}
+
+/// A write owed before the checkpoint may move past its records.
+enum Job {
+    /// Source records to back up, as they arrived.
+    Backup(Batch),
+    /// Records processing gave up on.
+    Errors(crate::process::ErrorObject),
+    /// One partition's buffer, full or due.
+    Deliver(Batch),
+}
+
+impl Job {
+    fn seqs(&self) -> &[u64] {
+        match self {
+            Job::Backup(b) | Job::Deliver(b) => &b.seqs,
+            Job::Errors(e) => &e.seqs,
+        }
+    }
+
+    fn first_arrival_ms(&self) -> i64 {
+        match self {
+            Job::Backup(b) | Job::Deliver(b) => b.first_arrival_ms,
+            Job::Errors(e) => e.first_arrival_ms,
+        }
+    }
+
+    fn run<'a>(&'a self, dest: &'a dyn Destination) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        match self {
+            Job::Backup(b) => dest.backup_source(b),
+            Job::Errors(e) => dest.store_errors(e),
+            Job::Deliver(b) => dest.deliver(b),
+        }
+    }
+}
+
+/// One partition's buffer.
+struct Part {
+    batch: Batch,
+    /// When its buffering interval started.
+    opened_ms: i64,
+}
+
+/// The records between the source and the destination, and what the
+/// checkpoint waits for.
+#[derive(Default)]
+struct Flow {
+    /// Read and not yet processed: the Lambda processor's buffer (without
+    /// one, records are processed as soon as they are read).
+    stage: Batch,
+    /// Processed records, a buffer per partition.
+    parts: HashMap<PartitionKeys, Part>,
+    /// Writes due, in order.
+    jobs: VecDeque<Job>,
+    /// Records not yet delivered, by source position: a source record
+    /// counts once for each record or copy made of it still owed.
+    refs: BTreeMap<u64, u32>,
+    /// Reads not yet settled, oldest first.
+    marks: VecDeque<Mark>,
+}
+
+impl Flow {
+    fn hold(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            *self.refs.entry(*s).or_default() += 1;
+        }
+    }
+
+    fn release(&mut self, seqs: &[u64]) {
+        for s in seqs {
+            if let std::collections::btree_map::Entry::Occupied(mut e) = self.refs.entry(*s) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The newest read whose records, and all before them, were
+    /// delivered.
+    fn settled(&mut self) -> Option<Mark> {
+        let low = self.refs.keys().next().copied().unwrap_or(u64::MAX);
+        let mut last = None;
+        while self.marks.front().is_some_and(|m| m.end <= low) {
+            last = self.marks.pop_front();
+        }
+        last
+    }
+
+    /// Partitions open or waiting to be delivered.
+    fn active(&self) -> usize {
+        self.parts.len()
+            + self
+                .jobs
+                .iter()
+                .filter(|j| matches!(j, Job::Deliver(_)))
+                .count()
+    }
+
+    fn oldest_ms(&self) -> Option<i64> {
+        let stage = (!self.stage.records.is_empty()).then_some(self.stage.first_arrival_ms);
+        let parts = self.parts.values().map(|p| p.batch.first_arrival_ms);
+        let jobs = self.jobs.iter().map(Job::first_arrival_ms);
+        stage.into_iter().chain(parts).chain(jobs).min()
+    }
+
+    fn largest_part(&self) -> usize {
+        self.parts
+            .values()
+            .map(|p| p.batch.bytes)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// How many staged records are due for processing: all of them
+    /// without a Lambda processor; with one, the invocations its buffer
+    /// size fills, or all once the oldest waited its buffer interval.
+    fn stage_due(&self, lambda: Option<Hints>, now: i64) -> usize {
+        let n = self.stage.records.len();
+        let Some(l) = lambda else {
+            return n;
+        };
+        if n == 0 || now >= self.stage.first_arrival_ms.saturating_add(l.interval_ms) {
+            return n;
+        }
+        let lens: Vec<usize> = self.stage.records.iter().map(Bytes::len).collect();
+        let ranges = crate::process::lambda::split(&lens, l.size_bytes);
+        let last = ranges.last().cloned().unwrap_or(0..0);
+        if lens[last.clone()].iter().sum::<usize>() >= l.size_bytes {
+            n
+        } else {
+            last.start
+        }
+    }
 }
 
 /// A delivery stream's delivery task.
@@ -306,12 +555,15 @@ impl Task {
     pub(crate) async fn run(mut self) {
         let mut watch = self.cell.buffer.watch();
         let mut input = match self.cell.kinesis_source() {
-            true => Input::Kinesis { reader: None },
+            true => Input::Kinesis {
+                reader: None,
+                next_seq: 1,
+            },
             false => Input::Buffer {
                 pos: self.cell.delivered_offset().max(1),
             },
         };
-        let mut held = Batch::default();
+        let mut flow = Flow::default();
         let mut failing: Option<Failing> = None;
         let mut cached: Option<(u64, Arc<dyn Destination>)> = None;
         loop {
@@ -362,70 +614,8 @@ impl Task {
                 },
             };
             let hints = dest.hints();
-            let due = !held.records.is_empty()
-                && (held.bytes >= hints.size_bytes
-                    || now >= held.first_arrival_ms.saturating_add(hints.interval_ms));
-            if !due {
-                // Read more, without waiting.
-                let want = hints.size_bytes.saturating_sub(held.bytes).max(1);
-                let got = match &mut input {
-                    Input::Buffer { pos } => {
-                        match self.cell.buffer.read(
-                            *pos,
-                            ReadLimits {
-                                max_records: 10_000,
-                                max_bytes: want,
-                            },
-                        ) {
-                            Ok(b) => {
-                                let n = b.records.len();
-                                for r in b.records {
-                                    held.push(r.data, r.arrival_ms);
-                                }
-                                *pos = b.next_position.max(*pos);
-                                Ok(n)
-                            }
-                            Err(e) => Err(format!("reading the delivery buffer failed: {e}")),
-                        }
-                    }
-                    Input::Kinesis { reader } => {
-                        read_kinesis(&svc, &s, &self.cell, reader, &mut held, want).await
-                    }
-                };
-                self.cell
-                    .stats
-                    .holding((!held.records.is_empty()).then_some(held.first_arrival_ms));
-                match got {
-                    Ok(n) if n > 0 => continue,
-                    Ok(_) => {}
-                    Err(m) => {
-                        self.cell.set_failure(Some(m));
-                        drop(svc);
-                        if !self
-                            .pause(Duration::from_secs(1).min(tick * 10), None)
-                            .await
-                        {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-                // Nothing more to read: wait for records, the interval, or
-                // a configuration change.
-                let wait = if held.records.is_empty() {
-                    tick.max(Duration::from_millis(100))
-                        .min(Duration::from_secs(1))
-                } else {
-                    let left = held.first_arrival_ms + hints.interval_ms - now;
-                    Duration::from_millis(left.max(1) as u64).min(tick)
-                };
-                drop(svc);
-                let wake = matches!(input, Input::Buffer { .. }).then_some(&mut watch);
-                if !self.pause(wait, wake).await {
-                    return;
-                }
-                continue;
-            }
+            let lambda = dest.front().and_then(crate::process::Front::lambda_hints);
+            self.cell.stats.holding(flow.oldest_ms());
             if let Some(f) = &failing {
                 if now < f.next_try_ms {
                     let left = Duration::from_millis((f.next_try_ms - now) as u64);
@@ -436,73 +626,207 @@ impl Task {
                     continue;
                 }
             }
-            match DELIVERING
-                .scope(self.cell.clone(), dest.deliver(&held))
-                .await
-            {
-                Ok(()) => {
-                    failing = None;
-                    self.cell.set_failure(None);
-                    if dest.name() == "s3" {
-                        self.cell
-                            .stats
-                            .delivered_to_s3(held.records.len() as u64, held.bytes as u64);
-                    }
-                    self.cell.stats.holding(None);
-                    self.delivered(&svc, &input, &held).await;
-                    held = Batch::default();
+            // Process what the Lambda processor's buffer (or, without
+            // one, the last read) holds.
+            let n = flow.stage_due(lambda, now);
+            if n > 0 {
+                let batch = flow.stage.split_front(n);
+                DELIVERING
+                    .scope(
+                        self.cell.clone(),
+                        process(&*dest, &mut flow, batch, lambda.is_some(), now),
+                    )
+                    .await;
+                self.settle(&svc, &mut flow).await;
+                continue;
+            }
+            // Partitions whose size or interval is reached are delivered,
+            // each as one object.
+            let mut due: Vec<(i64, PartitionKeys)> = flow
+                .parts
+                .iter()
+                .filter(|(_, p)| {
+                    p.batch.bytes >= hints.size_bytes
+                        || now >= p.opened_ms.saturating_add(hints.interval_ms)
+                })
+                .map(|(k, p)| (p.opened_ms, k.clone()))
+                .collect();
+            due.sort();
+            for (_, k) in due {
+                if let Some(p) = flow.parts.remove(&k) {
+                    flow.jobs.push_back(Job::Deliver(p.batch));
                 }
-                Err(e) => {
-                    let now = svc.now_ms();
-                    let attempts = failing.as_ref().map_or(0, |f| f.attempts) + 1;
-                    let expired = now - held.first_arrival_ms > RETENTION_MS;
-                    let mut text = failure_text(&e, attempts);
-                    if expired {
-                        tracing::error!(
-                            stream = %self.key.1,
-                            records = held.records.len(),
-                            code = %e.code,
-                            "dropping records older than 24 hours that could not be delivered"
-                        );
-                        text.push_str(&format!(
-                            "; {} records older than 24 hours were dropped",
-                            held.records.len()
-                        ));
-                        self.cell.set_failure(Some(text));
-                        self.delivered(&svc, &input, &held).await;
-                        self.cell.stats.holding(None);
-                        held = Batch::default();
-                        failing = None;
-                        continue;
-                    }
-                    tracing::warn!(stream = %self.key.1, code = %e.code, message = %e.message, attempts, "delivery failed; retrying");
-                    self.cell.set_failure(Some(text));
-                    let backoff = (BACKOFF_FIRST_MS << (attempts - 1).min(6)).min(BACKOFF_MAX_MS);
-                    failing = Some(Failing {
-                        attempts,
-                        next_try_ms: now + backoff,
-                    });
+            }
+            if !flow.jobs.is_empty() {
+                while let Some(job) = flow.jobs.front() {
+                    let result = DELIVERING.scope(self.cell.clone(), job.run(&*dest)).await;
+                    let job = match result {
+                        Ok(()) => {
+                            failing = None;
+                            self.cell.set_failure(None);
+                            let job = flow.jobs.pop_front().expect("the front job");
+                            if let (Job::Deliver(b), "s3") = (&job, dest.name()) {
+                                self.cell
+                                    .stats
+                                    .delivered_to_s3(b.records.len() as u64, b.bytes as u64);
+                            }
+                            job
+                        }
+                        Err(e) => {
+                            let now = svc.now_ms();
+                            let attempts = failing.as_ref().map_or(0, |f| f.attempts) + 1;
+                            let mut text = failure_text(&e, attempts);
+                            if now - job.first_arrival_ms() <= RETENTION_MS {
+                                tracing::warn!(stream = %self.key.1, code = %e.code, message = %e.message, attempts, "delivery failed; retrying");
+                                self.cell.set_failure(Some(text));
+                                let backoff =
+                                    (BACKOFF_FIRST_MS << (attempts - 1).min(6)).min(BACKOFF_MAX_MS);
+                                failing = Some(Failing {
+                                    attempts,
+                                    next_try_ms: now + backoff,
+                                });
+                                break;
+                            }
+                            let records = job.seqs().len();
+                            tracing::error!(
+                                stream = %self.key.1,
+                                records,
+                                code = %e.code,
+                                "dropping records older than 24 hours that could not be delivered"
+                            );
+                            text.push_str(&format!(
+                                "; {records} records older than 24 hours were dropped"
+                            ));
+                            self.cell.set_failure(Some(text));
+                            failing = None;
+                            flow.jobs.pop_front().expect("the front job")
+                        }
+                    };
+                    flow.release(job.seqs());
                 }
+                self.settle(&svc, &mut flow).await;
+                continue;
+            }
+            // Read more, without waiting.
+            let want = match lambda {
+                Some(l) => l.size_bytes.saturating_sub(flow.stage.bytes),
+                None => hints.size_bytes.saturating_sub(flow.largest_part()),
+            }
+            .max(1);
+            let got = match &mut input {
+                Input::Buffer { pos } => {
+                    match self.cell.buffer.read(
+                        *pos,
+                        ReadLimits {
+                            max_records: 10_000,
+                            max_bytes: want,
+                        },
+                    ) {
+                        Ok(b) => {
+                            let n = b.records.len();
+                            let mut last = 0;
+                            for r in b.records {
+                                last = r.arrival_ms;
+                                flow.hold(&[r.offset]);
+                                flow.stage.push_from(r.data, r.arrival_ms, r.offset);
+                            }
+                            *pos = b.next_position.max(*pos);
+                            if n > 0 {
+                                flow.marks.push_back(Mark {
+                                    end: *pos,
+                                    cp: Cp::Offset(*pos),
+                                    last_arrival_ms: last,
+                                });
+                            }
+                            Ok(n)
+                        }
+                        Err(e) => Err(format!("reading the delivery buffer failed: {e}")),
+                    }
+                }
+                Input::Kinesis { reader, next_seq } => {
+                    let from = *next_seq;
+                    let idle = flow.refs.is_empty();
+                    let r = read_kinesis(
+                        &svc,
+                        &s,
+                        &self.cell,
+                        reader,
+                        &mut flow.stage,
+                        next_seq,
+                        want,
+                        idle,
+                    )
+                    .await;
+                    let seqs: Vec<u64> = (from..*next_seq).collect();
+                    flow.hold(&seqs);
+                    if let (Ok(n), Some(r)) = (&r, reader.as_ref()) {
+                        if *n > 0 {
+                            flow.marks.push_back(Mark {
+                                end: *next_seq,
+                                cp: Cp::Kinesis(r.checkpoint()),
+                                last_arrival_ms: flow.stage.last_arrival_ms,
+                            });
+                        }
+                    }
+                    r
+                }
+            };
+            match got {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(m) => {
+                    self.cell.set_failure(Some(m));
+                    drop(svc);
+                    if !self
+                        .pause(Duration::from_secs(1).min(tick * 10), None)
+                        .await
+                    {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            // Nothing more to read: wait for records, the next interval
+            // to end, or a configuration change.
+            let stage_due = lambda
+                .filter(|_| !flow.stage.records.is_empty())
+                .map(|l| flow.stage.first_arrival_ms.saturating_add(l.interval_ms));
+            let next_due = flow
+                .parts
+                .values()
+                .map(|p| p.opened_ms.saturating_add(hints.interval_ms))
+                .chain(stage_due)
+                .min();
+            let wait = match next_due {
+                None => tick
+                    .max(Duration::from_millis(100))
+                    .min(Duration::from_secs(1)),
+                Some(t) => Duration::from_millis((t - now).max(1) as u64).min(tick),
+            };
+            drop(svc);
+            let wake = matches!(input, Input::Buffer { .. }).then_some(&mut watch);
+            if !self.pause(wait, wake).await {
+                return;
             }
         }
     }
 
-    /// Moves the checkpoint past `batch` and persists it; trims delivered
-    /// records from the buffer.
-    async fn delivered(&self, svc: &Service, input: &Input, batch: &Batch) {
-        match input {
-            Input::Buffer { pos } => {
-                self.cell.delivered(*pos);
+    /// Moves the checkpoint past every read whose records were all
+    /// delivered, persists it, and trims delivered records from the
+    /// buffer.
+    async fn settle(&self, svc: &Service, flow: &mut Flow) {
+        let Some(mark) = flow.settled() else {
+            return;
+        };
+        match mark.cp {
+            Cp::Offset(pos) => {
+                self.cell.delivered(pos);
                 // Arrival times never decrease along the log: everything
-                // that arrived before the last delivered record is
-                // delivered too.
-                self.cell.buffer.trim(batch.last_arrival_ms);
+                // that arrived before the last settled record is settled
+                // too.
+                self.cell.buffer.trim(mark.last_arrival_ms);
             }
-            Input::Kinesis { reader } => {
-                if let Some(r) = reader {
-                    self.cell.set_kinesis_checkpoint(r.checkpoint());
-                }
-            }
+            Cp::Kinesis(cp) => self.cell.set_kinesis_checkpoint(cp),
         }
         if let Err(e) = svc.persist_progress(&self.key, &self.cell).await {
             // The cell stays dirty: maintenance persists it later.
@@ -511,15 +835,107 @@ impl Task {
     }
 }
 
-/// Reads up to `want` bytes from the stream's Kinesis source without
-/// waiting, opening the reader first if needed.
+/// Runs the destination's processors on `batch` (read records), buffers
+/// what they return by partition, and queues the writes owed for the rest:
+/// the source backup, error objects, and records over the active
+/// partition limit.
+async fn process(dest: &dyn Destination, flow: &mut Flow, batch: Batch, lambda: bool, now: i64) {
+    use crate::process::{self, Failure, Object, Processed};
+    if dest.backs_up_source() {
+        flow.hold(&batch.seqs);
+        flow.jobs.push_back(Job::Backup(batch.clone()));
+    }
+    let front = dest.front();
+    let out = match front {
+        Some(f) => process::objects(&f.pipeline, &f.runtime, &f.layout, &batch).await,
+        None => Processed {
+            objects: vec![Object {
+                prefix: String::new(),
+                keys: PartitionKeys::default(),
+                first_arrival_ms: batch.first_arrival_ms,
+                records: batch.records.clone(),
+                arrivals: (0..batch.records.len())
+                    .map(|i| batch.arrival_ms(i))
+                    .collect(),
+                seqs: batch.seqs.clone(),
+            }],
+            errors: Vec::new(),
+        },
+    };
+    for e in out.errors {
+        flow.hold(&e.seqs);
+        flow.jobs.push_back(Job::Errors(e));
+    }
+    let dynamic = front.is_some_and(|f| f.pipeline.dynamic);
+    let mut over: Vec<Failure> = Vec::new();
+    for o in out.objects {
+        if dynamic
+            && !flow.parts.contains_key(&o.keys)
+            && flow.active() >= process::ACTIVE_PARTITIONS
+        {
+            for ((data, arrival_ms), seq) in o.records.into_iter().zip(o.arrivals).zip(o.seqs) {
+                over.push(Failure {
+                    error_type: process::ACTIVE_PARTITION_EXCEEDED,
+                    code: process::ACTIVE_PARTITIONS_LIMIT_EXCEEDED.into(),
+                    message: format!(
+                        "The number of active partitions reached this delivery stream's limit of {}.",
+                        process::ACTIVE_PARTITIONS
+                    ),
+                    attempts: 1,
+                    arrival_ms,
+                    ended_ms: now,
+                    data,
+                    lambda_arn: None,
+                    seq,
+                });
+            }
+            continue;
+        }
+        flow.hold(&o.seqs);
+        // Behind a Lambda processor a partition's interval starts when
+        // its first transformed record arrives; else at the record's
+        // arrival in the delivery stream.
+        let opened_ms = if lambda { now } else { o.first_arrival_ms };
+        let part = flow.parts.entry(o.keys.clone()).or_insert_with(|| Part {
+            batch: Batch {
+                keys: o.keys.clone(),
+                ..Batch::default()
+            },
+            opened_ms,
+        });
+        for ((data, arrival_ms), seq) in o.records.into_iter().zip(o.arrivals).zip(o.seqs) {
+            part.batch.push_from(data, arrival_ms, seq);
+        }
+    }
+    if let Some(f) = front {
+        let refs: Vec<&Failure> = over.iter().collect();
+        if let Some(e) = process::error_object(&f.layout, process::ACTIVE_PARTITION_EXCEEDED, &refs)
+        {
+            tracing::warn!(
+                records = refs.len(),
+                limit = process::ACTIVE_PARTITIONS,
+                "records over the active partition limit go to the error output"
+            );
+            flow.hold(&e.seqs);
+            flow.jobs.push_back(Job::Errors(e));
+        }
+    }
+    flow.release(&batch.seqs);
+}
+
+/// Reads up to `want` bytes from the stream's Kinesis source into
+/// `stage` without waiting, opening the reader first if needed; records
+/// get positions from `next_seq` on. `idle`: nothing read is still owed.
+#[allow(clippy::too_many_arguments)]
 async fn read_kinesis(
     svc: &Service,
     s: &DeliveryStream,
     cell: &Cell,
     reader: &mut Option<StreamReader>,
-    held: &mut Batch,
+    stage: &mut Batch,
+    next_seq: &mut u64,
     want: usize,
+    idle: bool,
 ) -> Result<usize, String> {
     let Source::Kinesis {
         stream_arn,
@@ -559,8 +975,9 @@ async fn read_kinesis(
             let bytes: usize = records.iter().map(|r| r.data.len()).sum();
             cell.stats.incoming(n as u64, bytes as u64);
             for rec in records {
-                held.push(rec.data, rec.arrival_ms);
-                held.kinesis.push(Arc::new(KinesisRecord {
+                stage.push_from(rec.data, rec.arrival_ms, *next_seq);
+                *next_seq += 1;
+                stage.kinesis.push(Arc::new(KinesisRecord {
                     shard_id: rec.shard_id,
                     partition_key: rec.partition_key,
                     sequence_number: rec.sequence_number,
@@ -569,9 +986,10 @@ async fn read_kinesis(
             Ok(n)
         }
         Err(e) => {
-            // Reopen from the last persisted checkpoint next time; what
-            // is held is delivered first only if the reader comes back.
-            if held.records.is_empty() {
+            // Reopen from the last persisted checkpoint next time when
+            // nothing read is still owed; else what is held is delivered
+            // first only if the reader comes back.
+            if idle {
                 *reader = None;
             }
             Err(format!(

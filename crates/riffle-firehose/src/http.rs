@@ -65,6 +65,8 @@ pub struct Settings {
     pub backup_all: bool,
     /// The S3 backup configuration.
     pub backup: crate::s3::Settings,
+    /// The processors (ProcessingConfiguration).
+    pub pipeline: crate::process::Pipeline,
 }
 
 fn unsupported(what: &str) -> String {
@@ -95,13 +97,8 @@ impl Settings {
                     .into(),
             );
         }
-        if doc
-            .pointer("/ProcessingConfiguration/Enabled")
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-        {
-            return Err(unsupported("Data transformation for HTTP endpoints"));
-        }
+        let pipeline =
+            crate::process::Pipeline::from_description(doc).map_err(|e| e.to_string())?;
         if doc
             .pointer("/SecretsManagerConfiguration/Enabled")
             .and_then(Json::as_bool)
@@ -151,6 +148,7 @@ impl Settings {
             retry,
             backup_all,
             backup,
+            pipeline,
         })
     }
 
@@ -217,6 +215,9 @@ pub fn check_response(status: u16, body: &[u8], request_id: &str) -> Result<(), 
 /// Delivers to one HTTP endpoint; gives up on a batch into the S3 backup.
 pub struct HttpDestination {
     pub settings: Settings,
+    /// The processors, run by the delivery task before buffering; their
+    /// error objects go to the S3 backup bucket.
+    pub front: crate::process::Front,
     pub stream: String,
     pub stream_arn: String,
     pub version: u64,
@@ -350,6 +351,17 @@ impl Destination for HttpDestination {
 
     fn hints(&self) -> Hints {
         self.settings.hints
+    }
+
+    fn front(&self) -> Option<&crate::process::Front> {
+        Some(&self.front)
+    }
+
+    fn store_errors<'a>(
+        &'a self,
+        e: &'a crate::process::ErrorObject,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(self.store(e.prefix.clone(), e.body.clone(), e.first_arrival_ms))
     }
 
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
@@ -540,8 +552,13 @@ mod tests {
         for (k, v) in extra.as_object().unwrap() {
             doc[k] = v.clone();
         }
+        let settings = Settings::from_description(&doc, Some("secret-key".into())).unwrap();
         HttpDestination {
-            settings: Settings::from_description(&doc, Some("secret-key".into())).unwrap(),
+            front: crate::process::Front::identity(
+                settings.backup.layout.clone(),
+                riffle_core::clock::SystemClock::new(),
+            ),
+            settings,
             stream: "s".into(),
             stream_arn: "arn:aws:firehose:us-east-1:000000000000:deliverystream/s".into(),
             version: 1,

@@ -14,16 +14,18 @@
 //! - [`buffer`]: the [`buffer::Buffer`] seam and [`buffer::LogBuffer`]:
 //!   accepted records kept in a record log, acknowledged once durable.
 //! - [`deliver`]: a task per delivery stream reading its buffer (or its
-//!   Kinesis source) from a persisted checkpoint, buffering by the
-//!   destination's hints and handing objects to a [`deliver::Destination`],
-//!   with retries and FailureDescription; at-least-once.
+//!   Kinesis source) from a persisted checkpoint, running the processors,
+//!   buffering per partition by the destination's hints and handing objects
+//!   to a [`deliver::Destination`], with retries and FailureDescription;
+//!   at-least-once.
 //! - [`convert`]: record format conversion (JSON to Parquet or ORC with
 //!   a Glue table's columns, read through [`Config::catalog`]), and
 //!   [`error_output`]: the error records both it and HTTP endpoints write.
 //! - [`s3`]: the S3 destination (compression, AppendDelimiterToRecord,
 //!   object keys from [`prefix`]) writing through an [`sink::ObjectSink`]
 //!   given in [`Config::sink`] ([`sink::DirSink`] keeps objects as files).
-//! - [`process`]: the S3 destination's processors (KPL and JSON
+//! - [`process`]: the processors of S3, HTTP endpoint and Redshift
+//!   destinations (KPL and JSON
 //!   deaggregation, decompression, CloudWatch Logs, Lambda through
 //!   [`Config::lambda_endpoint`], jq metadata extraction) and dynamic
 //!   partitioning; [`failed`]: the error records written for data given

@@ -408,7 +408,6 @@ struct Pending {
     batch: (i64, i64, usize, usize),
     data: Option<Stored>,
     manifest: Option<String>,
-    backed_up: bool,
     first_copy_ms: Option<i64>,
 }
 
@@ -420,6 +419,9 @@ pub struct RedshiftDestination {
     pub sink: Arc<dyn ObjectSink>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub stats: Arc<Stats>,
+    /// The processors, run by the delivery task before buffering; their
+    /// error objects go to the intermediate S3 bucket.
+    pub front: crate::process::Front,
     pending: Mutex<Option<Pending>>,
 }
 
@@ -431,6 +433,7 @@ impl RedshiftDestination {
         sink: Arc<dyn ObjectSink>,
         clock: Arc<dyn riffle_core::Clock>,
         stats: Arc<Stats>,
+        front: crate::process::Front,
     ) -> RedshiftDestination {
         RedshiftDestination {
             settings,
@@ -439,6 +442,7 @@ impl RedshiftDestination {
             sink,
             clock,
             stats,
+            front,
             pending: Mutex::new(None),
         }
     }
@@ -488,11 +492,6 @@ impl RedshiftDestination {
         let data = p.data.clone().expect("staged above");
         if p.manifest.is_none() {
             p.manifest = Some(self.put_manifest(MANIFESTS, &data, ms).await?);
-        }
-        if let (Some(b), false) = (&self.settings.backup, p.backed_up) {
-            b.store(&*self.sink, &self.stream, self.version, batch)
-                .await?;
-            p.backed_up = true;
         }
         let first = *p.first_copy_ms.get_or_insert_with(|| self.clock.now_ms());
         let failure =
@@ -682,6 +681,52 @@ impl Destination for RedshiftDestination {
         self.settings.staging.hints
     }
 
+    fn front(&self) -> Option<&crate::process::Front> {
+        Some(&self.front)
+    }
+
+    fn store_errors<'a>(
+        &'a self,
+        e: &'a crate::process::ErrorObject,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(crate::backup::put(
+            Some(&self.sink),
+            &self.settings.staging,
+            &self.stream,
+            self.version,
+            e.prefix.clone(),
+            &e.body,
+            e.first_arrival_ms,
+        ))
+    }
+
+    fn backs_up_source(&self) -> bool {
+        self.settings.backup.is_some()
+    }
+
+    /// S3BackupMode Enabled: the source records, before processing, in
+    /// the backup bucket.
+    fn backup_source<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            match &self.settings.backup {
+                Some(b) => {
+                    let prefix = b.layout.prefix(batch.first_arrival_ms);
+                    crate::backup::put(
+                        Some(&self.sink),
+                        b,
+                        &self.stream,
+                        self.version,
+                        prefix,
+                        &crate::backup::concat(&batch.records),
+                        batch.first_arrival_ms,
+                    )
+                    .await
+                }
+                None => Ok(()),
+            }
+        })
+    }
+
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let id = (
@@ -700,7 +745,6 @@ impl Destination for RedshiftDestination {
                 batch: id,
                 data: None,
                 manifest: None,
-                backed_up: false,
                 first_copy_ms: None,
             });
             let r = self.attempt(&mut p, batch).await;
@@ -835,13 +879,16 @@ mod tests {
         });
         let clock = riffle_core::clock::ManualClock::new(1_700_000_000_000);
         let stats = Arc::new(Stats::default());
+        let settings = Settings::from_description(&doc, Some("pw".into()), None).unwrap();
+        let front = crate::process::Front::identity(settings.staging.layout.clone(), clock.clone());
         let d = RedshiftDestination::new(
-            Settings::from_description(&doc, Some("pw".into()), None).unwrap(),
+            settings,
             "s".into(),
             1,
             crate::sink::DirSink::new(dir.path()),
             clock.clone(),
             stats.clone(),
+            front,
         );
         let mut batch = Batch::default();
         batch.push(Bytes::from_static(b"{\"a\":1}"), 1_700_000_000_000);

@@ -1,6 +1,8 @@
 //! The S3 (extended S3) destination: buffering hints, data processing and
-//! dynamic partitioning (see [`crate::process`]), compression, object keys
-//! (see [`crate::prefix`]) and the put through an [`ObjectSink`].
+//! dynamic partitioning (see [`crate::process`], run by the delivery task
+//! before records are buffered by partition), compression, object keys
+//! (see [`crate::prefix`]) and the put through an [`ObjectSink`]: one
+//! object per partition buffer.
 //!
 //! Settings are read from the destination's description document, so an
 //! UpdateDestination takes effect at the next object (the delivery task
@@ -146,6 +148,10 @@ fn zip_one(entry: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The smallest buffer size AWS accepts with dynamic partitioning (and the
+/// size Riffle takes when BufferingHints leave it out).
+pub const MIN_DYNAMIC_SIZE_MB: i64 = 64;
+
 /// What one S3 destination does, read from its description document.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -202,12 +208,15 @@ impl Settings {
                 },
                 str::to_owned,
             );
+        let size = int_at(doc, &["BufferingHints", "SizeInMBs"]);
+        if dynamic && size.is_some_and(|s| s < MIN_DYNAMIC_SIZE_MB) {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "BufferingHints.SizeInMBs must be at least {MIN_DYNAMIC_SIZE_MB} when Dynamic Partitioning is enabled."
+            )));
+        }
+        let default_size = if dynamic { MIN_DYNAMIC_SIZE_MB } else { 5 };
         let hints = Hints {
-            size_bytes: (int_at(doc, &["BufferingHints", "SizeInMBs"])
-                .unwrap_or(5)
-                .max(1) as usize)
-                * 1024
-                * 1024,
+            size_bytes: (size.unwrap_or(default_size).max(1) as usize) * 1024 * 1024,
             interval_ms: int_at(doc, &["BufferingHints", "IntervalInSeconds"])
                 .unwrap_or(300)
                 .clamp(0, 900)
@@ -348,7 +357,9 @@ pub struct S3Destination {
     pub stream: String,
     pub version: u64,
     pub sink: Arc<dyn ObjectSink>,
-    pub processing: crate::process::Runtime,
+    /// The processors and dynamic partitioning, run by the delivery task
+    /// before records are buffered by partition.
+    pub front: crate::process::Front,
     /// What record format conversion needs besides its settings.
     pub convert: crate::convert::Context,
 }
@@ -406,6 +417,29 @@ impl Destination for S3Destination {
         self.settings.hints
     }
 
+    fn front(&self) -> Option<&crate::process::Front> {
+        Some(&self.front)
+    }
+
+    fn store_errors<'a>(
+        &'a self,
+        e: &'a crate::process::ErrorObject,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let s = &self.settings;
+            if !self
+                .sink
+                .bucket_exists(&s.bucket)
+                .await
+                .map_err(|e| s.failure(e))?
+            {
+                return Err(s.failure(SinkError::NoSuchBucket(s.bucket.clone())));
+            }
+            self.put_error(&e.prefix, &e.body, e.first_arrival_ms).await
+        })
+    }
+
+    /// Writes one partition's records (processed) as one object.
     fn deliver<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
             let s = &self.settings;
@@ -413,31 +447,22 @@ impl Destination for S3Destination {
             if !self.sink.bucket_exists(&s.bucket).await.map_err(fail)? {
                 return Err(fail(SinkError::NoSuchBucket(s.bucket.clone())));
             }
-            let out =
-                crate::process::objects(&s.pipeline, &self.processing, &s.layout, batch).await;
-            for o in &out.objects {
-                let body = match &s.conversion {
-                    Some(c) => {
-                        let mut part = Batch::default();
-                        for (r, at) in o.records.iter().zip(&o.arrivals) {
-                            part.push(r.clone(), *at);
-                        }
-                        // Records that fail conversion go to the error
-                        // output; `None` when none converted.
-                        match crate::convert::run(self, c, &part).await? {
-                            Some(body) => body,
-                            None => continue,
-                        }
-                    }
-                    None => s.body(&o.records),
-                };
-                self.put(&o.prefix, &body, o.first_arrival_ms).await?;
-            }
-            for e in &out.errors {
-                self.put_error(&e.prefix, &e.body, e.first_arrival_ms)
-                    .await?;
-            }
-            Ok(())
+            let prefix = match s.pipeline.dynamic {
+                true => s
+                    .layout
+                    .partition_prefix(batch.first_arrival_ms, &batch.keys),
+                false => s.layout.prefix(batch.first_arrival_ms),
+            };
+            let body = match &s.conversion {
+                // Records that fail conversion go to the error output;
+                // `None` when none converted.
+                Some(c) => match crate::convert::run(self, c, batch).await? {
+                    Some(body) => body,
+                    None => return Ok(()),
+                },
+                None => s.body(&batch.records),
+            };
+            self.put(&prefix, &body, batch.first_arrival_ms).await
         })
     }
 }

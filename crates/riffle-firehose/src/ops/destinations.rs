@@ -370,8 +370,10 @@ pub(crate) fn description(d: &Destination) -> model::DestinationDescription {
 }
 
 /// AWS's checks of a destination's settings that the model cannot
-/// express: an S3 destination's Prefix, ErrorOutputPrefix and
-/// CustomTimeZone (a Redshift destination's S3 destinations' too).
+/// express: an S3 destination's Prefix, ErrorOutputPrefix, CustomTimeZone
+/// and buffer size under dynamic partitioning (a Redshift destination's
+/// S3 destinations' too), and the processor parameters of S3, Redshift
+/// and HTTP endpoint destinations.
 pub(crate) fn check(d: &Destination) -> Result<()> {
     match d.kind {
         // Accepted-but-not-delivered settings are reported by delivery.
@@ -379,7 +381,13 @@ pub(crate) fn check(d: &Destination) -> Result<()> {
             let _ = crate::s3::Settings::from_description(&d.description)?;
             crate::backup::check(&d.description)?;
         }
-        Kind::Redshift => crate::redshift::check(&d.description)?,
+        Kind::Redshift => {
+            crate::redshift::check(&d.description)?;
+            crate::process::Pipeline::from_description(&d.description)?;
+        }
+        Kind::HttpEndpoint => {
+            crate::process::Pipeline::from_description(&d.description)?;
+        }
         _ => {}
     }
     Ok(())

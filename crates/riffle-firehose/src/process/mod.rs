@@ -1,6 +1,7 @@
-//! Data processing for the extended S3 destination: the processors of a
-//! ProcessingConfiguration and dynamic partitioning, applied to a batch
-//! before it is written.
+//! Data processing for S3, HTTP endpoint and Redshift destinations: the
+//! processors of a ProcessingConfiguration and dynamic partitioning,
+//! applied by the delivery task to records before they are buffered by
+//! partition (see [`crate::deliver`]).
 //!
 //! AWS runs the processors in a fixed order, whatever the order they are
 //! listed in, and so does [`Pipeline::run`]:
@@ -27,10 +28,10 @@
 //! fails on or that lack a key the Prefix uses go there as
 //! `partitioning-failed`. Error objects hold [`crate::failed`] lines.
 //!
-//! Dynamic partitioning groups the records of one delivered batch by the
-//! values of the keys the Prefix uses: one object per partition, its key
-//! times taken from the partition's oldest record. Buffering hints apply
-//! to the whole stream's buffer, not to each partition.
+//! Dynamic partitioning groups the records by the values of the keys the
+//! Prefix uses; the delivery task keeps a buffer per partition, written as
+//! one object whose key times are taken from the partition's oldest
+//! record.
 
 pub mod jq;
 pub mod kpl;
@@ -55,6 +56,55 @@ pub const PARTITIONING_FAILED: &str = "partitioning-failed";
 /// The error code of records the MetadataExtraction query failed on or
 /// that lack a partition key.
 pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
+
+/// Active partitions per delivery stream (AWS's default quota): records
+/// of further partitions go to the error output while this many partition
+/// buffers are open.
+pub const ACTIVE_PARTITIONS: usize = 500;
+/// The error output type of records over the active partition limit (the
+/// error prefix the Firehose developer guide names for them).
+pub const ACTIVE_PARTITION_EXCEEDED: &str = "activePartitionExceeded";
+/// The error code of such records.
+pub const ACTIVE_PARTITIONS_LIMIT_EXCEEDED: &str =
+    "DynamicPartitioning.ActivePartitionsLimitExceeded";
+
+/// What the delivery task runs before buffering records for a
+/// destination: its processors, and the layout its partition and error
+/// prefixes are evaluated with.
+#[derive(Clone)]
+pub struct Front {
+    pub pipeline: Pipeline,
+    pub runtime: Runtime,
+    pub layout: Layout,
+}
+
+impl Front {
+    /// No processors: records are buffered as they are.
+    pub fn identity(layout: Layout, clock: Arc<dyn riffle_core::Clock>) -> Front {
+        Front {
+            pipeline: Pipeline::default(),
+            runtime: Runtime {
+                invoker: None,
+                clock,
+                kinesis_source: false,
+            },
+            layout,
+        }
+    }
+
+    /// The Lambda processor's own buffering: records are batched into
+    /// invocations by its BufferSizeInMBs and BufferIntervalInSeconds.
+    pub fn lambda_hints(&self) -> Option<crate::deliver::Hints> {
+        self.pipeline
+            .lambda
+            .as_ref()
+            .filter(|_| self.runtime.invoker.is_some())
+            .map(|l| crate::deliver::Hints {
+                size_bytes: l.buffer_bytes,
+                interval_ms: i64::from(l.interval_s) * 1000,
+            })
+    }
+}
 
 /// RecordDeAggregation's SubRecordType.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +364,8 @@ struct Rec {
     /// For a Kinesis source: the record's origin, and its user record's
     /// partition key and subsequence number once deaggregated.
     kinesis: Option<(Arc<crate::deliver::KinesisRecord>, Option<String>, u64)>,
+    /// The source record's position (see [`Batch::seqs`]).
+    seq: u64,
 }
 
 /// A record given up on.
@@ -327,6 +379,8 @@ pub struct Failure {
     pub ended_ms: i64,
     pub data: Bytes,
     pub lambda_arn: Option<String>,
+    /// The source record's position (see [`Batch::seqs`]).
+    pub seq: u64,
 }
 
 /// One object to write: a partition's records (the whole batch without
@@ -340,6 +394,8 @@ pub struct Object {
     pub records: Vec<Bytes>,
     /// Each record's approximate arrival.
     pub arrivals: Vec<i64>,
+    /// Each record's source position (see [`Batch::seqs`]).
+    pub seqs: Vec<u64>,
 }
 
 /// One error object to write.
@@ -351,6 +407,8 @@ pub struct ErrorObject {
     pub first_arrival_ms: i64,
     /// [`crate::failed`] lines.
     pub body: Vec<u8>,
+    /// The source positions of the records in it.
+    pub seqs: Vec<u64>,
 }
 
 /// What a batch became.
@@ -381,6 +439,7 @@ fn each(
                 ended_ms: now,
                 data: r.data.clone(),
                 lambda_arn: None,
+                seq: r.seq,
             }),
         }
     }
@@ -415,6 +474,7 @@ fn deaggregate_kpl(recs: Vec<Rec>, failed: &mut Vec<Failure>, now: i64, strict: 
                 attempts: 1,
                 arrival_ms: r.arrival_ms,
                 ended_ms: now,
+                seq: r.seq,
                 data: r.data,
                 lambda_arn: None,
             }),
@@ -524,6 +584,7 @@ impl Pipeline {
                 arrival_ms: batch.arrival_ms(i),
                 keys: PartitionKeys::default(),
                 kinesis: batch.kinesis(i).map(|k| (k.clone(), None, 0)),
+                seq: batch.seq(i),
             })
             .collect();
         // A Kinesis source's KPL aggregated records are always split first,
@@ -576,6 +637,7 @@ impl Pipeline {
                         attempts: 1,
                         arrival_ms: r.arrival_ms,
                         ended_ms: now,
+                        seq: r.seq,
                         data: r.data,
                         lambda_arn: None,
                     }),
@@ -633,6 +695,7 @@ impl Pipeline {
                 ended_ms: ended,
                 data: r.data.clone(),
                 lambda_arn: Some(ls.arn.clone()),
+                seq: r.seq,
             };
             match result {
                 Ok(outcomes) => {
@@ -678,11 +741,40 @@ pub async fn objects(p: &Pipeline, rt: &Runtime, layout: &Layout, batch: &Batch)
                 arrivals: (0..batch.records.len())
                     .map(|i| batch.arrival_ms(i))
                     .collect(),
+                seqs: (0..batch.records.len()).map(|i| batch.seq(i)).collect(),
             }],
             errors: Vec::new(),
         };
     }
     p.run(rt, layout, batch).await
+}
+
+/// The error object of `failed` (all of type `ty`), `None` when there
+/// are none.
+pub fn error_object(layout: &Layout, ty: &'static str, failed: &[&Failure]) -> Option<ErrorObject> {
+    let first = failed.iter().map(|f| f.arrival_ms).min()?;
+    Some(ErrorObject {
+        prefix: layout.error_prefix(first, ty),
+        error_type: ty,
+        first_arrival_ms: first,
+        body: crate::failed::lines(failed.iter().map(|f| {
+            crate::failed::FailedRecord {
+                attempts: f.attempts,
+                arrival_ms: f.arrival_ms,
+                code: &f.code,
+                message: &f.message,
+                ended_ms: f.ended_ms,
+                raw: &f.data,
+                extra: f
+                    .lambda_arn
+                    .iter()
+                    .map(|a| ("lambdaArn", a.as_str().into()))
+                    .collect(),
+                keys: &crate::failed::LOWER,
+            }
+        })),
+        seqs: failed.iter().map(|f| f.seq).collect(),
+    })
 }
 
 /// Groups records into objects (by partition under dynamic
@@ -710,6 +802,7 @@ fn group(
                     attempts: 1,
                     arrival_ms: r.arrival_ms,
                     ended_ms: now,
+                    seq: r.seq,
                     data: r.data,
                     lambda_arn: None,
                 });
@@ -735,6 +828,7 @@ fn group(
                 first_arrival_ms: r.arrival_ms,
                 records: Vec::new(),
                 arrivals: Vec::new(),
+                seqs: Vec::new(),
             });
             objects.len() - 1
         });
@@ -742,6 +836,7 @@ fn group(
         o.first_arrival_ms = o.first_arrival_ms.min(r.arrival_ms);
         o.records.push(r.data);
         o.arrivals.push(r.arrival_ms);
+        o.seqs.push(r.seq);
     }
     for o in &mut objects {
         o.prefix = match dynamic {
@@ -759,7 +854,7 @@ fn group(
             .partition(|o| o.prefix.chars().count() <= max);
         objects = ok;
         for o in too_long {
-            for (data, arrival_ms) in o.records.into_iter().zip(o.arrivals) {
+            for ((data, arrival_ms), seq) in o.records.into_iter().zip(o.arrivals).zip(o.seqs) {
                 failed.push(Failure {
                     error_type: PARTITIONING_FAILED,
                     code: METADATA_EXTRACTION_FAILED.into(),
@@ -769,6 +864,7 @@ fn group(
                     ended_ms: now,
                     data,
                     lambda_arn: None,
+                    seq,
                 });
             }
         }
@@ -776,31 +872,9 @@ fn group(
     let mut errors: Vec<ErrorObject> = Vec::new();
     for ty in [PROCESSING_FAILED, PARTITIONING_FAILED] {
         let mine: Vec<&Failure> = failed.iter().filter(|f| f.error_type == ty).collect();
-        if mine.is_empty() {
-            continue;
+        if let Some(e) = error_object(layout, ty, &mine) {
+            errors.push(e);
         }
-        let first = mine.iter().map(|f| f.arrival_ms).min().unwrap_or(now);
-        errors.push(ErrorObject {
-            prefix: layout.error_prefix(first, ty),
-            error_type: ty,
-            first_arrival_ms: first,
-            body: crate::failed::lines(mine.iter().map(|f| {
-                crate::failed::FailedRecord {
-                    attempts: f.attempts,
-                    arrival_ms: f.arrival_ms,
-                    code: &f.code,
-                    message: &f.message,
-                    ended_ms: f.ended_ms,
-                    raw: &f.data,
-                    extra: f
-                        .lambda_arn
-                        .iter()
-                        .map(|a| ("lambdaArn", a.as_str().into()))
-                        .collect(),
-                    keys: &crate::failed::LOWER,
-                }
-            })),
-        });
     }
     Processed { objects, errors }
 }
