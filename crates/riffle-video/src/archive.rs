@@ -140,10 +140,9 @@ pub fn playback_fragment(store: &Store, f: &Fragment) -> Result<playback::Fragme
         .read(f)
         .map_err(|e| VideoError::Internal(e.to_string()))?;
     let bad = || VideoError::Internal("a stored fragment cannot be read".into());
-    let hl = f.header_len as usize;
-    let head = stored.get(..hl).ok_or_else(bad)?;
+    let parts = crate::store::Parts::split(f, &stored).ok_or_else(bad)?;
     let (mut scale, mut tracks) = (mkv::DEFAULT_TIMECODE_SCALE, Vec::new());
-    for c in mkv::children(head) {
+    for c in mkv::children(&parts.header) {
         let (id, body) = c.map_err(|_| bad())?;
         match id {
             mkv::id::INFO => scale = mkv::parse_timecode_scale(body).map_err(|_| bad())?,
@@ -151,19 +150,8 @@ pub fn playback_fragment(store: &Store, f: &Fragment) -> Result<playback::Fragme
             _ => {}
         }
     }
-    let rest = stored.slice(hl..);
-    let h = mkv::read_header(&rest)
-        .ok()
-        .flatten()
-        .filter(|h| h.id == mkv::id::CLUSTER && h.size != mkv::UNKNOWN_SIZE)
-        .ok_or_else(bad)?;
-    let end = h.len + h.size as usize;
-    let body = rest
-        .get(h.len..end)
-        .map(|_| rest.slice(h.len..end))
-        .ok_or_else(bad)?;
-    let cluster =
-        mkv::parse_cluster(&body).map_err(|e| VideoError::InvalidMediaFrame(e.to_string()))?;
+    let cluster = mkv::parse_cluster(&parts.cluster_body)
+        .map_err(|e| VideoError::InvalidMediaFrame(e.to_string()))?;
     Ok(playback::Fragment {
         number: f.number(store.log_id),
         producer_ms: f.producer_ms,
@@ -171,7 +159,7 @@ pub fn playback_fragment(store: &Store, f: &Fragment) -> Result<playback::Fragme
         header: Arc::new(mkv::StreamHeader {
             timecode_scale: scale,
             tracks,
-            raw: Bytes::copy_from_slice(head),
+            raw: parts.header,
         }),
         cluster,
     })

@@ -84,22 +84,11 @@ pub fn chunk(
     number: &str,
     after: Option<(i64, &str)>,
 ) -> Result<Vec<u8>> {
-    let header_len = f.header_len as usize;
-    let rest = stored
-        .get(header_len..)
-        .ok_or_else(|| VideoError::Internal("a stored fragment shorter than its header".into()))?;
-    let h = mkv::read_header(rest)
-        .ok()
-        .flatten()
-        .filter(|h| h.id == mkv::id::CLUSTER && h.size != mkv::UNKNOWN_SIZE)
-        .ok_or_else(|| VideoError::Internal("a stored fragment without its cluster".into()))?;
-    let cluster_end = (h.len as u64 + h.size) as usize;
-    if cluster_end > rest.len() {
-        return Err(VideoError::Internal("a stored fragment cut short".into()));
-    }
+    let parts = crate::store::Parts::split(f, stored)
+        .ok_or_else(|| VideoError::Internal("a stored fragment cannot be read".into()))?;
     let mut out = mkv::ebml_header();
     mkv::put_unknown_size(&mut out, mkv::id::SEGMENT);
-    out.extend_from_slice(&stored[..header_len]);
+    out.extend_from_slice(&parts.header);
     out.extend_from_slice(&mkv::tags(&[
         ("AWS_KINESISVIDEO_FRAGMENT_NUMBER", number.to_owned()),
         ("AWS_KINESISVIDEO_SERVER_TIMESTAMP", seconds(f.server_ms)),
@@ -108,8 +97,8 @@ pub fn chunk(
             seconds(f.producer_ms),
         ),
     ]));
-    out.extend_from_slice(&rest[..cluster_end]);
-    out.extend_from_slice(&rest[cluster_end..]);
+    out.extend_from_slice(&parts.cluster);
+    out.extend_from_slice(&parts.tags);
     if let Some((behind, token)) = after {
         out.extend_from_slice(&mkv::tags(&[
             (

@@ -846,28 +846,6 @@ pub fn tags(pairs: &[(&str, String)]) -> Vec<u8> {
     out
 }
 
-/// A Cluster of known size with `timecode` as its Timecode and the
-/// children of `body` except its own Timecode, Position and PrevSize.
-pub fn cluster_with_timecode(timecode: u64, body: &[u8]) -> Result<Vec<u8>, MkvError> {
-    let mut inner = Vec::with_capacity(body.len() + 16);
-    put_uint(&mut inner, id::TIMECODE, timecode);
-    let mut rest = body;
-    while !rest.is_empty() {
-        let h = read_header(rest)?.ok_or_else(|| invalid("a truncated cluster child"))?;
-        if h.size == UNKNOWN_SIZE || h.size > (rest.len() - h.len) as u64 {
-            return Err(invalid("a cluster child runs past its cluster"));
-        }
-        let end = h.len + h.size as usize;
-        if !matches!(h.id, id::TIMECODE | id::POSITION | id::PREV_SIZE) {
-            inner.extend_from_slice(&rest[..end]);
-        }
-        rest = &rest[end..];
-    }
-    let mut out = Vec::with_capacity(inner.len() + 12);
-    put_element(&mut out, id::CLUSTER, &inner);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -998,19 +976,6 @@ mod tests {
         assert_eq!(events[3], Event::ClusterStart { timecode: 2000 });
         assert!(matches!(&events[4], Event::Cluster { timecode: 2000, .. }));
         assert_eq!(events.len(), 5);
-    }
-
-    #[test]
-    fn a_cluster_with_its_timecode_rewritten_keeps_its_blocks() {
-        let mut body = Vec::new();
-        put_uint(&mut body, id::TIMECODE, 5);
-        body.extend_from_slice(&simple_block(1, 10, true, b"abc"));
-        let c = cluster_with_timecode(1_700_000_000_000, &body).unwrap();
-        let h = read_header(&c).unwrap().unwrap();
-        let parsed = parse_cluster(&Bytes::copy_from_slice(&c[h.len..])).unwrap();
-        assert_eq!(parsed.timecode, 1_700_000_000_000);
-        assert_eq!(parsed.frames[0].timecode, 1_700_000_000_010);
-        assert_eq!(&parsed.frames[0].data[..], b"abc");
     }
 
     #[test]

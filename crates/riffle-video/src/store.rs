@@ -94,7 +94,46 @@ impl Fragment {
 
     /// The fragment's number in a stream whose log is `log_id`.
     pub fn number(&self, log_id: u64) -> String {
-        (log_id as u128 * FRAGMENT_BASE + self.offset as u128).to_string()
+        number_of(log_id, self.offset)
+    }
+}
+
+/// The fragment number of the data offset `offset` in the log `log_id`.
+fn number_of(log_id: u64, offset: u64) -> String {
+    (log_id as u128 * FRAGMENT_BASE + offset as u128).to_string()
+}
+
+/// A fragment's stored form, split at its parts (each sharing the read
+/// buffer): the stream header (Info and Tracks), the whole Cluster
+/// element, the Cluster's body, and the producer Tags after it.
+pub struct Parts {
+    pub header: Bytes,
+    pub cluster: Bytes,
+    pub cluster_body: Bytes,
+    pub tags: Bytes,
+}
+
+impl Parts {
+    /// `None` when `stored` is not what [`Store::append`] was given.
+    pub fn split(f: &Fragment, stored: &Bytes) -> Option<Parts> {
+        let hl = f.header_len as usize;
+        let rest = stored.get(hl..)?;
+        let h = crate::mkv::read_header(rest)
+            .ok()
+            .flatten()
+            .filter(|h| h.id == crate::mkv::id::CLUSTER && h.size != crate::mkv::UNKNOWN_SIZE)?;
+        let end = hl
+            .checked_add(h.len)?
+            .checked_add(usize::try_from(h.size).ok()?)?;
+        if end > stored.len() {
+            return None;
+        }
+        Some(Parts {
+            header: stored.slice(..hl),
+            cluster: stored.slice(hl..end),
+            cluster_body: stored.slice(hl + h.len..end),
+            tags: stored.slice(end..),
+        })
     }
 }
 
@@ -312,7 +351,7 @@ impl Store {
 
     /// The number the next fragment will take.
     pub fn next_number(&self) -> String {
-        (self.log_id as u128 * FRAGMENT_BASE + self.next_offset() as u128).to_string()
+        number_of(self.log_id, self.next_offset())
     }
 
     /// Drops fragments that arrived before `cutoff_ms`.
