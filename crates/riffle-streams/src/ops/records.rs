@@ -93,7 +93,7 @@ pub async fn put_record(
         explicit_hash_key: input.explicit_hash_key,
         data: input.data,
     };
-    let (shard, appended, encrypted, _pending) = svc.write_to(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
+    let (shard, appended, encrypted, (_pending, stream_id, bytes)) = svc.write_to(ctx, input.stream_name.as_deref(), input.stream_arn.as_deref(), |s| {
         let s = writable(s, &account)?;
         let key = hash_key_of(s, &rec, "partitionKey")?;
         if let Some(seq) = &input.sequence_number_for_ordering {
@@ -117,7 +117,7 @@ pub async fn put_record(
         Ok((shard, appended, s.encryption.is_some(), (pending, s.id, bytes as u64)))
     })?;
     appended.durable.await?;
-    svc.traffic.wrote(_pending.1, 1, _pending.2);
+    svc.traffic.wrote(stream_id, 1, bytes);
     Ok(PutRecordOutput {
         shard_id: shard.id(),
         sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
@@ -143,7 +143,7 @@ pub async fn put_records(
         ));
     }
     let n = input.records.len();
-    let (plan, appended, encrypted, _pending) = svc.write_to(
+    let (plan, appended, encrypted, (_pending, stream_id, written)) = svc.write_to(
         ctx,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
@@ -203,7 +203,7 @@ pub async fn put_records(
         Some(a) => {
             a.durable.await?;
             svc.traffic
-                .wrote(_pending.1, a.offsets.len() as u64, _pending.2);
+                .wrote(stream_id, a.offsets.len() as u64, written);
             (a.offsets, (a.arrival_ms / 1000) as u64)
         }
         None => (Vec::new(), 0),
