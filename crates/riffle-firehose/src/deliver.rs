@@ -235,6 +235,8 @@ pub struct PlanCtx<'a> {
     pub catalog: Option<&'a crate::convert::CatalogRef>,
     /// `--redshift-endpoint`.
     pub redshift_endpoint: Option<&'a crate::redshift::HostPort>,
+    /// Where SecretsManagerConfiguration secrets are read.
+    pub secrets: Option<&'a crate::secrets::SecretsRef>,
     /// The stream's counters, for destinations that count deliveries of
     /// their own (Redshift: staged objects and COPY commands).
     pub stats: Arc<crate::stats::Stats>,
@@ -264,6 +266,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                 sink: sink.cloned(),
                 clock: ctx.clock,
                 client: crate::client::Client::shared(),
+                secrets: ctx.secrets.cloned(),
                 sent: Default::default(),
             })),
             Err(reason) => Plan::NotConfigured(reason),
@@ -281,7 +284,8 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             d.password.clone(),
             ctx.redshift_endpoint,
         ) {
-            Ok(settings) => {
+            Ok(mut settings) => {
+                settings.secrets = ctx.secrets.cloned();
                 let front = match crate::process::runtime(&settings.staging.pipeline, s, &ctx) {
                     Ok(runtime) => crate::process::Front {
                         pipeline: settings.staging.pipeline.clone(),
@@ -591,6 +595,7 @@ impl Task {
                         lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
                         catalog: svc.cfg.catalog.as_ref(),
                         redshift_endpoint: svc.cfg.redshift_endpoint.as_ref(),
+                        secrets: svc.cfg.secrets.as_ref(),
                         stats: self.cell.stats.clone(),
                     },
                 ) {
