@@ -199,6 +199,12 @@ pub fn report_failure(text: Option<String>) {
     let _ = DELIVERING.try_with(|cell| cell.set_failure(text));
 }
 
+/// Counts time the MetadataExtraction query took on `records` records for
+/// the stream being processed; does nothing outside a delivery task.
+pub fn report_jq(took: Duration, records: u64) {
+    let _ = DELIVERING.try_with(|cell| cell.stats.jq(took, records));
+}
+
 /// The FailureDescription text of a failed attempt.
 pub fn failure_text(e: &DeliveryError, attempts: u32) -> String {
     format!(
@@ -620,7 +626,7 @@ impl Task {
             };
             let hints = dest.hints();
             let lambda = dest.front().and_then(crate::process::Front::lambda_hints);
-            self.cell.stats.holding(flow.oldest_ms());
+            self.cell.stats.holding(flow.oldest_ms(), flow.active());
             if let Some(f) = &failing {
                 if now < f.next_try_ms {
                     let left = Duration::from_millis((f.next_try_ms - now) as u64);
@@ -912,6 +918,7 @@ async fn process(dest: &dyn Destination, flow: &mut Flow, batch: Batch, lambda: 
             part.batch.push_from(data, arrival_ms, seq);
         }
     }
+    let _ = DELIVERING.try_with(|cell| cell.stats.partition_limit(!over.is_empty()));
     if let Some(f) = front {
         let refs: Vec<&Failure> = over.iter().collect();
         if let Some(e) = process::error_object(&f.layout, process::ACTIVE_PARTITION_EXCEEDED, &refs)
