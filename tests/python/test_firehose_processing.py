@@ -697,6 +697,51 @@ def partition_metrics(srv, name):
     )
 
 
+def test_a_failing_partition_retries_without_holding_up_the_others(start_server, tmp_path):
+    # Delivered as files (`--firehose-local-output`), where a partition
+    # named ".." makes a path segment no file system takes: it fails every
+    # time, and only it waits.
+    out = tmp_path / "out"
+    (out / "local").mkdir(parents=True)
+    srv = start_server("--firehose-local-output", str(out), "--status-delay-ms", "0")
+    fh = srv.client("firehose")
+    name = create(
+        fh,
+        "local",
+        [JQ_P],
+        dynamic=True,
+        Prefix="!{partitionKeyFromQuery:p}/",
+        ErrorOutputPrefix="err/!{firehose:error-output-type}/",
+        BufferingHints={"SizeInMBs": 64, "IntervalInSeconds": 60},
+    )
+
+    def files(part):
+        d = out / "local" / part
+        return sorted(p.read_bytes() for p in d.iterdir() if not p.name.startswith(".")) if d.is_dir() else []
+
+    def details():
+        f = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"].get("FailureDescription")
+        return f and f["Details"]
+
+    bad = json.dumps({"p": ".."}).encode()
+    ok = json.dumps({"p": "ok", "i": 1}).encode()
+    put_all(fh, name, [bad, ok])
+    srv.advance_clock(61_000)
+    assert wait_for(lambda: files("ok")) == [ok]
+    first = wait_for(details)
+    assert first.startswith("S3.InvalidKey: "), first
+    # Later records of the healthy partition are delivered while ".."
+    # keeps retrying (and keeps counting as an active partition).
+    later = json.dumps({"p": "ok", "i": 2}).encode()
+    put_all(fh, name, [later])
+    srv.advance_clock(61_000)
+    assert wait_for(lambda: (lambda f: f if len(f) == 2 else None)(files("ok"))) == sorted([ok, later])
+    assert wait_for(lambda: partition_metrics(srv, name)[0] == 1 or None)
+    attempts = int(re.search(r"\((\d+) attempts so far\)", details()).group(1))
+    assert attempts >= 2
+    assert not (out / "local" / "err").exists()
+
+
 def test_dynamic_partitioning_needs_64_mb_buffers(fh, s3):
     cfg = {
         "RoleARN": ROLE,

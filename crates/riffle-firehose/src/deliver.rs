@@ -26,7 +26,13 @@
 //!   row right then. A crash before that delivers those records again
 //!   after the restart: that is the only way a record is delivered twice.
 //! - Failures are retried with exponential backoff (1 s doubling to 60 s)
-//!   and shown in DescribeDeliveryStream's FailureDescription; a write
+//!   per lane: a partition's objects (one lane without dynamic
+//!   partitioning) and error objects are each written in order, and a
+//!   lane whose write failed waits without holding up the others (its
+//!   partition still counts as active); a source backup that waits holds
+//!   up every write after it; reading stops while
+//!   the writes owed hold [`HOLD_WHILE_RETRYING`] buffers. Failures are
+//!   shown in DescribeDeliveryStream's FailureDescription; a write
 //!   whose oldest record is older than 24 hours when an attempt fails is
 //!   dropped, as AWS drops data it could not deliver within 24 hours.
 //! - Time comes from the service's [`riffle_core::Clock`]: the hints and
@@ -34,7 +40,7 @@
 //!   every `Config::delivery_tick_ms`, so tests move a manual clock
 //!   instead of sleeping.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -354,6 +360,9 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
 pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
 const BACKOFF_FIRST_MS: i64 = 1000;
 const BACKOFF_MAX_MS: i64 = 60_000;
+/// While a lane waits to retry, reading stops once the writes owed hold
+/// this many buffers (size hints) of records.
+const HOLD_WHILE_RETRYING: usize = 4;
 /// Records read from a Kinesis source at a time.
 const KINESIS_READ: usize = 1000;
 
@@ -396,7 +405,33 @@ enum Job {
     Deliver(Batch),
 }
 
+/// Writes of one lane are made in order; a lane whose write failed waits
+/// its backoff without holding up the others.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lane {
+    Backup,
+    Errors,
+    /// One partition's objects (the only one without dynamic
+    /// partitioning).
+    Part(PartitionKeys),
+}
+
 impl Job {
+    fn lane(&self) -> Lane {
+        match self {
+            Job::Backup(_) => Lane::Backup,
+            Job::Errors(_) => Lane::Errors,
+            Job::Deliver(b) => Lane::Part(b.keys.clone()),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Job::Backup(b) | Job::Deliver(b) => b.bytes,
+            Job::Errors(e) => e.body.len(),
+        }
+    }
+
     fn seqs(&self) -> &[u64] {
         match self {
             Job::Backup(b) | Job::Deliver(b) => &b.seqs,
@@ -436,8 +471,10 @@ struct Flow {
     stage: Batch,
     /// Processed records, a buffer per partition.
     parts: HashMap<PartitionKeys, Part>,
-    /// Writes due, in order.
+    /// Writes due, in order within each lane.
     jobs: VecDeque<Job>,
+    /// Lanes whose first write failed, and when to try it again.
+    retry: HashMap<Lane, Failing>,
     /// Records not yet delivered, by source position: a source record
     /// counts once for each record or copy made of it still owed.
     refs: BTreeMap<u64, u32>,
@@ -574,7 +611,6 @@ impl Task {
             },
         };
         let mut flow = Flow::default();
-        let mut failing: Option<Failing> = None;
         let mut cached: Option<(u64, Arc<dyn Destination>)> = None;
         loop {
             let Some(svc) = self.svc.upgrade() else {
@@ -627,16 +663,6 @@ impl Task {
             let hints = dest.hints();
             let lambda = dest.front().and_then(crate::process::Front::lambda_hints);
             self.cell.stats.holding(flow.oldest_ms(), flow.active());
-            if let Some(f) = &failing {
-                if now < f.next_try_ms {
-                    let left = Duration::from_millis((f.next_try_ms - now) as u64);
-                    drop(svc);
-                    if !self.pause(left.min(tick), None).await {
-                        return;
-                    }
-                    continue;
-                }
-            }
             // Process what the Lambda processor's buffer (or, without
             // one, the last read) holds.
             let n = flow.stage_due(lambda, now);
@@ -668,57 +694,27 @@ impl Task {
                     flow.jobs.push_back(Job::Deliver(p.batch));
                 }
             }
-            if !flow.jobs.is_empty() {
-                while let Some(job) = flow.jobs.front() {
-                    let result = DELIVERING.scope(self.cell.clone(), job.run(&*dest)).await;
-                    let job = match result {
-                        Ok(()) => {
-                            failing = None;
-                            self.cell.set_failure(None);
-                            let job = flow.jobs.pop_front().expect("the front job");
-                            if let (Job::Deliver(b), "s3") = (&job, dest.name()) {
-                                self.cell
-                                    .stats
-                                    .delivered_to_s3(b.records.len() as u64, b.bytes as u64);
-                            }
-                            job
-                        }
-                        Err(e) => {
-                            let now = svc.now_ms();
-                            let attempts = failing.as_ref().map_or(0, |f| f.attempts) + 1;
-                            let mut text = failure_text(&e, attempts);
-                            if now - job.first_arrival_ms() <= RETENTION_MS {
-                                tracing::warn!(stream = %self.key.1, code = %e.code, message = %e.message, attempts, "delivery failed; retrying");
-                                self.cell.set_failure(Some(text));
-                                let backoff =
-                                    (BACKOFF_FIRST_MS << (attempts - 1).min(6)).min(BACKOFF_MAX_MS);
-                                failing = Some(Failing {
-                                    attempts,
-                                    next_try_ms: now + backoff,
-                                });
-                                break;
-                            }
-                            let records = job.seqs().len();
-                            tracing::error!(
-                                stream = %self.key.1,
-                                records,
-                                code = %e.code,
-                                "dropping records older than 24 hours that could not be delivered"
-                            );
-                            text.push_str(&format!(
-                                "; {records} records older than 24 hours were dropped"
-                            ));
-                            self.cell.set_failure(Some(text));
-                            failing = None;
-                            flow.jobs.pop_front().expect("the front job")
-                        }
-                    };
-                    flow.release(job.seqs());
-                }
+            if self.run_jobs(&svc, &*dest, &mut flow).await {
                 self.settle(&svc, &mut flow).await;
                 continue;
             }
-            // Read more, without waiting.
+            // Read more, without waiting, unless lanes waiting to retry
+            // already hold a few buffers' worth.
+            let held: usize = flow.jobs.iter().map(Job::bytes).sum();
+            if !flow.retry.is_empty() && held >= HOLD_WHILE_RETRYING * hints.size_bytes {
+                let next = flow
+                    .retry
+                    .values()
+                    .map(|f| f.next_try_ms)
+                    .min()
+                    .unwrap_or(now);
+                drop(svc);
+                let left = Duration::from_millis((next - now).max(1) as u64);
+                if !self.pause(left.min(tick), None).await {
+                    return;
+                }
+                continue;
+            }
             let want = match lambda {
                 Some(l) => l.size_bytes.saturating_sub(flow.stage.bytes),
                 None => hints.size_bytes.saturating_sub(flow.largest_part()),
@@ -807,6 +803,7 @@ impl Task {
                 .values()
                 .map(|p| p.opened_ms.saturating_add(hints.interval_ms))
                 .chain(stage_due)
+                .chain(flow.retry.values().map(|f| f.next_try_ms))
                 .min();
             let wait = match next_due {
                 None => tick
@@ -820,6 +817,83 @@ impl Task {
                 return;
             }
         }
+    }
+
+    /// Runs every write that is due, in order within each lane; a failed
+    /// write makes its lane wait its backoff (or is dropped once its
+    /// records are older than the retention). Whether any write ran.
+    async fn run_jobs(&self, svc: &Service, dest: &dyn Destination, flow: &mut Flow) -> bool {
+        let mut ran = false;
+        let mut waiting: HashSet<Lane> = HashSet::new();
+        let mut i = 0;
+        // Source backups come before what was made of the records: while
+        // one waits, nothing after it is written.
+        while i < flow.jobs.len() && !waiting.contains(&Lane::Backup) {
+            let lane = flow.jobs[i].lane();
+            let due = flow
+                .retry
+                .get(&lane)
+                .is_none_or(|f| svc.now_ms() >= f.next_try_ms);
+            if waiting.contains(&lane) || !due {
+                waiting.insert(lane);
+                i += 1;
+                continue;
+            }
+            ran = true;
+            let result = DELIVERING
+                .scope(self.cell.clone(), flow.jobs[i].run(dest))
+                .await;
+            let e = match result {
+                Ok(()) => {
+                    flow.retry.remove(&lane);
+                    if flow.retry.is_empty() {
+                        self.cell.set_failure(None);
+                    }
+                    let job = flow.jobs.remove(i).expect("the job run");
+                    if let (Job::Deliver(b), "s3") = (&job, dest.name()) {
+                        self.cell
+                            .stats
+                            .delivered_to_s3(b.records.len() as u64, b.bytes as u64);
+                    }
+                    flow.release(job.seqs());
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let now = svc.now_ms();
+            let attempts = flow.retry.get(&lane).map_or(0, |f| f.attempts) + 1;
+            let mut text = failure_text(&e, attempts);
+            if now - flow.jobs[i].first_arrival_ms() <= RETENTION_MS {
+                tracing::warn!(stream = %self.key.1, code = %e.code, message = %e.message, attempts, "delivery failed; retrying");
+                self.cell.set_failure(Some(text));
+                let backoff = (BACKOFF_FIRST_MS << (attempts - 1).min(6)).min(BACKOFF_MAX_MS);
+                flow.retry.insert(
+                    lane.clone(),
+                    Failing {
+                        attempts,
+                        next_try_ms: now + backoff,
+                    },
+                );
+                waiting.insert(lane);
+                i += 1;
+                continue;
+            }
+            let job = flow.jobs.remove(i).expect("the job run");
+            let records = job.seqs().len();
+            tracing::error!(
+                stream = %self.key.1,
+                records,
+                code = %e.code,
+                "dropping records older than 24 hours that could not be delivered"
+            );
+            text.push_str(&format!(
+                "; {records} records older than 24 hours were dropped"
+            ));
+            self.cell.set_failure(Some(text));
+            flow.retry.remove(&lane);
+            flow.release(job.seqs());
+        }
+        ran
     }
 
     /// Moves the checkpoint past every read whose records were all
