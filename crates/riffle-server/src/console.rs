@@ -11,7 +11,10 @@
 //!   request's Host) is refused, reads included: another site cannot drive
 //!   the console's calls.
 //! - `--console read-only`: operations other than `Describe*`, `List*`,
-//!   `Get*` and `SubscribeToShard` are refused.
+//!   `Get*` and `SubscribeToShard` are refused. JSON 1.1 operations are
+//!   named by `X-Amz-Target`, Kinesis Video's REST ones by their path
+//!   (`POST /listFragments` is ListFragments); any other `GET` or `HEAD`
+//!   is a read, any other request a change.
 //!
 //! Refusals are `AccessDeniedException` (400, JSON 1.1), before the
 //! request reaches a service.
@@ -107,6 +110,24 @@ pub fn is_read(operation: &str) -> bool {
         || operation == "SubscribeToShard"
 }
 
+/// The operation a console request names, and whether it only reads.
+fn operation_of(parts: &http::request::Parts) -> (&str, bool) {
+    let target = crate::header(&parts.headers, "x-amz-target").unwrap_or("");
+    if let Some((_, op)) = target.split_once('.') {
+        return (op, is_read(op));
+    }
+    if !target.is_empty() {
+        return (target, false);
+    }
+    if matches!(parts.method, Method::GET | Method::HEAD) {
+        return ("", true);
+    }
+    match riffle_video::operation_of_path(parts.uri.path().trim_start_matches('/')) {
+        Some(op) => (op, is_read(op)),
+        None => (parts.uri.path(), false),
+    }
+}
+
 fn denied(message: &str) -> Response<Body> {
     crate::error(Encoding::Json, 400, "AccessDeniedException", Some(message))
 }
@@ -142,13 +163,8 @@ impl Console {
             }
         }
         if self.mode == Mode::ReadOnly {
-            let target = crate::header(&parts.headers, "x-amz-target").unwrap_or("");
-            let read = match target.split_once('.') {
-                Some((_, op)) => is_read(op),
-                None => target.is_empty() && matches!(parts.method, Method::GET | Method::HEAD),
-            };
+            let (op, read) = operation_of(parts);
             if !read {
-                let op = target.split_once('.').map_or(target, |(_, op)| op);
                 return Some(denied(&format!(
                     "The console is read-only on this server: {op} changes state (riffle serve --console read-write allows it)"
                 )));
@@ -391,6 +407,81 @@ mod tests {
         assert_eq!(
             error_of(console(Mode::Off).guard(&req("Kinesis_20131202.ListStreams"))),
             denied
+        );
+    }
+
+    #[test]
+    fn read_only_names_kinesis_video_operations_by_their_path() {
+        let c = console(Mode::ReadOnly);
+        let req = |method: Method, path: &str| {
+            parts(
+                method,
+                path,
+                &[
+                    ("host", "127.0.0.1:4566"),
+                    ("origin", "http://127.0.0.1:4566"),
+                    (HEADER, "1"),
+                ],
+            )
+        };
+        let refused = |op: &str| {
+            Some((
+                400,
+                format!(
+                    r#"{{"__type":"AccessDeniedException","message":"The console is read-only on this server: {op} changes state (riffle serve --console read-write allows it)"}}"#
+                ),
+            ))
+        };
+        let answer = |p: http::request::Parts| {
+            c.guard(&p).map(|r| {
+                let status = r.status().as_u16();
+                let text = match r.into_body() {
+                    Body::Full(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => String::new(),
+                };
+                (status, text)
+            })
+        };
+        for path in [
+            "/listStreams",
+            "/describeStream",
+            "/getDataEndpoint",
+            "/listFragments",
+            "/getHLSStreamingSessionURL",
+            "/getDASHStreamingSessionURL",
+            "/getMediaForFragmentList",
+            "/getClip",
+            "/getImages",
+            "/getMedia",
+            "/ListTagsForResource",
+            "/listTagsForStream",
+        ] {
+            assert_eq!(answer(req(Method::POST, path)), None, "{path}");
+        }
+        for (path, op) in [
+            ("/createStream", "CreateStream"),
+            ("/deleteStream", "DeleteStream"),
+            ("/updateDataRetention", "UpdateDataRetention"),
+            ("/updateStream", "UpdateStream"),
+            ("/TagResource", "TagResource"),
+            ("/tagStream", "TagStream"),
+            ("/putMedia", "PutMedia"),
+        ] {
+            assert_eq!(answer(req(Method::POST, path)), refused(op), "{path}");
+        }
+        // Not an operation: a change of something unknown.
+        assert_eq!(
+            answer(req(Method::POST, "/somewhere")),
+            refused("/somewhere")
+        );
+        // A session's playlist is fetched with GET: a read.
+        assert_eq!(
+            answer(req(Method::GET, "/hls/v1/getHLSMasterPlaylist.m3u8")),
+            None
+        );
+        assert_eq!(
+            error_of(console(Mode::ReadWrite).guard(&req(Method::POST, "/deleteStream"))),
+            None
         );
     }
 
