@@ -62,13 +62,27 @@ async function shoot(page, name, fullPage = false) {
   await page.emulateMedia({ colorScheme: "light" });
 }
 
-const video = (server) => {
-  const config = { endpoint: server.endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 };
-  const kv = new KinesisVideoClient(config);
-  const archive = new KinesisVideoArchivedMediaClient(config);
-  server.clients.push(kv, archive);
-  return { kv, archive };
-};
+/**
+ * A server started with `args`, Kinesis Video clients for it and a
+ * browser, for the suite this is called in: the returned object is filled
+ * before its tests run.
+ */
+function setUp(args = []) {
+  const it = {};
+  before(async () => {
+    it.server = await Riffle.start({ args });
+    const config = { endpoint: it.server.endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 };
+    it.kv = new KinesisVideoClient(config);
+    it.archive = new KinesisVideoArchivedMediaClient(config);
+    it.server.clients.push(it.kv, it.archive);
+    it.browser = await launch();
+  });
+  after(async () => {
+    await it.browser?.close();
+    await it.server?.stop();
+  });
+  return it;
+}
 
 /** `riffle video put FILE --stream NAME`: its output lines. */
 function put(server, file, stream) {
@@ -121,12 +135,11 @@ test("the vendored hls.js is the pinned package's ES module, byte for byte", () 
 });
 
 describe("the console's video pages, read-write", { skip }, () => {
-  let server, kv, archive, browser, page, dir;
+  const it = setUp();
+  let server, kv, archive, page, dir;
   before(async () => {
-    server = await Riffle.start();
-    ({ kv, archive } = video(server));
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+    ({ server, kv, archive } = it);
+    page = await it.browser.newPage({ viewport: { width: 1280, height: 860 } });
     dir = mkdtempSync(join(tmpdir(), "riffle-console-video-"));
     // Two seconds of H.264, a key frame a second: two fragments an upload.
     execFileSync("ffmpeg", [
@@ -134,11 +147,7 @@ describe("the console's video pages, read-write", { skip }, () => {
       "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-bf", "0", "-f", "matroska", join(dir, "clip.mkv"),
     ]);
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
   test("create in the UI, upload twice, see fragments and the gap, choose with the keyboard, play, delete", { timeout: 180000 }, async () => {
     const name = "console-cam";
@@ -272,18 +281,10 @@ describe("the console's video pages, read-write", { skip }, () => {
 });
 
 describe("the console's video pages, read-only", { skip }, () => {
-  let server, kv, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--console", "read-only"] });
-    ({ kv } = video(server));
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const it = setUp(["--console", "read-only"]);
 
   test("lists and describes, offers no create or delete, and the server refuses them", { timeout: 60000 }, async () => {
+    const { server, kv, browser } = it;
     await kv.send(new CreateStreamCommand({ StreamName: "made-by-the-sdk", DataRetentionInHours: 1 }));
     const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
     await page.goto(`${server.endpoint}/_riffle/console/#/video`);
@@ -326,18 +327,10 @@ describe("the console's video pages, read-only", { skip }, () => {
 });
 
 describe("the console's video pages on a server that checks signatures", { skip }, () => {
-  let server, kv, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
-    ({ kv } = video(server));
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const it = setUp(["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`]);
 
   test("signs its Kinesis Video calls, at the data endpoint too", { timeout: 60000 }, async () => {
+    const { server, kv, browser } = it;
     await kv.send(new CreateStreamCommand({ StreamName: "signed-cam", DataRetentionInHours: 24 }));
     const page = await browser.newPage({ viewport: { width: 1280, height: 700 } });
     await page.goto(`${server.endpoint}/_riffle/console/#/video`);

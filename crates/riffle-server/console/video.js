@@ -5,7 +5,7 @@
 
 import { state, answer } from "./api.js";
 import { sign } from "./sigv4.js";
-import { h, showError, confirmDialog, fmtTime, fmtBytes } from "./ui.js";
+import { h, showError, fmtTime, createCard, confirmDelete, listPage } from "./ui.js";
 import { fragmentTimeline } from "./video-timeline.js";
 
 const HLS_MODULE = "./vendor/hls.light.min.mjs";
@@ -38,22 +38,14 @@ const readOnly = () => state.server?.console === "read-only";
 const retention = (hours) => (hours ? `${hours} h` : "none");
 
 /** Deletes the stream after the user types its name; resolves true when deleted. */
-async function deleteVideoStream(info, slot) {
-  const ok = await confirmDialog({
-    title: `Delete ${info.StreamName}?`,
+function deleteVideoStream(info, slot) {
+  return confirmDelete({
+    name: info.StreamName,
     body: "The stream and all its fragments are deleted. This cannot be undone.",
     confirmLabel: "Delete stream",
-    typed: info.StreamName,
+    remove: () => videoCall("deleteStream", { StreamARN: info.StreamARN }),
+    slot,
   });
-  if (!ok) return false;
-  try {
-    await videoCall("deleteStream", { StreamARN: info.StreamARN });
-    showError(slot, null);
-    return true;
-  } catch (e) {
-    showError(slot, e);
-    return false;
-  }
 }
 
 function createForm(onCreated) {
@@ -61,82 +53,60 @@ function createForm(onCreated) {
   const media = h("input", { name: "MediaType", value: "video/h264", placeholder: "optional", autocomplete: "off" });
   const hours = h("input", { name: "DataRetentionInHours", type: "number", min: 0, max: 87600, value: 24, required: true });
   const device = h("input", { name: "DeviceName", placeholder: "optional", autocomplete: "off" });
-  const error = h("div", { class: "slot" });
-  const form = h(
-    "form",
-    { class: "card create", "aria-label": "Create video stream", hidden: true },
-    h("h2", {}, "Create video stream"),
-    h(
-      "div",
-      { class: "row" },
+  return createCard({
+    title: "Create video stream",
+    fields: [
       h("label", {}, "Name", name),
       h("label", {}, "Media type", media),
       h("label", {}, "Retention (hours, 0: none)", hours),
       h("label", {}, "Device name", device),
-    ),
-    error,
-    h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
-      h("button", { type: "submit", class: "primary" }, "Create"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const input = { StreamName: name.value.trim(), DataRetentionInHours: Number(hours.value) };
-    if (media.value.trim()) input.MediaType = media.value.trim();
-    if (device.value.trim()) input.DeviceName = device.value.trim();
-    try {
+    ],
+    create: async () => {
+      const input = { StreamName: name.value.trim(), DataRetentionInHours: Number(hours.value) };
+      if (media.value.trim()) input.MediaType = media.value.trim();
+      if (device.value.trim()) input.DeviceName = device.value.trim();
       await videoCall("createStream", input);
-      showError(error, null);
-      form.hidden = true;
-      form.reset();
-      onCreated(input.StreamName);
-    } catch (err) {
-      showError(error, err);
-    }
+      return input.StreamName;
+    },
+    onCreated,
   });
-  return { form, open: () => ((form.hidden = false), name.focus()) };
 }
 
 export function videoStreamsPage(main) {
   const slot = h("div", { class: "slot" });
-  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": "Filter video streams" });
-  const body = h("tbody");
   const endpoints = new Map(); // stream ARN -> PUT_MEDIA data endpoint
-  let rows = [];
-  const render = () => {
-    const f = filter.value.trim().toLowerCase();
-    const shown = rows.filter((r) => r.StreamName.toLowerCase().includes(f));
-    body.replaceChildren(
-      ...(shown.length
-        ? shown.map((r) =>
-            h(
-              "tr",
-              { "data-video-stream": r.StreamName },
-              h("td", {}, h("a", { href: `#/video/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
-              h("td", {}, h("span", { class: `status status-${r.Status}` }, r.Status)),
-              h("td", {}, r.MediaType ?? ""),
-              h("td", { class: "num" }, retention(r.DataRetentionInHours)),
-              h("td", {}, h("code", {}, endpoints.get(r.StreamARN) ?? "")),
-              h("td", {}, fmtTime(r.CreationTime)),
-              h(
-                "td",
-                {},
-                readOnly()
-                  ? null
-                  : h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteVideoStream(r, slot).then((d) => d && load()) }, "Delete"),
-              ),
-            ),
-          )
-        : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, rows.length ? "No stream matches." : "No video streams yet."))]),
-    );
-  };
-  filter.addEventListener("input", render);
+  const create = createForm(() => load());
+  const page = listPage(main, {
+    title: "Video Streams",
+    label: "Video streams",
+    columns: ["Name", "Status", "Media type", "Retention", "Data endpoint (PutMedia)", "Created", ""],
+    numeric: ["Retention"],
+    nameOf: (r) => r.StreamName,
+    row: (r) =>
+      h(
+        "tr",
+        { "data-video-stream": r.StreamName },
+        h("td", {}, h("a", { href: `#/video/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
+        h("td", {}, h("span", { class: `status status-${r.Status}` }, r.Status)),
+        h("td", {}, r.MediaType ?? ""),
+        h("td", { class: "num" }, retention(r.DataRetentionInHours)),
+        h("td", {}, h("code", {}, endpoints.get(r.StreamARN) ?? "")),
+        h("td", {}, fmtTime(r.CreationTime)),
+        h(
+          "td",
+          {},
+          readOnly()
+            ? null
+            : h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteVideoStream(r, slot).then((d) => d && load()) }, "Delete"),
+        ),
+      ),
+    create: readOnly() ? null : create,
+    slot,
+    empty: ["No stream matches.", "No video streams yet."],
+  });
   const load = async () => {
     try {
-      rows = (await listStreams()).sort((a, b) => a.StreamName.localeCompare(b.StreamName));
+      const rows = (await listStreams()).sort((a, b) => a.StreamName.localeCompare(b.StreamName));
       await Promise.all(
         rows
           .filter((r) => r.Status === "ACTIVE" && !endpoints.has(r.StreamARN))
@@ -149,30 +119,11 @@ export function videoStreamsPage(main) {
           }),
       );
       showError(slot, null);
-      render();
+      page.show(rows);
     } catch (e) {
       showError(slot, e);
     }
   };
-  const create = createForm(() => load());
-  main.append(
-    h(
-      "div",
-      { class: "title" },
-      h("h1", {}, "Video Streams"),
-      h("span", { class: "spacer" }),
-      filter,
-      readOnly() ? null : h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, "Create stream"),
-    ),
-    create.form,
-    slot,
-    h(
-      "table",
-      { class: "list", "aria-label": "Video streams" },
-      h("thead", {}, h("tr", {}, ...["Name", "Status", "Media type", "Retention", "Data endpoint (PutMedia)", "Created", ""].map((c) => h("th", { scope: "col", class: c === "Retention" ? "num" : null }, c)))),
-      body,
-    ),
-  );
   load();
   const timer = setInterval(load, 3000);
   return () => clearInterval(timer);
