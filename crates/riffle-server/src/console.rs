@@ -1,6 +1,7 @@
 //! The web console: static files embedded at build time (`console/`, see
-//! `build.rs`), served under `/_riffle/console/`, one read-only internal
-//! endpoint (`/_riffle/console/api/server`), and the guard that every
+//! `build.rs`), served under `/_riffle/console/`, read-only internal
+//! endpoints (`/_riffle/console/api/server`, and the live tail in
+//! [`crate::console_tail`]), and the guard that every
 //! request marked as the console's (`x-riffle-console`) passes before it is
 //! routed.
 //!
@@ -88,6 +89,8 @@ impl Default for ServerInfo {
 pub struct Console {
     pub mode: Mode,
     pub info: ServerInfo,
+    /// What the live tail reads ([`crate::console_tail`]).
+    pub streams: Option<crate::console_tail::Streams>,
 }
 
 /// One embedded file.
@@ -132,6 +135,26 @@ fn denied(message: &str) -> Response<Body> {
     crate::error(Encoding::Json, 400, "AccessDeniedException", Some(message))
 }
 
+/// The refusal of a request whose `Origin` is not the server's own.
+pub(crate) fn foreign_origin(parts: &http::request::Parts) -> Option<Response<Body>> {
+    let origin = crate::header(&parts.headers, "origin")?;
+    let own = own_origin(parts).unwrap_or_default();
+    (!origin.eq_ignore_ascii_case(&own)).then(|| {
+        denied(&format!(
+            "Console requests are accepted only from the server's own origin ({own}), not from {origin}"
+        ))
+    })
+}
+
+/// The answer to a console endpoint's request that failed authentication.
+pub(crate) fn auth_refusal(e: &riffle_wire::sigv4::AuthError) -> Response<Body> {
+    let status = match e {
+        riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
+        _ => 400,
+    };
+    crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()))
+}
+
 /// `http[s]://<host>` of the request, as a browser names its origin.
 fn own_origin(parts: &http::request::Parts) -> Option<String> {
     let host = crate::header(&parts.headers, "host")
@@ -154,13 +177,8 @@ impl Console {
                 "The console is off on this server (riffle serve --console off)",
             ));
         }
-        if let Some(origin) = crate::header(&parts.headers, "origin") {
-            let own = own_origin(parts).unwrap_or_default();
-            if !origin.eq_ignore_ascii_case(&own) {
-                return Some(denied(&format!(
-                    "Console requests are accepted only from the server's own origin ({own}), not from {origin}"
-                )));
-            }
+        if let Some(refused) = foreign_origin(parts) {
+            return Some(refused);
         }
         if self.mode == Mode::ReadOnly {
             let (op, read) = operation_of(parts);
@@ -188,6 +206,9 @@ impl Console {
         }
         if rest == "/api/server" {
             return self.server_info(parts, shared).await;
+        }
+        if let Some(name) = crate::console_tail::stream_of(rest) {
+            return crate::console_tail::serve(self.streams.as_ref(), parts, shared, name).await;
         }
         let file = match rest.trim_start_matches('/') {
             "" => "index.html",
@@ -226,11 +247,7 @@ impl Console {
     /// call.
     async fn server_info(&self, parts: &http::request::Parts, shared: &Shared) -> Response<Body> {
         if let Err(e) = shared.authenticate(parts, &[]) {
-            let status = match e {
-                riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
-                _ => 400,
-            };
-            return crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()));
+            return auth_refusal(&e);
         }
         let info = &self.info;
         let disk = match &info.data_dir {
@@ -363,7 +380,7 @@ mod tests {
     fn console(mode: Mode) -> Console {
         Console {
             mode,
-            info: ServerInfo::default(),
+            ..Console::default()
         }
     }
 
