@@ -6,7 +6,7 @@
 // screenshots docs/console/video-*.png.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -146,6 +146,11 @@ describe("the console's video pages, read-write", { skip }, () => {
       "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2",
       "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-bf", "0", "-f", "matroska", join(dir, "clip.mkv"),
     ]);
+    // Twenty seconds, for a camera uploading in real time.
+    execFileSync("ffmpeg", [
+      "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "20",
+      "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", "-bf", "0", "-f", "matroska", join(dir, "live.mkv"),
+    ]);
   });
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
@@ -263,7 +268,32 @@ describe("the console's video pages, read-write", { skip }, () => {
     await page.$eval("section.player video", (v) => v.pause());
     await shoot(page, "video-stream", true);
 
-    // Live: the newest fragment is more than 30 s old on the server's clock.
+    // Live: a camera uploading in real time, played at its newest fragments.
+    const camera = spawn(riffleBin(), ["video", "put", join(dir, "live.mkv"), "--stream", name, "--endpoint", server.endpoint, "--realtime"], {
+      stdio: "ignore",
+    });
+    try {
+      await until(
+        async () => (await archive.send(new ListFragmentsCommand({ StreamName: name }))).Fragments.length >= 7,
+        "the camera's first fragments",
+        20000,
+      );
+      await page.click("button[data-play=LIVE]");
+      const live = await until(async () => {
+        const p = await playback(page);
+        return p.mode === "LIVE" && p.frames > 0 && p;
+      }, "live playback", 30000);
+      const onward = await until(async () => {
+        const p = await playback(page);
+        return p.time > live.time + 1 && p;
+      }, "live time to advance", 20000);
+      assert.deepEqual([onward.width, onward.height], [320, 240]);
+      assert.deepEqual(await page.$$eval("section.player .error", (e) => e.map((x) => x.textContent)), []);
+    } finally {
+      camera.kill();
+    }
+
+    // Live again once the newest fragment is more than 30 s old on the server's clock.
     await server.advanceClock(60000);
     await page.click("button[data-play=LIVE]");
     const err = await page.waitForSelector("section.player .error");
