@@ -221,6 +221,20 @@ describe("the console's video pages, read-write", { skip }, () => {
     assert.ok(timeline.gaps[0][1] - timeline.gaps[0][0] >= 1000, JSON.stringify(timeline.gaps));
     assert.match(await page.textContent(".timeline-summary"), /^4 fragments, [\d.]+ KiB, 4 s of media from .* to .*; 1 gap\.$/);
 
+    // A custom range (local time, whole seconds) around the second upload only.
+    const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 19);
+    await page.selectOption("select[name=range]", "custom");
+    await page.fill("input[name=from]", local(Math.floor(ms(listed[2].ProducerTimestamp) / 1000) * 1000));
+    await page.fill("input[name=to]", local(Math.ceil(ms(listed[3].ProducerTimestamp) / 1000) * 1000 + 1000));
+    await page.click("text=Show fragments");
+    await page.waitForFunction(() => document.querySelectorAll("svg.fragments rect.frag").length === 2);
+    assert.deepEqual((await drawn(page)).fragments.map((f) => f.number), [listed[2].FragmentNumber, listed[3].FragmentNumber]);
+    assert.deepEqual((await drawn(page)).gaps, []);
+    await page.selectOption("select[name=range]", "3600");
+    await page.click("text=Show fragments");
+    await page.waitForFunction(() => document.querySelectorAll("svg.fragments rect.frag").length === 4);
+    assert.deepEqual((await drawn(page)).fragments.map((f) => f.selected), [true, true, true, true]);
+
     // The keyboard: focus shows a fragment; Enter chooses it, Shift+End extends.
     await page.focus("svg.fragments rect.frag >> nth=0");
     await page.keyboard.press("ArrowRight");

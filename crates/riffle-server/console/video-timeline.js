@@ -307,16 +307,17 @@ export function fragmentTimeline(name, { list, onSelect }) {
     }
   };
 
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    lastJson = "";
-    load();
-  });
-  clockSel.addEventListener("change", () => {
+  // A new range or clock: all of its fragments are chosen.
+  const reload = () => {
     lastJson = "";
     sel = null;
     load();
+  };
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    reload();
   });
+  clockSel.addEventListener("change", reload);
   // A relative range follows new fragments.
   const timer = setInterval(() => rangeSel.value !== "custom" && !box.contains(document.activeElement) && load(), 5000);
 
