@@ -164,6 +164,7 @@ describe("the console, read-write (the loopback default)", { skip }, () => {
     // Tail from the trim horizon, then put from the UI and from the SDK.
     await page.selectOption("select[name=iteratorType]", "TRIM_HORIZON");
     await page.click("text=Start tail");
+    assert.equal(await page.getAttribute("[data-transport]", "data-transport"), "events");
     await page.fill("input[name=PartitionKey]", "pk-ui");
     await page.fill("textarea[name=Data]", "hello from the console");
     await page.click("text=Put record");

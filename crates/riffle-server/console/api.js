@@ -41,7 +41,8 @@ async function signed(method, url, headers, body) {
   return { ...headers, ...extra };
 }
 
-async function answer(resp) {
+/** The decoded answer of a call, or the AwsError it carries. */
+export async function answer(resp) {
   const text = await resp.text();
   let doc = {};
   try {

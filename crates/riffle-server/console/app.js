@@ -6,6 +6,7 @@ import { h, errorBox } from "./ui.js";
 import { streamsPage } from "./streams.js";
 import { streamPage } from "./stream.js";
 import { serverPage } from "./server.js";
+import { videoStreamsPage, videoStreamPage } from "./video.js";
 
 const main = document.getElementById("main");
 let current = null; // the page's cleanup
@@ -57,6 +58,7 @@ async function route() {
   }
   main.replaceChildren();
   if (parts[0] === "server") current = serverPage(main);
+  else if (parts[0] === "video") current = parts[1] ? videoStreamPage(main, parts[1]) : videoStreamsPage(main);
   else if (parts[0] === "streams" && parts[1]) current = streamPage(main, parts[1]);
   else current = streamsPage(main);
 }
@@ -91,6 +93,7 @@ document.addEventListener("keydown", (e) => {
     pendingG = false;
     if (e.key === "s") location.hash = "#/streams";
     if (e.key === "m") location.hash = "#/server";
+    if (e.key === "v") location.hash = "#/video";
     return;
   }
   if (e.key === "g") pendingG = true;

@@ -1,5 +1,5 @@
 // AWS Signature Version 4 with WebCrypto: the Authorization header for a
-// request, as every AWS SDK computes it.
+// request, or a presigned URL, as every AWS SDK computes them.
 
 const enc = new TextEncoder();
 
@@ -32,6 +32,38 @@ export function amzDate(date) {
   return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
 }
 
+/** The canonical query string of a URL's parameters. */
+function canonicalQuery(u) {
+  return [...u.searchParams]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
+
+/** `host` (from `u`) and `headers`, lower-cased: their canonical lines and signed-header list. */
+function canonicalHeaders(u, headers, extra = {}) {
+  const all = { host: u.host, ...extra };
+  for (const [k, v] of Object.entries(headers)) all[k.toLowerCase()] = String(v);
+  const names = Object.keys(all).sort();
+  return {
+    lines: names.map((n) => `${n}:${all[n].trim().replace(/\s+/g, " ")}\n`).join(""),
+    signed: names.join(";"),
+  };
+}
+
+/** The credential scope and the signature of a canonical request made at `stamp`. */
+async function signature({ canonical, stamp, credentials, region, service }) {
+  const day = stamp.slice(0, 8);
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", stamp, scope, await sha256Hex(canonical)].join("\n");
+  let key = await hmac("AWS4" + credentials.secretAccessKey, day);
+  key = await hmac(key, region);
+  key = await hmac(key, service);
+  key = await hmac(key, "aws4_request");
+  return { scope, signature: hex(await hmac(key, toSign)) };
+}
+
 /**
  * The headers to add to a request so that it is signed: `x-amz-date` and
  * `authorization`. `headers` are the request's other headers (`host` is
@@ -40,27 +72,32 @@ export function amzDate(date) {
 export async function sign({ method, url, headers = {}, body = "", credentials, region, service, date = new Date() }) {
   const u = new URL(url);
   const stamp = amzDate(date);
-  const day = stamp.slice(0, 8);
-  const all = { host: u.host, "x-amz-date": stamp };
-  for (const [k, v] of Object.entries(headers)) all[k.toLowerCase()] = String(v);
-  const names = Object.keys(all).sort();
-  const canonicalHeaders = names.map((n) => `${n}:${all[n].trim().replace(/\s+/g, " ")}\n`).join("");
-  const signedHeaders = names.join(";");
-  const query = [...u.searchParams]
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join("&");
-  const canonical = [method, u.pathname || "/", query, canonicalHeaders, signedHeaders, await sha256Hex(body)].join("\n");
-  const scope = `${day}/${region}/${service}/aws4_request`;
-  const toSign = ["AWS4-HMAC-SHA256", stamp, scope, await sha256Hex(canonical)].join("\n");
-  let key = await hmac("AWS4" + credentials.secretAccessKey, day);
-  key = await hmac(key, region);
-  key = await hmac(key, service);
-  key = await hmac(key, "aws4_request");
-  const signature = hex(await hmac(key, toSign));
+  const hs = canonicalHeaders(u, headers, { "x-amz-date": stamp });
+  const canonical = [method, u.pathname || "/", canonicalQuery(u), hs.lines, hs.signed, await sha256Hex(body)].join("\n");
+  const { scope, signature: sig } = await signature({ canonical, stamp, credentials, region, service });
   return {
     "x-amz-date": stamp,
-    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${hs.signed}, Signature=${sig}`,
   };
+}
+
+/**
+ * `url` presigned: the SigV4 query parameters (`X-Amz-Algorithm`, ...,
+ * `X-Amz-Signature`) added, valid for `expires` seconds, for a request
+ * that can send no headers of its own (an EventSource). `headers` are the
+ * other headers signed besides `host`.
+ */
+export async function presign({ method = "GET", url, headers = {}, body = "", credentials, region, service, expires = 300, date = new Date() }) {
+  const u = new URL(url);
+  const stamp = amzDate(date);
+  const hs = canonicalHeaders(u, headers);
+  const day = stamp.slice(0, 8);
+  u.searchParams.append("X-Amz-Algorithm", "AWS4-HMAC-SHA256");
+  u.searchParams.append("X-Amz-Credential", `${credentials.accessKeyId}/${day}/${region}/${service}/aws4_request`);
+  u.searchParams.append("X-Amz-Date", stamp);
+  u.searchParams.append("X-Amz-Expires", String(expires));
+  u.searchParams.append("X-Amz-SignedHeaders", hs.signed);
+  const canonical = [method, u.pathname || "/", canonicalQuery(u), hs.lines, hs.signed, await sha256Hex(body)].join("\n");
+  u.searchParams.append("X-Amz-Signature", (await signature({ canonical, stamp, credentials, region, service })).signature);
+  return u.href;
 }

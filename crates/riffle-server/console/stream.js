@@ -1,7 +1,8 @@
 // One stream: its summary, shard map and lineage, live tail, throughput,
 // a test record, and its consumers.
 
-import { call, all } from "./api.js";
+import { call, all, state, answer, AwsError } from "./api.js";
+import { presign } from "./sigv4.js";
 import { h, s, showError, fmtTime, timeChart, confirmDialog } from "./ui.js";
 import { deleteStream } from "./streams.js";
 
@@ -190,6 +191,68 @@ class Tail {
   }
 }
 
+/** The tail endpoint's names of the starting positions it takes. */
+const EVENT_STARTS = { LATEST: "latest", TRIM_HORIZON: "trim-horizon", AT_TIMESTAMP: "at-timestamp" };
+
+/**
+ * Every shard's records as the server reads them (children after their
+ * parents), pushed as Server-Sent Events by the console's tail endpoint;
+ * the URL is presigned when the console signs its calls, as EventSource
+ * sends no headers. Calls `onRecords(shardId, records)` as Tail does.
+ */
+class EventTail {
+  constructor(stream, opts, onRecords, onError, onEnd) {
+    Object.assign(this, { stream, opts, onRecords, onError, onEnd, stopped: false, source: null });
+  }
+
+  async start() {
+    const params = new URLSearchParams({ from: EVENT_STARTS[this.opts.type] });
+    if (this.opts.type === "AT_TIMESTAMP") params.set("timestamp", String(this.opts.timestamp));
+    let url = new URL(`/_riffle/console/api/streams/${encodeURIComponent(this.stream)}/tail?${params}`, location.origin).href;
+    if (state.credentials) {
+      url = await presign({ url, credentials: state.credentials, region: state.server?.region || "us-east-1", service: "kinesis" });
+    }
+    if (this.stopped) return;
+    const source = new EventSource(url);
+    this.source = source;
+    let opened = false;
+    source.onopen = () => (opened = true);
+    source.addEventListener("record", (e) => {
+      const r = JSON.parse(e.data);
+      this.onRecords(r.shardId, [{ SequenceNumber: r.sequenceNumber, PartitionKey: r.partitionKey, Data: r.data, ApproximateArrivalTimestamp: r.arrivalTimestamp }]);
+    });
+    source.addEventListener("failure", (e) => {
+      const d = JSON.parse(e.data);
+      this.stop();
+      this.onError(new AwsError(d.__type, d.message));
+    });
+    source.addEventListener("end", () => {
+      this.stop();
+      this.onEnd();
+    });
+    source.onerror = async () => {
+      if (this.stopped) return;
+      this.stop();
+      if (opened) return this.onError(new Error("The live tail's connection to the server was lost."));
+      // EventSource does not say why it was refused: the same request does.
+      const abort = new AbortController();
+      try {
+        const resp = await fetch(url, { signal: abort.signal });
+        abort.abort();
+        await answer(resp);
+        this.onError(new Error("The live tail could not connect to the server."));
+      } catch (err) {
+        this.onError(err);
+      }
+    };
+  }
+
+  stop() {
+    this.stopped = true;
+    this.source?.close();
+  }
+}
+
 export function streamPage(main, name) {
   const cleanups = [];
   let stream = null; // the summary
@@ -293,28 +356,33 @@ export function streamPage(main, name) {
     seen.length = 0;
     rowsBody.replaceChildren();
     counts.clear();
-    tail = new Tail(
-      name,
-      shards,
-      opts,
-      (shardId, records) => {
-        const perShard = counts.get(shardId) ?? new Map();
-        counts.set(shardId, perShard);
-        for (const r of records) {
-          const rec = { ...r, shardId };
-          seen.push(rec);
-          const sec = Math.floor(r.ApproximateArrivalTimestamp);
-          perShard.set(sec, (perShard.get(sec) ?? 0) + 1);
-          rowsBody.prepend(rowOf(rec));
-        }
-        while (seen.length > MAX_ROWS) {
-          seen.shift();
-          rowsBody.lastChild?.remove();
-        }
-        tailState.textContent = `Tailing: ${seen.length} record${seen.length === 1 ? "" : "s"} shown.`;
-      },
-      (err) => showError(tailError, err),
-    );
+    const onRecords = (shardId, records) => {
+      const perShard = counts.get(shardId) ?? new Map();
+      counts.set(shardId, perShard);
+      for (const r of records) {
+        const rec = { ...r, shardId };
+        seen.push(rec);
+        const sec = Math.floor(r.ApproximateArrivalTimestamp);
+        perShard.set(sec, (perShard.get(sec) ?? 0) + 1);
+        rowsBody.prepend(rowOf(rec));
+      }
+      while (seen.length > MAX_ROWS) {
+        seen.shift();
+        rowsBody.lastChild?.remove();
+      }
+      tailState.textContent = `Tailing: ${seen.length} record${seen.length === 1 ? "" : "s"} shown.`;
+    };
+    const onError = (err) => showError(tailError, err);
+    // Every shard from a position the server's tail takes: pushed to the
+    // page. One shard, or a sequence number: GetRecords, polled.
+    const pushed = !opts.shardId && type in EVENT_STARTS;
+    tail = pushed
+      ? new EventTail(name, opts, onRecords, onError, () => {
+          stopTail();
+          tailState.textContent = `Every shard is closed and read: ${seen.length} records shown.`;
+        })
+      : new Tail(name, shards, opts, onRecords, onError);
+    tailState.dataset.transport = pushed ? "events" : "polling";
     tail.start();
     startBtn.disabled = true;
     stopBtn.disabled = false;

@@ -1,6 +1,7 @@
 //! The web console: static files embedded at build time (`console/`, see
-//! `build.rs`), served under `/_riffle/console/`, one read-only internal
-//! endpoint (`/_riffle/console/api/server`), and the guard that every
+//! `build.rs`), served under `/_riffle/console/`, read-only internal
+//! endpoints (`/_riffle/console/api/server`, and the live tail in
+//! [`crate::console_tail`]), and the guard that every
 //! request marked as the console's (`x-riffle-console`) passes before it is
 //! routed.
 //!
@@ -11,7 +12,10 @@
 //!   request's Host) is refused, reads included: another site cannot drive
 //!   the console's calls.
 //! - `--console read-only`: operations other than `Describe*`, `List*`,
-//!   `Get*` and `SubscribeToShard` are refused.
+//!   `Get*` and `SubscribeToShard` are refused. JSON 1.1 operations are
+//!   named by `X-Amz-Target`, Kinesis Video's REST ones by their path
+//!   (`POST /listFragments` is ListFragments); any other `GET` or `HEAD`
+//!   is a read, any other request a change.
 //!
 //! Refusals are `AccessDeniedException` (400, JSON 1.1), before the
 //! request reaches a service.
@@ -85,6 +89,8 @@ impl Default for ServerInfo {
 pub struct Console {
     pub mode: Mode,
     pub info: ServerInfo,
+    /// What the live tail reads ([`crate::console_tail`]).
+    pub streams: Option<crate::console_tail::Streams>,
 }
 
 /// One embedded file.
@@ -107,8 +113,46 @@ pub fn is_read(operation: &str) -> bool {
         || operation == "SubscribeToShard"
 }
 
+/// The operation a console request names, and whether it only reads.
+fn operation_of(parts: &http::request::Parts) -> (&str, bool) {
+    let target = crate::header(&parts.headers, "x-amz-target").unwrap_or("");
+    if let Some((_, op)) = target.split_once('.') {
+        return (op, is_read(op));
+    }
+    if !target.is_empty() {
+        return (target, false);
+    }
+    if matches!(parts.method, Method::GET | Method::HEAD) {
+        return ("", true);
+    }
+    match riffle_video::operation_of_path(parts.uri.path().trim_start_matches('/')) {
+        Some(op) => (op, is_read(op)),
+        None => (parts.uri.path(), false),
+    }
+}
+
 fn denied(message: &str) -> Response<Body> {
     crate::error(Encoding::Json, 400, "AccessDeniedException", Some(message))
+}
+
+/// The refusal of a request whose `Origin` is not the server's own.
+pub(crate) fn foreign_origin(parts: &http::request::Parts) -> Option<Response<Body>> {
+    let origin = crate::header(&parts.headers, "origin")?;
+    let own = own_origin(parts).unwrap_or_default();
+    (!origin.eq_ignore_ascii_case(&own)).then(|| {
+        denied(&format!(
+            "Console requests are accepted only from the server's own origin ({own}), not from {origin}"
+        ))
+    })
+}
+
+/// The answer to a console endpoint's request that failed authentication.
+pub(crate) fn auth_refusal(e: &riffle_wire::sigv4::AuthError) -> Response<Body> {
+    let status = match e {
+        riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
+        _ => 400,
+    };
+    crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()))
 }
 
 /// `http[s]://<host>` of the request, as a browser names its origin.
@@ -133,22 +177,12 @@ impl Console {
                 "The console is off on this server (riffle serve --console off)",
             ));
         }
-        if let Some(origin) = crate::header(&parts.headers, "origin") {
-            let own = own_origin(parts).unwrap_or_default();
-            if !origin.eq_ignore_ascii_case(&own) {
-                return Some(denied(&format!(
-                    "Console requests are accepted only from the server's own origin ({own}), not from {origin}"
-                )));
-            }
+        if let Some(refused) = foreign_origin(parts) {
+            return Some(refused);
         }
         if self.mode == Mode::ReadOnly {
-            let target = crate::header(&parts.headers, "x-amz-target").unwrap_or("");
-            let read = match target.split_once('.') {
-                Some((_, op)) => is_read(op),
-                None => target.is_empty() && matches!(parts.method, Method::GET | Method::HEAD),
-            };
+            let (op, read) = operation_of(parts);
             if !read {
-                let op = target.split_once('.').map_or(target, |(_, op)| op);
                 return Some(denied(&format!(
                     "The console is read-only on this server: {op} changes state (riffle serve --console read-write allows it)"
                 )));
@@ -172,6 +206,9 @@ impl Console {
         }
         if rest == "/api/server" {
             return self.server_info(parts, shared).await;
+        }
+        if let Some(name) = crate::console_tail::stream_of(rest) {
+            return crate::console_tail::serve(self.streams.as_ref(), parts, shared, name).await;
         }
         let file = match rest.trim_start_matches('/') {
             "" => "index.html",
@@ -210,11 +247,7 @@ impl Console {
     /// call.
     async fn server_info(&self, parts: &http::request::Parts, shared: &Shared) -> Response<Body> {
         if let Err(e) = shared.authenticate(parts, &[]) {
-            let status = match e {
-                riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
-                _ => 400,
-            };
-            return crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()));
+            return auth_refusal(&e);
         }
         let info = &self.info;
         let disk = match &info.data_dir {
@@ -347,7 +380,7 @@ mod tests {
     fn console(mode: Mode) -> Console {
         Console {
             mode,
-            info: ServerInfo::default(),
+            ..Console::default()
         }
     }
 
@@ -391,6 +424,81 @@ mod tests {
         assert_eq!(
             error_of(console(Mode::Off).guard(&req("Kinesis_20131202.ListStreams"))),
             denied
+        );
+    }
+
+    #[test]
+    fn read_only_names_kinesis_video_operations_by_their_path() {
+        let c = console(Mode::ReadOnly);
+        let req = |method: Method, path: &str| {
+            parts(
+                method,
+                path,
+                &[
+                    ("host", "127.0.0.1:4566"),
+                    ("origin", "http://127.0.0.1:4566"),
+                    (HEADER, "1"),
+                ],
+            )
+        };
+        let refused = |op: &str| {
+            Some((
+                400,
+                format!(
+                    r#"{{"__type":"AccessDeniedException","message":"The console is read-only on this server: {op} changes state (riffle serve --console read-write allows it)"}}"#
+                ),
+            ))
+        };
+        let answer = |p: http::request::Parts| {
+            c.guard(&p).map(|r| {
+                let status = r.status().as_u16();
+                let text = match r.into_body() {
+                    Body::Full(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => String::new(),
+                };
+                (status, text)
+            })
+        };
+        for path in [
+            "/listStreams",
+            "/describeStream",
+            "/getDataEndpoint",
+            "/listFragments",
+            "/getHLSStreamingSessionURL",
+            "/getDASHStreamingSessionURL",
+            "/getMediaForFragmentList",
+            "/getClip",
+            "/getImages",
+            "/getMedia",
+            "/ListTagsForResource",
+            "/listTagsForStream",
+        ] {
+            assert_eq!(answer(req(Method::POST, path)), None, "{path}");
+        }
+        for (path, op) in [
+            ("/createStream", "CreateStream"),
+            ("/deleteStream", "DeleteStream"),
+            ("/updateDataRetention", "UpdateDataRetention"),
+            ("/updateStream", "UpdateStream"),
+            ("/TagResource", "TagResource"),
+            ("/tagStream", "TagStream"),
+            ("/putMedia", "PutMedia"),
+        ] {
+            assert_eq!(answer(req(Method::POST, path)), refused(op), "{path}");
+        }
+        // Not an operation: a change of something unknown.
+        assert_eq!(
+            answer(req(Method::POST, "/somewhere")),
+            refused("/somewhere")
+        );
+        // A session's playlist is fetched with GET: a read.
+        assert_eq!(
+            answer(req(Method::GET, "/hls/v1/getHLSMasterPlaylist.m3u8")),
+            None
+        );
+        assert_eq!(
+            error_of(console(Mode::ReadWrite).guard(&req(Method::POST, "/deleteStream"))),
+            None
         );
     }
 

@@ -7,7 +7,8 @@
 //!   contract a service implements; [`kinesis`] is Data Streams on it and
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
-//! - [`console`] serves the web console and guards the calls it makes.
+//! - [`console`] serves the web console and guards the calls it makes;
+//!   [`console_tail`] is its live tail of a stream (Server-Sent Events).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 pub mod analytics;
 pub mod body;
 pub mod console;
+pub mod console_tail;
 pub mod faults;
 pub mod firehose;
 pub mod glue;

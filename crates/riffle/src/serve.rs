@@ -351,6 +351,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 started: std::time::Instant::now(),
                 started_ms: clock.now_ms(),
             },
+            streams: Some(riffle_server::console_tail::Streams(service.clone())),
         },
     });
     let listener = bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
