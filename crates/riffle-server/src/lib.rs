@@ -7,7 +7,8 @@
 //!   contract a service implements; [`kinesis`] is Data Streams on it and
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
-//! - [`console`] serves the web console and guards the calls it makes.
+//! - [`console`] serves the web console and guards the calls it makes;
+//!   [`console_firehose`] is Firehose's console endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 pub mod analytics;
 pub mod body;
 pub mod console;
+pub mod console_firehose;
 pub mod faults;
 pub mod firehose;
 pub mod glue;
@@ -211,7 +213,12 @@ impl App {
         }
         if parts.method == Method::GET || parts.method == Method::HEAD {
             if console::is_console_path(&parts) {
-                return (self.console.serve(&parts, &self.shared).await, None);
+                return (
+                    self.console
+                        .serve(&parts, &self.shared, &self.services)
+                        .await,
+                    None,
+                );
             }
             if self.console.mode != console::Mode::Off
                 && console::is_browser_root(&parts)
