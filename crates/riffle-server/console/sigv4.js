@@ -46,21 +46,54 @@ export async function sign({ method, url, headers = {}, body = "", credentials, 
   const names = Object.keys(all).sort();
   const canonicalHeaders = names.map((n) => `${n}:${all[n].trim().replace(/\s+/g, " ")}\n`).join("");
   const signedHeaders = names.join(";");
-  const query = [...u.searchParams]
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join("&");
-  const canonical = [method, u.pathname || "/", query, canonicalHeaders, signedHeaders, await sha256Hex(body)].join("\n");
   const scope = `${day}/${region}/${service}/aws4_request`;
-  const toSign = ["AWS4-HMAC-SHA256", stamp, scope, await sha256Hex(canonical)].join("\n");
-  let key = await hmac("AWS4" + credentials.secretAccessKey, day);
-  key = await hmac(key, region);
-  key = await hmac(key, service);
-  key = await hmac(key, "aws4_request");
-  const signature = hex(await hmac(key, toSign));
+  const canonical = [method, u.pathname || "/", canonicalQuery(u), canonicalHeaders, signedHeaders, await sha256Hex(body)].join("\n");
+  const signature = await signatureOf(canonical, stamp, scope, credentials, region, service);
   return {
     "x-amz-date": stamp,
     authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
   };
+}
+
+// The query string as SigV4 canonicalises it: encoded, sorted by name then value.
+function canonicalQuery(u) {
+  return [...u.searchParams]
+    .map(([k, v]) => [uriEncode(k), uriEncode(v)])
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
+
+async function signatureOf(canonical, stamp, scope, credentials, region, service) {
+  const toSign = ["AWS4-HMAC-SHA256", stamp, scope, await sha256Hex(canonical)].join("\n");
+  let key = await hmac("AWS4" + credentials.secretAccessKey, stamp.slice(0, 8));
+  key = await hmac(key, region);
+  key = await hmac(key, service);
+  key = await hmac(key, "aws4_request");
+  return hex(await hmac(key, toSign));
+}
+
+/** A path whose segments are percent-encoded as S3's SigV4 wants them (`/` kept). */
+export function s3Path(bucket, key = "") {
+  return "/" + [bucket, ...(key ? key.split("/") : [])].map(uriEncode).join("/");
+}
+
+/**
+ * A presigned GET URL (SigV4 query authentication, the form S3 SDKs
+ * presign): `url`'s path must already be encoded (see `s3Path`); valid for
+ * `expires` seconds from `date`.
+ */
+export async function presign({ url, credentials, region, service = "s3", expires = 900, date = new Date() }) {
+  const u = new URL(url);
+  const stamp = amzDate(date);
+  const scope = `${stamp.slice(0, 8)}/${region}/${service}/aws4_request`;
+  u.searchParams.set("X-Amz-Algorithm", "AWS4-HMAC-SHA256");
+  u.searchParams.set("X-Amz-Credential", `${credentials.accessKeyId}/${scope}`);
+  u.searchParams.set("X-Amz-Date", stamp);
+  u.searchParams.set("X-Amz-Expires", String(expires));
+  u.searchParams.set("X-Amz-SignedHeaders", "host");
+  const canonical = ["GET", u.pathname, canonicalQuery(u), `host:${u.host}\n`, "host", "UNSIGNED-PAYLOAD"].join("\n");
+  const signature = await signatureOf(canonical, stamp, scope, credentials, region, service);
+  u.search = `${canonicalQuery(u)}&X-Amz-Signature=${signature}`;
+  return u.href;
 }
