@@ -202,6 +202,67 @@ describe("the Firehose pages, read-write", { skip }, () => {
     await page.keyboard.type("fail");
     await until(async () => (await page.$$eval("tr[data-delivery-stream]", (trs) => trs.map((t) => t.dataset.deliveryStream))).join() === name, "the filter");
   });
+  test("dynamic partitions fill their own buffers; a destination type Riffle only stores says so", { timeout: 60000 }, async () => {
+    const name = "console-partitioned";
+    await fh.send(
+      new CreateDeliveryStreamCommand({
+        DeliveryStreamName: name,
+        ExtendedS3DestinationConfiguration: {
+          RoleARN: ROLE,
+          BucketARN: "arn:aws:s3:::archive",
+          Prefix: "customers/customer=!{partitionKeyFromQuery:customer}/",
+          ErrorOutputPrefix: "customers-errors/!{firehose:error-output-type}/",
+          BufferingHints: { SizeInMBs: 64, IntervalInSeconds: 900 },
+          DynamicPartitioningConfiguration: { Enabled: true },
+          ProcessingConfiguration: {
+            Enabled: true,
+            Processors: [
+              {
+                Type: "MetadataExtraction",
+                Parameters: [
+                  { ParameterName: "MetadataExtractionQuery", ParameterValue: "{customer: .customer}" },
+                  { ParameterName: "JsonParsingEngine", ParameterValue: "JQ-1.6" },
+                ],
+              },
+            ],
+          },
+        },
+      }),
+    );
+    const records = ['{"customer":"ann","n":1}', '{"customer":"bob","n":2}', '{"customer":"ann","n":3}'];
+    await fh.send(new PutRecordBatchCommand({ DeliveryStreamName: name, Records: records.map((r) => ({ Data: Buffer.from(r) })) }));
+    await page.goto(`${server.endpoint}/_riffle/console/#/firehose/${name}`);
+    const parts = await until(
+      async () => {
+        const rows = await page.$$eval("table.fill tbody tr[data-partition]", (trs) => trs.map((tr) => [tr.dataset.partition, tr.dataset.records, tr.dataset.bytes]));
+        return rows.length === 2 && rows.sort();
+      },
+      "two partition buffers",
+    );
+    assert.deepEqual(parts, [
+      ["partitionKeyFromQuery:customer=ann", "2", String(records[0].length + records[2].length)],
+      ["partitionKeyFromQuery:customer=bob", "1", String(records[1].length)],
+    ]);
+    assert.deepEqual(await page.$$eval(".destination dl.facts dt", (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]).filter(([k]) => ["Processing", "Dynamic partitioning"].includes(k))), [
+      ["Processing", "MetadataExtraction"],
+      ["Dynamic partitioning", "enabled"],
+    ]);
+
+    await fh.send(
+      new CreateDeliveryStreamCommand({
+        DeliveryStreamName: "console-splunk",
+        SplunkDestinationConfiguration: {
+          HECEndpoint: "https://splunk.example.com:8088",
+          HECEndpointType: "Raw",
+          HECToken: "00000000-0000-0000-0000-000000000000",
+          S3Configuration: { RoleARN: ROLE, BucketARN: "arn:aws:s3:::archive" },
+        },
+      }),
+    );
+    await page.goto(`${server.endpoint}/_riffle/console/#/firehose/console-splunk`);
+    const badge = await page.waitForSelector(".destination[data-destination-type=Splunk] .badge");
+    assert.equal(await badge.textContent(), "stored, not delivered");
+  });
 });
 
 describe("the Firehose pages, read-only", { skip }, () => {

@@ -4,7 +4,7 @@
 
 import { call, getJSON } from "./api.js";
 import { h, showError, fmtTime, fmtBytes, fmtDuration, timeChart } from "./ui.js";
-import { FIREHOSE, writable, arnName, firstDestination, sourceCell, deleteDeliveryStream } from "./firehose.js";
+import { FIREHOSE, writable, arnName, destinationOf, firstDestination, sourceCell, deleteDeliveryStream } from "./firehose.js";
 import { listObjects, downloadUrl } from "./s3.js";
 
 const HISTORY = 300; // seconds of counters kept for the charts
@@ -37,9 +37,7 @@ const onOff = (v) => (v ? "enabled" : "disabled");
 
 /** The description of one destination, as facts. */
 function destinationFacts(dest, info) {
-  const key = Object.keys(dest).find((k) => k.endsWith("DestinationDescription"));
-  const type = key ? key.replace(/DestinationDescription$/, "") : "unknown";
-  const d = key ? dest[key] : {};
+  const { type, d } = destinationOf(dest);
   const fact = (k, v) => (v === undefined || v === null || v === "" ? [] : [h("dt", {}, k), h("dd", {}, v)]);
   const bucket = d.BucketARN || d.S3DestinationDescription?.BucketARN;
   const processors = (d.ProcessingConfiguration?.Enabled && d.ProcessingConfiguration.Processors) || [];
@@ -53,7 +51,7 @@ function destinationFacts(dest, info) {
     h(
       "h3",
       {},
-      type,
+      type || "unknown",
       " ",
       h("code", { class: "muted" }, dest.DestinationId),
       " ",
@@ -191,7 +189,7 @@ export function deliveryStreamPage(main, name) {
     const s3d = d.BucketARN ? d : d.S3DestinationDescription;
     const data = staticPrefix(s3d.Prefix);
     const errors = s3d.ErrorOutputPrefix ? staticPrefix(s3d.ErrorOutputPrefix) : null;
-    objectsNote.replaceChildren("Newest first, from ", h("code", {}, `s3://${bucket}/${data}`), errors !== null ? [" and errors from ", h("code", {}, `s3://${bucket}/${errors}`)] : " (errors go under it, in folders named after the error, such as processing-failed/).");
+    objectsNote.replaceChildren("Newest first, from ", h("code", {}, `s3://${bucket}/${data}`), ...(errors !== null ? [" and errors from ", h("code", {}, `s3://${bucket}/${errors}`), "."] : [" (errors go under it, in folders named after the error, such as processing-failed/)."]));
     try {
       const isError = (k) => (errors !== null ? k.startsWith(errors) : /^[a-z-]+-failed\//.test(k.slice(data.length)));
       const listed = await listObjects(bucket, data);

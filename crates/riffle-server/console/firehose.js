@@ -13,12 +13,18 @@ export const writable = () => state.server?.console !== "read-only";
 /** The name in an ARN's resource part (`...:deliverystream/NAME`, `...:::bucket`). */
 export const arnName = (arn) => (arn || "").replace(/^.*[:/]/, "");
 
-/** A stream's first destination: { type, d } with d its description. */
-export function firstDestination(desc) {
-  const dest = desc.Destinations?.[0] || {};
-  const key = Object.keys(dest).find((k) => k.endsWith("DestinationDescription"));
+/**
+ * A destination's type and description: { type, d }. S3 destinations are
+ * described twice (S3 and ExtendedS3): the extended one is theirs.
+ */
+export function destinationOf(dest = {}) {
+  const keys = Object.keys(dest).filter((k) => k.endsWith("DestinationDescription"));
+  const key = keys.find((k) => k !== "S3DestinationDescription") || keys[0];
   return key ? { type: key.replace(/DestinationDescription$/, ""), d: dest[key] } : { type: "", d: {} };
 }
+
+/** A stream's first destination: { type, d }. */
+export const firstDestination = (desc) => destinationOf(desc.Destinations?.[0]);
 
 /** Every delivery stream's name. */
 export async function listNames() {
