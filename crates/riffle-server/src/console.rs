@@ -180,14 +180,14 @@ impl Console {
         if rest == "/api/server" {
             return match authenticate(parts, shared) {
                 Ok(_) => self.server_info(shared).await,
-                Err(refused) => refused,
+                Err(refused) => *refused,
             };
         }
         if let Some((name, rest)) = rest.strip_prefix("/api/").and_then(|r| r.split_once('/')) {
             if let Some(s) = services.all().iter().find(|s| s.name() == name) {
                 let region = match authenticate(parts, shared) {
                     Ok(region) => region,
-                    Err(refused) => return refused,
+                    Err(refused) => return *refused,
                 };
                 let answer = s.console_get(rest, &region);
                 if let Some(answer) = answer {
@@ -269,13 +269,21 @@ impl Console {
 
 /// The region of a console endpoint's request, or the refusal: when
 /// credentials are configured it must be signed like any API call.
-fn authenticate(parts: &http::request::Parts, shared: &Shared) -> Result<String, Response<Body>> {
+fn authenticate(
+    parts: &http::request::Parts,
+    shared: &Shared,
+) -> Result<String, Box<Response<Body>>> {
     shared.authenticate(parts, &[]).map_err(|e| {
         let status = match e {
             riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
             _ => 400,
         };
-        crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()))
+        Box::new(crate::error(
+            Encoding::Json,
+            status,
+            e.error_type(),
+            Some(&e.message()),
+        ))
     })
 }
 
