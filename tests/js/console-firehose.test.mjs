@@ -37,6 +37,24 @@ async function objectBytes(s3, Bucket, Key) {
   return Buffer.from(await out.Body.transformToByteArray());
 }
 
+/**
+ * A server started with `args` for the enclosing describe, its SDK clients
+ * and a browser: fields of the returned object once `before` has run.
+ */
+function fixture(args = []) {
+  const f = {};
+  before(async () => {
+    f.server = await Riffle.start({ args });
+    Object.assign(f, clients(f.server));
+    f.browser = await launch();
+  });
+  after(async () => {
+    await f.browser?.close();
+    await f.server?.stop();
+  });
+  return f;
+}
+
 /** Clicks a download link and returns the bytes the browser saved. */
 async function download(page, selector) {
   const [dl] = await Promise.all([page.waitForEvent("download"), page.click(selector)]);
@@ -74,16 +92,11 @@ test("the console's presigned URLs are AWS's documented example, signature for s
 });
 
 describe("the Firehose pages, read-write", { skip }, () => {
-  let server, fh, s3, browser, page;
+  const f = fixture();
+  let server, fh, s3, page;
   before(async () => {
-    server = await Riffle.start();
-    ({ fh, s3 } = clients(server));
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
+    ({ server, fh, s3 } = f);
+    page = await f.browser.newPage({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
   });
 
   test("create in the form, put from the page and the SDK, buffer fill, an object appears and downloads byte for byte", { timeout: 120000 }, async () => {
@@ -266,16 +279,9 @@ describe("the Firehose pages, read-write", { skip }, () => {
 });
 
 describe("the Firehose pages, read-only", { skip }, () => {
+  const f = fixture(["--console", "read-only"]);
   let server, fh, s3, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--console", "read-only"] });
-    ({ fh, s3 } = clients(server));
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  before(() => ({ server, fh, s3, browser } = f));
 
   test("shows delivery streams and objects, hides the create form, and the server refuses a create", { timeout: 60000 }, async () => {
     await s3.send(new CreateBucketCommand({ Bucket: "ro-bucket" }));
@@ -305,16 +311,9 @@ describe("the Firehose pages, read-only", { skip }, () => {
 });
 
 describe("the Firehose pages on a server that checks signatures", { skip }, () => {
+  const f = fixture(["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`]);
   let server, fh, s3, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
-    ({ fh, s3 } = clients(server));
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  before(() => ({ server, fh, s3, browser } = f));
 
   test("lists the bucket with signed calls and downloads through a presigned link the server verifies", { timeout: 60000 }, async () => {
     await s3.send(new CreateBucketCommand({ Bucket: "signed-bucket" }));

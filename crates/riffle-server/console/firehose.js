@@ -2,7 +2,7 @@
 // source, to an S3 bucket of the embedded S3) and deleting them.
 
 import { call, all, state } from "./api.js";
-import { h, showError, confirmDialog, fmtTime } from "./ui.js";
+import { h, showError, fmtTime, confirmThen, createCard, listPage } from "./ui.js";
 import { listBuckets } from "./s3.js";
 
 export const FIREHOSE = "Firehose_20150804";
@@ -39,22 +39,17 @@ export async function listNames() {
 }
 
 /** Deletes `name` after the user types its name; resolves true when deleted. */
-export async function deleteDeliveryStream(name, slot) {
-  const ok = await confirmDialog({
-    title: `Delete ${name}?`,
-    body: "The delivery stream and the records it has not delivered yet are deleted. Objects already in S3 stay. This cannot be undone.",
-    confirmLabel: "Delete delivery stream",
-    typed: name,
-  });
-  if (!ok) return false;
-  try {
-    await call("DeleteDeliveryStream", { DeliveryStreamName: name }, FIREHOSE);
-    showError(slot, null);
-    return true;
-  } catch (e) {
-    showError(slot, e);
-    return false;
-  }
+export function deleteDeliveryStream(name, slot) {
+  return confirmThen(
+    {
+      title: `Delete ${name}?`,
+      body: "The delivery stream and the records it has not delivered yet are deleted. Objects already in S3 stay. This cannot be undone.",
+      confirmLabel: "Delete delivery stream",
+      typed: name,
+    },
+    () => call("DeleteDeliveryStream", { DeliveryStreamName: name }, FIREHOSE),
+    slot,
+  );
 }
 
 const option = (value, label = value) => h("option", { value }, label);
@@ -74,8 +69,7 @@ function createForm(onCreated) {
   const interval = h("input", { name: "IntervalInSeconds", type: "number", min: 0, max: 900, value: 300, required: true });
   const compression = h("select", { name: "CompressionFormat" }, ...["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"].map((c) => option(c)));
   const role = h("input", { name: "RoleARN", required: true, size: 36 });
-  const error = h("div", { class: "slot" });
-  const loadChoices = async () => {
+  const loadChoices = async (error) => {
     role.value ||= `arn:aws:iam::${state.server.account}:role/firehose-delivery`;
     try {
       const chosen = bucket.value;
@@ -88,6 +82,7 @@ function createForm(onCreated) {
       showError(error, e);
     }
   };
+  let streamsError = null;
   source.addEventListener("change", async () => {
     kstreamLabel.hidden = source.value !== "KinesisStreamAsSource";
     if (kstreamLabel.hidden) return;
@@ -95,55 +90,38 @@ function createForm(onCreated) {
       const streams = await all("ListStreams", {}, "StreamSummaries");
       kstream.replaceChildren(...streams.map((s) => option(s.StreamARN, s.StreamName)));
     } catch (e) {
-      showError(error, e);
+      if (streamsError) showError(streamsError, e);
     }
   });
-  const form = h(
-    "form",
-    { class: "card create", "aria-label": "Create delivery stream", hidden: true },
-    h("h2", {}, "Create delivery stream"),
-    h("div", { class: "row" }, field("Name", name), field("Source", source), kstreamLabel),
-    h("h3", {}, "Destination: Amazon S3"),
-    h("div", { class: "row" }, field("Bucket", bucket), field("Prefix", prefix), field("Error output prefix", errorPrefix), field("Role ARN", role)),
-    noBuckets,
-    h("div", { class: "row" }, field("Buffer size (MiB)", size), field("Buffer interval (s, 0 = zero buffering)", interval), field("Compression", compression)),
-    error,
-    h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
-      h("button", { type: "submit", class: "primary" }, "Create"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const s3 = {
-      RoleARN: role.value.trim(),
-      BucketARN: `arn:aws:s3:::${bucket.value}`,
-      BufferingHints: { SizeInMBs: Number(size.value), IntervalInSeconds: Number(interval.value) },
-      CompressionFormat: compression.value,
-    };
-    if (prefix.value) s3.Prefix = prefix.value;
-    if (errorPrefix.value) s3.ErrorOutputPrefix = errorPrefix.value;
-    const input = { DeliveryStreamName: name.value.trim(), DeliveryStreamType: source.value, ExtendedS3DestinationConfiguration: s3 };
-    if (source.value === "KinesisStreamAsSource") input.KinesisStreamSourceConfiguration = { KinesisStreamARN: kstream.value, RoleARN: s3.RoleARN };
-    try {
-      await call("CreateDeliveryStream", input, FIREHOSE);
-      showError(error, null);
-      form.hidden = true;
-      onCreated(input.DeliveryStreamName);
-    } catch (err) {
-      showError(error, err);
-    }
-  });
-  return {
-    form,
-    open: () => {
-      form.hidden = false;
-      name.focus();
-      loadChoices();
+  return createCard({
+    title: "Create delivery stream",
+    fields: [
+      h("div", { class: "row" }, field("Name", name), field("Source", source), kstreamLabel),
+      h("h3", {}, "Destination: Amazon S3"),
+      h("div", { class: "row" }, field("Bucket", bucket), field("Prefix", prefix), field("Error output prefix", errorPrefix), field("Role ARN", role)),
+      noBuckets,
+      h("div", { class: "row" }, field("Buffer size (MiB)", size), field("Buffer interval (s, 0 = zero buffering)", interval), field("Compression", compression)),
+    ],
+    first: name,
+    onOpen: (error) => {
+      streamsError = error;
+      loadChoices(error);
     },
-  };
+    submit: async () => {
+      const s3 = {
+        RoleARN: role.value.trim(),
+        BucketARN: `arn:aws:s3:::${bucket.value}`,
+        BufferingHints: { SizeInMBs: Number(size.value), IntervalInSeconds: Number(interval.value) },
+        CompressionFormat: compression.value,
+      };
+      if (prefix.value) s3.Prefix = prefix.value;
+      if (errorPrefix.value) s3.ErrorOutputPrefix = errorPrefix.value;
+      const input = { DeliveryStreamName: name.value.trim(), DeliveryStreamType: source.value, ExtendedS3DestinationConfiguration: s3 };
+      if (source.value === "KinesisStreamAsSource") input.KinesisStreamSourceConfiguration = { KinesisStreamARN: kstream.value, RoleARN: s3.RoleARN };
+      await call("CreateDeliveryStream", input, FIREHOSE);
+      onCreated(input.DeliveryStreamName);
+    },
+  });
 }
 
 /** The source column: Direct PUT, or the Data Streams stream (a link). */
@@ -162,81 +140,48 @@ export function destinationCell(desc) {
 }
 
 export function firehosePage(main) {
-  const slot = h("div", { class: "slot" });
-  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": "Filter delivery streams" });
-  const body = h("tbody");
-  let rows = [];
-  const render = () => {
-    const f = filter.value.trim().toLowerCase();
-    const shown = rows.filter((r) => r.DeliveryStreamName.toLowerCase().includes(f));
-    body.replaceChildren(
-      ...(shown.length
-        ? shown.map((r) =>
-            h(
-              "tr",
-              { "data-delivery-stream": r.DeliveryStreamName },
-              h("td", {}, h("a", { href: `#/firehose/${encodeURIComponent(r.DeliveryStreamName)}` }, r.DeliveryStreamName)),
-              h("td", {}, h("span", { class: `status status-${r.DeliveryStreamStatus}` }, r.DeliveryStreamStatus), r.FailureDescription ? h("span", { class: "status status-FAILING", title: r.FailureDescription.Details }, "failing") : null),
-              h("td", {}, sourceCell(r)),
-              h("td", {}, destinationCell(r)),
-              h("td", {}, fmtTime(r.CreateTimestamp)),
-              h(
-                "td",
-                {},
-                writable()
-                  ? h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.DeliveryStreamName}`, onclick: () => deleteDeliveryStream(r.DeliveryStreamName, slot).then((d) => d && load()) }, "Delete")
-                  : null,
-              ),
-            ),
-          )
-        : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, rows.length ? "No delivery stream matches." : "No delivery streams yet."))]),
-    );
-  };
-  filter.addEventListener("input", render);
-  let stopped = false;
-  const load = async () => {
-    try {
-      const names = await listNames();
-      rows = (
-        await Promise.all(
-          names.map((n) =>
-            call("DescribeDeliveryStream", { DeliveryStreamName: n }, FIREHOSE).then(
-              (d) => d.DeliveryStreamDescription,
-              () => null, // deleted meanwhile
-            ),
+  const page = listPage(main, {
+    title: "Firehose",
+    filterLabel: "Filter delivery streams",
+    tableLabel: "Delivery streams",
+    columns: ["Name", "Status", "Source", "Destination", "Created", ""],
+    attr: "data-delivery-stream",
+    name: (r) => r.DeliveryStreamName,
+    cells: (r, slot) => [
+      h("td", {}, h("a", { href: `#/firehose/${encodeURIComponent(r.DeliveryStreamName)}` }, r.DeliveryStreamName)),
+      h(
+        "td",
+        {},
+        h("span", { class: `status status-${r.DeliveryStreamStatus}` }, r.DeliveryStreamStatus),
+        r.FailureDescription ? h("span", { class: "status status-FAILING", title: r.FailureDescription.Details }, "failing") : null,
+      ),
+      h("td", {}, sourceCell(r)),
+      h("td", {}, destinationCell(r)),
+      h("td", {}, fmtTime(r.CreateTimestamp)),
+      h(
+        "td",
+        {},
+        writable()
+          ? h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.DeliveryStreamName}`, onclick: () => deleteDeliveryStream(r.DeliveryStreamName, slot).then((d) => d && page.reload()) }, "Delete")
+          : null,
+      ),
+    ],
+    fetch: async () => {
+      const described = await Promise.all(
+        (await listNames()).map((n) =>
+          call("DescribeDeliveryStream", { DeliveryStreamName: n }, FIREHOSE).then(
+            (d) => d.DeliveryStreamDescription,
+            () => null, // deleted meanwhile
           ),
-        )
-      ).filter(Boolean);
-      rows.sort((a, b) => a.DeliveryStreamName.localeCompare(b.DeliveryStreamName));
-      if (!stopped) render();
-      showError(slot, null);
-    } catch (e) {
-      showError(slot, e);
-    }
-  };
-  const create = createForm(() => load());
-  main.append(
-    h(
-      "div",
-      { class: "title" },
-      h("h1", {}, "Firehose"),
-      h("span", { class: "spacer" }),
-      filter,
-      writable() ? h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, "Create delivery stream") : h("span", { class: "muted" }, "Read-only console"),
-    ),
-    create.form,
-    slot,
-    h(
-      "table",
-      { class: "list", "aria-label": "Delivery streams" },
-      h("thead", {}, h("tr", {}, ...["Name", "Status", "Source", "Destination", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
-      body,
-    ),
-  );
-  load();
-  const timer = setInterval(() => !stopped && load(), 3000);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
+        ),
+      );
+      return described.filter(Boolean);
+    },
+    create: writable() ? createForm(() => page.reload()) : null,
+    createLabel: "Create delivery stream",
+    aside: h("span", { class: "muted" }, "Read-only console"),
+    empty: "No delivery streams yet.",
+    noMatch: "No delivery stream matches.",
+  });
+  return page.stop;
 }
