@@ -33,6 +33,13 @@ INCLUDE = {"glue": {
     "GetTableVersions", "UpdateTable", "DeleteTable",
     # What Terraform's Glue resources read besides.
     "GetTags", "TagResource", "UntagResource", "GetPartitionIndexes",
+}, "secretsmanager": {
+    # What Firehose's SecretsManagerConfiguration reads, and what setting
+    # such secrets up with boto3, the CLI, Terraform or CDK calls.
+    "CreateSecret", "DescribeSecret", "GetSecretValue", "BatchGetSecretValue",
+    "PutSecretValue", "UpdateSecret", "DeleteSecret", "RestoreSecret",
+    "ListSecrets", "ListSecretVersionIds", "TagResource", "UntagResource",
+    "GetRandomPassword", "GetResourcePolicy",
 }}
 
 # The title of each service's generated module.
@@ -41,6 +48,7 @@ TITLES = {
     "firehose": "Amazon Data Firehose",
     "kinesisanalytics": "Amazon Kinesis Analytics (SQL applications)",
     "glue": "AWS Glue Data Catalog",
+    "secretsmanager": "AWS Secrets Manager",
     "kinesisvideo": "Amazon Kinesis Video Streams",
     "kinesis-video-media": "Amazon Kinesis Video Streams Media",
     "kinesis-video-archived-media": "Amazon Kinesis Video Streams Archived Media",

@@ -256,6 +256,7 @@ describe("the Firehose pages, read-write", { skip }, () => {
       ["partitionKeyFromQuery:customer=ann", "2", String(records[0].length + records[2].length)],
       ["partitionKeyFromQuery:customer=bob", "1", String(records[1].length)],
     ]);
+    await until(async () => (await page.textContent('dd[data-counter="Active partitions"]').catch(() => "")) === "2", "PartitionCount 2");
     assert.deepEqual(await page.$$eval(".destination dl.facts dt", (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]).filter(([k]) => ["Processing", "Dynamic partitioning"].includes(k))), [
       ["Processing", "MetadataExtraction"],
       ["Dynamic partitioning", "enabled"],

@@ -105,12 +105,15 @@ def header(req, name):
     return {k.lower(): v for k, v in req["headers"].items()}.get(name.lower())
 
 
-def create(fh, url, bucket="backup", retry=0, **http):
+def create(fh, url, bucket="backup", retry=0, access_key="my-access-key", **http):
     name = unique("http")
+    endpoint = {"Url": url, "Name": "receiver"}
+    if access_key is not None:
+        endpoint["AccessKey"] = access_key
     fh.create_delivery_stream(
         DeliveryStreamName=name,
         HttpEndpointDestinationConfiguration={
-            "EndpointConfiguration": {"Url": url, "Name": "receiver", "AccessKey": "my-access-key"},
+            "EndpointConfiguration": endpoint,
             "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0},
             "RetryOptions": {"DurationInSeconds": retry},
             "RoleARN": ROLE,
@@ -228,6 +231,52 @@ def test_update_keeps_the_access_key(fh, receiver):
     (req,) = b.wait(1)
     assert header(req, "X-Amz-Firehose-Access-Key") == "my-access-key"
     assert a.requests == []
+
+
+def test_access_key_from_secrets_manager(srv, fh, s3, receiver):
+    sm = srv.client("secretsmanager")
+    arn = sm.create_secret(Name=unique("http/key"), SecretString=json.dumps({"api_key": "from-secret-1"}))["ARN"]
+    r = receiver()
+    secret_cfg = {"SecretARN": arn, "RoleARN": ROLE, "Enabled": True}
+    name = create(fh, r.url, retry=0, access_key=None, SecretsManagerConfiguration=secret_cfg)
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert desc["Destinations"][0]["HttpEndpointDestinationDescription"]["SecretsManagerConfiguration"] == secret_cfg
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"one"})
+    (first,) = r.wait(1)
+    assert header(first, "X-Amz-Firehose-Access-Key") == "from-secret-1"
+    # A new value takes effect at the next request, without UpdateDestination.
+    sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"api_key": "from-secret-2"}))
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"two"})
+    second = r.wait(2)[1]
+    assert header(second, "X-Amz-Firehose-Access-Key") == "from-secret-2"
+    assert [base64.b64decode(x["data"]) for x in decoded(second)["records"]] == [b"two"]
+
+
+@pytest.mark.parametrize("value", [None, "not json", json.dumps({"apikey": "x"})])
+def test_unreadable_secret_sends_nothing_and_backs_up(srv, fh, s3, receiver, value):
+    sm = srv.client("secretsmanager")
+    secret = unique("http/bad")
+    if value is None:
+        arn = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{secret}-AbCdEf"
+        code = "SecretsManager.SecretNotFound"
+    else:
+        arn = sm.create_secret(Name=secret, SecretString=value)["ARN"]
+        code = "SecretsManager.InvalidSecretFormat"
+    bucket = unique("backup").lower()
+    s3.create_bucket(Bucket=bucket)
+    r = receiver()
+    name = create(fh, r.url, bucket=bucket, retry=0, access_key=None, SecretsManagerConfiguration={"SecretARN": arn, "RoleARN": ROLE, "Enabled": True})
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b"kept"})
+    deadline = time.time() + 15
+    keys = []
+    while time.time() < deadline and not keys:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        time.sleep(0.1)
+    assert len(keys) == 1 and keys[0].startswith("bk/http-endpoint-failed/"), keys
+    (doc,) = [json.loads(line) for line in s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode().splitlines()]
+    assert (doc["errorCode"], base64.b64decode(doc["rawData"])) == (code, b"kept")
+    assert arn in doc["errorMessage"]
+    assert r.requests == []
 
 
 def make_ca_and_leaf(d):

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -664,6 +665,8 @@ def test_records_over_500_active_partitions_go_to_the_error_output(fh, s3, srv):
     assert docs[0]["errorMessage"] == "The number of active partitions reached this delivery stream's limit of 500."
     assert docs[0]["attemptsMade"] == 1
     assert objects_under(s3, bucket, "p=") == []
+    # PartitionCount and PartitionCountExceeded, named after CloudWatch's.
+    assert wait_for(lambda: partition_metrics(srv, name) == (500, 1, 502) or None)
     srv.advance_clock(61_000)
 
     def all_partitions():
@@ -674,6 +677,24 @@ def test_records_over_500_active_partitions_go_to_the_error_output(fh, s3, srv):
     assert sorted(k.split("/")[0] for k in keys) == [f"p=k{i:03}" for i in range(500)]
     k000 = next(k for k in keys if k.startswith("p=k000/"))
     assert body(s3, bucket, k000) == first[0] + late[1]
+    # Records of a new partition within the limit reset the flag.
+    put_all(fh, name, [json.dumps({"p": "fresh"}).encode()])
+    assert wait_for(lambda: partition_metrics(srv, name) == (1, 0, 503) or None)
+
+
+def partition_metrics(srv, name):
+    """(PartitionCount, PartitionCountExceeded, records queried) of `name` on /metrics."""
+    text = urllib.request.urlopen(srv.endpoint + "/metrics", timeout=5).read().decode()
+
+    def value(metric):
+        m = re.search(rf'^{metric}{{delivery_stream="{re.escape(name)}",region="[^"]+"}} (\S+)$', text, re.M)
+        return m and float(m.group(1))
+
+    return (
+        value("riffle_firehose_partition_count"),
+        value("riffle_firehose_partition_count_exceeded"),
+        value("riffle_firehose_jq_processed_records_total"),
+    )
 
 
 def test_dynamic_partitioning_needs_64_mb_buffers(fh, s3):

@@ -135,7 +135,7 @@ def jdbc(pg, host="127.0.0.1", scheme="redshift"):
     return f"jdbc:{scheme}://{host}:{pg.port}/{DB}"
 
 
-def create(fh, url, table, bucket, copy_options="", columns=None, retry=3600, password=PASSWORD, s3_extra=None, **extra):
+def create(fh, url, table, bucket, copy_options="", columns=None, retry=3600, password=PASSWORD, s3_extra=None, user=USER, **extra):
     name = unique("rs")
     copy = {"DataTableName": table, "CopyOptions": copy_options}
     if columns is not None:
@@ -146,8 +146,8 @@ def create(fh, url, table, bucket, copy_options="", columns=None, retry=3600, pa
             "RoleARN": ROLE,
             "ClusterJDBCURL": url,
             "CopyCommand": copy,
-            "Username": USER,
-            "Password": password,
+            **({"Username": user} if user is not None else {}),
+            **({"Password": password} if password is not None else {}),
             "RetryOptions": {"DurationInSeconds": retry},
             "S3Configuration": {
                 "RoleARN": ROLE,
@@ -364,6 +364,29 @@ def test_no_retry_and_wrong_password(fh, s3, pg):
     fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"id": 2}'})
     wait_for("the error manifest", lambda: [k for k in keys(s3, b, "stage/errors/manifests/") if f"/{name}-1-" in k])
     assert pg.sql(f"SELECT count(*) FROM {table}") == [["0"]]
+
+
+def test_credentials_from_secrets_manager(srv, fh, s3, pg):
+    sm = srv.client("secretsmanager")
+    b = bucket(s3)
+    table = unique("secret").replace("-", "_")
+    pg.sql(f"CREATE TABLE {table} (id integer)")
+    arn = sm.create_secret(Name=unique("rs/creds"), SecretString=json.dumps({"username": USER, "password": "wrong"}))["ARN"]
+    secret_cfg = {"SecretARN": arn, "RoleARN": ROLE, "Enabled": True}
+    name = create(fh, jdbc(pg), table, b, "JSON 'auto'", user=None, password=None, SecretsManagerConfiguration=secret_cfg)
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert desc["Destinations"][0]["RedshiftDestinationDescription"]["SecretsManagerConfiguration"] == secret_cfg
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"id": 7}'})
+    f = wait_for("the failure", lambda: failure(fh, name))
+    assert f["Details"].startswith("Redshift.AuthenticationFailed:"), f
+    # The right password, set in the secret alone, is read at the next attempt.
+    sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"username": USER, "password": PASSWORD}))
+    wait_for("the row", lambda: pg.sql(f"SELECT id FROM {table}") == [["7"]], timeout=60)
+    # A secret that disappears is described as such.
+    sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    fh.put_record(DeliveryStreamName=name, Record={"Data": b'{"id": 8}'})
+    f = wait_for("the secret failure", lambda: (failure(fh, name) or {}).get("Details", "").startswith("SecretsManager.SecretNotFound") and failure(fh, name))
+    assert arn in f["Details"], f
 
 
 def test_bad_copy_options_and_columns(fh, s3, pg):

@@ -199,6 +199,12 @@ pub fn report_failure(text: Option<String>) {
     let _ = DELIVERING.try_with(|cell| cell.set_failure(text));
 }
 
+/// Counts time the MetadataExtraction query took on `records` records for
+/// the stream being processed; does nothing outside a delivery task.
+pub fn report_jq(took: Duration, records: u64) {
+    let _ = DELIVERING.try_with(|cell| cell.stats.jq(took, records));
+}
+
 /// The FailureDescription text of a failed attempt.
 pub fn failure_text(e: &DeliveryError, attempts: u32) -> String {
     format!(
@@ -235,6 +241,8 @@ pub struct PlanCtx<'a> {
     pub catalog: Option<&'a crate::convert::CatalogRef>,
     /// `--redshift-endpoint`.
     pub redshift_endpoint: Option<&'a crate::redshift::HostPort>,
+    /// Where SecretsManagerConfiguration secrets are read.
+    pub secrets: Option<&'a crate::secrets::SecretsRef>,
     /// The stream's counters, for destinations that count deliveries of
     /// their own (Redshift: staged objects and COPY commands).
     pub stats: Arc<crate::stats::Stats>,
@@ -264,6 +272,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
                 sink: sink.cloned(),
                 clock: ctx.clock,
                 client: crate::client::Client::shared(),
+                secrets: ctx.secrets.cloned(),
                 sent: Default::default(),
             })),
             Err(reason) => Plan::NotConfigured(reason),
@@ -281,7 +290,8 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             d.password.clone(),
             ctx.redshift_endpoint,
         ) {
-            Ok(settings) => {
+            Ok(mut settings) => {
+                settings.secrets = ctx.secrets.cloned();
                 let front = match crate::process::runtime(&settings.staging.pipeline, s, &ctx) {
                     Ok(runtime) => crate::process::Front {
                         pipeline: settings.staging.pipeline.clone(),
@@ -643,6 +653,7 @@ impl Task {
                         lambda_endpoint: svc.cfg.lambda_endpoint.as_deref(),
                         catalog: svc.cfg.catalog.as_ref(),
                         redshift_endpoint: svc.cfg.redshift_endpoint.as_ref(),
+                        secrets: svc.cfg.secrets.as_ref(),
                         stats: self.cell.stats.clone(),
                     },
                 ) {
@@ -667,7 +678,7 @@ impl Task {
             };
             let hints = dest.hints();
             let lambda = dest.front().and_then(crate::process::Front::lambda_hints);
-            self.cell.stats.holding(flow.oldest_ms());
+            self.cell.stats.holding(flow.oldest_ms(), flow.active());
             if published.is_none_or(|t| t.elapsed() >= FILL_EVERY) {
                 self.publish_fill(&flow, &input);
                 published = Some(std::time::Instant::now());
@@ -974,6 +985,7 @@ async fn process(dest: &dyn Destination, flow: &mut Flow, batch: Batch, lambda: 
             part.batch.push_from(data, arrival_ms, seq);
         }
     }
+    let _ = DELIVERING.try_with(|cell| cell.stats.partition_limit(!over.is_empty()));
     if let Some(f) = front {
         let refs: Vec<&Failure> = over.iter().collect();
         if let Some(e) = process::error_object(&f.layout, process::ACTIVE_PARTITION_EXCEEDED, &refs)

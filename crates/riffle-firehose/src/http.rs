@@ -4,8 +4,9 @@
 //! - One POST per batch to the configured Url, body
 //!   `{"requestId", "timestamp", "records": [{"data": <base64>}]}`, with
 //!   `X-Amz-Firehose-Protocol-Version: 1.0`, `X-Amz-Firehose-Request-Id`,
-//!   `X-Amz-Firehose-Source-Arn`, `X-Amz-Firehose-Access-Key` (when an
-//!   AccessKey is configured), `X-Amz-Firehose-Common-Attributes` (when
+//!   `X-Amz-Firehose-Source-Arn`, `X-Amz-Firehose-Access-Key` (the
+//!   AccessKey, or with SecretsManagerConfiguration enabled the secret's
+//!   `api_key`, see [`crate::secrets`]), `X-Amz-Firehose-Common-Attributes` (when
 //!   CommonAttributes are), `Content-Type: application/json`,
 //!   `Content-Encoding: gzip` (ContentEncoding GZIP) and a `User-Agent`.
 //! - Success is a 200 whose JSON body carries the same `requestId`; any
@@ -56,6 +57,9 @@ pub struct Settings {
     pub url: String,
     pub target: Url,
     pub access_key: Option<String>,
+    /// SecretsManagerConfiguration's SecretARN when enabled: the access
+    /// key is the secret's `api_key`, read at every attempt.
+    pub secret_arn: Option<String>,
     /// CommonAttributes, in their configured order.
     pub attributes: Vec<(String, String)>,
     pub gzip: bool,
@@ -67,10 +71,6 @@ pub struct Settings {
     pub backup: crate::s3::Settings,
     /// The processors (ProcessingConfiguration).
     pub pipeline: crate::process::Pipeline,
-}
-
-fn unsupported(what: &str) -> String {
-    format!("{what} is not supported by Riffle yet; records stay buffered.")
 }
 
 impl Settings {
@@ -99,13 +99,6 @@ impl Settings {
         }
         let pipeline =
             crate::process::Pipeline::from_description(doc).map_err(|e| e.to_string())?;
-        if doc
-            .pointer("/SecretsManagerConfiguration/Enabled")
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-        {
-            return Err(unsupported("SecretsManagerConfiguration"));
-        }
         let attributes = doc
             .pointer("/RequestConfiguration/CommonAttributes")
             .and_then(Json::as_array)
@@ -142,6 +135,7 @@ impl Settings {
             url: url.to_owned(),
             target,
             access_key,
+            secret_arn: crate::secrets::configured(doc),
             attributes,
             gzip,
             hints,
@@ -224,6 +218,8 @@ pub struct HttpDestination {
     pub sink: Option<Arc<dyn ObjectSink>>,
     pub clock: Arc<dyn riffle_core::Clock>,
     pub client: Client,
+    /// Where the SecretsManagerConfiguration secret is read.
+    pub secrets: Option<crate::secrets::SecretsRef>,
     /// The batch whose requests are over, and how they ended (`None`:
     /// acknowledged; else the failure and the attempts made), so that a
     /// retry after a failed backup write stores the backup again without
@@ -248,6 +244,30 @@ fn batch_id(b: &Batch) -> BatchId {
 }
 
 impl HttpDestination {
+    /// The `X-Amz-Firehose-Access-Key` value: the secret's `api_key` when
+    /// SecretsManagerConfiguration is enabled, else the AccessKey.
+    fn access_key(&self) -> Result<Option<String>, DeliveryError> {
+        let Some(arn) = &self.settings.secret_arn else {
+            return Ok(self.settings.access_key.clone());
+        };
+        let [key] = <[String; 1]>::try_from(crate::secrets::read(
+            self.secrets.as_ref(),
+            arn,
+            &["api_key"],
+            &[],
+        )?)
+        .expect("one key asked, one value");
+        if hyper::header::HeaderValue::from_str(&key).is_err() {
+            return Err(err(
+                crate::secrets::INVALID_FORMAT,
+                format!(
+                    "The api_key of the secret {arn} holds characters an HTTP header cannot carry."
+                ),
+            ));
+        }
+        Ok(Some(key))
+    }
+
     /// One request; `Ok` when the endpoint acknowledged it.
     async fn post(&self, request_id: &str, body: Bytes) -> Result<(), DeliveryError> {
         let t = &self.settings.target;
@@ -271,7 +291,7 @@ impl HttpDestination {
             if self.settings.gzip {
                 req = req.header(hyper::header::CONTENT_ENCODING, "gzip");
             }
-            if let Some(k) = &self.settings.access_key {
+            if let Some(k) = self.access_key()? {
                 req = req.header("X-Amz-Firehose-Access-Key", k.as_str());
             }
             if !self.settings.attributes.is_empty() {
@@ -565,6 +585,7 @@ mod tests {
             sink,
             clock: riffle_core::clock::SystemClock::new(),
             client: Client::shared(),
+            secrets: None,
             sent: Default::default(),
         }
     }

@@ -64,6 +64,7 @@ pub mod process;
 pub mod redshift;
 pub mod registry;
 pub mod s3;
+pub mod secrets;
 pub mod sink;
 pub mod state;
 pub mod stats;
@@ -99,6 +100,8 @@ pub struct Config {
     /// Where Redshift destinations connect, whatever host and port their
     /// ClusterJDBCURL names (`--redshift-endpoint`).
     pub redshift_endpoint: Option<redshift::HostPort>,
+    /// Where SecretsManagerConfiguration secrets are read.
+    pub secrets: Option<secrets::SecretsRef>,
 }
 
 impl Default for Config {
@@ -113,6 +116,7 @@ impl Default for Config {
             lambda_endpoint: None,
             catalog: None,
             redshift_endpoint: None,
+            secrets: None,
         }
     }
 }

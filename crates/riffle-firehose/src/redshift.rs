@@ -254,6 +254,12 @@ pub struct Settings {
     pub endpoint: Endpoint,
     pub username: String,
     pub password: Option<String>,
+    /// SecretsManagerConfiguration's SecretARN when enabled: the user name
+    /// and password are the secret's `username` and `password`, read at
+    /// every COPY.
+    pub secret_arn: Option<String>,
+    /// Where that secret is read.
+    pub secrets: Option<crate::secrets::SecretsRef>,
     /// DataTableName, as written into the COPY command.
     pub table: String,
     /// DataTableColumns.
@@ -327,6 +333,8 @@ impl Settings {
             endpoint,
             username: s("/Username").unwrap_or("").to_owned(),
             password,
+            secret_arn: crate::secrets::configured(doc),
+            secrets: None,
             table: s("/CopyCommand/DataTableName").unwrap_or("").to_owned(),
             columns: s("/CopyCommand/DataTableColumns")
                 .filter(|c| !c.trim().is_empty())
@@ -624,14 +632,23 @@ impl RedshiftDestination {
         let s = &self.settings;
         let opts = s.copy.clone()?;
         let server = &s.endpoint.server;
+        let (user, password) = match &s.secret_arn {
+            Some(arn) => {
+                let mut v =
+                    crate::secrets::read(s.secrets.as_ref(), arn, &["username", "password"], &[])?;
+                let password = v.pop();
+                (v.pop().unwrap_or_default(), password)
+            }
+            None => (s.username.clone(), s.password.clone()),
+        };
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&server.host)
             .port(server.port)
             .dbname(&s.endpoint.database)
-            .user(&s.username)
+            .user(&user)
             .application_name("riffle-firehose")
             .connect_timeout(CONNECT_TIMEOUT);
-        if let Some(p) = &s.password {
+        if let Some(p) = &password {
             cfg.password(p);
         }
         let (mut client, conn) = cfg

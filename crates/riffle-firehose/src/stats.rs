@@ -41,6 +41,16 @@ pub struct Stats {
     pub failed_attempts: AtomicU64,
     /// What the delivery task held when it last looked.
     fill: Mutex<Fill>,
+    /// CloudWatch `PartitionCount`: partitions open or waiting to be
+    /// delivered.
+    pub partition_count: AtomicU64,
+    /// CloudWatch `PartitionCountExceeded`: 1 while the last records
+    /// processed met the active partition limit, else 0.
+    pub partition_count_exceeded: AtomicU64,
+    /// CloudWatch `JQProcessing.Duration`, summed: time spent running the
+    /// MetadataExtraction query, in nanoseconds, and the records it ran on.
+    pub jq_nanos: AtomicU64,
+    pub jq_records: AtomicU64,
 }
 
 /// Records held together: how many, their data bytes, and the arrival
@@ -94,6 +104,10 @@ pub struct Snapshot {
     pub failed_attempts: u64,
     /// Age in seconds of the oldest undelivered record (0 when none).
     pub data_freshness_secs: f64,
+    pub partition_count: u64,
+    pub partition_count_exceeded: u64,
+    pub jq_seconds: f64,
+    pub jq_records: u64,
 }
 
 impl Stats {
@@ -114,9 +128,23 @@ impl Stats {
         self.redshift_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub(crate) fn holding(&self, oldest_ms: Option<i64>) {
+    pub(crate) fn holding(&self, oldest_ms: Option<i64>, partitions: usize) {
         self.oldest_undelivered_ms
             .store(oldest_ms.unwrap_or(0), Ordering::Relaxed);
+        self.partition_count
+            .store(partitions as u64, Ordering::Relaxed);
+    }
+
+    /// Whether the last records processed met the active partition limit.
+    pub(crate) fn partition_limit(&self, met: bool) {
+        self.partition_count_exceeded
+            .store(u64::from(met), Ordering::Relaxed);
+    }
+
+    pub(crate) fn jq(&self, took: std::time::Duration, records: u64) {
+        self.jq_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.jq_records.fetch_add(records, Ordering::Relaxed);
     }
 
     pub(crate) fn failed_attempt(&self) {
@@ -150,6 +178,10 @@ impl Stats {
             } else {
                 (now_ms - oldest).max(0) as f64 / 1000.0
             },
+            partition_count: self.partition_count.load(Ordering::Relaxed),
+            partition_count_exceeded: self.partition_count_exceeded.load(Ordering::Relaxed),
+            jq_seconds: self.jq_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            jq_records: self.jq_records.load(Ordering::Relaxed),
         }
     }
 }
@@ -164,8 +196,19 @@ mod tests {
         s.incoming(3, 30);
         s.delivered_to_s3(3, 30);
         s.delivered_to_redshift(4, 30);
-        s.holding(Some(1_000));
+        s.holding(Some(1_000), 3);
+        s.partition_limit(true);
+        s.jq(std::time::Duration::from_millis(1500), 7);
         let snap = s.snapshot(3_500);
+        assert_eq!(
+            (
+                snap.partition_count,
+                snap.partition_count_exceeded,
+                snap.jq_seconds,
+                snap.jq_records
+            ),
+            (3, 1, 1.5, 7)
+        );
         assert_eq!(snap.incoming_records, 3);
         assert_eq!(snap.s3_success, 1);
         assert_eq!(
@@ -177,7 +220,16 @@ mod tests {
             (1, 4, 30)
         );
         assert_eq!(snap.data_freshness_secs, 2.5);
-        s.holding(None);
-        assert_eq!(s.snapshot(9_000).data_freshness_secs, 0.0);
+        s.holding(None, 0);
+        s.partition_limit(false);
+        let snap = s.snapshot(9_000);
+        assert_eq!(
+            (
+                snap.data_freshness_secs,
+                snap.partition_count,
+                snap.partition_count_exceeded
+            ),
+            (0.0, 0, 0)
+        );
     }
 }

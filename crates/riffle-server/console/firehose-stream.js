@@ -157,6 +157,8 @@ export function deliveryStreamPage(main, name) {
       ...fact("Records delivered to S3", c["DeliveryToS3.Records"]),
       ...fact("Bytes delivered to S3", fmtBytes(c["DeliveryToS3.Bytes"])),
       ...(c["DeliveryToRedshift.Success"] ? [...fact("COPY commands to Redshift", c["DeliveryToRedshift.Success"]), ...fact("Rows loaded into Redshift", c["DeliveryToRedshift.Records"])] : []),
+      ...(c.PartitionCount || c.PartitionCountExceeded ? [...fact("Active partitions", c.PartitionCount), ...fact("Partition limit met", c.PartitionCountExceeded ? "yes" : "no")] : []),
+      ...(c["JQProcessing.Duration"] ? fact("JQ processing time", `${c["JQProcessing.Duration"].toFixed(3)} s`) : []),
       ...fact("Failed delivery attempts", c.FailedAttempts),
       ...fact("Throttled records", c.ThrottledRecords),
       ...fact("Data freshness", `${info.dataFreshnessSeconds.toFixed(1)} s`),

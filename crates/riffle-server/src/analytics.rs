@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use riffle_analytics::{AnalyticsError, Ctx, Service};
-use riffle_wire::Encoding;
 
-use crate::ok;
 use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
 
 pub const TARGET_PREFIX: &str = "KinesisAnalytics_20150814";
@@ -57,25 +55,12 @@ impl AwsService for Analytics {
     }
 
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
-        Box::pin(async move {
-            let accepted = match crate::json11::accept(
-                req,
-                shared,
-                |op| self.knows(op),
-                crate::json11::EmptyBody::Refused,
-            ) {
-                Ok(a) => a,
-                Err(response) => return *response,
-            };
-            let ctx = Ctx {
-                region: accepted.region,
-            };
-            let span = tracing::debug_span!("analytics", operation = %accepted.operation);
-            let _enter = span.enter();
-            match self.0.call(&ctx, &accepted.operation, accepted.doc).await {
-                Ok(v) => ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
-                Err(e) => analytics_error(&e),
-            }
-        })
+        Box::pin(crate::json11::exchange(
+            req,
+            shared,
+            move |op| self.knows(op),
+            crate::json11::EmptyBody::Refused,
+            move |region, op, doc| async move { self.0.call(&Ctx { region }, &op, doc).await },
+        ))
     }
 }

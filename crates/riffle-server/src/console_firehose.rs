@@ -6,8 +6,10 @@
 //!
 //! - `counters`: CloudWatch's `IncomingRecords`, `IncomingBytes`,
 //!   `DeliveryToS3.Success` / `.Records` / `.Bytes`,
-//!   `DeliveryToRedshift.*`, `ThrottledRecords`, and `FailedAttempts`
-//!   (delivery attempts that failed and were retried or given up on);
+//!   `DeliveryToRedshift.*`, `ThrottledRecords`, `PartitionCount`,
+//!   `PartitionCountExceeded`, `JQProcessing.Duration` (seconds, summed),
+//!   and `FailedAttempts` (delivery attempts that failed and were retried
+//!   or given up on);
 //! - `dataFreshnessSeconds`: `DeliveryToS3.DataFreshness`, the age of the
 //!   oldest record not yet delivered;
 //! - the buffer: `unreadRecords` (accepted, not yet read by the delivery
@@ -72,9 +74,12 @@ pub fn document(v: &ConsoleView) -> Value {
         ("DeliveryToRedshift.Bytes", s.redshift_bytes),
         ("ThrottledRecords", s.throttled_records),
         ("FailedAttempts", s.failed_attempts),
+        ("PartitionCount", s.partition_count),
+        ("PartitionCountExceeded", s.partition_count_exceeded),
     ] {
         counters.put(k, int(n));
     }
+    counters.put("JQProcessing.Duration", Value::Float(s.jq_seconds));
     let partitions = v
         .fill
         .partitions
@@ -191,7 +196,7 @@ mod tests {
         assert_eq!(
             last,
             format!(
-                r#"{{"DeliveryStreamName":"orders","DeliveryStreamStatus":"ACTIVE","now":1700000000,"failureDescription":"{not_configured}","dataFreshnessSeconds":0,"counters":{{"IncomingRecords":2,"IncomingBytes":6,"DeliveryToS3.Success":0,"DeliveryToS3.Records":0,"DeliveryToS3.Bytes":0,"DeliveryToRedshift.Success":0,"DeliveryToRedshift.Records":0,"DeliveryToRedshift.Bytes":0,"ThrottledRecords":0,"FailedAttempts":0}},"unreadRecords":2,"staged":{{"records":0,"bytes":0}},"partitions":[],"pending":{{"records":0,"bytes":0}},"destinations":[{{"DestinationId":"destinationId-000000000001","type":"ExtendedS3","delivered":true}}]}}"#
+                r#"{{"DeliveryStreamName":"orders","DeliveryStreamStatus":"ACTIVE","now":1700000000,"failureDescription":"{not_configured}","dataFreshnessSeconds":0,"counters":{{"IncomingRecords":2,"IncomingBytes":6,"DeliveryToS3.Success":0,"DeliveryToS3.Records":0,"DeliveryToS3.Bytes":0,"DeliveryToRedshift.Success":0,"DeliveryToRedshift.Records":0,"DeliveryToRedshift.Bytes":0,"ThrottledRecords":0,"FailedAttempts":0,"PartitionCount":0,"PartitionCountExceeded":0,"JQProcessing.Duration":0}},"unreadRecords":2,"staged":{{"records":0,"bytes":0}},"partitions":[],"pending":{{"records":0,"bytes":0}},"destinations":[{{"DestinationId":"destinationId-000000000001","type":"ExtendedS3","delivered":true}}]}}"#
             )
         );
         let missing = stream(&svc, "nope", "us-east-1");

@@ -73,6 +73,9 @@ impl AwsService for Firehose {
     /// | `riffle_firehose_delivery_to_redshift_records_total` | `DeliveryToRedshift.Records` (rows loaded) |
     /// | `riffle_firehose_delivery_to_redshift_bytes_total` | `DeliveryToRedshift.Bytes` |
     /// | `riffle_firehose_throttled_records_total` | `ThrottledRecords` |
+    /// | `riffle_firehose_partition_count` | `PartitionCount` (gauge: partitions open or waiting to be delivered) |
+    /// | `riffle_firehose_partition_count_exceeded` | `PartitionCountExceeded` (gauge: 1 while records meet the active partition limit) |
+    /// | `riffle_firehose_jq_processing_seconds_total` | `JQProcessing.Duration`, summed (with `riffle_firehose_jq_processed_records_total`) |
     ///
     /// Label values are names of delivery streams that exist, so the
     /// series are bounded by the account's streams.
@@ -155,6 +158,30 @@ impl AwsService for Firehose {
                 "Records refused with a throttling error (CloudWatch ThrottledRecords).",
                 Counter,
                 |s| s.throttled_records as f64,
+            ),
+            family(
+                "riffle_firehose_partition_count",
+                "Partitions open or waiting to be delivered (CloudWatch PartitionCount).",
+                G,
+                |s| s.partition_count as f64,
+            ),
+            family(
+                "riffle_firehose_partition_count_exceeded",
+                "1 while records meet the active partition limit, else 0 (CloudWatch PartitionCountExceeded).",
+                G,
+                |s| s.partition_count_exceeded as f64,
+            ),
+            family(
+                "riffle_firehose_jq_processing_seconds_total",
+                "Time spent running MetadataExtraction queries (CloudWatch JQProcessing.Duration, summed).",
+                Counter,
+                |s| s.jq_seconds,
+            ),
+            family(
+                "riffle_firehose_jq_processed_records_total",
+                "Records MetadataExtraction queries ran on.",
+                Counter,
+                |s| s.jq_records as f64,
             ),
         ]
     }

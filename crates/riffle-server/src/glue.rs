@@ -8,8 +8,8 @@ use std::sync::Arc;
 use riffle_glue::{Ctx, GlueError, Service};
 use riffle_wire::Encoding;
 
+use crate::error;
 use crate::platform::{AwsService, BoxFuture, Gauge, Request, Response, Route, Shared};
-use crate::{error, ok};
 
 pub const TARGET_PREFIX: &str = "AWSGlue";
 
@@ -21,10 +21,6 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 pub struct Glue(pub Arc<Service>);
 
 crate::json11::service_error!(GlueError);
-
-fn glue_error(e: &GlueError) -> Response {
-    crate::json11::error_response(e)
-}
 
 impl AwsService for Glue {
     fn name(&self) -> &'static str {
@@ -68,30 +64,13 @@ impl AwsService for Glue {
     }
 
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
-        Box::pin(self.serve(req, shared))
-    }
-}
-
-impl Glue {
-    async fn serve(&self, req: Request, shared: &Shared) -> Response {
-        let accepted = match crate::json11::accept(
+        Box::pin(crate::json11::exchange(
             req,
             shared,
-            |op| self.knows(op),
+            move |op| self.knows(op),
             crate::json11::EmptyBody::NoArguments,
-        ) {
-            Ok(a) => a,
-            Err(response) => return *response,
-        };
-        let ctx = Ctx {
-            region: accepted.region,
-        };
-        let span = tracing::debug_span!("glue", operation = %accepted.operation);
-        let _enter = span.enter();
-        match self.0.call(&ctx, &accepted.operation, accepted.doc).await {
-            Ok(v) => ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
-            Err(e) => glue_error(&e),
-        }
+            move |region, op, doc| async move { self.0.call(&Ctx { region }, &op, doc).await },
+        ))
     }
 }
 

@@ -28,6 +28,32 @@ pub struct Accepted {
     pub region: String,
 }
 
+/// A whole exchange with a service whose operations need only the
+/// request's region: [`accept`], then `call(region, operation, body)`, then
+/// its value or its error as the response.
+pub async fn exchange<E, Fut>(
+    req: Request,
+    shared: &Shared,
+    knows: impl Fn(&str) -> bool,
+    empty: EmptyBody,
+    call: impl FnOnce(String, String, Value) -> Fut,
+) -> Response
+where
+    E: ServiceError,
+    Fut: std::future::Future<Output = Result<Value, E>>,
+{
+    use tracing::Instrument;
+    let a = match accept(req, shared, knows, empty) {
+        Ok(a) => a,
+        Err(response) => return *response,
+    };
+    let span = tracing::debug_span!("call", operation = %a.operation);
+    match call(a.region, a.operation, a.doc).instrument(span).await {
+        Ok(v) => crate::ok(Encoding::Json.content_type(), Encoding::Json.encode(&v)),
+        Err(e) => error_response(&e),
+    }
+}
+
 /// Checks `req` as AWS's JSON 1.1 front does; `Err` is the response to
 /// send instead (boxed: it is large). `knows` says whether an operation
 /// exists.

@@ -38,6 +38,7 @@ pub mod kinesis;
 pub mod metrics;
 pub mod platform;
 pub mod s3;
+pub mod secrets;
 pub mod sts;
 pub mod video;
 
@@ -60,27 +61,32 @@ pub struct App {
     pub console: console::Console,
 }
 
+/// The services' state, one field per service, for [`services`].
+pub struct Backends {
+    pub streams: Arc<riffle_streams::Service>,
+    /// Injected into Data Streams answers (`Faults::default()` injects none).
+    pub faults: faults::Faults,
+    pub firehose: Arc<riffle_firehose::Service>,
+    pub analytics: Arc<riffle_analytics::Service>,
+    pub glue: Arc<riffle_glue::Service>,
+    pub secrets: Arc<riffle_secrets::Service>,
+    pub video: Arc<riffle_video::Service>,
+    pub s3: s3::S3Service,
+}
+
 /// Every service Riffle serves, in routing order: the one registration
 /// list. Data Streams comes first, so it answers requests no service
-/// claims, as the Kinesis endpoint does. `faults` are injected into Data
-/// Streams answers (`Faults::default()` injects none).
-pub fn services(
-    streams: Arc<riffle_streams::Service>,
-    faults: faults::Faults,
-    firehose: Arc<riffle_firehose::Service>,
-    analytics: Arc<riffle_analytics::Service>,
-    glue: Arc<riffle_glue::Service>,
-    video: Arc<riffle_video::Service>,
-    s3: s3::S3Service,
-) -> platform::Services {
+/// claims, as the Kinesis endpoint does.
+pub fn services(b: Backends) -> platform::Services {
     platform::Services::new(vec![
-        Arc::new(kinesis::DataStreams(streams, faults)),
+        Arc::new(kinesis::DataStreams(b.streams, b.faults)),
         Arc::new(sts::Sts),
-        Arc::new(firehose::Firehose(firehose)),
-        Arc::new(analytics::Analytics(analytics)),
-        Arc::new(glue::Glue(glue)),
-        Arc::new(video::Video(video)),
-        Arc::new(s3),
+        Arc::new(firehose::Firehose(b.firehose)),
+        Arc::new(analytics::Analytics(b.analytics)),
+        Arc::new(glue::Glue(b.glue)),
+        Arc::new(secrets::Secrets(b.secrets)),
+        Arc::new(video::Video(b.video)),
+        Arc::new(b.s3),
     ])
 }
 

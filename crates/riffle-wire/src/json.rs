@@ -219,6 +219,22 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// A decoded value as a `serde_json` document (blobs become base64 strings,
+/// timestamps epoch seconds), for handlers that work on JSON documents.
+pub fn to_serde(v: &Value) -> serde_json::Value {
+    serde_json::from_slice(&encode(v)).unwrap_or(serde_json::Value::Null)
+}
+
+/// A `serde_json` document as a value, the inverse of [`to_serde`]; a
+/// response shape then turns base64 strings back into blobs and numbers
+/// into timestamps.
+pub fn from_serde(v: &serde_json::Value) -> Value {
+    serde_json::to_vec(v)
+        .ok()
+        .and_then(|b| decode(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,9 +100,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..riffle_video::Config::default()
     };
     let mut disk_stats = None;
-    let (service, firehose, s3, analytics, glue, video) = match args.storage {
+    let (service, firehose, s3, analytics, (glue, secrets), video) = match args.storage {
         Storage::Memory => {
             let glue = riffle_glue::Service::in_memory(
+                args.account.clone(),
+                clock.clone() as Arc<dyn Clock>,
+            );
+            let secrets = riffle_secrets::Service::in_memory(
                 args.account.clone(),
                 clock.clone() as Arc<dyn Clock>,
             );
@@ -114,7 +118,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
             let s3 = riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>);
             let firehose = riffle_firehose::Service::new(
-                with_catalog(with_embedded_s3(firehose_cfg, &s3.s3, &args)?, &glue),
+                with_catalog(
+                    with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
+                    &glue,
+                    &secrets,
+                ),
                 clock.clone() as Arc<dyn Clock>,
                 MemoryEngine::new(),
                 Some(service.clone()),
@@ -122,7 +130,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let analytics =
                 riffle_analytics::Service::new(analytics_cfg, clock.clone() as Arc<dyn Clock>);
             let video = riffle_video::Service::new(video_cfg, clock.clone() as Arc<dyn Clock>);
-            (service, firehose, s3, analytics, glue, video)
+            (service, firehose, s3, analytics, (glue, secrets), video)
         }
         Storage::Disk => {
             let started = std::time::Instant::now();
@@ -168,6 +176,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 riffle_glue::meta::Meta::new(store.namespace(riffle_glue::meta::NAMESPACE)?)?,
             )
             .context("loading the Glue Data Catalog")?;
+            let secrets = riffle_secrets::Service::open(
+                args.account.clone(),
+                clock.clone() as Arc<dyn Clock>,
+                riffle_secrets::meta::Meta::new(store.namespace(riffle_secrets::meta::NAMESPACE)?)?,
+            )
+            .context("loading Secrets Manager secrets")?;
             // Firehose buffers live in their own logs under `firehose/`.
             let firehose_dir = args.data_dir.join("firehose");
             let firehose_engine: Arc<dyn LogEngine> = DiskEngine::open(
@@ -180,7 +194,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
             .with_context(|| format!("opening {}", firehose_dir.display()))?;
             let firehose = riffle_firehose::Service::open(
-                with_catalog(with_embedded_s3(firehose_cfg, &s3.s3, &args)?, &glue),
+                with_catalog(
+                    with_embedded_s3(firehose_cfg, &s3.s3, &args)?,
+                    &glue,
+                    &secrets,
+                ),
                 clock.clone() as Arc<dyn Clock>,
                 firehose_engine,
                 Some(service.clone()),
@@ -215,7 +233,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "recovered the data directory"
             );
-            (service, firehose, s3, analytics, glue, video)
+            (service, firehose, s3, analytics, (glue, secrets), video)
         }
     };
     let firehose_maintenance = firehose.clone();
@@ -289,18 +307,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lambda,
     });
     let app = Arc::new(App {
-        services: riffle_server::services(
-            service.clone(),
-            faults(&args),
+        services: riffle_server::services(riffle_server::Backends {
+            streams: service.clone(),
+            faults: faults(&args),
             firehose,
             analytics,
             glue,
+            secrets,
             video,
-            riffle_server::s3::S3Service {
+            s3: riffle_server::s3::S3Service {
                 domain: args.s3_domain.clone(),
                 ..s3
             },
-        ),
+        }),
         shared: riffle_server::platform::Shared {
             credentials,
             default_region: args.region.clone(),
@@ -441,13 +460,18 @@ async fn tls_listener(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::R
 }
 
 /// Firehose's record format conversion reads tables from the Glue Data
-/// Catalog this server serves, in process.
+/// Catalog this server serves, and SecretsManagerConfiguration reads its
+/// secrets, in process.
 fn with_catalog(
     mut cfg: riffle_firehose::Config,
     glue: &Arc<riffle_glue::Service>,
+    secrets: &Arc<riffle_secrets::Service>,
 ) -> riffle_firehose::Config {
     cfg.catalog = Some(riffle_firehose::convert::CatalogRef(Arc::new(
         riffle_server::glue::GlueCatalog(glue.clone()),
+    )));
+    cfg.secrets = Some(riffle_firehose::secrets::SecretsRef(Arc::new(
+        riffle_server::secrets::FirehoseSecrets(secrets.clone()),
     )));
     cfg
 }

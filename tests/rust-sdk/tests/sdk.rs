@@ -41,21 +41,28 @@ async fn start() -> Server {
         Some(service.clone()),
     );
     let app = Arc::new(App {
-        services: riffle_server::services(
-            service,
-            Default::default(),
+        services: riffle_server::services(riffle_server::Backends {
+            streams: service,
+            faults: Default::default(),
             firehose,
-            riffle_analytics::Service::new(
+            analytics: riffle_analytics::Service::new(
                 riffle_analytics::Config::default(),
                 clock.clone() as Arc<dyn Clock>,
             ),
-            riffle_glue::Service::in_memory("000000000000".into(), clock.clone() as Arc<dyn Clock>),
-            riffle_video::Service::new(
+            glue: riffle_glue::Service::in_memory(
+                "000000000000".into(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
+            secrets: riffle_secrets::Service::in_memory(
+                "000000000000".into(),
+                clock.clone() as Arc<dyn Clock>,
+            ),
+            video: riffle_video::Service::new(
                 riffle_video::Config::default(),
                 clock.clone() as Arc<dyn Clock>,
             ),
-            riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
-        ),
+            s3: riffle_server::s3::S3Service::in_memory(clock.clone() as Arc<dyn Clock>),
+        }),
         shared: Shared {
             credentials: HashMap::new(),
             default_region: "us-east-1".into(),

@@ -623,6 +623,8 @@ impl Pipeline {
             recs = self.transform(rt, ls, recs, &mut failed).await;
         }
         if let Some(q) = &self.query {
+            let started = std::time::Instant::now();
+            let queried = recs.len() as u64;
             let mut kept = Vec::with_capacity(recs.len());
             for mut r in recs {
                 match q.keys(&r.data) {
@@ -645,6 +647,7 @@ impl Pipeline {
                     Err(_) => kept.push(r),
                 }
             }
+            crate::deliver::report_jq(started.elapsed(), queried);
             recs = kept;
         }
         group(self.dynamic, layout, recs, failed, now)
