@@ -18,7 +18,7 @@ import {
   PutRecordCommand,
 } from "@aws-sdk/client-firehose";
 import { CreateStreamCommand } from "@aws-sdk/client-kinesis";
-import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 
 import { ACCOUNT, CREDENTIALS, REGION, Riffle } from "./harness.mjs";
 import { CONSOLE, skip, launch, until, shoot } from "./console-harness.mjs";
@@ -336,6 +336,12 @@ describe("the Firehose pages on a server that checks signatures", { skip }, () =
       [CREDENTIALS.accessKeyId, "host", "3600"],
     );
     assert.deepEqual(await download(page, 'table.objects[aria-label=Objects] tr[data-key^="data/"] a[download]'), Buffer.from("signed in the browser"));
+    // Keys with characters SigV4 encodes: the page's links still verify.
+    const odd = "customer=ann/a b+c~(1)!*'é.txt";
+    await s3.send(new PutObjectCommand({ Bucket: "signed-bucket", Key: odd, Body: "odd key" }));
+    const oddUrl = await page.evaluate(async (key) => (await import("./s3.js")).downloadUrl("signed-bucket", key), odd);
+    const oddGet = await fetch(oddUrl);
+    assert.deepEqual([oddGet.status, await oddGet.text()], [200, "odd key"]);
     // The server checks the link: changed, it is refused.
     u.searchParams.set("X-Amz-Expires", "3601");
     const tampered = await fetch(u);

@@ -35,7 +35,8 @@
 //!   PostgreSQL server standing in for the cluster
 //!   ([`redshift::copy`] reads the data as Redshift's CopyOptions say).
 //! - [`stats`]: per delivery stream counters for `/metrics`, after
-//!   CloudWatch's Firehose metrics.
+//!   CloudWatch's Firehose metrics, and what each delivery task holds
+//!   ([`stats::Fill`]), which [`Service::console_view`] shows the console.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
