@@ -11,13 +11,13 @@ const HISTORY = 300; // seconds of counters kept for the charts
 const MAX_OBJECTS = 50;
 
 /** The part of an S3 key prefix before its first expression (`!{...}`). */
-export function staticPrefix(p) {
+function staticPrefix(p) {
   const i = (p || "").indexOf("!{");
   return i < 0 ? p || "" : p.slice(0, i);
 }
 
 /** The hints a destination buffers by, wherever its type keeps them. */
-function hintsOf(type, d) {
+function hintsOf(d) {
   const b = d.BufferingHints || d.S3DestinationDescription?.BufferingHints || {};
   return { sizeBytes: (b.SizeInMBs ?? 5) * 1024 * 1024, intervalSecs: b.IntervalInSeconds ?? 300, known: !!(d.BufferingHints || d.S3DestinationDescription) };
 }
@@ -105,14 +105,15 @@ export function deliveryStreamPage(main, name) {
   let desc = null;
   let info = null;
   let lastDescJson = "";
+  let lastFailure = "";
 
   // Buffer fill.
-  const fillSummary = h("p", { class: "muted", "aria-live": "polite" });
+  const fillSummary = h("p", { class: "muted" });
   const fillBody = h("tbody");
   const renderFill = () => {
     if (!desc || !info) return;
-    const { type, d } = firstDestination(desc);
-    const hints = hintsOf(type, d);
+    const { d } = firstDestination(desc);
+    const hints = hintsOf(d);
     const parts = info.partitions;
     const inParts = parts.reduce((n, p) => n + p.records, 0);
     fillSummary.textContent =
@@ -245,11 +246,16 @@ export function deliveryStreamPage(main, name) {
       status.textContent = desc.DeliveryStreamStatus;
       status.className = `status status-${desc.DeliveryStreamStatus}`;
       const f = desc.FailureDescription;
-      failure.replaceChildren(
-        ...(f
-          ? [h("div", { class: "error failure", role: "alert", "data-failure-type": f.Type }, h("strong", {}, "Delivery is failing "), h("span", { class: "muted" }, `(${f.Type})`), h("p", { class: "details" }, f.Details))]
-          : []),
-      );
+      // Redrawn (and announced) only when it changes.
+      const fj = JSON.stringify(f ?? null);
+      if (fj !== lastFailure) {
+        lastFailure = fj;
+        failure.replaceChildren(
+          ...(f
+            ? [h("div", { class: "error failure", role: "alert", "data-failure-type": f.Type }, h("strong", {}, "Delivery is failing "), h("span", { class: "muted" }, `(${f.Type})`), h("p", { class: "details" }, f.Details))]
+            : []),
+        );
+      }
       const dj = JSON.stringify({ ...desc, FailureDescription: null, DeliveryStreamStatus: null });
       if (dj !== lastDescJson) {
         lastDescJson = dj;
