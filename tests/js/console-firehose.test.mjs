@@ -243,7 +243,7 @@ describe("the Firehose pages, read-write", { skip }, () => {
       }),
     );
     const records = ['{"customer":"ann","n":1}', '{"customer":"bob","n":2}', '{"customer":"ann","n":3}'];
-    await fh.send(new PutRecordBatchCommand({ DeliveryStreamName: name, Records: records.map((r) => ({ Data: Buffer.from(r) })) }));
+    await fh.send(new PutRecordBatchCommand({ DeliveryStreamName: name, Records: [...records, "not json"].map((r) => ({ Data: Buffer.from(r) })) }));
     await page.goto(`${server.endpoint}/_riffle/console/#/firehose/${name}`);
     const parts = await until(
       async () => {
@@ -256,6 +256,12 @@ describe("the Firehose pages, read-write", { skip }, () => {
       ["partitionKeyFromQuery:customer=ann", "2", String(records[0].length + records[2].length)],
       ["partitionKeyFromQuery:customer=bob", "1", String(records[1].length)],
     ]);
+    // The record the query could not read is in the error output, linked.
+    const errorLink = 'table.objects[aria-label="Error objects"] tr[data-key^="customers-errors/"] a[download]';
+    const errorKey = await (await page.waitForSelector(errorLink, { timeout: 20000 })).evaluate((a) => a.closest("tr").dataset.key);
+    const errorBytes = await objectBytes(s3, "archive", errorKey);
+    assert.match(errorBytes.toString(), /"rawData":"bm90IGpzb24="/);
+    assert.deepEqual(await download(page, errorLink), errorBytes);
     await until(async () => (await page.textContent('dd[data-counter="Active partitions"]').catch(() => "")) === "2", "PartitionCount 2");
     assert.deepEqual(await page.$$eval(".destination dl.facts dt", (dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent]).filter(([k]) => ["Processing", "Dynamic partitioning"].includes(k))), [
       ["Processing", "MetadataExtraction"],
