@@ -4,11 +4,10 @@
 // the screenshots in docs/console/.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
@@ -20,45 +19,11 @@ import {
 } from "@aws-sdk/client-kinesis";
 
 import { CREDENTIALS, Riffle, catchError } from "./harness.mjs";
+import { CONSOLE, ROOT, skip, launch, until, shoot } from "./console-harness.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "..", "..");
-const CONSOLE = join(ROOT, "crates", "riffle-server", "console");
-const SHOTS = join(ROOT, "docs", "console");
-const CHROMIUM = "/usr/bin/chromium";
 const require = createRequire(import.meta.url);
-const skip = !existsSync(CHROMIUM) && `${CHROMIUM} is missing (scripts/test installs Debian's chromium)`;
 const VERSION = readFileSync(join(ROOT, "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
 const HALF = (2n ** 127n - 1n).toString();
-
-async function launch() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-}
-
-/** Waits until `fn` returns a truthy value (or throws with the last value). */
-async function until(fn, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
-}
-
-/** Light and dark screenshots of the page as it is. */
-async function shoot(page, name, fullPage = false) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    await sleep(150);
-    await page.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`), fullPage });
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-}
 
 /** The live tail's rows: shard, partition key and decoded data. */
 function tailRows(page) {

@@ -284,7 +284,7 @@ pub fn plan(s: &DeliveryStream, ctx: PlanCtx<'_>) -> Plan {
             Err(reason) => Plan::NotConfigured(reason),
         };
     }
-    if !matches!(d.kind, Kind::ExtendedS3 | Kind::Redshift) {
+    if !d.kind.delivers() {
         return Plan::Idle;
     }
     let Some(sink) = sink else {
@@ -363,6 +363,9 @@ const BACKOFF_MAX_MS: i64 = 60_000;
 /// While a lane waits to retry, reading stops once the writes owed hold
 /// this many buffers (size hints) of records.
 const HOLD_WHILE_RETRYING: usize = 4;
+/// How often, at most, a busy task publishes what it holds (an idle one
+/// publishes before it waits).
+const FILL_EVERY: Duration = Duration::from_millis(100);
 /// Records read from a Kinesis source at a time.
 const KINESIS_READ: usize = 1000;
 
@@ -528,6 +531,54 @@ impl Flow {
         stage.into_iter().chain(parts).chain(jobs).min()
     }
 
+    /// What the flow holds, for the console; `read_offset` is where the
+    /// task reads its buffer next (DirectPut).
+    fn fill(&self, read_offset: Option<u64>) -> crate::stats::Fill {
+        use crate::stats::{Held, PartitionFill};
+        let held = |b: &Batch| Held {
+            records: b.records.len() as u64,
+            bytes: b.bytes as u64,
+            oldest_ms: if b.records.is_empty() {
+                0
+            } else {
+                b.first_arrival_ms
+            },
+        };
+        let mut partitions: Vec<PartitionFill> = self
+            .parts
+            .iter()
+            .map(|(k, p)| PartitionFill {
+                keys: [
+                    ("partitionKeyFromQuery", &k.query),
+                    ("partitionKeyFromLambda", &k.lambda),
+                ]
+                .into_iter()
+                .flat_map(|(ns, m)| m.iter().map(move |(k, v)| (format!("{ns}:{k}"), v.clone())))
+                .collect(),
+                held: held(&p.batch),
+                opened_ms: p.opened_ms,
+            })
+            .collect();
+        partitions.sort_by(|a, b| (a.opened_ms, &a.keys).cmp(&(b.opened_ms, &b.keys)));
+        let mut pending = Held::default();
+        for j in &self.jobs {
+            pending.records += j.seqs().len() as u64;
+            if let Job::Deliver(b) | Job::Backup(b) = j {
+                pending.bytes += b.bytes as u64;
+            }
+            let first = j.first_arrival_ms();
+            if pending.oldest_ms == 0 || first < pending.oldest_ms {
+                pending.oldest_ms = first;
+            }
+        }
+        crate::stats::Fill {
+            read_offset,
+            staged: held(&self.stage),
+            partitions,
+            pending,
+        }
+    }
+
     fn largest_part(&self) -> usize {
         self.parts
             .values()
@@ -612,6 +663,7 @@ impl Task {
         };
         let mut flow = Flow::default();
         let mut cached: Option<(u64, Arc<dyn Destination>)> = None;
+        let mut published: Option<std::time::Instant> = None;
         loop {
             let Some(svc) = self.svc.upgrade() else {
                 return;
@@ -663,6 +715,10 @@ impl Task {
             let hints = dest.hints();
             let lambda = dest.front().and_then(crate::process::Front::lambda_hints);
             self.cell.stats.holding(flow.oldest_ms(), flow.active());
+            if published.is_none_or(|t| t.elapsed() >= FILL_EVERY) {
+                self.publish_fill(&flow, &input);
+                published = Some(std::time::Instant::now());
+            }
             // Process what the Lambda processor's buffer (or, without
             // one, the last read) holds.
             let n = flow.stage_due(lambda, now);
@@ -812,6 +868,8 @@ impl Task {
                 Some(t) => Duration::from_millis((t - now).max(1) as u64).min(tick),
             };
             drop(svc);
+            self.publish_fill(&flow, &input);
+            published = Some(std::time::Instant::now());
             let wake = matches!(input, Input::Buffer { .. }).then_some(&mut watch);
             if !self.pause(wait, wake).await {
                 return;
@@ -863,6 +921,7 @@ impl Task {
             let now = svc.now_ms();
             let attempts = flow.retry.get(&lane).map_or(0, |f| f.attempts) + 1;
             let mut text = failure_text(&e, attempts);
+            self.cell.stats.failed_attempt();
             if now - flow.jobs[i].first_arrival_ms() <= RETENTION_MS {
                 tracing::warn!(stream = %self.key.1, code = %e.code, message = %e.message, attempts, "delivery failed; retrying");
                 self.cell.set_failure(Some(text));
@@ -894,6 +953,15 @@ impl Task {
             flow.release(job.seqs());
         }
         ran
+    }
+
+    /// Publishes what the task holds, for the console's buffer fill.
+    fn publish_fill(&self, flow: &Flow, input: &Input) {
+        let read_offset = match input {
+            Input::Buffer { pos } => Some(*pos),
+            Input::Kinesis { .. } => None,
+        };
+        self.cell.stats.set_fill(flow.fill(read_offset));
     }
 
     /// Moves the checkpoint past every read whose records were all

@@ -35,7 +35,8 @@
 //!   PostgreSQL server standing in for the cluster
 //!   ([`redshift::copy`] reads the data as Redshift's CopyOptions say).
 //! - [`stats`]: per delivery stream counters for `/metrics`, after
-//!   CloudWatch's Firehose metrics.
+//!   CloudWatch's Firehose metrics, and what each delivery task holds
+//!   ([`stats::Fill`]), which [`Service::console_view`] shows the console.
 //! - [`error::FirehoseError`] maps every failure to AWS's `__type`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -318,6 +319,35 @@ impl Service {
             .collect()
     }
 
+    /// What the console shows of a delivery stream that no AWS API
+    /// reports: its counters and what its delivery task holds. `None`
+    /// when it does not exist.
+    pub fn console_view(&self, key: &StreamKey) -> Option<ConsoleView> {
+        let cell = self.cell(key)?;
+        let now_ms = self.now_ms();
+        let stream = cell.snapshot(now_ms);
+        if registry::is_gone(&stream, now_ms) {
+            return None;
+        }
+        let fill = cell.stats.fill();
+        // A task that has not read yet starts at the checkpoint.
+        let unread_records = match (&stream.source, fill.read_offset) {
+            (state::Source::Kinesis { .. }, _) => 0,
+            (_, at) => cell
+                .buffer
+                .next_offset()
+                .saturating_sub(at.unwrap_or(cell.delivered_offset().max(1))),
+        };
+        Some(ConsoleView {
+            stats: cell.stats.snapshot(now_ms),
+            failure: cell.failure(),
+            stream,
+            fill,
+            unread_records,
+            now_ms,
+        })
+    }
+
     /// Ids grow with time, so a delivery stream created after a restart
     /// never takes the buffer log of one deleted before it.
     pub(crate) fn next_log_id(&self) -> u64 {
@@ -348,6 +378,19 @@ impl Service {
         let input = shape::operation_input(model::OPERATIONS, operation, body)?;
         ops::dispatch(self, ctx, operation, Value::Map(input)).await
     }
+}
+
+/// See [`Service::console_view`].
+pub struct ConsoleView {
+    pub stream: Arc<state::DeliveryStream>,
+    pub stats: stats::Snapshot,
+    pub fill: stats::Fill,
+    /// Records accepted and not yet read by the delivery task (DirectPut).
+    pub unread_records: u64,
+    /// FailureDescription's text, when delivery is failing.
+    pub failure: Option<String>,
+    /// The service's clock.
+    pub now_ms: i64,
 }
 
 /// Converts a validated body into an operation's input type.

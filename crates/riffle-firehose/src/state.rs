@@ -104,6 +104,12 @@ impl Kind {
         }
     }
 
+    /// Whether Riffle delivers records to this type of destination; the
+    /// others are stored and described, and their records stay buffered.
+    pub fn delivers(self) -> bool {
+        matches!(self, Kind::ExtendedS3 | Kind::Redshift | Kind::HttpEndpoint)
+    }
+
     /// OpenSearch-family destinations only change into their own type.
     pub fn is_search(self) -> bool {
         matches!(

@@ -1,7 +1,9 @@
 //! Per delivery stream counters, reported on `/metrics` under names that
-//! follow CloudWatch's `AWS/Firehose` metrics.
+//! follow CloudWatch's `AWS/Firehose` metrics, and what the delivery task
+//! holds ([`Fill`]), for the console's buffer view.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A delivery stream's counters, kept in its registry cell (they start at
 /// zero when the server starts and go away with the stream).
@@ -34,6 +36,11 @@ pub struct Stats {
     /// Arrival (ms) of the oldest record the delivery task holds; 0 when
     /// it holds none. Gives CloudWatch `DeliveryToS3.DataFreshness`.
     pub oldest_undelivered_ms: AtomicI64,
+    /// Delivery attempts that failed (each is retried or, past 24 hours,
+    /// given up on).
+    pub failed_attempts: AtomicU64,
+    /// What the delivery task held when it last looked.
+    fill: Mutex<Fill>,
     /// CloudWatch `PartitionCount`: partitions open or waiting to be
     /// delivered.
     pub partition_count: AtomicU64,
@@ -44,6 +51,42 @@ pub struct Stats {
     /// MetadataExtraction query, in nanoseconds, and the records it ran on.
     pub jq_nanos: AtomicU64,
     pub jq_records: AtomicU64,
+}
+
+/// Records held together: how many, their data bytes, and the arrival
+/// (ms) of the oldest (0 when none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    pub records: u64,
+    pub bytes: u64,
+    pub oldest_ms: i64,
+}
+
+/// One partition's buffer: records processed and waiting for the size or
+/// interval hint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionFill {
+    /// The partition's keys (`partitionKeyFromQuery:<k>` or
+    /// `partitionKeyFromLambda:<k>`, and its value); empty without
+    /// dynamic partitioning.
+    pub keys: Vec<(String, String)>,
+    pub held: Held,
+    /// When its buffering interval started (ms).
+    pub opened_ms: i64,
+}
+
+/// What a delivery task holds between its source and its destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fill {
+    /// The buffer offset the task reads next (DirectPut); records from it
+    /// on are still in the buffer, unread.
+    pub read_offset: Option<u64>,
+    /// Read and waiting for processing (a Lambda processor's buffer).
+    pub staged: Held,
+    /// Partitions filling up, oldest interval first.
+    pub partitions: Vec<PartitionFill>,
+    /// Writes due: being stored, or waiting for a retry.
+    pub pending: Held,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -58,6 +101,7 @@ pub struct Snapshot {
     pub redshift_records: u64,
     pub redshift_bytes: u64,
     pub throttled_records: u64,
+    pub failed_attempts: u64,
     /// Age in seconds of the oldest undelivered record (0 when none).
     pub data_freshness_secs: f64,
     pub partition_count: u64,
@@ -103,6 +147,19 @@ impl Stats {
         self.jq_records.fetch_add(records, Ordering::Relaxed);
     }
 
+    pub(crate) fn failed_attempt(&self) {
+        self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_fill(&self, fill: Fill) {
+        *self.fill.lock().unwrap_or_else(|p| p.into_inner()) = fill;
+    }
+
+    /// What the delivery task held when it last published it.
+    pub fn fill(&self) -> Fill {
+        self.fill.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn snapshot(&self, now_ms: i64) -> Snapshot {
         let oldest = self.oldest_undelivered_ms.load(Ordering::Relaxed);
         Snapshot {
@@ -115,6 +172,7 @@ impl Stats {
             redshift_records: self.redshift_records.load(Ordering::Relaxed),
             redshift_bytes: self.redshift_bytes.load(Ordering::Relaxed),
             throttled_records: self.throttled_records.load(Ordering::Relaxed),
+            failed_attempts: self.failed_attempts.load(Ordering::Relaxed),
             data_freshness_secs: if oldest == 0 {
                 0.0
             } else {

@@ -7,6 +7,8 @@ import { streamsPage } from "./streams.js";
 import { streamPage } from "./stream.js";
 import { serverPage } from "./server.js";
 import { videoStreamsPage, videoStreamPage } from "./video.js";
+import { firehosePage } from "./firehose.js";
+import { deliveryStreamPage } from "./firehose-stream.js";
 
 const main = document.getElementById("main");
 let current = null; // the page's cleanup
@@ -60,6 +62,7 @@ async function route() {
   if (parts[0] === "server") current = serverPage(main);
   else if (parts[0] === "video") current = parts[1] ? videoStreamPage(main, parts[1]) : videoStreamsPage(main);
   else if (parts[0] === "streams" && parts[1]) current = streamPage(main, parts[1]);
+  else if (parts[0] === "firehose") current = parts[1] ? deliveryStreamPage(main, parts[1]) : firehosePage(main);
   else current = streamsPage(main);
 }
 
@@ -83,7 +86,7 @@ async function start() {
 
 window.addEventListener("hashchange", () => state.server && route());
 
-// g s / g m move between pages; / focuses the page's filter; n opens the
+// g s / g m / g f move between pages; / focuses the page's filter; n opens the
 // create form. Keys typed into fields are left alone.
 let pendingG = false;
 document.addEventListener("keydown", (e) => {
@@ -94,6 +97,7 @@ document.addEventListener("keydown", (e) => {
     if (e.key === "s") location.hash = "#/streams";
     if (e.key === "m") location.hash = "#/server";
     if (e.key === "v") location.hash = "#/video";
+    if (e.key === "f") location.hash = "#/firehose";
     return;
   }
   if (e.key === "g") pendingG = true;

@@ -81,13 +81,20 @@ export async function sign({ method, url, headers = {}, body = "", credentials, 
   };
 }
 
+/** A path whose segments are percent-encoded as S3's SigV4 wants them (`/` kept). */
+export function s3Path(bucket, key = "") {
+  return "/" + [bucket, ...(key ? key.split("/") : [])].map(uriEncode).join("/");
+}
+
 /**
  * `url` presigned: the SigV4 query parameters (`X-Amz-Algorithm`, ...,
- * `X-Amz-Signature`) added, valid for `expires` seconds, for a request
- * that can send no headers of its own (an EventSource). `headers` are the
- * other headers signed besides `host`.
+ * `X-Amz-Signature`) added, valid for `expires` seconds from `date`, for
+ * a request that can send no headers of its own (a download link, an
+ * EventSource). `headers` are the other headers signed besides `host`.
+ * S3 signs such requests over an unsigned payload (its path must already
+ * be encoded, see `s3Path`), other services over the body's hash.
  */
-export async function presign({ method = "GET", url, headers = {}, body = "", credentials, region, service, expires = 300, date = new Date() }) {
+export async function presign({ method = "GET", url, headers = {}, body = "", credentials, region, service = "s3", expires = 300, date = new Date() }) {
   const u = new URL(url);
   const stamp = amzDate(date);
   const hs = canonicalHeaders(u, headers);
@@ -97,7 +104,9 @@ export async function presign({ method = "GET", url, headers = {}, body = "", cr
   u.searchParams.append("X-Amz-Date", stamp);
   u.searchParams.append("X-Amz-Expires", String(expires));
   u.searchParams.append("X-Amz-SignedHeaders", hs.signed);
-  const canonical = [method, u.pathname || "/", canonicalQuery(u), hs.lines, hs.signed, await sha256Hex(body)].join("\n");
-  u.searchParams.append("X-Amz-Signature", (await signature({ canonical, stamp, credentials, region, service })).signature);
+  const payload = service === "s3" ? "UNSIGNED-PAYLOAD" : await sha256Hex(body);
+  const canonical = [method, u.pathname || "/", canonicalQuery(u), hs.lines, hs.signed, payload].join("\n");
+  const { signature: sig } = await signature({ canonical, stamp, credentials, region, service });
+  u.search = `${canonicalQuery(u)}&X-Amz-Signature=${sig}`;
   return u.href;
 }

@@ -1,17 +1,20 @@
 // Data Streams: the list, creating and deleting streams.
 
 import { call, all } from "./api.js";
-import { h, showError, fmtTime, createCard, confirmDelete, listPage } from "./ui.js";
+import { h, fmtTime, confirmThen, createCard, listPage } from "./ui.js";
 
 /** Deletes `name` after the user types its name; resolves true when deleted. */
 export function deleteStream(name, slot) {
-  return confirmDelete({
-    name,
-    body: "The stream, its shards and all their records are deleted. This cannot be undone.",
-    confirmLabel: "Delete stream",
-    remove: () => call("DeleteStream", { StreamName: name, EnforceConsumerDeletion: true }),
+  return confirmThen(
+    {
+      title: `Delete ${name}?`,
+      body: "The stream, its shards and all their records are deleted. This cannot be undone.",
+      confirmLabel: "Delete stream",
+      typed: name,
+    },
+    () => call("DeleteStream", { StreamName: name, EnforceConsumerDeletion: true }),
     slot,
-  });
+  );
 }
 
 function createForm(onCreated) {
@@ -23,53 +26,46 @@ function createForm(onCreated) {
     shardsLabel.hidden = mode.value === "ON_DEMAND";
     shards.required = mode.value !== "ON_DEMAND";
   });
-  return createCard({
+  const card = createCard({
     title: "Create stream",
-    fields: [h("label", {}, "Name", name), h("label", {}, "Capacity mode", mode), shardsLabel],
-    create: async () => {
+    fields: [h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Capacity mode", mode), shardsLabel)],
+    first: name,
+    submit: async () => {
       const input = { StreamName: name.value.trim() };
       if (mode.value === "ON_DEMAND") input.StreamModeDetails = { StreamMode: "ON_DEMAND" };
       else input.ShardCount = Number(shards.value);
       await call("CreateStream", input);
-      return input.StreamName;
+      card.form.reset();
+      onCreated(input.StreamName);
     },
-    onCreated,
   });
+  return card;
 }
 
 export function streamsPage(main) {
-  const slot = h("div", { class: "slot" });
-  const create = createForm(() => load());
   const page = listPage(main, {
     title: "Data Streams",
-    label: "Streams",
+    filterLabel: "Filter streams",
+    tableLabel: "Streams",
     columns: ["Name", "Status", "Open shards", "Mode", "Retention", "Created", ""],
-    nameOf: (r) => r.StreamName,
-    row: (r) =>
+    attr: "data-stream",
+    name: (r) => r.StreamName,
+    cells: (r, slot) => [
+      h("td", {}, h("a", { href: `#/streams/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
+      h("td", {}, h("span", { class: `status status-${r.StreamStatus}` }, r.StreamStatus)),
+      h("td", { class: "num" }, r.OpenShardCount ?? ""),
+      h("td", {}, r.StreamModeDetails?.StreamMode ?? ""),
+      h("td", { class: "num" }, r.RetentionPeriodHours !== undefined ? `${r.RetentionPeriodHours} h` : ""),
+      h("td", {}, fmtTime(r.StreamCreationTimestamp)),
       h(
-        "tr",
-        { "data-stream": r.StreamName },
-        h("td", {}, h("a", { href: `#/streams/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
-        h("td", {}, h("span", { class: `status status-${r.StreamStatus}` }, r.StreamStatus)),
-        h("td", { class: "num" }, r.OpenShardCount ?? ""),
-        h("td", {}, r.StreamModeDetails?.StreamMode ?? ""),
-        h("td", { class: "num" }, r.RetentionPeriodHours !== undefined ? `${r.RetentionPeriodHours} h` : ""),
-        h("td", {}, fmtTime(r.StreamCreationTimestamp)),
-        h(
-          "td",
-          {},
-          h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteStream(r.StreamName, slot).then((d) => d && load()) }, "Delete"),
-        ),
+        "td",
+        {},
+        h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteStream(r.StreamName, slot).then((d) => d && page.reload()) }, "Delete"),
       ),
-    create,
-    slot,
-    empty: ["No stream matches.", "No streams yet."],
-  });
-  let stopped = false;
-  const load = async () => {
-    try {
+    ],
+    fetch: async () => {
       const summaries = await all("ListStreams", {}, "StreamSummaries");
-      const rows = await Promise.all(
+      return Promise.all(
         summaries.map(async (s) => {
           try {
             const d = await call("DescribeStreamSummary", { StreamName: s.StreamName });
@@ -79,16 +75,11 @@ export function streamsPage(main) {
           }
         }),
       );
-      rows.sort((a, b) => a.StreamName.localeCompare(b.StreamName));
-      page.show(rows);
-    } catch (e) {
-      showError(slot, e);
-    }
-  };
-  load();
-  const timer = setInterval(() => !stopped && load(), 3000);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
+    },
+    create: createForm(() => page.reload()),
+    createLabel: "Create stream",
+    empty: "No streams yet.",
+    noMatch: "No stream matches.",
+  });
+  return page.stop;
 }

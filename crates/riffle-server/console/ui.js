@@ -88,107 +88,6 @@ export function confirmDialog({ title, body, confirmLabel, typed }) {
   });
 }
 
-/**
- * A create form in a card, hidden until `open()`: `fields` (labels) in a
- * row, an error slot, Cancel and Create. On submit `create()` runs; when
- * it resolves the form hides and resets and `onCreated(result)` runs,
- * else its error shows in the form.
- */
-export function createCard({ title, fields, create, onCreated }) {
-  const error = h("div", { class: "slot" });
-  const form = h(
-    "form",
-    { class: "card create", "aria-label": title, hidden: true },
-    h("h2", {}, title),
-    h("div", { class: "row" }, ...fields),
-    error,
-    h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
-      h("button", { type: "submit", class: "primary" }, "Create"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try {
-      const out = await create();
-      showError(error, null);
-      form.hidden = true;
-      form.reset();
-      onCreated?.(out);
-    } catch (err) {
-      showError(error, err);
-    }
-  });
-  const open = () => {
-    form.hidden = false;
-    form.querySelector("input, select")?.focus();
-  };
-  return { form, open };
-}
-
-/**
- * Deletes `name` with `remove()` once the user has typed the name; its
- * error shows in `slot`. Resolves true when deleted.
- */
-export async function confirmDelete({ name, body, confirmLabel, remove, slot }) {
-  if (!(await confirmDialog({ title: `Delete ${name}?`, body, confirmLabel, typed: name }))) return false;
-  try {
-    await remove();
-    showError(slot, null);
-    return true;
-  } catch (e) {
-    showError(slot, e);
-    return false;
-  }
-}
-
-/**
- * A list page in `main`: a title with a filter (focused by `/`) and, with
- * `create` (a createCard), a Create button (`n`); the create form, `slot`,
- * and a table of `columns` (those in `numeric` right-aligned), a row a
- * resource by `row(resource)`. `show(list)` fills it; the filter matches
- * `nameOf(resource)`; `empty` is [no match, none at all].
- */
-export function listPage(main, { title, label, columns, numeric = [], nameOf, row, create, slot, empty }) {
-  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": `Filter ${label.toLowerCase()}` });
-  const body = h("tbody");
-  let rows = [];
-  const render = () => {
-    const f = filter.value.trim().toLowerCase();
-    const shown = rows.filter((r) => nameOf(r).toLowerCase().includes(f));
-    body.replaceChildren(
-      ...(shown.length ? shown.map(row) : [h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, rows.length ? empty[0] : empty[1]))]),
-    );
-  };
-  filter.addEventListener("input", render);
-  main.append(
-    h(
-      "div",
-      { class: "title" },
-      h("h1", {}, title),
-      h("span", { class: "spacer" }),
-      filter,
-      create ? h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, "Create stream") : null,
-    ),
-    create?.form ?? null,
-    slot,
-    h(
-      "table",
-      { class: "list", "aria-label": label },
-      h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { scope: "col", class: numeric.includes(c) ? "num" : null }, c)))),
-      body,
-    ),
-  );
-  return {
-    show: (list) => {
-      rows = list;
-      render();
-    },
-  };
-}
-
 /** The page's colours, for charts. */
 export function themeColours() {
   const cs = getComputedStyle(document.documentElement);
@@ -228,6 +127,110 @@ export function timeChart(el, labels, { yLabel = "", span = 60 } = {}) {
       window.removeEventListener("resize", resize);
       scheme.removeEventListener("change", build);
       plot.destroy();
+    },
+  };
+}
+
+/**
+ * Asks with `confirmDialog(ask)`, then runs `action`; its error (or none)
+ * is shown in `slot`. Resolves true once the action succeeded.
+ */
+export async function confirmThen(ask, action, slot) {
+  if (!(await confirmDialog(ask))) return false;
+  try {
+    await action();
+    showError(slot, null);
+    return true;
+  } catch (e) {
+    showError(slot, e);
+    return false;
+  }
+}
+
+/**
+ * A create form in a card, hidden until opened: `fields` are its rows;
+ * `submit()` makes the call (its error is shown in the form, which stays
+ * open). Returns { form, open }; `onOpen` runs each time it opens.
+ */
+export function createCard({ title, fields, first, submit, onOpen }) {
+  const error = h("div", { class: "slot" });
+  const form = h(
+    "form",
+    { class: "card create", "aria-label": title, hidden: true },
+    h("h2", {}, title),
+    ...fields,
+    error,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
+      h("button", { type: "submit", class: "primary" }, "Create"),
+    ),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await submit(error);
+      showError(error, null);
+      form.hidden = true;
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+  return { form, open: () => ((form.hidden = false), first.focus(), onOpen?.(error)) };
+}
+
+/**
+ * A page listing resources, reloaded every 3 s: a title, a filter (`/`)
+ * on `name(row)`, the create button (`n`) when `create` is given, and a
+ * table whose rows carry `attr` = the name and `cells(row, slot)`. Returns
+ * { stop, reload }.
+ */
+export function listPage(main, { title, filterLabel, tableLabel, columns, attr, name, cells, fetch, create, createLabel, aside, empty, noMatch }) {
+  const slot = h("div", { class: "slot" });
+  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": filterLabel });
+  const body = h("tbody");
+  let rows = [];
+  let stopped = false;
+  const render = () => {
+    const f = filter.value.trim().toLowerCase();
+    const shown = rows.filter((r) => name(r).toLowerCase().includes(f));
+    body.replaceChildren(
+      ...(shown.length
+        ? shown.map((r) => h("tr", { [attr]: name(r) }, ...cells(r, slot)))
+        : [h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, rows.length ? noMatch : empty))]),
+    );
+  };
+  filter.addEventListener("input", render);
+  const reload = async () => {
+    try {
+      rows = await fetch();
+      rows.sort((a, b) => name(a).localeCompare(name(b)));
+      if (!stopped) render();
+    } catch (e) {
+      showError(slot, e);
+    }
+  };
+  main.append(
+    h(
+      "div",
+      { class: "title" },
+      h("h1", {}, title),
+      h("span", { class: "spacer" }),
+      filter,
+      create ? h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, createLabel) : aside,
+    ),
+    ...(create ? [create.form] : []),
+    slot,
+    h("table", { class: "list", "aria-label": tableLabel }, h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { scope: "col" }, c)))), body),
+  );
+  reload();
+  const timer = setInterval(() => !stopped && reload(), 3000);
+  return {
+    reload,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
     },
   };
 }

@@ -5,7 +5,7 @@
 
 import { state, answer } from "./api.js";
 import { sign } from "./sigv4.js";
-import { h, showError, fmtTime, createCard, confirmDelete, listPage } from "./ui.js";
+import { h, showError, fmtTime, createCard, confirmThen, listPage } from "./ui.js";
 import { fragmentTimeline } from "./video-timeline.js";
 
 const HLS_MODULE = "./vendor/hls.light.min.mjs";
@@ -39,13 +39,16 @@ const retention = (hours) => (hours ? `${hours} h` : "none");
 
 /** Deletes the stream after the user types its name; resolves true when deleted. */
 function deleteVideoStream(info, slot) {
-  return confirmDelete({
-    name: info.StreamName,
-    body: "The stream and all its fragments are deleted. This cannot be undone.",
-    confirmLabel: "Delete stream",
-    remove: () => videoCall("deleteStream", { StreamARN: info.StreamARN }),
+  return confirmThen(
+    {
+      title: `Delete ${info.StreamName}?`,
+      body: "The stream and all its fragments are deleted. This cannot be undone.",
+      confirmLabel: "Delete stream",
+      typed: info.StreamName,
+    },
+    () => videoCall("deleteStream", { StreamARN: info.StreamARN }),
     slot,
-  });
+  );
 }
 
 function createForm(onCreated) {
@@ -53,60 +56,57 @@ function createForm(onCreated) {
   const media = h("input", { name: "MediaType", value: "video/h264", placeholder: "optional", autocomplete: "off" });
   const hours = h("input", { name: "DataRetentionInHours", type: "number", min: 0, max: 87600, value: 24, required: true });
   const device = h("input", { name: "DeviceName", placeholder: "optional", autocomplete: "off" });
-  return createCard({
+  const card = createCard({
     title: "Create video stream",
     fields: [
-      h("label", {}, "Name", name),
-      h("label", {}, "Media type", media),
-      h("label", {}, "Retention (hours, 0: none)", hours),
-      h("label", {}, "Device name", device),
+      h(
+        "div",
+        { class: "row" },
+        h("label", {}, "Name", name),
+        h("label", {}, "Media type", media),
+        h("label", {}, "Retention (hours, 0: none)", hours),
+        h("label", {}, "Device name", device),
+      ),
     ],
-    create: async () => {
+    first: name,
+    submit: async () => {
       const input = { StreamName: name.value.trim(), DataRetentionInHours: Number(hours.value) };
       if (media.value.trim()) input.MediaType = media.value.trim();
       if (device.value.trim()) input.DeviceName = device.value.trim();
       await videoCall("createStream", input);
-      return input.StreamName;
+      card.form.reset();
+      onCreated(input.StreamName);
     },
-    onCreated,
   });
+  return card;
 }
 
 export function videoStreamsPage(main) {
-  const slot = h("div", { class: "slot" });
   const endpoints = new Map(); // stream ARN -> PUT_MEDIA data endpoint
-  const create = createForm(() => load());
   const page = listPage(main, {
     title: "Video Streams",
-    label: "Video streams",
+    filterLabel: "Filter video streams",
+    tableLabel: "Video streams",
     columns: ["Name", "Status", "Media type", "Retention", "Data endpoint (PutMedia)", "Created", ""],
-    numeric: ["Retention"],
-    nameOf: (r) => r.StreamName,
-    row: (r) =>
+    attr: "data-video-stream",
+    name: (r) => r.StreamName,
+    cells: (r, slot) => [
+      h("td", {}, h("a", { href: `#/video/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
+      h("td", {}, h("span", { class: `status status-${r.Status}` }, r.Status)),
+      h("td", {}, r.MediaType ?? ""),
+      h("td", { class: "num" }, retention(r.DataRetentionInHours)),
+      h("td", {}, h("code", {}, endpoints.get(r.StreamARN) ?? "")),
+      h("td", {}, fmtTime(r.CreationTime)),
       h(
-        "tr",
-        { "data-video-stream": r.StreamName },
-        h("td", {}, h("a", { href: `#/video/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
-        h("td", {}, h("span", { class: `status status-${r.Status}` }, r.Status)),
-        h("td", {}, r.MediaType ?? ""),
-        h("td", { class: "num" }, retention(r.DataRetentionInHours)),
-        h("td", {}, h("code", {}, endpoints.get(r.StreamARN) ?? "")),
-        h("td", {}, fmtTime(r.CreationTime)),
-        h(
-          "td",
-          {},
-          readOnly()
-            ? null
-            : h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteVideoStream(r, slot).then((d) => d && load()) }, "Delete"),
-        ),
+        "td",
+        {},
+        readOnly()
+          ? null
+          : h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteVideoStream(r, slot).then((d) => d && page.reload()) }, "Delete"),
       ),
-    create: readOnly() ? null : create,
-    slot,
-    empty: ["No stream matches.", "No video streams yet."],
-  });
-  const load = async () => {
-    try {
-      const rows = (await listStreams()).sort((a, b) => a.StreamName.localeCompare(b.StreamName));
+    ],
+    fetch: async () => {
+      const rows = await listStreams();
       await Promise.all(
         rows
           .filter((r) => r.Status === "ACTIVE" && !endpoints.has(r.StreamARN))
@@ -118,15 +118,14 @@ export function videoStreamsPage(main) {
             }
           }),
       );
-      showError(slot, null);
-      page.show(rows);
-    } catch (e) {
-      showError(slot, e);
-    }
-  };
-  load();
-  const timer = setInterval(load, 3000);
-  return () => clearInterval(timer);
+      return rows;
+    },
+    create: readOnly() ? null : createForm(() => page.reload()),
+    createLabel: "Create video stream",
+    empty: "No video streams yet.",
+    noMatch: "No stream matches.",
+  });
+  return page.stop;
 }
 
 let hlsModule = null;

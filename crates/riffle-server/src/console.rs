@@ -1,6 +1,8 @@
 //! The web console: static files embedded at build time (`console/`, see
 //! `build.rs`), served under `/_riffle/console/`, read-only internal
-//! endpoints (`/_riffle/console/api/server`, and the live tail in
+//! endpoints (`/_riffle/console/api/server`, a service's own under
+//! `/_riffle/console/api/<service>/`, see
+//! [`crate::platform::AwsService::console_get`], and the live tail in
 //! [`crate::console_tail`]), and the guard that every
 //! request marked as the console's (`x-riffle-console`) passes before it is
 //! routed.
@@ -27,7 +29,7 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use riffle_wire::{Encoding, Map, Value};
 
 use crate::body::Body;
-use crate::platform::Shared;
+use crate::platform::{Services, Shared};
 
 /// The header the console sets on every call it makes.
 pub const HEADER: &str = "x-riffle-console";
@@ -192,7 +194,12 @@ impl Console {
     }
 
     /// Answers a GET or HEAD under [`PREFIX`].
-    pub async fn serve(&self, parts: &http::request::Parts, shared: &Shared) -> Response<Body> {
+    pub async fn serve(
+        &self,
+        parts: &http::request::Parts,
+        shared: &Shared,
+        services: &Services,
+    ) -> Response<Body> {
         if self.mode == Mode::Off {
             return plain(
                 StatusCode::NOT_FOUND,
@@ -205,7 +212,22 @@ impl Console {
             return redirect(&format!("{PREFIX}/"));
         }
         if rest == "/api/server" {
-            return self.server_info(parts, shared).await;
+            return match authenticate(parts, shared) {
+                Ok(_) => self.server_info(shared).await,
+                Err(refused) => *refused,
+            };
+        }
+        if let Some((name, rest)) = rest.strip_prefix("/api/").and_then(|r| r.split_once('/')) {
+            if let Some(s) = services.all().iter().find(|s| s.name() == name) {
+                let region = match authenticate(parts, shared) {
+                    Ok(region) => region,
+                    Err(refused) => return *refused,
+                };
+                let answer = s.console_get(rest, &region);
+                if let Some(answer) = answer {
+                    return answer.await;
+                }
+            }
         }
         if let Some(name) = crate::console_tail::stream_of(rest) {
             return crate::console_tail::serve(self.streams.as_ref(), parts, shared, name).await;
@@ -242,13 +264,8 @@ impl Console {
         resp.unwrap_or_else(|_| Response::new(Body::empty()))
     }
 
-    /// `GET /_riffle/console/api/server`: what the server page shows. When
-    /// credentials are configured the request must be signed like any API
-    /// call.
-    async fn server_info(&self, parts: &http::request::Parts, shared: &Shared) -> Response<Body> {
-        if let Err(e) = shared.authenticate(parts, &[]) {
-            return auth_refusal(&e);
-        }
+    /// `GET /_riffle/console/api/server`: what the server page shows.
+    async fn server_info(&self, shared: &Shared) -> Response<Body> {
         let info = &self.info;
         let disk = match &info.data_dir {
             Some(dir) => {
@@ -283,13 +300,29 @@ impl Console {
         );
         m.put("region", Value::Str(shared.default_region.clone()));
         m.put("account", Value::Str(shared.account.clone()));
-        let resp = Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::full(riffle_wire::json::encode(&Value::Map(m))));
-        resp.unwrap_or_else(|_| Response::new(Body::empty()))
+        json(Value::Map(m))
     }
+}
+
+/// The region of a console endpoint's request, or the refusal: when
+/// credentials are configured it must be signed like any API call.
+fn authenticate(
+    parts: &http::request::Parts,
+    shared: &Shared,
+) -> Result<String, Box<Response<Body>>> {
+    shared
+        .authenticate(parts, &[])
+        .map_err(|e| Box::new(auth_refusal(&e)))
+}
+
+/// A JSON answer of a console endpoint (never cached).
+pub(crate) fn json(doc: Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::full(riffle_wire::json::encode(&doc)))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
 /// Whether a `GET /` is a browser's first visit: it asks for HTML and is

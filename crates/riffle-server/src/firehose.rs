@@ -186,6 +186,18 @@ impl AwsService for Firehose {
         ]
     }
 
+    /// `GET /_riffle/console/api/firehose/<name>`: see
+    /// [`crate::console_firehose`].
+    fn console_get<'a>(
+        &'a self,
+        rest: &'a str,
+        region: &'a str,
+    ) -> Option<BoxFuture<'a, Response>> {
+        Some(Box::pin(async move {
+            crate::console_firehose::stream(&self.0, rest, region)
+        }))
+    }
+
     fn handle<'a>(&'a self, req: Request, shared: &'a Shared) -> BoxFuture<'a, Response> {
         Box::pin(self.serve(req, shared))
     }

@@ -8,6 +8,7 @@
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
 //! - [`console`] serves the web console and guards the calls it makes;
+//!   [`console_firehose`] is Firehose's console endpoint.
 //!   [`console_tail`] is its live tail of a stream (Server-Sent Events).
 
 use std::convert::Infallible;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 pub mod analytics;
 pub mod body;
 pub mod console;
+pub mod console_firehose;
 pub mod console_tail;
 pub mod faults;
 pub mod firehose;
@@ -219,7 +221,12 @@ impl App {
         }
         if parts.method == Method::GET || parts.method == Method::HEAD {
             if console::is_console_path(&parts) {
-                return (self.console.serve(&parts, &self.shared).await, None);
+                return (
+                    self.console
+                        .serve(&parts, &self.shared, &self.services)
+                        .await,
+                    None,
+                );
             }
             if self.console.mode != console::Mode::Off
                 && console::is_browser_root(&parts)

@@ -131,6 +131,17 @@ pub trait AwsService: Send + Sync + 'static {
     fn families(&self) -> Vec<Family> {
         Vec::new()
     }
+    /// The service's read-only console endpoint, for what no AWS API
+    /// reports: `GET /_riffle/console/api/<name>/<rest>` (the request is
+    /// authenticated first; `region` is its credential scope's). `None`:
+    /// the service has none.
+    fn console_get<'a>(
+        &'a self,
+        _rest: &'a str,
+        _region: &'a str,
+    ) -> Option<BoxFuture<'a, Response>> {
+        None
+    }
     /// The answer when the server is at its request cap: the service's own
     /// throttling error, which SDKs back off from and retry.
     fn overloaded(&self, _parts: &http::request::Parts, _op: &str) -> Response {

@@ -383,3 +383,45 @@ async fn with_the_console_off_nothing_is_served_and_its_calls_are_refused() {
         )
     );
 }
+
+#[tokio::test]
+async fn the_console_firehose_endpoint_answers_for_existing_streams_only() {
+    let addr = server_with(console(Mode::ReadOnly)).await;
+    let json = ("content-type", "application/x-amz-json-1.1");
+    let create = ("x-amz-target", "Firehose_20150804.CreateDeliveryStream");
+    let (status, body) = send(
+        addr,
+        "POST",
+        "/",
+        &[json, create],
+        br#"{"DeliveryStreamName":"orders","ExtendedS3DestinationConfiguration":{"RoleARN":"arn:aws:iam::000000000000:role/r","BucketARN":"arn:aws:s3:::b"}}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = send(
+        addr,
+        "GET",
+        "/_riffle/console/api/firehose/orders",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(r#"{"DeliveryStreamName":"orders","DeliveryStreamStatus":"CREATING","#),
+        "{body}"
+    );
+    assert!(body.contains(r#""unreadRecords":0,"#), "{body}");
+    let (status, h, body) =
+        send_h(addr, "GET", "/_riffle/console/api/firehose/nope", &[], b"").await;
+    assert_eq!(status, 400);
+    assert_eq!(h["x-amzn-errortype"], "ResourceNotFoundException:");
+    assert!(
+        body.contains("Firehose nope not found under account 000000000000."),
+        "{body}"
+    );
+    // Services without a console endpoint have none.
+    let (status, body) = send(addr, "GET", "/_riffle/console/api/kinesis/orders", &[], b"").await;
+    assert_eq!((status, body.as_str()), (404, "No such console page.\n"));
+}
