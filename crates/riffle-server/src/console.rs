@@ -1,6 +1,7 @@
 //! The web console: static files embedded at build time (`console/`, see
-//! `build.rs`), served under `/_riffle/console/`, one read-only internal
-//! endpoint (`/_riffle/console/api/server`), and the guard that every
+//! `build.rs`), served under `/_riffle/console/`, read-only internal
+//! endpoints (`/_riffle/console/api/server`; Analytics' in
+//! [`crate::console_analytics`]), and the guard that every
 //! request marked as the console's (`x-riffle-console`) passes before it is
 //! routed.
 //!
@@ -85,6 +86,8 @@ impl Default for ServerInfo {
 pub struct Console {
     pub mode: Mode,
     pub info: ServerInfo,
+    /// What the Analytics endpoints read.
+    pub analytics: crate::console_analytics::Handle,
 }
 
 /// One embedded file.
@@ -173,12 +176,15 @@ impl Console {
         if rest == "/api/server" {
             return self.server_info(parts, shared).await;
         }
+        if let Some(r) = rest.strip_prefix("/api/analytics/") {
+            return crate::console_analytics::serve(&self.analytics, r, parts, shared).await;
+        }
         let file = match rest.trim_start_matches('/') {
             "" => "index.html",
             f => f,
         };
         let Some(asset) = ASSETS.iter().find(|a| a.path == file) else {
-            return plain(StatusCode::NOT_FOUND, "No such console page.\n");
+            return not_found();
         };
         let fresh = crate::header(&parts.headers, "if-none-match").is_some_and(|v| {
             v.split(',')
@@ -209,12 +215,8 @@ impl Console {
     /// credentials are configured the request must be signed like any API
     /// call.
     async fn server_info(&self, parts: &http::request::Parts, shared: &Shared) -> Response<Body> {
-        if let Err(e) = shared.authenticate(parts, &[]) {
-            let status = match e {
-                riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
-                _ => 400,
-            };
-            return crate::error(Encoding::Json, status, e.error_type(), Some(&e.message()));
+        if let Err(refused) = authenticate(parts, shared) {
+            return *refused;
         }
         let info = &self.info;
         let disk = match &info.data_dir {
@@ -292,6 +294,30 @@ pub fn redirect(to: &str) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
+/// Checks an internal endpoint's request as an API call's: the
+/// request's region, or the refusal.
+pub(crate) fn authenticate(
+    parts: &http::request::Parts,
+    shared: &Shared,
+) -> Result<String, Box<Response<Body>>> {
+    shared.authenticate(parts, &[]).map_err(|e| {
+        let status = match e {
+            riffle_wire::sigv4::AuthError::MissingAuthenticationToken => 403,
+            _ => 400,
+        };
+        Box::new(crate::error(
+            Encoding::Json,
+            status,
+            e.error_type(),
+            Some(&e.message()),
+        ))
+    })
+}
+
+pub(crate) fn not_found() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "No such console page.\n")
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -347,7 +373,7 @@ mod tests {
     fn console(mode: Mode) -> Console {
         Console {
             mode,
-            info: ServerInfo::default(),
+            ..Console::default()
         }
     }
 

@@ -8,6 +8,8 @@
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
 //! - [`console`] serves the web console and guards the calls it makes.
+//!   [`console_analytics`]: its Analytics endpoints (code checks, live
+//!   rows of in-application streams).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 pub mod analytics;
 pub mod body;
 pub mod console;
+pub mod console_analytics;
 pub mod faults;
 pub mod firehose;
 pub mod glue;

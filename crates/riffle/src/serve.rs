@@ -288,6 +288,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         firehose_input: Some(firehose_sink),
         lambda,
     });
+    let console_analytics = riffle_server::console_analytics::Handle(Some(analytics.clone()));
     let app = Arc::new(App {
         services: riffle_server::services(
             service.clone(),
@@ -332,6 +333,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 started: std::time::Instant::now(),
                 started_ms: clock.now_ms(),
             },
+            analytics: console_analytics,
         },
     });
     let listener = bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
