@@ -6,6 +6,8 @@ import { h, errorBox } from "./ui.js";
 import { streamsPage } from "./streams.js";
 import { streamPage } from "./stream.js";
 import { serverPage } from "./server.js";
+import { analyticsPage } from "./analytics.js";
+import { applicationPage } from "./analytics-app.js";
 
 const main = document.getElementById("main");
 let current = null; // the page's cleanup
@@ -58,6 +60,7 @@ async function route() {
   main.replaceChildren();
   if (parts[0] === "server") current = serverPage(main);
   else if (parts[0] === "streams" && parts[1]) current = streamPage(main, parts[1]);
+  else if (parts[0] === "analytics") current = parts[1] ? applicationPage(main, parts[1]) : analyticsPage(main);
   else current = streamsPage(main);
 }
 
@@ -81,7 +84,7 @@ async function start() {
 
 window.addEventListener("hashchange", () => state.server && route());
 
-// g s / g m move between pages; / focuses the page's filter; n opens the
+// g s / g m / g a move between pages; / focuses the page's filter; n opens the
 // create form. Keys typed into fields are left alone.
 let pendingG = false;
 document.addEventListener("keydown", (e) => {
@@ -91,6 +94,7 @@ document.addEventListener("keydown", (e) => {
     pendingG = false;
     if (e.key === "s") location.hash = "#/streams";
     if (e.key === "m") location.hash = "#/server";
+    if (e.key === "a") location.hash = "#/analytics";
     return;
   }
   if (e.key === "g") pendingG = true;

@@ -1,11 +1,11 @@
 //! The console's two read-only Analytics endpoints, for what the
 //! `kinesisanalytics` API has no operation for:
 //!
-//! - `GET /_riffle/console/api/analytics/validate?application=NAME&sql=CODE`:
+//! - `GET /_riffle/console/api/analytics/validate?sql=CODE[&application=NAME]`:
 //!   the code through the parser, exactly as CreateApplication and
 //!   UpdateApplication check it (`parse`: the error's line, column and
-//!   message), then through the planner over the application's input and
-//!   reference schemas (`plan`: why it could not run; `streams`: the
+//!   message), then, given an application, through the planner over its
+//!   input and reference schemas (`plan`: why it could not run; `streams`: the
 //!   in-application streams and their columns). Nothing is saved: the
 //!   code travels in the query so that the request is a GET, which a
 //!   read-only console may make; the URI limit (64 KiB) bounds it, and
@@ -70,17 +70,18 @@ pub async fn serve(
         return crate::console::not_found();
     };
     let q = query(parts);
-    let Some(application) = param(&q, "application").filter(|a| !a.is_empty()) else {
-        return invalid("The application parameter is required.");
-    };
+    let application = param(&q, "application").filter(|a| !a.is_empty());
     match rest {
         "validate" => {
             let Some(code) = param(&q, "sql") else {
                 return invalid("The sql parameter is required.");
             };
-            json(check_doc(&svc.check_code(&region, Some(application), code)))
+            json(check_doc(&svc.check_code(&region, application, code)))
         }
         "rows" => {
+            let Some(application) = application else {
+                return invalid("The application parameter is required.");
+            };
             let Some(stream) = param(&q, "stream").filter(|s| !s.is_empty()) else {
                 return invalid("The stream parameter is required.");
             };
