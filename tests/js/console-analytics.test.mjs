@@ -218,6 +218,7 @@ describe("the console's Analytics pages, read-write", { skip }, () => {
     await page.fill("input[data-filter]", "tick");
     assert.deepEqual(await page.$$eval("tr[data-application]", (trs) => trs.map((tr) => tr.dataset.application)), [app]);
     await page.fill("input[data-filter]", "");
+    await page.evaluate(() => document.activeElement.blur());
     await shoot(page, "analytics-list");
 
     // Stop from the application's page.

@@ -276,7 +276,8 @@ function liveRows(name) {
       if (e.name !== "AbortError") showError(note, e);
     }
   };
-  pick.addEventListener("change", watch);
+  let chosen = false; // by the user, rather than offered
+  pick.addEventListener("change", () => ((chosen = true), watch()));
   const el = h(
     "section",
     { class: "live", "aria-label": "Live rows" },
@@ -295,12 +296,12 @@ function liveRows(name) {
   return {
     el,
     stop,
-    /** Offers `names`, keeping the chosen stream when it is still there. */
+    /** Offers `names`, keeping the user's choice while it is still there; DESTINATION_SQL_STREAM otherwise. */
     offer(names) {
       const was = pick.value;
       if (names.join() === [...pick.options].map((o) => o.value).join()) return;
       pick.replaceChildren(...names.map((n) => h("option", { value: n }, n)));
-      const want = names.includes(was) ? was : names.includes("DESTINATION_SQL_STREAM") ? "DESTINATION_SQL_STREAM" : names[0];
+      const want = chosen && names.includes(was) ? was : names.includes("DESTINATION_SQL_STREAM") ? "DESTINATION_SQL_STREAM" : names.includes(was) ? was : names[0];
       if (want !== undefined) pick.value = want;
       if (pick.value !== was || !ctrl) watch();
     },

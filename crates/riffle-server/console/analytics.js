@@ -172,7 +172,7 @@ export function analyticsPage(main) {
     h(
       "table",
       { class: "list", "aria-label": "Applications" },
-      h("thead", {}, h("tr", {}, ...["Name", "Status", "Version", "Inputs and outputs", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ...["Name", "Status", "Version", "Inputs and outputs", "Created", ""].map((c) => h("th", { scope: "col", class: c === "Version" ? "num" : null }, c)))),
       body,
     ),
   );
