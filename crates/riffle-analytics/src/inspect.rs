@@ -264,3 +264,36 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riffle_core::clock::SystemClock;
+    use riffle_core::Clock;
+
+    #[test]
+    fn a_watch_ends_when_its_watcher_is_dropped() {
+        let svc = Service::new(
+            crate::Config::default(),
+            SystemClock::new() as Arc<dyn Clock>,
+        );
+        let k = key("us-east-1", "a");
+        assert!(svc.watches.streams(&k).is_empty());
+        let w1 = svc.watch("us-east-1", "a", "DESTINATION_SQL_STREAM");
+        let w2 = svc.watch("us-east-1", "a", "error_stream");
+        let w3 = svc.watch("us-east-1", "a", "error_stream");
+        let other = svc.watch("us-east-1", "b", "X");
+        assert_eq!(
+            svc.watches.streams(&k),
+            ["DESTINATION_SQL_STREAM", "error_stream"]
+        );
+        drop(w1);
+        drop(w2);
+        assert_eq!(svc.watches.streams(&k), ["error_stream"]);
+        drop(w3);
+        assert!(svc.watches.streams(&k).is_empty());
+        assert_eq!(svc.watches.count.load(Ordering::Relaxed), 1);
+        drop(other);
+        assert_eq!(svc.watches.count.load(Ordering::Relaxed), 0);
+    }
+}
