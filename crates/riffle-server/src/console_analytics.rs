@@ -194,3 +194,132 @@ fn rows(mut watcher: riffle_analytics::inspect::Watcher, stream: String) -> Resp
         .body(Body::Channel(rx))
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riffle_core::clock::SystemClock;
+    use riffle_core::Clock;
+
+    fn parts(uri: &str) -> http::request::Parts {
+        http::Request::get(uri)
+            .header("host", "127.0.0.1:4566")
+            .header(crate::console::HEADER, "1")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn setup() -> (Handle, Shared) {
+        let clock = SystemClock::new() as Arc<dyn Clock>;
+        let svc =
+            riffle_analytics::Service::new(riffle_analytics::Config::default(), clock.clone());
+        let shared = Shared {
+            credentials: Default::default(),
+            default_region: "us-east-1".into(),
+            account: "000000000000".into(),
+            clock,
+        };
+        (Handle(Some(svc)), shared)
+    }
+
+    async fn get(h: &Handle, shared: &Shared, uri: &str) -> (u16, String, String) {
+        let p = parts(uri);
+        let rest = uri
+            .split('?')
+            .next()
+            .unwrap()
+            .strip_prefix("/_riffle/console/api/analytics/")
+            .unwrap();
+        let resp = serve(h, rest, &p, shared).await;
+        let status = resp.status().as_u16();
+        let ty = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = match resp.into_body() {
+            Body::Full(b) => String::from_utf8(b.map(|b| b.to_vec()).unwrap_or_default()).unwrap(),
+            Body::Channel(mut rx) => String::from_utf8(rx.recv().await.unwrap().to_vec()).unwrap(),
+        };
+        (status, ty, body)
+    }
+
+    #[tokio::test]
+    async fn console_validate_returns_the_parsers_error_with_its_position() {
+        let (h, shared) = setup();
+        let (status, ty, body) = get(
+            &h,
+            &shared,
+            "/_riffle/console/api/analytics/validate?sql=CREATE%20STREAM%20s%20(a%20INT);%0ASELECT%20FROM",
+        )
+        .await;
+        assert_eq!((status, ty.as_str()), (200, "application/json"));
+        assert_eq!(
+            body,
+            r#"{"parse":{"line":2,"column":1,"message":"Expected CREATE OR REPLACE STREAM or CREATE OR REPLACE PUMP, found: SELECT"},"streams":[]}"#
+        );
+        let (_, _, ok) = get(
+            &h,
+            &shared,
+            "/_riffle/console/api/analytics/validate?sql=CREATE%20STREAM%20s%20(a%20INT);",
+        )
+        .await;
+        assert_eq!(ok, r#"{"streams":[]}"#);
+        let (status, _, missing) =
+            get(&h, &shared, "/_riffle/console/api/analytics/validate").await;
+        assert_eq!(status, 400);
+        assert!(missing.contains("InvalidArgumentException"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn console_rows_stream_events_of_an_existing_application_only() {
+        let (h, shared) = setup();
+        let (status, _, body) = get(
+            &h,
+            &shared,
+            "/_riffle/console/api/analytics/rows?application=nope&stream=DESTINATION_SQL_STREAM",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            r#"{"__type":"ResourceNotFoundException","message":"Application nope not found"}"#
+        );
+        let svc = h.0.clone().unwrap();
+        let ctx = riffle_analytics::Ctx {
+            region: "us-east-1".into(),
+        };
+        svc.call(
+            &ctx,
+            "CreateApplication",
+            riffle_wire::json::decode(br#"{"ApplicationName":"app"}"#).unwrap(),
+        )
+        .await
+        .unwrap();
+        let (status, ty, first) = get(
+            &h,
+            &shared,
+            "/_riffle/console/api/analytics/rows?application=app&stream=DESTINATION_SQL_STREAM",
+        )
+        .await;
+        assert_eq!((status, ty.as_str()), (200, "text/event-stream"));
+        assert_eq!(first, ": watching\n\n");
+        let (status, _, _) = get(
+            &h,
+            &shared,
+            "/_riffle/console/api/analytics/rows?application=app",
+        )
+        .await;
+        assert_eq!(status, 400);
+        // The guard of a read-only console lets both through: they are GETs.
+        let console = crate::console::Console {
+            mode: crate::console::Mode::ReadOnly,
+            ..Default::default()
+        };
+        assert!(console
+            .guard(&parts("/_riffle/console/api/analytics/validate?sql=x"))
+            .is_none());
+    }
+}
