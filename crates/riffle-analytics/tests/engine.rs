@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use riffle_analytics::engine::pipeline::{Pipeline, Table};
+use riffle_analytics::engine::query::Row;
 use riffle_analytics::engine::value::{format_timestamp, SqlType, Value};
 use riffle_analytics::sql;
 
@@ -44,18 +45,18 @@ fn pipeline(code: &str, tables: HashMap<String, Table>) -> Pipeline {
 /// Rows of a tapped stream as text lines: `rowtime | v1 | v2 ...`
 /// (ROWTIME as seconds after T0).
 fn lines(p: &mut Pipeline, stream: &str) -> Vec<String> {
-    p.take(stream)
-        .into_iter()
-        .map(|r| {
-            let mut parts = vec![format!("{}", (r.rowtime - T0) as f64 / 1000.0)];
-            parts.extend(
-                r.values
-                    .iter()
-                    .map(|v| v.to_text().unwrap_or_else(|| "NULL".into())),
-            );
-            parts.join(" | ")
-        })
-        .collect()
+    p.take(stream).iter().map(line).collect()
+}
+
+/// A row as text: `rowtime | v1 | v2 ...` (ROWTIME as seconds after T0).
+fn line(r: &Row) -> String {
+    let mut parts = vec![format!("{}", (r.rowtime - T0) as f64 / 1000.0)];
+    parts.extend(
+        r.values
+            .iter()
+            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into())),
+    );
+    parts.join(" | ")
 }
 
 fn feed(p: &mut Pipeline, at_s: f64, rows: Vec<Vec<Value>>) {
@@ -564,17 +565,7 @@ fn watched_streams_get_a_copy_of_their_rows_and_the_pumps_still_run() {
     let mut watched: Vec<(String, Vec<String>)> = p
         .take_watched()
         .into_iter()
-        .map(|(name, rows)| {
-            let rows = rows
-                .iter()
-                .map(|r| {
-                    let mut parts = vec![format!("{}", (r.rowtime - T0) / 1000)];
-                    parts.extend(r.values.iter().map(|v| v.to_text().unwrap_or_default()));
-                    parts.join(" | ")
-                })
-                .collect();
-            (name, rows)
-        })
+        .map(|(name, rows)| (name, rows.iter().map(line).collect()))
         .collect();
     watched.sort();
     assert_eq!(
