@@ -535,14 +535,7 @@ fn watched_streams_get_a_copy_of_their_rows_and_the_pumps_still_run() {
          CREATE OR REPLACE PUMP \"STREAM_PUMP\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
          SELECT STREAM ticker_symbol, price FROM \"SOURCE_SQL_STREAM_001\" WHERE price > 10"
     );
-    let program = sql::parse(&code).unwrap();
-    let mut p = Pipeline::new(
-        &program,
-        &[("SOURCE_SQL_STREAM_001".into(), ticker_columns())],
-        &HashMap::new(),
-    )
-    .unwrap();
-    p.tap("DESTINATION_SQL_STREAM").unwrap();
+    let mut p = pipeline(&code, HashMap::new());
     // Nobody watches: nothing is copied.
     feed(&mut p, 1.0, vec![tick("AMZN", "TECH", 0.5, 20.0)]);
     assert!(p.take_watched().is_empty());

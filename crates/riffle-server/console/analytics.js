@@ -2,7 +2,8 @@
 // applications. The application's own page is analytics-app.js.
 
 import { call, state } from "./api.js";
-import { h, showError, confirmDialog, fmtTime } from "./ui.js";
+import { h, showError, fmtTime } from "./ui.js";
+import { listPage, describeEach, deleteTyped } from "./listpage.js";
 import { sqlEditor } from "./analytics-sql.js";
 
 export const ANALYTICS = "KinesisAnalytics_20150814";
@@ -26,23 +27,10 @@ export async function listApplications() {
 }
 
 /** Deletes the application after the user types its name; resolves true when deleted. */
-export async function deleteApplication(detail, slot) {
+export function deleteApplication(detail, slot) {
   const name = detail.ApplicationName;
-  const ok = await confirmDialog({
-    title: `Delete ${name}?`,
-    body: "The application, its code and its configuration are deleted. Its input and output streams are kept.",
-    confirmLabel: "Delete application",
-    typed: name,
-  });
-  if (!ok) return false;
-  try {
-    await ka("DeleteApplication", { ApplicationName: name, CreateTimestamp: detail.CreateTimestamp });
-    showError(slot, null);
-    return true;
-  } catch (e) {
-    showError(slot, e);
-    return false;
-  }
+  const body = "The application, its code and its configuration are deleted. Its input and output streams are kept.";
+  return deleteTyped(name, "application", body, () => ka("DeleteApplication", { ApplicationName: name, CreateTimestamp: detail.CreateTimestamp }), slot);
 }
 
 /** "2 in (clicks) · 1 out (DESTINATION_SQL_STREAM → out)" for a list row. */
@@ -103,83 +91,36 @@ function createForm(onCreated) {
 }
 
 export function analyticsPage(main) {
-  const slot = h("div", { class: "slot" });
-  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": "Filter applications" });
-  const body = h("tbody");
-  let rows = [];
-  const render = () => {
-    const f = filter.value.trim().toLowerCase();
-    const shown = rows.filter((r) => r.ApplicationName.toLowerCase().includes(f));
-    body.replaceChildren(
-      ...(shown.length
-        ? shown.map((r) =>
-            h(
-              "tr",
-              { "data-application": r.ApplicationName },
-              h("td", {}, h("a", { href: `#/analytics/${encodeURIComponent(r.ApplicationName)}` }, r.ApplicationName)),
-              h("td", {}, h("span", { class: `status status-${r.ApplicationStatus}` }, r.ApplicationStatus)),
-              h("td", { class: "num" }, r.ApplicationVersionId ?? ""),
-              h("td", { class: "io" }, r.InputDescriptions ? ioSummary(r) : ""),
-              h("td", {}, fmtTime(r.CreateTimestamp)),
-              h(
-                "td",
-                {},
-                writable() && r.CreateTimestamp !== undefined
-                  ? h(
-                      "button",
-                      { type: "button", class: "danger small", "aria-label": `Delete ${r.ApplicationName}`, onclick: () => deleteApplication(r, slot).then((d) => d && load()) },
-                      "Delete",
-                    )
-                  : null,
-              ),
-            ),
-          )
-        : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, rows.length ? "No application matches." : "No applications yet."))]),
-    );
-  };
-  filter.addEventListener("input", render);
-  let stopped = false;
-  const load = async () => {
-    try {
-      const summaries = await listApplications();
-      rows = await Promise.all(
-        summaries.map(async (s) => {
-          try {
-            return (await ka("DescribeApplication", { ApplicationName: s.ApplicationName })).ApplicationDetail;
-          } catch {
-            return s; // deleted meanwhile
-          }
-        }),
-      );
-      rows.sort((a, b) => a.ApplicationName.localeCompare(b.ApplicationName));
-      if (!stopped) render();
-    } catch (e) {
-      showError(slot, e);
-    }
-  };
-  const create = createForm((n) => (location.hash = `#/analytics/${encodeURIComponent(n)}`));
-  main.append(
-    h(
-      "div",
-      { class: "title" },
-      h("h1", {}, "Analytics applications"),
-      h("span", { class: "spacer" }),
-      filter,
-      writable() ? h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, "Create application") : null,
-    ),
-    create.form,
-    slot,
-    h(
-      "table",
-      { class: "list", "aria-label": "Applications" },
-      h("thead", {}, h("tr", {}, ...["Name", "Status", "Version", "Inputs and outputs", "Created", ""].map((c) => h("th", { scope: "col", class: c === "Version" ? "num" : null }, c)))),
-      body,
-    ),
-  );
-  load();
-  const timer = setInterval(() => !stopped && load(), 3000);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
+  return listPage(main, {
+    title: "Analytics applications",
+    label: "Applications",
+    noun: "application",
+    plural: "applications",
+    heads: ["Name", "Status", "Version", "Inputs and outputs", "Created", ""],
+    numeric: ["Version"],
+    name: (r) => r.ApplicationName,
+    load: async () => describeEach(await listApplications(), async (s) => (await ka("DescribeApplication", { ApplicationName: s.ApplicationName })).ApplicationDetail),
+    row: (r, { slot, reload }) =>
+      h(
+        "tr",
+        { "data-application": r.ApplicationName },
+        h("td", {}, h("a", { href: `#/analytics/${encodeURIComponent(r.ApplicationName)}` }, r.ApplicationName)),
+        h("td", {}, h("span", { class: `status status-${r.ApplicationStatus}` }, r.ApplicationStatus)),
+        h("td", { class: "num" }, r.ApplicationVersionId ?? ""),
+        h("td", { class: "io" }, r.InputDescriptions ? ioSummary(r) : ""),
+        h("td", {}, fmtTime(r.CreateTimestamp)),
+        h(
+          "td",
+          {},
+          writable() && r.CreateTimestamp !== undefined
+            ? h(
+                "button",
+                { type: "button", class: "danger small", "aria-label": `Delete ${r.ApplicationName}`, onclick: () => deleteApplication(r, slot).then((d) => d && reload()) },
+                "Delete",
+              )
+            : null,
+        ),
+      ),
+    create: writable() ? { label: "Create application", form: () => createForm((n) => (location.hash = `#/analytics/${encodeURIComponent(n)}`)) } : null,
+  });
 }
