@@ -296,4 +296,50 @@ mod tests {
         drop(other);
         assert_eq!(svc.watches.count.load(Ordering::Relaxed), 0);
     }
+
+    #[test]
+    fn a_watcher_that_falls_behind_loses_rows_and_counts_them() {
+        let svc = Service::new(
+            crate::Config::default(),
+            SystemClock::new() as Arc<dyn Clock>,
+        );
+        let program = sql::parse(
+            "CREATE STREAM \"D\" (n INTEGER);
+             CREATE PUMP \"P\" AS INSERT INTO \"D\" SELECT STREAM n FROM \"IN\";",
+        )
+        .unwrap();
+        let inputs = [("IN".to_owned(), vec![("N".to_owned(), SqlType::Integer)])];
+        let mut p = Pipeline::new(&program, &inputs, &HashMap::new()).unwrap();
+        let k = key("us-east-1", "a");
+        let mut w = svc.watch("us-east-1", "a", "D");
+        p.watch(&svc.watches.streams(&k));
+        let input = p.stream_index("IN").unwrap();
+        // QUEUE steps of 2 rows fit; 3 more steps of 2 rows are dropped,
+        // and rows over BATCH_ROWS in one step are dropped too.
+        for step in 0..QUEUE + 3 {
+            let rows = (0..2).map(|i| (input, vec![Value::Int((step * 2 + i) as i64)]));
+            p.step(1000 + step as i64, rows.collect(), Vec::new());
+            svc.watches.publish(&k, &mut p);
+        }
+        assert_eq!(w.dropped(), 6);
+        let first = w.rows.try_recv().unwrap();
+        assert_eq!(first.columns.as_slice(), ["N"]);
+        assert_eq!(
+            first.json_rows(),
+            [
+                r#"{"ROWTIME":"1970-01-01 00:00:01.000","N":0}"#,
+                r#"{"ROWTIME":"1970-01-01 00:00:01.000","N":1}"#
+            ]
+        );
+        let mut queued = 1;
+        while w.rows.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, QUEUE);
+        let big = (0..BATCH_ROWS + 5).map(|i| (input, vec![Value::Int(i as i64)]));
+        p.step(5000, big.collect(), Vec::new());
+        svc.watches.publish(&k, &mut p);
+        assert_eq!(w.rows.try_recv().unwrap().rows.len(), BATCH_ROWS);
+        assert_eq!(w.dropped(), 11);
+    }
 }
