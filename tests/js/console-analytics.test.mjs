@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { CreateStreamCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
-import { CreateApplicationCommand, DescribeApplicationCommand, KinesisAnalyticsClient } from "@aws-sdk/client-kinesis-analytics";
+import { CreateApplicationCommand, DescribeApplicationCommand, KinesisAnalyticsClient, StartApplicationCommand } from "@aws-sdk/client-kinesis-analytics";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
 import { ACCOUNT, CREDENTIALS, REGION, Riffle } from "./harness.mjs";
@@ -280,5 +280,70 @@ describe("the console's Analytics pages, read-only", { skip }, () => {
     });
     assert.equal(refused, "AccessDeniedException: The console is read-only on this server: StartApplication changes state (riffle serve --console read-write allows it)");
     assert.equal((await ka.send(new DescribeApplicationCommand({ ApplicationName: "watched" }))).ApplicationDetail.ApplicationStatus, "READY");
+  });
+});
+
+describe("the console's Analytics pages on a server that checks signatures", { skip }, () => {
+  let server, sdk, ka, browser;
+  before(async () => {
+    server = await Riffle.start({ args: ["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
+    sdk = server.client();
+    ka = analyticsClient(server);
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test("signs the code checks and the live rows; unsigned, they are refused", { timeout: 60000 }, async () => {
+    await sdk.send(new CreateStreamCommand({ StreamName: "ticks", ShardCount: 1 }));
+    await ka.send(
+      new CreateApplicationCommand({
+        ApplicationName: "signed",
+        ApplicationCode: GOOD_SQL,
+        Inputs: [
+          {
+            NamePrefix: "SOURCE_SQL_STREAM",
+            KinesisStreamsInput: { ResourceARN: `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/ticks`, RoleARN: ROLE },
+            InputSchema: {
+              RecordFormat: { RecordFormatType: "JSON", MappingParameters: { JSONMappingParameters: { RecordRowPath: "$" } } },
+              RecordColumns: [
+                { Name: "ticker", Mapping: "$.ticker", SqlType: "VARCHAR(4)" },
+                { Name: "price", Mapping: "$.price", SqlType: "DOUBLE" },
+              ],
+            },
+          },
+        ],
+      }),
+    );
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${server.endpoint}/_riffle/console/#/analytics/signed`);
+    await page.fill("input[name=accessKeyId]", CREDENTIALS.accessKeyId);
+    await page.fill("input[name=secretAccessKey]", CREDENTIALS.secretAccessKey);
+    await page.click("form.signin button[type=submit]");
+    await page.waitForSelector(".sqlstatus .sqlok");
+    await until(async () => (await page.$eval("select[name=inAppStream]", (s) => s.value)) === "DESTINATION_SQL_STREAM", "the live view");
+    await ka.send(
+      new StartApplicationCommand({ ApplicationName: "signed", InputConfigurations: [{ Id: "1.1", InputStartingPositionConfiguration: { InputStartingPosition: "TRIM_HORIZON" } }] }),
+    );
+    await put(sdk, "ticks", { ticker: "NFLX", price: 100.25 });
+    const live = await until(async () => {
+      const t = await liveTable(page);
+      return t.rows.length >= 1 && t;
+    }, "a row in the live view");
+    assert.deepEqual(live.rows.map((r) => r.slice(1)), [["NFLX", "100.25", "200.5"]]);
+    const unsigned = await page.evaluate(async () =>
+      Promise.all(
+        ["validate?sql=x", "rows?application=signed&stream=DESTINATION_SQL_STREAM"].map(async (p) => {
+          const r = await fetch(`/_riffle/console/api/analytics/${p}`, { headers: { "x-riffle-console": "1" } });
+          return [r.status, (await r.json()).__type];
+        }),
+      ),
+    );
+    assert.deepEqual(unsigned, [
+      [403, "MissingAuthenticationTokenException"],
+      [403, "MissingAuthenticationTokenException"],
+    ]);
   });
 });
