@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { CreateStreamCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
+import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
 import { CreateApplicationCommand, DescribeApplicationCommand, KinesisAnalyticsClient, StartApplicationCommand } from "@aws-sdk/client-kinesis-analytics";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
@@ -178,6 +178,21 @@ describe("the console's Analytics pages, read-write", { skip }, () => {
     assert.equal(saved.ApplicationCode, GOOD_SQL);
     assert.equal(saved.ApplicationVersionId, 3);
 
+    // An output: DESTINATION_SQL_STREAM as JSON to the stream "doubled".
+    await sdk.send(new CreateStreamCommand({ StreamName: "doubled", ShardCount: 1 }));
+    await page.click("button:text-is('Add output')");
+    await page.waitForSelector("form.addoutput select[name=destination] option >> nth=1", { state: "attached" });
+    await page.selectOption("form.addoutput select[name=destination]", `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/doubled`);
+    await page.click("form.addoutput button[type=submit]");
+    await page.waitForSelector('tr[data-output="1.1"]');
+    assert.deepEqual(await page.$eval('tr[data-output="1.1"]', (tr) => [...tr.children].map((td) => td.textContent)), [
+      "1.1",
+      "DESTINATION_SQL_STREAM",
+      `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/doubled`,
+      "JSON",
+    ]);
+    await page.waitForSelector(".title .version:text('version 4')");
+
     // The live view offers the plan's streams and watches DESTINATION_SQL_STREAM.
     await until(
       async () => (await page.$$eval("select[name=inAppStream] option", (os) => os.map((o) => o.value))).join() === "error_stream,SOURCE_SQL_STREAM_001,DESTINATION_SQL_STREAM",
@@ -206,13 +221,24 @@ describe("the console's Analytics pages, read-write", { skip }, () => {
     );
     for (const r of live.rows) assert.match(r[0], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
     assert.equal(await page.textContent(".livecount"), "3 rows");
+    // The output stream got the same rows.
+    const { ShardIterator } = await sdk.send(new GetShardIteratorCommand({ StreamName: "doubled", ShardId: "shardId-000000000000", ShardIteratorType: "TRIM_HORIZON" }));
+    const delivered = await until(async () => {
+      const { Records } = await sdk.send(new GetRecordsCommand({ ShardIterator }));
+      return Records.length >= 3 && Records.map((r) => new TextDecoder().decode(r.Data));
+    }, "three records in the output stream");
+    assert.deepEqual(delivered, [
+      '{"TICKER":"AMZN","PRICE":12.5,"DOUBLED":25.0}',
+      '{"TICKER":"IBM","PRICE":20.0,"DOUBLED":40.0}',
+      '{"TICKER":"AAPL","PRICE":30.5,"DOUBLED":61.0}',
+    ]);
     await shoot(page, "analytics-app", true);
 
     // The list: status, version, inputs and outputs.
     await page.click("a:text-is('Analytics')");
     await page.waitForSelector(`tr[data-application="${app}"] .status-RUNNING`);
     const row = await page.$eval(`tr[data-application="${app}"]`, (tr) => [...tr.children].slice(0, 4).map((td) => td.textContent));
-    assert.deepEqual(row, [app, "RUNNING", "3", "in: ticks → SOURCE_SQL_STREAM · no output"]);
+    assert.deepEqual(row, [app, "RUNNING", "4", "in: ticks → SOURCE_SQL_STREAM · out: DESTINATION_SQL_STREAM → doubled"]);
     await ka.send(new CreateApplicationCommand({ ApplicationName: "sessions", ApplicationDescription: "made with the SDK" }));
     await page.waitForSelector('tr[data-application="sessions"] .status-READY');
     await page.fill("input[data-filter]", "tick");
