@@ -214,12 +214,12 @@ describe("the console's Analytics pages, read-write", { skip }, () => {
     assert.deepEqual(
       live.rows.map((r) => r.slice(1)),
       [
-        ["AMZN", "12.5", "25"],
-        ["IBM", "20", "40"],
-        ["AAPL", "30.5", "61"],
+        ["AMZN", "12.5", "25.0"],
+        ["IBM", "20.0", "40.0"],
+        ["AAPL", "30.5", "61.0"],
       ],
     );
-    for (const r of live.rows) assert.match(r[0], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/);
+    for (const r of live.rows) assert.match(r[0], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,3})?$/);
     assert.equal(await page.textContent(".livecount"), "3 rows");
     // The output stream got the same rows.
     const { ShardIterator } = await sdk.send(new GetShardIteratorCommand({ StreamName: "doubled", ShardId: "shardId-000000000000", ShardIteratorType: "TRIM_HORIZON" }));

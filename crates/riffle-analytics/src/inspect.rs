@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::mpsc;
 
-use crate::engine::mapping::OutputFormat;
 use crate::engine::pipeline::{Pipeline, Table};
 use crate::engine::query::Row;
-use crate::engine::value::{SqlType, Value};
+use crate::engine::value::{format_timestamp, SqlType, Value};
 use crate::run::{input_streams, reference_schema};
 use crate::sql::{self, SqlError};
 use crate::{key, Service};
@@ -63,19 +62,14 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Each row as a JSON object, `ROWTIME` first, values as the
-    /// application's JSON outputs write them.
-    pub fn json_rows(&self) -> Vec<String> {
-        let mut names = Vec::with_capacity(self.columns.len() + 1);
-        names.push("ROWTIME".to_owned());
-        names.extend(self.columns.iter().cloned());
+    /// Each row's values as SQL text (`None` for NULL), ROWTIME first.
+    pub fn text_rows(&self) -> Vec<Vec<Option<String>>> {
         self.rows
             .iter()
             .map(|r| {
-                let mut values = Vec::with_capacity(r.values.len() + 1);
-                values.push(Value::Timestamp(r.rowtime));
-                values.extend(r.values.iter().cloned());
-                String::from_utf8_lossy(&OutputFormat::Json.record(&names, &values)).into_owned()
+                std::iter::once(Some(format_timestamp(r.rowtime)))
+                    .chain(r.values.iter().map(Value::to_text))
+                    .collect()
             })
             .collect()
     }
@@ -324,11 +318,12 @@ mod tests {
         assert_eq!(w.dropped(), 6);
         let first = w.rows.try_recv().unwrap();
         assert_eq!(first.columns.as_slice(), ["N"]);
+        let at = Some("1970-01-01 00:00:01".to_owned());
         assert_eq!(
-            first.json_rows(),
+            first.text_rows(),
             [
-                r#"{"ROWTIME":"1970-01-01 00:00:01.000","N":0}"#,
-                r#"{"ROWTIME":"1970-01-01 00:00:01.000","N":1}"#
+                vec![at.clone(), Some("0".to_owned())],
+                vec![at, Some("1".to_owned())]
             ]
         );
         let mut queued = 1;

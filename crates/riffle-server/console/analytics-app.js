@@ -231,7 +231,7 @@ function liveRows(name) {
       head.replaceChildren(h("tr", {}, ...columns.map((c) => h("th", { scope: "col" }, c))));
     }
     for (const r of ev.rows) {
-      body.append(h("tr", {}, ...columns.map((c) => h("td", { "data-col": c }, r[c] === null || r[c] === undefined ? "NULL" : String(r[c])))));
+      body.append(h("tr", {}, ...columns.map((c, i) => h("td", { "data-col": c, class: r[i] === null ? "null" : null }, r[i] ?? "NULL"))));
     }
     while (body.children.length > MAX_ROWS) body.firstChild.remove();
     total += ev.rows.length;
@@ -318,7 +318,7 @@ export function applicationPage(main, name) {
   const stopBtn = h("button", { type: "button", onclick: () => stopApp() }, "Stop");
   const delBtn = h("button", { type: "button", class: "danger", onclick: () => deleteApplication(detail, slot).then((d) => d && (location.hash = "#/analytics")) }, "Delete");
   const info = h("div");
-  const editor = sqlEditor({ label: `SQL code of ${name}`, rows: 18, application: name, readOnly: !rw });
+  const editor = sqlEditor({ label: `SQL code of ${name}`, rows: 14, application: name, readOnly: !rw });
   const saveBtn = h("button", { type: "button", class: "primary", onclick: () => save() }, "Save");
   const inputs = h("div", { class: "inputs" });
   const outputs = h("div", { class: "outputs" });

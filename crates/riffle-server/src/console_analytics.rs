@@ -13,7 +13,8 @@
 //! - `GET /_riffle/console/api/analytics/rows?application=NAME&stream=S`:
 //!   Server-Sent Events, one `rows` event per step of the running
 //!   application that put rows into the stream (`{"stream", "columns",
-//!   "rows", "dropped"}`; each row an object, `ROWTIME` first), a comment
+//!   "rows", "dropped"}`; each row an array of the values as SQL text,
+//!   `null` for NULL, `ROWTIME` first), a comment
 //!   every 15 seconds otherwise. A reader that falls behind loses rows
 //!   (`dropped` counts them); the application never waits for it.
 //!
@@ -170,10 +171,16 @@ fn rows(mut watcher: riffle_analytics::inspect::Watcher, stream: String) -> Resp
                             .chain(batch.columns.iter().map(String::as_str))
                             .map(quoted)
                             .collect();
+                        let rows = batch
+                            .text_rows()
+                            .into_iter()
+                            .map(|r| Value::List(r.into_iter().map(|v| v.map(Value::Str).unwrap_or(Value::Null)).collect()))
+                            .collect();
+                        let rows = riffle_wire::json::encode(&Value::List(rows));
                         format!(
-                            "event: rows\ndata: {{\"stream\":{name},\"columns\":[{}],\"rows\":[{}],\"dropped\":{}}}\n\n",
+                            "event: rows\ndata: {{\"stream\":{name},\"columns\":[{}],\"rows\":{},\"dropped\":{}}}\n\n",
                             columns.join(","),
-                            batch.json_rows().join(","),
+                            String::from_utf8_lossy(&rows),
                             watcher.dropped()
                         )
                     }
