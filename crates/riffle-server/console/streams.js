@@ -1,13 +1,20 @@
 // Data Streams: the list, creating and deleting streams.
 
 import { call, all } from "./api.js";
-import { h, showError, fmtTime } from "./ui.js";
-import { listPage, describeEach, deleteTyped } from "./listpage.js";
+import { h, fmtTime, confirmThen, createCard, listPage } from "./ui.js";
 
 /** Deletes `name` after the user types its name; resolves true when deleted. */
 export function deleteStream(name, slot) {
-  const body = "The stream, its shards and all their records are deleted. This cannot be undone.";
-  return deleteTyped(name, "stream", body, () => call("DeleteStream", { StreamName: name, EnforceConsumerDeletion: true }), slot);
+  return confirmThen(
+    {
+      title: `Delete ${name}?`,
+      body: "The stream, its shards and all their records are deleted. This cannot be undone.",
+      confirmLabel: "Delete stream",
+      typed: name,
+    },
+    () => call("DeleteStream", { StreamName: name, EnforceConsumerDeletion: true }),
+    slot,
+  );
 }
 
 function createForm(onCreated) {
@@ -19,66 +26,60 @@ function createForm(onCreated) {
     shardsLabel.hidden = mode.value === "ON_DEMAND";
     shards.required = mode.value !== "ON_DEMAND";
   });
-  const error = h("div", { class: "slot" });
-  const form = h(
-    "form",
-    { class: "card create", "aria-label": "Create stream", hidden: true },
-    h("h2", {}, "Create stream"),
-    h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Capacity mode", mode), shardsLabel),
-    error,
-    h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
-      h("button", { type: "submit", class: "primary" }, "Create"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const input = { StreamName: name.value.trim() };
-    if (mode.value === "ON_DEMAND") input.StreamModeDetails = { StreamMode: "ON_DEMAND" };
-    else input.ShardCount = Number(shards.value);
-    try {
+  const card = createCard({
+    title: "Create stream",
+    fields: [h("div", { class: "row" }, h("label", {}, "Name", name), h("label", {}, "Capacity mode", mode), shardsLabel)],
+    first: name,
+    submit: async () => {
+      const input = { StreamName: name.value.trim() };
+      if (mode.value === "ON_DEMAND") input.StreamModeDetails = { StreamMode: "ON_DEMAND" };
+      else input.ShardCount = Number(shards.value);
       await call("CreateStream", input);
-      showError(error, null);
-      form.hidden = true;
-      form.reset();
+      card.form.reset();
       onCreated(input.StreamName);
-    } catch (err) {
-      showError(error, err);
-    }
+    },
   });
-  return { form, open: () => ((form.hidden = false), name.focus()) };
+  return card;
 }
 
 export function streamsPage(main) {
-  return listPage(main, {
+  const page = listPage(main, {
     title: "Data Streams",
-    label: "Streams",
-    noun: "stream",
-    plural: "streams",
-    heads: ["Name", "Status", "Open shards", "Mode", "Retention", "Created", ""],
+    filterLabel: "Filter streams",
+    tableLabel: "Streams",
+    columns: ["Name", "Status", "Open shards", "Mode", "Retention", "Created", ""],
+    attr: "data-stream",
     name: (r) => r.StreamName,
-    load: async () => {
-      const summaries = await all("ListStreams", {}, "StreamSummaries");
-      return describeEach(summaries, async (s) => (await call("DescribeStreamSummary", { StreamName: s.StreamName })).StreamDescriptionSummary);
-    },
-    row: (r, { slot, reload }) =>
+    cells: (r, slot) => [
+      h("td", {}, h("a", { href: `#/streams/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
+      h("td", {}, h("span", { class: `status status-${r.StreamStatus}` }, r.StreamStatus)),
+      h("td", { class: "num" }, r.OpenShardCount ?? ""),
+      h("td", {}, r.StreamModeDetails?.StreamMode ?? ""),
+      h("td", { class: "num" }, r.RetentionPeriodHours !== undefined ? `${r.RetentionPeriodHours} h` : ""),
+      h("td", {}, fmtTime(r.StreamCreationTimestamp)),
       h(
-        "tr",
-        { "data-stream": r.StreamName },
-        h("td", {}, h("a", { href: `#/streams/${encodeURIComponent(r.StreamName)}` }, r.StreamName)),
-        h("td", {}, h("span", { class: `status status-${r.StreamStatus}` }, r.StreamStatus)),
-        h("td", { class: "num" }, r.OpenShardCount ?? ""),
-        h("td", {}, r.StreamModeDetails?.StreamMode ?? ""),
-        h("td", { class: "num" }, r.RetentionPeriodHours !== undefined ? `${r.RetentionPeriodHours} h` : ""),
-        h("td", {}, fmtTime(r.StreamCreationTimestamp)),
-        h(
-          "td",
-          {},
-          h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteStream(r.StreamName, slot).then((d) => d && reload()) }, "Delete"),
-        ),
+        "td",
+        {},
+        h("button", { type: "button", class: "danger small", "aria-label": `Delete ${r.StreamName}`, onclick: () => deleteStream(r.StreamName, slot).then((d) => d && page.reload()) }, "Delete"),
       ),
-    create: { label: "Create stream", form: (reload) => createForm(() => reload()) },
+    ],
+    fetch: async () => {
+      const summaries = await all("ListStreams", {}, "StreamSummaries");
+      return Promise.all(
+        summaries.map(async (s) => {
+          try {
+            const d = await call("DescribeStreamSummary", { StreamName: s.StreamName });
+            return d.StreamDescriptionSummary;
+          } catch {
+            return s; // deleted meanwhile
+          }
+        }),
+      );
+    },
+    create: createForm(() => page.reload()),
+    createLabel: "Create stream",
+    empty: "No streams yet.",
+    noMatch: "No stream matches.",
   });
+  return page.stop;
 }

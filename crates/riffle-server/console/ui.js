@@ -130,3 +130,107 @@ export function timeChart(el, labels, { yLabel = "", span = 60 } = {}) {
     },
   };
 }
+
+/**
+ * Asks with `confirmDialog(ask)`, then runs `action`; its error (or none)
+ * is shown in `slot`. Resolves true once the action succeeded.
+ */
+export async function confirmThen(ask, action, slot) {
+  if (!(await confirmDialog(ask))) return false;
+  try {
+    await action();
+    showError(slot, null);
+    return true;
+  } catch (e) {
+    showError(slot, e);
+    return false;
+  }
+}
+
+/**
+ * A create form in a card, hidden until opened: `fields` are its rows;
+ * `submit()` makes the call (its error is shown in the form, which stays
+ * open). Returns { form, open }; `onOpen` runs each time it opens.
+ */
+export function createCard({ title, fields, first, submit, onOpen }) {
+  const error = h("div", { class: "slot" });
+  const form = h(
+    "form",
+    { class: "card create", "aria-label": title, hidden: true },
+    h("h2", {}, title),
+    ...fields,
+    error,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", onclick: () => (form.hidden = true) }, "Cancel"),
+      h("button", { type: "submit", class: "primary" }, "Create"),
+    ),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await submit(error);
+      showError(error, null);
+      form.hidden = true;
+    } catch (err) {
+      showError(error, err);
+    }
+  });
+  return { form, open: () => ((form.hidden = false), first.focus(), onOpen?.(error)) };
+}
+
+/**
+ * A page listing resources, reloaded every 3 s: a title, a filter (`/`)
+ * on `name(row)`, the create button (`n`) when `create` is given, and a
+ * table whose rows carry `attr` = the name and `cells(row, slot)`. Returns
+ * { stop, reload }.
+ */
+export function listPage(main, { title, filterLabel, tableLabel, columns, attr, name, cells, fetch, create, createLabel, aside, empty, noMatch }) {
+  const slot = h("div", { class: "slot" });
+  const filter = h("input", { type: "search", placeholder: "Filter by name  ( / )", "data-filter": true, "aria-label": filterLabel });
+  const body = h("tbody");
+  let rows = [];
+  let stopped = false;
+  const render = () => {
+    const f = filter.value.trim().toLowerCase();
+    const shown = rows.filter((r) => name(r).toLowerCase().includes(f));
+    body.replaceChildren(
+      ...(shown.length
+        ? shown.map((r) => h("tr", { [attr]: name(r) }, ...cells(r, slot)))
+        : [h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, rows.length ? noMatch : empty))]),
+    );
+  };
+  filter.addEventListener("input", render);
+  const reload = async () => {
+    try {
+      rows = await fetch();
+      rows.sort((a, b) => name(a).localeCompare(name(b)));
+      if (!stopped) render();
+    } catch (e) {
+      showError(slot, e);
+    }
+  };
+  main.append(
+    h(
+      "div",
+      { class: "title" },
+      h("h1", {}, title),
+      h("span", { class: "spacer" }),
+      filter,
+      create ? h("button", { type: "button", class: "primary", "data-new": true, onclick: create.open }, createLabel) : aside,
+    ),
+    ...(create ? [create.form] : []),
+    slot,
+    h("table", { class: "list", "aria-label": tableLabel }, h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", { scope: "col" }, c)))), body),
+  );
+  reload();
+  const timer = setInterval(() => !stopped && reload(), 3000);
+  return {
+    reload,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}
