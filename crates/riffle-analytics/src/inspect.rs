@@ -24,7 +24,7 @@ use crate::engine::query::Row;
 use crate::engine::value::{format_timestamp, SqlType, Value};
 use crate::run::{input_streams, reference_schema};
 use crate::sql::{self, SqlError};
-use crate::{key, Service};
+use crate::{key, AnalyticsError, Service};
 
 /// An in-application stream and its columns (name, SQL type).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,9 +175,13 @@ impl Drop for Watcher {
 }
 
 impl Service {
-    /// Whether the application `name` exists in `region`.
-    pub fn has_application(&self, region: &str, name: &str) -> bool {
-        self.apps.get(&key(region, name)).is_some()
+    /// The application `name` exists in `region`, or DescribeApplication's
+    /// ResourceNotFoundException.
+    pub fn application_exists(&self, region: &str, name: &str) -> Result<(), AnalyticsError> {
+        match self.apps.get(&key(region, name)) {
+            Some(_) => Ok(()),
+            None => Err(crate::ops::not_found(name, self.account())),
+        }
     }
 
     /// Watches the in-application stream `stream` of the application

@@ -86,13 +86,8 @@ pub async fn serve(
             let Some(stream) = param(&q, "stream").filter(|s| !s.is_empty()) else {
                 return invalid("The stream parameter is required.");
             };
-            if !svc.has_application(&region, application) {
-                return crate::error(
-                    Encoding::Json,
-                    400,
-                    "ResourceNotFoundException",
-                    Some(&format!("Application {application} not found")),
-                );
+            if let Err(e) = svc.application_exists(&region, application) {
+                return crate::json11::error_response(&e);
             }
             rows(svc.watch(&region, application, stream), stream.to_owned())
         }
@@ -292,7 +287,7 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(
             body,
-            r#"{"__type":"ResourceNotFoundException","message":"Application nope not found"}"#
+            r#"{"__type":"ResourceNotFoundException","message":"Application nope is not found in account 000000000000."}"#
         );
         let svc = h.0.clone().unwrap();
         let ctx = riffle_analytics::Ctx {
