@@ -64,6 +64,27 @@ function analyticsClient(server) {
   return c;
 }
 
+/**
+ * For one describe block: a server started with `args`, its Data Streams
+ * and Analytics clients, and a browser page (`height` tall), as `ctx`'s
+ * members once `before` ran.
+ */
+function fixture(args = [], height = 800) {
+  const ctx = {};
+  before(async () => {
+    ctx.server = await Riffle.start({ args });
+    ctx.sdk = ctx.server.client();
+    ctx.ka = analyticsClient(ctx.server);
+    ctx.browser = await launch();
+    ctx.page = await ctx.browser.newPage({ viewport: { width: 1280, height } });
+  });
+  after(async () => {
+    await ctx.browser?.close();
+    await ctx.server?.stop();
+  });
+  return ctx;
+}
+
 const put = (sdk, stream, doc) => sdk.send(new PutRecordCommand({ StreamName: stream, PartitionKey: "p", Data: new TextEncoder().encode(JSON.stringify(doc)) }));
 
 /** The live view's table: its header and rows of cell texts. */
@@ -82,20 +103,10 @@ const BAD_SQL = [
 const GOOD_SQL = BAD_SQL.replace("FROM WHERE", 'FROM "SOURCE_SQL_STREAM_001" WHERE');
 
 describe("the console's Analytics pages, read-write", { skip }, () => {
-  let server, sdk, ka, browser, page;
-  before(async () => {
-    server = await Riffle.start();
-    sdk = server.client();
-    ka = analyticsClient(server);
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const ctx = fixture([], 860);
 
   test("create, add an input with a discovered schema, edit SQL, save, start, watch rows, stop", { timeout: 120000 }, async () => {
+    const { server, sdk, ka, page } = ctx;
     const app = "tickers";
     await sdk.send(new CreateStreamCommand({ StreamName: "ticks", ShardCount: 1 }));
     await sleep(200);
@@ -264,20 +275,11 @@ describe("the console's Analytics pages, read-write", { skip }, () => {
 });
 
 describe("the console's Analytics pages, read-only", { skip }, () => {
-  let server, ka, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--console", "read-only"] });
-    ka = analyticsClient(server);
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const ctx = fixture(["--console", "read-only"]);
 
   test("shows applications and checks SQL, offers no change, and the server refuses one", { timeout: 60000 }, async () => {
+    const { server, ka, page } = ctx;
     await ka.send(new CreateApplicationCommand({ ApplicationName: "watched", ApplicationCode: GOOD_SQL }));
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`${server.endpoint}/_riffle/console/#/analytics`);
     await page.waitForSelector("#mode:text('read-only')");
     await page.waitForSelector('tr[data-application="watched"] .status-READY');
@@ -310,19 +312,10 @@ describe("the console's Analytics pages, read-only", { skip }, () => {
 });
 
 describe("the console's Analytics pages on a server that checks signatures", { skip }, () => {
-  let server, sdk, ka, browser;
-  before(async () => {
-    server = await Riffle.start({ args: ["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`] });
-    sdk = server.client();
-    ka = analyticsClient(server);
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const ctx = fixture(["--credential-pairs", `${CREDENTIALS.accessKeyId}:${CREDENTIALS.secretAccessKey}`]);
 
   test("signs the code checks and the live rows; unsigned, they are refused", { timeout: 60000 }, async () => {
+    const { server, sdk, ka, page } = ctx;
     await sdk.send(new CreateStreamCommand({ StreamName: "ticks", ShardCount: 1 }));
     await ka.send(
       new CreateApplicationCommand({
@@ -343,7 +336,6 @@ describe("the console's Analytics pages on a server that checks signatures", { s
         ],
       }),
     );
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`${server.endpoint}/_riffle/console/#/analytics/signed`);
     await page.fill("input[name=accessKeyId]", CREDENTIALS.accessKeyId);
     await page.fill("input[name=secretAccessKey]", CREDENTIALS.secretAccessKey);
