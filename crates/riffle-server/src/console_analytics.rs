@@ -226,14 +226,11 @@ mod tests {
         (Handle(Some(svc)), shared)
     }
 
-    async fn get(h: &Handle, shared: &Shared, uri: &str) -> (u16, String, String) {
-        let p = parts(uri);
-        let rest = uri
-            .split('?')
-            .next()
-            .unwrap()
-            .strip_prefix("/_riffle/console/api/analytics/")
-            .unwrap();
+    /// GET `/_riffle/console/api/analytics/<path>`: status, content type
+    /// and body (an event stream's first frame).
+    async fn get(h: &Handle, shared: &Shared, path: &str) -> (u16, String, String) {
+        let p = parts(&format!("/_riffle/console/api/analytics/{path}"));
+        let rest = path.split('?').next().unwrap();
         let resp = serve(h, rest, &p, shared).await;
         let status = resp.status().as_u16();
         let ty = resp
@@ -254,7 +251,7 @@ mod tests {
         let (status, ty, body) = get(
             &h,
             &shared,
-            "/_riffle/console/api/analytics/validate?sql=CREATE%20STREAM%20s%20(a%20INT);%0ASELECT%20FROM",
+            "validate?sql=CREATE%20STREAM%20s%20(a%20INT);%0ASELECT%20FROM",
         )
         .await;
         assert_eq!((status, ty.as_str()), (200, "application/json"));
@@ -262,15 +259,9 @@ mod tests {
             body,
             r#"{"parse":{"line":2,"column":1,"message":"Expected CREATE OR REPLACE STREAM or CREATE OR REPLACE PUMP, found: SELECT"},"streams":[]}"#
         );
-        let (_, _, ok) = get(
-            &h,
-            &shared,
-            "/_riffle/console/api/analytics/validate?sql=CREATE%20STREAM%20s%20(a%20INT);",
-        )
-        .await;
+        let (_, _, ok) = get(&h, &shared, "validate?sql=CREATE%20STREAM%20s%20(a%20INT);").await;
         assert_eq!(ok, r#"{"streams":[]}"#);
-        let (status, _, missing) =
-            get(&h, &shared, "/_riffle/console/api/analytics/validate").await;
+        let (status, _, missing) = get(&h, &shared, "validate").await;
         assert_eq!(status, 400);
         assert!(missing.contains("InvalidArgumentException"), "{missing}");
     }
@@ -281,7 +272,7 @@ mod tests {
         let (status, _, body) = get(
             &h,
             &shared,
-            "/_riffle/console/api/analytics/rows?application=nope&stream=DESTINATION_SQL_STREAM",
+            "rows?application=nope&stream=DESTINATION_SQL_STREAM",
         )
         .await;
         assert_eq!(status, 400);
@@ -303,17 +294,12 @@ mod tests {
         let (status, ty, first) = get(
             &h,
             &shared,
-            "/_riffle/console/api/analytics/rows?application=app&stream=DESTINATION_SQL_STREAM",
+            "rows?application=app&stream=DESTINATION_SQL_STREAM",
         )
         .await;
         assert_eq!((status, ty.as_str()), (200, "text/event-stream"));
         assert_eq!(first, ": watching\n\n");
-        let (status, _, _) = get(
-            &h,
-            &shared,
-            "/_riffle/console/api/analytics/rows?application=app",
-        )
-        .await;
+        let (status, _, _) = get(&h, &shared, "rows?application=app").await;
         assert_eq!(status, 400);
         // The guard of a read-only console lets both through: they are GETs.
         let console = crate::console::Console {
