@@ -14,6 +14,8 @@
 //! - [`engine`]: the streaming SQL engine; [`run`]: the task that runs a
 //!   RUNNING application on it; [`lambda`]: Lambda input preprocessing
 //!   and Lambda outputs.
+//! - [`inspect`]: what the console reads besides the API: code checked
+//!   by the parser and planner, live rows of in-application streams.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use riffle_wire::Value;
 pub mod discover;
 pub mod engine;
 pub mod error;
+pub mod inspect;
 pub mod lambda;
 #[rustfmt::skip]
 pub mod model;
@@ -163,6 +166,7 @@ pub struct Service {
     pub(crate) apps: Registry<state::Application, ()>,
     pub(crate) sources: std::sync::OnceLock<Sources>,
     pub(crate) runners: run::Runners,
+    pub(crate) watches: inspect::Watches,
     me: std::sync::Weak<Service>,
 }
 
@@ -192,6 +196,7 @@ impl Service {
             apps,
             sources: std::sync::OnceLock::new(),
             runners: run::Runners::default(),
+            watches: inspect::Watches::default(),
             me: me.clone(),
         }))
     }

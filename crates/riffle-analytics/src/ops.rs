@@ -64,7 +64,7 @@ pub async fn dispatch(svc: &Service, ctx: &Ctx, op: &str, body: Value) -> Result
 // ---------------------------------------------------------------------
 // Texts
 
-fn not_found(name: &str, account: &str) -> AnalyticsError {
+pub(crate) fn not_found(name: &str, account: &str) -> AnalyticsError {
     AnalyticsError::ResourceNotFound(format!(
         "Application {name} is not found in account {account}."
     ))

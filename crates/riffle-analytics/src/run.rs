@@ -315,6 +315,8 @@ impl Task {
         // Where the input is done with when the task ends: the position
         // after the last batch whose outputs were all delivered.
         let mut end: Option<Progress> = None;
+        // The streams whose rows are copied for watchers.
+        let mut watched: Vec<String> = Vec::new();
         while !self.stopped() {
             let before = p.progress(self.app.run);
             let batch = {
@@ -376,7 +378,15 @@ impl Task {
                     }
                 }
             }
+            let wanted = self.svc.watches.streams(&self.key);
+            if wanted != watched {
+                p.pipeline.watch(&wanted);
+                watched = wanted;
+            }
             p.pipeline.step(now, input, errors);
+            if !watched.is_empty() {
+                self.svc.watches.publish(&self.key, &mut p.pipeline);
+            }
             if !records.is_empty() {
                 history.push_back((now, before.clone()));
             }
@@ -480,33 +490,13 @@ impl Task {
         };
         let input = app.inputs.first().ok_or("the application has no input")?;
         let doc = &input.doc;
-        let mapping = InputMapping::from_schema(&doc["InputSchema"])?;
-        let (kind, arn) =
-            if let Some(arn) = doc_str(doc, "/KinesisStreamsInputDescription/ResourceARN") {
-                (SourceKind::KinesisStream, arn)
-            } else if let Some(arn) = doc_str(doc, "/KinesisFirehoseInputDescription/ResourceARN") {
-                (SourceKind::Firehose, arn)
-            } else {
-                return Err("the input has no source".into());
-            };
-        let mut columns: Vec<(String, SqlType)> = mapping.columns().to_vec();
-        columns.extend(
-            mapping::source_columns(kind)
-                .iter()
-                .map(|(n, t)| (n.to_string(), *t)),
-        );
-        let names: Vec<String> = match doc["InAppStreamNames"].as_array() {
-            Some(a) => a
-                .iter()
-                .filter_map(|n| n.as_str().map(str::to_owned))
-                .collect(),
-            None => vec![format!("{}_001", doc_str(doc, "/NamePrefix").unwrap_or(""))],
-        };
-        if names.is_empty() {
-            return Err("the input has no in-application stream".into());
-        }
-        let inputs: Vec<(String, Vec<(String, SqlType)>)> =
-            names.iter().map(|n| (n.clone(), columns.clone())).collect();
+        let InputStreams {
+            kind,
+            arn,
+            mapping,
+            streams: inputs,
+        } = input_streams(doc)?;
+        let names: Vec<String> = inputs.iter().map(|(n, _)| n.clone()).collect();
         let tables = self.tables(&sources).await?;
         let mut pipeline = Pipeline::new(&program, &inputs, &tables).map_err(|e| e.0)?;
         let streams = names
@@ -623,7 +613,7 @@ impl Task {
         let mut tables = HashMap::new();
         for r in &self.app.references {
             let d = &r.doc;
-            let name = doc_str(d, "/TableName").unwrap_or_default().to_owned();
+            let (name, mapping) = reference_schema(d)?;
             let bucket = doc_str(d, "/S3ReferenceDataSourceDescription/BucketARN")
                 .and_then(|a| a.strip_prefix("arn:aws:s3:::"))
                 .ok_or("a reference data source has no bucket")?;
@@ -633,7 +623,6 @@ impl Task {
                 .get(bucket, key, REFERENCE_LIMIT)
                 .await?
                 .ok_or_else(|| format!("reference data s3://{bucket}/{key} does not exist"))?;
-            let mapping = InputMapping::from_schema(&d["ReferenceSchema"])?;
             let rows = mapping
                 .rows(&data)
                 .into_iter()
@@ -649,6 +638,57 @@ impl Task {
         }
         Ok(tables)
     }
+}
+
+/// A reference data source's table name and mapping.
+pub(crate) fn reference_schema(d: &Json) -> Result<(String, InputMapping), String> {
+    let name = doc_str(d, "/TableName").unwrap_or_default().to_owned();
+    Ok((name, InputMapping::from_schema(&d["ReferenceSchema"])?))
+}
+
+/// An input's source and the in-application streams it feeds.
+pub(crate) struct InputStreams<'a> {
+    pub kind: SourceKind,
+    pub arn: &'a str,
+    pub mapping: InputMapping,
+    /// Each in-application stream with its columns: the mapped ones,
+    /// then the source's (`APPROXIMATE_ARRIVAL_TIME`, ...).
+    pub streams: Vec<(String, Vec<(String, SqlType)>)>,
+}
+
+/// What an input's description document says it reads and feeds.
+pub(crate) fn input_streams(doc: &Json) -> Result<InputStreams<'_>, String> {
+    let mapping = InputMapping::from_schema(&doc["InputSchema"])?;
+    let (kind, arn) = if let Some(arn) = doc_str(doc, "/KinesisStreamsInputDescription/ResourceARN")
+    {
+        (SourceKind::KinesisStream, arn)
+    } else if let Some(arn) = doc_str(doc, "/KinesisFirehoseInputDescription/ResourceARN") {
+        (SourceKind::Firehose, arn)
+    } else {
+        return Err("the input has no source".into());
+    };
+    let mut columns: Vec<(String, SqlType)> = mapping.columns().to_vec();
+    columns.extend(
+        mapping::source_columns(kind)
+            .iter()
+            .map(|(n, t)| (n.to_string(), *t)),
+    );
+    let names: Vec<String> = match doc["InAppStreamNames"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
+        None => vec![format!("{}_001", doc_str(doc, "/NamePrefix").unwrap_or(""))],
+    };
+    if names.is_empty() {
+        return Err("the input has no in-application stream".into());
+    }
+    Ok(InputStreams {
+        kind,
+        arn,
+        mapping,
+        streams: names.into_iter().map(|n| (n, columns.clone())).collect(),
+    })
 }
 
 /// Why an application with Lambda preprocessing or a Lambda output

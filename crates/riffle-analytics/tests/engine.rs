@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use riffle_analytics::engine::pipeline::{Pipeline, Table};
+use riffle_analytics::engine::query::Row;
 use riffle_analytics::engine::value::{format_timestamp, SqlType, Value};
 use riffle_analytics::sql;
 
@@ -44,18 +45,18 @@ fn pipeline(code: &str, tables: HashMap<String, Table>) -> Pipeline {
 /// Rows of a tapped stream as text lines: `rowtime | v1 | v2 ...`
 /// (ROWTIME as seconds after T0).
 fn lines(p: &mut Pipeline, stream: &str) -> Vec<String> {
-    p.take(stream)
-        .into_iter()
-        .map(|r| {
-            let mut parts = vec![format!("{}", (r.rowtime - T0) as f64 / 1000.0)];
-            parts.extend(
-                r.values
-                    .iter()
-                    .map(|v| v.to_text().unwrap_or_else(|| "NULL".into())),
-            );
-            parts.join(" | ")
-        })
-        .collect()
+    p.take(stream).iter().map(line).collect()
+}
+
+/// A row as text: `rowtime | v1 | v2 ...` (ROWTIME as seconds after T0).
+fn line(r: &Row) -> String {
+    let mut parts = vec![format!("{}", (r.rowtime - T0) as f64 / 1000.0)];
+    parts.extend(
+        r.values
+            .iter()
+            .map(|v| v.to_text().unwrap_or_else(|| "NULL".into())),
+    );
+    parts.join(" | ")
 }
 
 fn feed(p: &mut Pipeline, at_s: f64, rows: Vec<Vec<Value>>) {
@@ -525,4 +526,64 @@ fn event_time_windows_group_by_a_column_with_rowtime_driving_emission() {
             "10 | 2024-01-01 10:01:00 | A | 1"
         ]
     );
+}
+
+#[test]
+fn watched_streams_get_a_copy_of_their_rows_and_the_pumps_still_run() {
+    let code = format!(
+        "{DEST} (ticker_symbol VARCHAR(4), price DOUBLE);
+         CREATE OR REPLACE PUMP \"STREAM_PUMP\" AS INSERT INTO \"DESTINATION_SQL_STREAM\"
+         SELECT STREAM ticker_symbol, price FROM \"SOURCE_SQL_STREAM_001\" WHERE price > 10"
+    );
+    let mut p = pipeline(&code, HashMap::new());
+    // Nobody watches: nothing is copied.
+    feed(&mut p, 1.0, vec![tick("AMZN", "TECH", 0.5, 20.0)]);
+    assert!(p.take_watched().is_empty());
+    assert_eq!(lines(&mut p, "DESTINATION_SQL_STREAM"), ["1 | AMZN | 20.0"]);
+
+    // The source (read by one pump only) and the tapped destination.
+    p.watch(&[
+        "SOURCE_SQL_STREAM_001".into(),
+        "DESTINATION_SQL_STREAM".into(),
+        "NO_SUCH_STREAM".into(),
+    ]);
+    feed(
+        &mut p,
+        2.0,
+        vec![
+            tick("IBM", "TECH", 1.0, 5.0),
+            tick("MSFT", "TECH", 1.5, 30.0),
+        ],
+    );
+    let mut watched: Vec<(String, Vec<String>)> = p
+        .take_watched()
+        .into_iter()
+        .map(|(name, rows)| (name, rows.iter().map(line).collect()))
+        .collect();
+    watched.sort();
+    assert_eq!(
+        watched,
+        [
+            (
+                "DESTINATION_SQL_STREAM".to_string(),
+                vec!["2 | MSFT | 30.0".to_string()]
+            ),
+            (
+                "SOURCE_SQL_STREAM_001".to_string(),
+                vec![
+                    "2 | IBM | TECH | 1.0 | 5.0".to_string(),
+                    "2 | MSFT | TECH | 1.5 | 30.0".to_string()
+                ]
+            ),
+        ]
+    );
+    // The output still gets every row, and a take empties the copies.
+    assert_eq!(lines(&mut p, "DESTINATION_SQL_STREAM"), ["2 | MSFT | 30.0"]);
+    assert!(p.take_watched().is_empty());
+
+    // Unwatched again: nothing more is copied.
+    p.watch(&[]);
+    feed(&mut p, 3.0, vec![tick("AAPL", "TECH", 2.0, 40.0)]);
+    assert!(p.take_watched().is_empty());
+    assert_eq!(lines(&mut p, "DESTINATION_SQL_STREAM"), ["3 | AAPL | 40.0"]);
 }

@@ -27,7 +27,8 @@ export function setCredentials(c) {
   else sessionStorage.removeItem(CRED_KEY);
 }
 
-async function signed(method, url, headers, body) {
+/** `headers` with the signature of the request, when the console has credentials. */
+export async function signed(method, url, headers, body) {
   if (!state.credentials) return headers;
   const extra = await sign({
     method,

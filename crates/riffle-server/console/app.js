@@ -9,6 +9,8 @@ import { serverPage } from "./server.js";
 import { videoStreamsPage, videoStreamPage } from "./video.js";
 import { firehosePage } from "./firehose.js";
 import { deliveryStreamPage } from "./firehose-stream.js";
+import { analyticsPage } from "./analytics.js";
+import { applicationPage } from "./analytics-app.js";
 
 const main = document.getElementById("main");
 let current = null; // the page's cleanup
@@ -63,6 +65,7 @@ async function route() {
   else if (parts[0] === "video") current = parts[1] ? videoStreamPage(main, parts[1]) : videoStreamsPage(main);
   else if (parts[0] === "streams" && parts[1]) current = streamPage(main, parts[1]);
   else if (parts[0] === "firehose") current = parts[1] ? deliveryStreamPage(main, parts[1]) : firehosePage(main);
+  else if (parts[0] === "analytics") current = parts[1] ? applicationPage(main, parts[1]) : analyticsPage(main);
   else current = streamsPage(main);
 }
 
@@ -86,7 +89,7 @@ async function start() {
 
 window.addEventListener("hashchange", () => state.server && route());
 
-// g s / g m / g f move between pages; / focuses the page's filter; n opens the
+// g s / g f / g a / g v / g m move between pages; / focuses the page's filter; n opens the
 // create form. Keys typed into fields are left alone.
 let pendingG = false;
 document.addEventListener("keydown", (e) => {
@@ -98,6 +101,7 @@ document.addEventListener("keydown", (e) => {
     if (e.key === "m") location.hash = "#/server";
     if (e.key === "v") location.hash = "#/video";
     if (e.key === "f") location.hash = "#/firehose";
+    if (e.key === "a") location.hash = "#/analytics";
     return;
   }
   if (e.key === "g") pendingG = true;

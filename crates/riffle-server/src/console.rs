@@ -2,7 +2,8 @@
 //! `build.rs`), served under `/_riffle/console/`, read-only internal
 //! endpoints (`/_riffle/console/api/server`, a service's own under
 //! `/_riffle/console/api/<service>/`, see
-//! [`crate::platform::AwsService::console_get`], and the live tail in
+//! [`crate::platform::AwsService::console_get`], Analytics' in
+//! [`crate::console_analytics`], and the live tail in
 //! [`crate::console_tail`]), and the guard that every
 //! request marked as the console's (`x-riffle-console`) passes before it is
 //! routed.
@@ -93,6 +94,8 @@ pub struct Console {
     pub info: ServerInfo,
     /// What the live tail reads ([`crate::console_tail`]).
     pub streams: Option<crate::console_tail::Streams>,
+    /// What the Analytics endpoints read.
+    pub analytics: crate::console_analytics::Handle,
 }
 
 /// One embedded file.
@@ -232,12 +235,15 @@ impl Console {
         if let Some(name) = crate::console_tail::stream_of(rest) {
             return crate::console_tail::serve(self.streams.as_ref(), parts, shared, name).await;
         }
+        if let Some(r) = rest.strip_prefix("/api/analytics/") {
+            return crate::console_analytics::serve(&self.analytics, r, parts, shared).await;
+        }
         let file = match rest.trim_start_matches('/') {
             "" => "index.html",
             f => f,
         };
         let Some(asset) = ASSETS.iter().find(|a| a.path == file) else {
-            return plain(StatusCode::NOT_FOUND, "No such console page.\n");
+            return not_found();
         };
         let fresh = crate::header(&parts.headers, "if-none-match").is_some_and(|v| {
             v.split(',')
@@ -306,7 +312,7 @@ impl Console {
 
 /// The region of a console endpoint's request, or the refusal: when
 /// credentials are configured it must be signed like any API call.
-fn authenticate(
+pub(crate) fn authenticate(
     parts: &http::request::Parts,
     shared: &Shared,
 ) -> Result<String, Box<Response<Body>>> {
@@ -356,6 +362,10 @@ pub fn redirect(to: &str) -> Response<Body> {
         )
         .body(Body::empty())
         .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+pub(crate) fn not_found() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "No such console page.\n")
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {

@@ -8,8 +8,10 @@
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
 //! - [`console`] serves the web console and guards the calls it makes;
-//!   [`console_firehose`] is Firehose's console endpoint.
-//!   [`console_tail`] is its live tail of a stream (Server-Sent Events).
+//!   [`console_firehose`] is Firehose's console endpoint,
+//!   [`console_analytics`] Analytics' (code checks, live rows of
+//!   in-application streams), [`console_tail`] the live tail of a stream
+//!   (Server-Sent Events).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 pub mod analytics;
 pub mod body;
 pub mod console;
+pub mod console_analytics;
 pub mod console_firehose;
 pub mod console_tail;
 pub mod faults;

@@ -306,6 +306,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         firehose_input: Some(firehose_sink),
         lambda,
     });
+    let console_analytics = riffle_server::console_analytics::Handle(Some(analytics.clone()));
     let app = Arc::new(App {
         services: riffle_server::services(riffle_server::Backends {
             streams: service.clone(),
@@ -352,6 +353,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 started_ms: clock.now_ms(),
             },
             streams: Some(riffle_server::console_tail::Streams(service.clone())),
+            analytics: console_analytics,
         },
     });
     let listener = bind(args.listen).with_context(|| format!("binding {}", args.listen))?;

@@ -74,6 +74,10 @@ pub struct Pipeline {
     /// How many pump inputs read each stream.
     readers: Vec<usize>,
     taps: HashMap<usize, Vec<Row>>,
+    /// Streams someone watches ([`Pipeline::watch`]): their rows are
+    /// copied for [`Pipeline::take_watched`].
+    watched: Vec<bool>,
+    watch_rows: HashMap<usize, Vec<Row>>,
     last_rowtime: i64,
 }
 
@@ -230,6 +234,8 @@ impl Pipeline {
             tapped: vec![false; n],
             readers,
             taps: HashMap::new(),
+            watched: vec![false; n],
+            watch_rows: HashMap::new(),
             last_rowtime: i64::MIN,
         })
     }
@@ -288,7 +294,7 @@ impl Pipeline {
                 if src == self.error_stream {
                     continue;
                 }
-                if self.readers[src] == 1 && !self.tapped[src] {
+                if self.readers[src] == 1 && !self.tapped[src] && !self.watched[src] {
                     // The only reader takes the rows.
                     let taken = std::mem::take(&mut pending[src]);
                     rows.extend(taken.into_iter().map(|r| (input, r)));
@@ -340,10 +346,37 @@ impl Pipeline {
             });
         }
         for (i, rows) in pending.into_iter().enumerate() {
+            if self.watched[i] && !rows.is_empty() {
+                self.watch_rows
+                    .entry(i)
+                    .or_default()
+                    .extend(rows.iter().cloned());
+            }
             if self.tapped[i] && !rows.is_empty() {
                 self.taps.entry(i).or_default().extend(rows);
             }
         }
+    }
+
+    /// Copies the rows of the streams `names` (and no others) from the
+    /// next step on, for [`Pipeline::take_watched`]; unknown names are
+    /// ignored.
+    pub fn watch(&mut self, names: &[String]) {
+        self.watched.iter_mut().for_each(|w| *w = false);
+        for n in names {
+            if let Some(&i) = self.by_name.get(n) {
+                self.watched[i] = true;
+            }
+        }
+        self.watch_rows.retain(|i, _| self.watched[*i]);
+    }
+
+    /// The rows of watched streams since the last call, by stream name.
+    pub fn take_watched(&mut self) -> Vec<(String, Vec<Row>)> {
+        self.watch_rows
+            .drain()
+            .map(|(i, rows)| (self.streams[i].name.clone(), rows))
+            .collect()
     }
 
     /// The ROWTIME of the oldest row any pump still holds in an open
