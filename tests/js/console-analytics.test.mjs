@@ -6,9 +6,6 @@
 // the screenshots docs/console/analytics-*.png.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { CreateStreamCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
@@ -16,41 +13,10 @@ import { CreateApplicationCommand, DescribeApplicationCommand, KinesisAnalyticsC
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
 
 import { ACCOUNT, CREDENTIALS, REGION, Riffle } from "./harness.mjs";
+import { launch, shoot, skip, until } from "./console-harness.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const SHOTS = join(resolve(HERE, "..", ".."), "docs", "console");
-const CHROMIUM = "/usr/bin/chromium";
-const skip = !existsSync(CHROMIUM) && `${CHROMIUM} is missing (scripts/test installs Debian's chromium)`;
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/riffle-analytics`;
 
-async function launch() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-}
-
-/** Waits until `fn` returns a truthy value (or throws with the last value). */
-async function until(fn, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
-}
-
-/** Light and dark screenshots of the page as it is. */
-async function shoot(page, name, fullPage = false) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    await sleep(150);
-    await page.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`), fullPage });
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-}
 
 function analyticsClient(server) {
   const c = new KinesisAnalyticsClient({

@@ -7,11 +7,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
@@ -22,45 +21,11 @@ import {
 import { KinesisVideoArchivedMediaClient, ListFragmentsCommand } from "@aws-sdk/client-kinesis-video-archived-media";
 
 import { CREDENTIALS, REGION, Riffle, catchError, riffleBin } from "./harness.mjs";
+import { CONSOLE, launch, shoot, skip as browserMissing, until } from "./console-harness.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, "..", "..");
-const CONSOLE = join(ROOT, "crates", "riffle-server", "console");
-const SHOTS = join(ROOT, "docs", "console");
-const CHROMIUM = "/usr/bin/chromium";
 const require = createRequire(import.meta.url);
-const skip =
-  (!existsSync(CHROMIUM) && `${CHROMIUM} is missing (scripts/test installs Debian's chromium)`) ||
-  (!existsSync("/usr/bin/ffmpeg") && "ffmpeg is missing (scripts/test installs Debian's ffmpeg)");
+const skip = browserMissing || (!existsSync("/usr/bin/ffmpeg") && "ffmpeg is missing (scripts/test installs Debian's ffmpeg)");
 
-async function launch() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-}
-
-/** Waits until `fn` returns a truthy value (or throws with the last value). */
-async function until(fn, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last)}`);
-}
-
-/** Light and dark screenshots of the page as it is. */
-async function shoot(page, name, fullPage = false) {
-  mkdirSync(SHOTS, { recursive: true });
-  await page.evaluate(() => window.scrollTo(0, 0));
-  for (const scheme of ["light", "dark"]) {
-    await page.emulateMedia({ colorScheme: scheme });
-    await sleep(150);
-    await page.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`), fullPage });
-  }
-  await page.emulateMedia({ colorScheme: "light" });
-}
 
 /**
  * A server started with `args`, Kinesis Video clients for it and a
