@@ -524,15 +524,6 @@ impl HiveType {
             ),
         }
     }
-
-    /// Whether ORC output can hold this type (`orc-rust` writes flat
-    /// primitive columns only).
-    fn orc_writable(&self) -> bool {
-        !matches!(
-            self,
-            HiveType::Array(_) | HiveType::Map(..) | HiveType::Struct(_) | HiveType::Decimal(..)
-        )
-    }
 }
 
 fn map_fields(k: &HiveType, v: &HiveType) -> Fields {
@@ -629,22 +620,6 @@ impl Converter {
                 .map(|(n, t)| Field::new(n, t.arrow(), true))
                 .collect::<Vec<_>>(),
         )
-    }
-
-    /// Why the ORC writer cannot take this table, if it cannot.
-    pub fn orc_unsupported(&self) -> Option<String> {
-        let bad: Vec<_> = self
-            .columns
-            .iter()
-            .filter(|(_, t)| !t.orc_writable())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        (!bad.is_empty()).then(|| {
-            format!(
-                "ORC output of decimal, array, map and struct columns is not supported by Riffle yet (columns: {}); records stay buffered.",
-                bad.join(", ")
-            )
-        })
     }
 
     /// The JSON key that feeds `column` in `obj`.
@@ -1186,19 +1161,29 @@ fn write_parquet(batch: &RecordBatch, o: &ParquetOptions) -> std::io::Result<Vec
 }
 
 fn write_orc(batch: &RecordBatch, o: &OrcOptions) -> std::io::Result<Vec<u8>> {
-    use orc_rust::compression::CompressionType;
-    let mut out = Vec::new();
-    let mut b = orc_rust::ArrowWriterBuilder::new(&mut out, batch.schema())
-        .with_stripe_byte_size(o.stripe_size_bytes.max(1024 * 1024) as usize);
-    match o.compression {
-        OrcCompression::None => {}
-        OrcCompression::Zlib => b = b.with_compression(CompressionType::Zlib),
-        OrcCompression::Snappy => b = b.with_compression(CompressionType::Snappy),
+    crate::orc::write(batch, &orc_options(o))
+}
+
+/// How the ORC writer honours OrcSerDe: Compression, StripeSizeBytes (at
+/// least 1 MiB), FormatVersion, and EnablePadding with PaddingTolerance
+/// against BlockSizeBytes.
+fn orc_options(o: &OrcOptions) -> crate::orc::Options {
+    crate::orc::Options {
+        compression: match o.compression {
+            OrcCompression::None => crate::orc::Compression::None,
+            OrcCompression::Zlib => crate::orc::Compression::Zlib,
+            OrcCompression::Snappy => crate::orc::Compression::Snappy,
+        },
+        stripe_size: o.stripe_size_bytes.max(1024 * 1024) as usize,
+        block_size: o.block_size_bytes.max(1) as u64,
+        padding_tolerance: o.enable_padding.then_some(o.padding_tolerance),
+        version: if o.format_version == "V0_11" {
+            [0, 11]
+        } else {
+            [0, 12]
+        },
+        ..crate::orc::Options::default()
     }
-    let mut w = b.try_build().map_err(std::io::Error::other)?;
-    w.write(batch).map_err(std::io::Error::other)?;
-    w.close().map_err(std::io::Error::other)?;
-    Ok(out)
 }
 
 /// What conversion needs of the service besides its settings.
@@ -1247,11 +1232,6 @@ pub async fn run(
     })?;
     let converter = Converter::new(&table, settings.deserializer.clone())
         .map_err(|e| fail(e.code, e.message))?;
-    if let Serializer::Orc(_) = settings.serializer {
-        if let Some(why) = converter.orc_unsupported() {
-            return Err(fail("DataFormatConversion.Unsupported", why));
-        }
-    }
     let records = batch.records.clone();
     let owned = settings.clone();
     let converted = tokio::task::spawn_blocking(move || converter.convert(&owned, &records))
@@ -1621,10 +1601,9 @@ mod tests {
     }
 
     #[test]
-    fn orc_round_trip_and_limits() {
+    fn orc_round_trip() {
         let t = table(&[("id", "int"), ("name", "string")]);
         let c = Converter::new(&t, openx()).unwrap();
-        assert_eq!(c.orc_unsupported(), None);
         let s = settings(json!({"OrcSerDe": {"Compression": "SNAPPY"}}));
         let out = c
             .convert(
@@ -1642,14 +1621,5 @@ mod tests {
         let ids = batch.column(0).as_primitive::<Int32Type>();
         assert_eq!((ids.value(0), ids.is_null(1)), (1, true));
         assert_eq!(batch.column(1).as_string::<i32>().value(0), "a");
-        let nested = Converter::new(
-            &table(&[("l", "array<int>"), ("d", "decimal(4,1)")]),
-            openx(),
-        )
-        .unwrap();
-        assert_eq!(
-            nested.orc_unsupported().unwrap(),
-            "ORC output of decimal, array, map and struct columns is not supported by Riffle yet (columns: l, d); records stay buffered."
-        );
     }
 }

@@ -1,0 +1,1275 @@
+//! An ORC file writer (ORC v1, the Hive 0.11/0.12 file format) for the
+//! Arrow record batches record format conversion builds.
+//!
+//! The file Riffle writes:
+//!
+//! - the `ORC` magic;
+//! - stripes of whole rows, closed once the rows buffered for one reach
+//!   the stripe size. A stripe is its data streams, column by column in
+//!   pre-order, then its stripe footer (the streams, a DIRECT encoding for
+//!   every column, writer time zone `UTC`). Every column is written with
+//!   the version 1 encodings: PRESENT (boolean run-length) when the stripe
+//!   holds a null of the column; integers (short, int, long, date) as
+//!   signed run-length v1; tinyint as byte run-length; boolean as boolean
+//!   run-length; float and double little-endian IEEE 754; string and
+//!   binary as DATA bytes and a LENGTH stream; timestamp as DATA seconds
+//!   since 2015-01-01 00:00:00 UTC and SECONDARY nanoseconds without their
+//!   trailing zeros; decimal as DATA zigzag varints of the unscaled value
+//!   and a SECONDARY scale stream; list and map as a LENGTH stream with
+//!   their elements (keys and values) in the child columns; struct
+//!   columns have no stream but PRESENT, and their fields hold values
+//!   only for the rows where the struct is present;
+//! - with padding on, zeros before a stripe that would straddle a block
+//!   boundary, when the space left in the block is within the tolerance;
+//! - the metadata (per-stripe column statistics), the file footer (the
+//!   type tree flattened in pre-order, stripe locations, file column
+//!   statistics, row count) and the PostScript (lengths, compression,
+//!   block size, file version, writer version, magic), then one byte: the
+//!   PostScript's length.
+//!
+//! Every stream, stripe footer, metadata and footer is compressed
+//! separately with NONE, ZLIB (raw deflate) or SNAPPY, in chunks of at
+//! most the compression block size, each behind a 3-byte header; a chunk
+//! that does not shrink is stored as it is. Protocol Buffers messages are
+//! encoded here ([`Msg`]).
+
+use std::io::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Int8Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+
+/// Generic compression of the streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zlib,
+    Snappy,
+}
+
+/// How to write a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub compression: Compression,
+    /// The most uncompressed bytes of one compression chunk.
+    pub compression_block_size: usize,
+    /// A stripe is closed once its buffered data reaches this size.
+    pub stripe_size: usize,
+    /// The file system block stripes are padded to, with padding on.
+    pub block_size: u64,
+    /// The share of a stripe's size that may be spent on padding; `None`
+    /// when padding is off.
+    pub padding_tolerance: Option<f64>,
+    /// The file format version: `[0, 11]` or `[0, 12]`.
+    pub version: [u32; 2],
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            compression: Compression::Snappy,
+            compression_block_size: 256 * 1024,
+            stripe_size: 64 * 1024 * 1024,
+            block_size: 256 * 1024 * 1024,
+            padding_tolerance: None,
+            version: [0, 12],
+        }
+    }
+}
+
+/// Seconds from the Unix epoch to 2015-01-01 00:00:00 UTC, ORC's
+/// timestamp base.
+const TIMESTAMP_BASE: i64 = 1_420_070_400;
+
+/// Rows appended to a stripe between two checks of its size.
+const ROWS_PER_CHECK: usize = 1024;
+
+/// The largest chunk a 3-byte chunk header can describe.
+const MAX_CHUNK: usize = (1 << 23) - 1;
+
+/// The version of this writer (writers other than ORC Java start at 6).
+const WRITER_VERSION: u64 = 6;
+
+// ---------------------------------------------------------------------
+// Encodings
+// ---------------------------------------------------------------------
+
+/// Base 128 varint.
+fn varint(out: &mut Vec<u8>, mut v: u128) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn zigzag128(v: i128) -> u128 {
+    ((v << 1) ^ (v >> 127)) as u128
+}
+
+/// Writes `items` as literal groups of at most 128, each behind its
+/// negative count.
+fn literals<T: Copy>(out: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, T)) {
+    for group in items.chunks(128) {
+        out.push((-(group.len() as i32)) as u8);
+        for &v in group {
+            put(out, v);
+        }
+    }
+}
+
+/// Run-length encoding of integers, version 1: runs of 3 to 130 values
+/// with a constant delta in -128..=127 (control byte, delta, base value)
+/// and literal groups. `signed` values are zigzag encoded.
+pub fn int_rle(values: &[i64], signed: bool) -> Vec<u8> {
+    let put =
+        |out: &mut Vec<u8>, v: i64| varint(out, if signed { zigzag(v) } else { v as u64 } as u128);
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < values.len() {
+        let run = (i + 2 < values.len())
+            .then(|| i128::from(values[i + 1]) - i128::from(values[i]))
+            .filter(|d| (-128..=127).contains(d))
+            .map(|d| {
+                let mut n = 2;
+                while i + n < values.len()
+                    && n < 130
+                    && i128::from(values[i + n]) - i128::from(values[i + n - 1]) == d
+                {
+                    n += 1;
+                }
+                (n, d)
+            })
+            .filter(|(n, _)| *n >= 3);
+        match run {
+            Some((n, d)) => {
+                literals(&mut out, &values[start..i], put);
+                out.push((n - 3) as u8);
+                out.push(d as i8 as u8);
+                put(&mut out, values[i]);
+                i += n;
+                start = i;
+            }
+            None => i += 1,
+        }
+    }
+    literals(&mut out, &values[start..], put);
+    out
+}
+
+/// Byte run-length encoding: runs of 3 to 130 equal bytes and literal
+/// groups.
+pub fn byte_rle(values: &[u8]) -> Vec<u8> {
+    let put = |out: &mut Vec<u8>, v: u8| out.push(v);
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < values.len() {
+        let mut n = 1;
+        while i + n < values.len() && n < 130 && values[i + n] == values[i] {
+            n += 1;
+        }
+        if n >= 3 {
+            literals(&mut out, &values[start..i], put);
+            out.push((n - 3) as u8);
+            out.push(values[i]);
+            i += n;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    literals(&mut out, &values[start..], put);
+    out
+}
+
+/// Boolean run-length encoding: bits from the most significant down,
+/// the bytes byte run-length encoded.
+pub fn bool_rle(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (i, v) in values.into_iter().enumerate() {
+        if i % 8 == 0 {
+            bytes.push(0);
+        }
+        if v {
+            if let Some(last) = bytes.last_mut() {
+                *last |= 0x80 >> (i % 8);
+            }
+        }
+    }
+    byte_rle(&bytes)
+}
+
+/// A timestamp's nanoseconds as the SECONDARY stream holds them: without
+/// trailing decimal zeros, the low 3 bits saying how many were dropped
+/// (n means n + 1 zeros).
+pub fn encode_nanos(nanos: u32) -> u64 {
+    if nanos == 0 || nanos % 100 != 0 {
+        return u64::from(nanos) << 3;
+    }
+    let (mut n, mut zeros) = (nanos / 100, 1);
+    while n % 10 == 0 && zeros < 7 {
+        n /= 10;
+        zeros += 1;
+    }
+    (u64::from(n) << 3) | zeros
+}
+
+/// Seconds relative to [`TIMESTAMP_BASE`] and encoded nanoseconds of a
+/// time `secs` (floored) + `nanos` after the Unix epoch. Readers take a
+/// second off a negative time whose nanoseconds exceed 999,999 (written
+/// rounded towards zero), so such a time is written one second later.
+fn timestamp(secs: i64, nanos: u32) -> (i64, u64) {
+    let secs = if secs < -1 && nanos > 999_999 {
+        secs + 1
+    } else {
+        secs
+    };
+    (secs.saturating_sub(TIMESTAMP_BASE), encode_nanos(nanos))
+}
+
+// ---------------------------------------------------------------------
+// Protocol Buffers
+// ---------------------------------------------------------------------
+
+/// A Protocol Buffers message being encoded.
+#[derive(Default)]
+struct Msg(Vec<u8>);
+
+impl Msg {
+    fn key(&mut self, field: u32, wire: u8) {
+        varint(&mut self.0, u128::from((field << 3) | u32::from(wire)));
+    }
+
+    fn uint(&mut self, field: u32, v: u64) -> &mut Self {
+        self.key(field, 0);
+        varint(&mut self.0, u128::from(v));
+        self
+    }
+
+    fn bytes(&mut self, field: u32, v: &[u8]) -> &mut Self {
+        self.key(field, 2);
+        varint(&mut self.0, v.len() as u128);
+        self.0.extend_from_slice(v);
+        self
+    }
+
+    fn msg(&mut self, field: u32, m: &Msg) -> &mut Self {
+        self.bytes(field, &m.0)
+    }
+
+    fn packed(&mut self, field: u32, vs: impl IntoIterator<Item = u64>) -> &mut Self {
+        let mut body = Vec::new();
+        for v in vs {
+            varint(&mut body, u128::from(v));
+        }
+        self.bytes(field, &body)
+    }
+}
+
+// ---------------------------------------------------------------------
+// Compression
+// ---------------------------------------------------------------------
+
+fn compress(data: &[u8], o: &Options) -> std::io::Result<Vec<u8>> {
+    if o.compression == Compression::None {
+        return Ok(data.to_vec());
+    }
+    let mut out = Vec::with_capacity(data.len() / 2 + 3);
+    for chunk in data.chunks(o.compression_block_size.clamp(1, MAX_CHUNK)) {
+        let packed = match o.compression {
+            Compression::Zlib => {
+                let mut e =
+                    flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(chunk)?;
+                e.finish()?
+            }
+            _ => snap::raw::Encoder::new()
+                .compress_vec(chunk)
+                .map_err(std::io::Error::other)?,
+        };
+        let (header, body) = if packed.len() < chunk.len() {
+            (packed.len() << 1, &packed[..])
+        } else {
+            ((chunk.len() << 1) | 1, chunk)
+        };
+        out.extend_from_slice(&(header as u32).to_le_bytes()[..3]);
+        out.extend_from_slice(body);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------
+// Columns
+// ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Boolean,
+    Byte,
+    Short,
+    Int,
+    Long,
+    Float,
+    Double,
+    String,
+    Binary,
+    Timestamp(TimeUnit),
+    Date,
+    Decimal(u8, i8),
+    List,
+    Map,
+    Struct(Vec<String>),
+}
+
+impl Kind {
+    /// The Type.Kind number.
+    fn number(&self) -> u64 {
+        match self {
+            Kind::Boolean => 0,
+            Kind::Byte => 1,
+            Kind::Short => 2,
+            Kind::Int => 3,
+            Kind::Long => 4,
+            Kind::Float => 5,
+            Kind::Double => 6,
+            Kind::String => 7,
+            Kind::Binary => 8,
+            Kind::Timestamp(_) => 9,
+            Kind::List => 10,
+            Kind::Map => 11,
+            Kind::Struct(_) => 12,
+            Kind::Decimal(..) => 14,
+            Kind::Date => 15,
+        }
+    }
+}
+
+/// Stream.Kind numbers.
+const PRESENT: u64 = 0;
+const DATA: u64 = 1;
+const LENGTH: u64 = 2;
+const SECONDARY: u64 = 5;
+
+/// Column statistics: values (not null) and whether a null was seen.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stats {
+    values: u64,
+    has_null: bool,
+}
+
+impl Stats {
+    fn add(&mut self, other: Stats) {
+        self.values += other.values;
+        self.has_null |= other.has_null;
+    }
+
+    fn msg(&self) -> Msg {
+        let mut m = Msg::default();
+        m.uint(1, self.values).uint(10, u64::from(self.has_null));
+        m
+    }
+}
+
+/// One column of the type tree with the values buffered for the stripe
+/// being built.
+struct Column {
+    id: u32,
+    kind: Kind,
+    children: Vec<Column>,
+    present: Vec<bool>,
+    /// DATA integers (booleans and bytes too), or timestamp seconds.
+    ints: Vec<i64>,
+    /// LENGTH values.
+    lengths: Vec<i64>,
+    /// SECONDARY values: encoded nanoseconds or decimal scales.
+    secondary: Vec<i64>,
+    /// DATA bytes: floats, strings, binaries, decimal varints.
+    bytes: Vec<u8>,
+    stripe: Stats,
+    file: Stats,
+}
+
+fn unsupported(t: &DataType) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("ORC output has no column type for {t}"),
+    )
+}
+
+impl Column {
+    fn new(t: &DataType, next: &mut u32) -> std::io::Result<Column> {
+        let id = *next;
+        *next += 1;
+        let (kind, children) = match t {
+            DataType::Boolean => (Kind::Boolean, vec![]),
+            DataType::Int8 => (Kind::Byte, vec![]),
+            DataType::Int16 => (Kind::Short, vec![]),
+            DataType::Int32 => (Kind::Int, vec![]),
+            DataType::Int64 => (Kind::Long, vec![]),
+            DataType::Float32 => (Kind::Float, vec![]),
+            DataType::Float64 => (Kind::Double, vec![]),
+            DataType::Utf8 => (Kind::String, vec![]),
+            DataType::Binary => (Kind::Binary, vec![]),
+            DataType::Date32 => (Kind::Date, vec![]),
+            DataType::Timestamp(unit, _) => (Kind::Timestamp(*unit), vec![]),
+            DataType::Decimal128(p, s) if *s >= 0 => (Kind::Decimal(*p, *s), vec![]),
+            DataType::List(f) => (Kind::List, vec![Column::new(f.data_type(), next)?]),
+            DataType::Map(f, _) => match f.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => (
+                    Kind::Map,
+                    vec![
+                        Column::new(kv[0].data_type(), next)?,
+                        Column::new(kv[1].data_type(), next)?,
+                    ],
+                ),
+                _ => return Err(unsupported(t)),
+            },
+            DataType::Struct(fields) => (
+                Kind::Struct(fields.iter().map(|f| f.name().clone()).collect()),
+                fields
+                    .iter()
+                    .map(|f| Column::new(f.data_type(), next))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => return Err(unsupported(other)),
+        };
+        Ok(Column {
+            id,
+            kind,
+            children,
+            present: Vec::new(),
+            ints: Vec::new(),
+            lengths: Vec::new(),
+            secondary: Vec::new(),
+            bytes: Vec::new(),
+            stripe: Stats::default(),
+            file: Stats::default(),
+        })
+    }
+
+    /// The columns of the subtree, in pre-order.
+    fn walk<'a>(&'a self, out: &mut Vec<&'a Column>) {
+        out.push(self);
+        for c in &self.children {
+            c.walk(out);
+        }
+    }
+
+    fn walk_mut(&mut self, f: &mut impl FnMut(&mut Column)) {
+        f(self);
+        for c in &mut self.children {
+            c.walk_mut(f);
+        }
+    }
+
+    /// Bytes buffered for the stripe (an estimate of its encoded size).
+    fn buffered(&self) -> usize {
+        self.present.len() / 8
+            + 8 * (self.ints.len() + self.lengths.len() + self.secondary.len())
+            + self.bytes.len()
+            + self.children.iter().map(Column::buffered).sum::<usize>()
+    }
+
+    /// Appends `rows` of `array` (an array of this column's type).
+    fn append(&mut self, array: &dyn Array, rows: &[usize]) -> std::io::Result<()> {
+        let valid: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&r| array.is_valid(r))
+            .collect();
+        self.present.extend(rows.iter().map(|&r| array.is_valid(r)));
+        self.stripe.add(Stats {
+            values: valid.len() as u64,
+            has_null: valid.len() < rows.len(),
+        });
+        let wrong = || unsupported(array.data_type());
+        macro_rules! ints {
+            ($t:ty) => {{
+                let a = array.as_primitive_opt::<$t>().ok_or_else(wrong)?;
+                self.ints
+                    .extend(valid.iter().map(|&r| i64::from(a.value(r))));
+            }};
+        }
+        macro_rules! times {
+            ($t:ty, $per_sec:expr) => {{
+                let a = array.as_primitive_opt::<$t>().ok_or_else(wrong)?;
+                for &r in &valid {
+                    let v = a.value(r);
+                    let nanos = v.rem_euclid($per_sec) * (1_000_000_000 / $per_sec);
+                    let (s, n) = timestamp(v.div_euclid($per_sec), nanos as u32);
+                    self.ints.push(s);
+                    self.secondary.push(n as i64);
+                }
+            }};
+        }
+        match &self.kind {
+            Kind::Boolean => {
+                let a = array.as_boolean_opt().ok_or_else(wrong)?;
+                self.ints
+                    .extend(valid.iter().map(|&r| i64::from(a.value(r))));
+            }
+            Kind::Byte => ints!(Int8Type),
+            Kind::Short => ints!(Int16Type),
+            Kind::Int => ints!(Int32Type),
+            Kind::Long => ints!(Int64Type),
+            Kind::Date => ints!(Date32Type),
+            Kind::Float => {
+                let a = array.as_primitive_opt::<Float32Type>().ok_or_else(wrong)?;
+                for &r in &valid {
+                    self.bytes.extend_from_slice(&a.value(r).to_le_bytes());
+                }
+            }
+            Kind::Double => {
+                let a = array.as_primitive_opt::<Float64Type>().ok_or_else(wrong)?;
+                for &r in &valid {
+                    self.bytes.extend_from_slice(&a.value(r).to_le_bytes());
+                }
+            }
+            Kind::String => {
+                let a = array.as_string_opt::<i32>().ok_or_else(wrong)?;
+                for &r in &valid {
+                    self.bytes.extend_from_slice(a.value(r).as_bytes());
+                    self.lengths.push(a.value(r).len() as i64);
+                }
+            }
+            Kind::Binary => {
+                let a = array.as_binary_opt::<i32>().ok_or_else(wrong)?;
+                for &r in &valid {
+                    self.bytes.extend_from_slice(a.value(r));
+                    self.lengths.push(a.value(r).len() as i64);
+                }
+            }
+            Kind::Timestamp(TimeUnit::Second) => times!(TimestampSecondType, 1),
+            Kind::Timestamp(TimeUnit::Millisecond) => times!(TimestampMillisecondType, 1_000),
+            Kind::Timestamp(TimeUnit::Microsecond) => {
+                times!(TimestampMicrosecondType, 1_000_000)
+            }
+            Kind::Timestamp(TimeUnit::Nanosecond) => {
+                times!(TimestampNanosecondType, 1_000_000_000)
+            }
+            Kind::Decimal(_, scale) => {
+                let a = array
+                    .as_primitive_opt::<Decimal128Type>()
+                    .ok_or_else(wrong)?;
+                for &r in &valid {
+                    varint(&mut self.bytes, zigzag128(a.value(r)));
+                    self.secondary.push(i64::from(*scale));
+                }
+            }
+            Kind::List => {
+                let a = array.as_list_opt::<i32>().ok_or_else(wrong)?;
+                let offsets = a.value_offsets();
+                let items = self.spans(offsets, &valid);
+                self.children[0].append(a.values().as_ref(), &items)?;
+            }
+            Kind::Map => {
+                let a = array.as_map_opt().ok_or_else(wrong)?;
+                let items = self.spans(a.value_offsets(), &valid);
+                let entries = a.entries();
+                self.children[0].append(entries.column(0).as_ref(), &items)?;
+                self.children[1].append(entries.column(1).as_ref(), &items)?;
+            }
+            Kind::Struct(_) => {
+                let a = array.as_struct_opt().ok_or_else(wrong)?;
+                for (child, field) in self.children.iter_mut().zip(a.columns()) {
+                    child.append(field.as_ref(), &valid)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the LENGTH of each row's span of `offsets` and returns the
+    /// child rows the spans cover.
+    fn spans(&mut self, offsets: &[i32], rows: &[usize]) -> Vec<usize> {
+        let mut items = Vec::new();
+        for &r in rows {
+            let (from, to) = (offsets[r] as usize, offsets[r + 1] as usize);
+            self.lengths.push((to - from) as i64);
+            items.extend(from..to);
+        }
+        items
+    }
+
+    /// This column's streams for the stripe: (kind, uncompressed bytes).
+    fn streams(&self, root: bool) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        if !root && self.present.iter().any(|p| !p) {
+            out.push((PRESENT, bool_rle(self.present.iter().copied())));
+        }
+        match &self.kind {
+            Kind::Boolean => out.push((DATA, bool_rle(self.ints.iter().map(|&v| v != 0)))),
+            Kind::Byte => {
+                let bytes: Vec<u8> = self.ints.iter().map(|&v| v as u8).collect();
+                out.push((DATA, byte_rle(&bytes)));
+            }
+            Kind::Short | Kind::Int | Kind::Long | Kind::Date => {
+                out.push((DATA, int_rle(&self.ints, true)))
+            }
+            Kind::Float | Kind::Double => out.push((DATA, self.bytes.clone())),
+            Kind::String | Kind::Binary => {
+                out.push((DATA, self.bytes.clone()));
+                out.push((LENGTH, int_rle(&self.lengths, false)));
+            }
+            Kind::Timestamp(_) => {
+                out.push((DATA, int_rle(&self.ints, true)));
+                out.push((SECONDARY, int_rle(&self.secondary, false)));
+            }
+            Kind::Decimal(..) => {
+                out.push((DATA, self.bytes.clone()));
+                out.push((SECONDARY, int_rle(&self.secondary, true)));
+            }
+            Kind::List | Kind::Map => out.push((LENGTH, int_rle(&self.lengths, false))),
+            Kind::Struct(_) => {}
+        }
+        out
+    }
+
+    fn type_msg(&self) -> Msg {
+        let mut m = Msg::default();
+        m.uint(1, self.kind.number());
+        if !self.children.is_empty() {
+            m.packed(2, self.children.iter().map(|c| u64::from(c.id)));
+        }
+        if let Kind::Struct(names) = &self.kind {
+            for n in names {
+                m.bytes(3, n.as_bytes());
+            }
+        }
+        if let Kind::Decimal(p, s) = self.kind {
+            m.uint(5, u64::from(p)).uint(6, s as u64);
+        }
+        m
+    }
+}
+
+// ---------------------------------------------------------------------
+// The file
+// ---------------------------------------------------------------------
+
+struct Writer<'a> {
+    o: &'a Options,
+    root: Column,
+    out: Vec<u8>,
+    /// StripeInformation messages.
+    stripes: Vec<Msg>,
+    /// Each stripe's column statistics.
+    stripe_stats: Vec<Msg>,
+    rows: u64,
+    stripe_rows: u64,
+    timestamps: bool,
+}
+
+impl Writer<'_> {
+    fn flush_stripe(&mut self) -> std::io::Result<()> {
+        if self.stripe_rows == 0 {
+            return Ok(());
+        }
+        let mut data = Vec::new();
+        let mut footer = Msg::default();
+        let mut columns = Vec::new();
+        self.root.walk(&mut columns);
+        for c in &columns {
+            for (kind, bytes) in c.streams(c.id == 0) {
+                let packed = compress(&bytes, self.o)?;
+                let mut s = Msg::default();
+                s.uint(1, kind)
+                    .uint(2, u64::from(c.id))
+                    .uint(3, packed.len() as u64);
+                footer.msg(1, &s);
+                data.extend_from_slice(&packed);
+            }
+        }
+        let mut stats = Msg::default();
+        for c in &columns {
+            // Every column DIRECT (version 1 run-length encoding).
+            footer.msg(2, Msg::default().uint(1, 0));
+            stats.msg(1, &c.stripe.msg());
+        }
+        if self.timestamps {
+            footer.bytes(3, b"UTC");
+        }
+        let footer = compress(&footer.0, self.o)?;
+        let len = (data.len() + footer.len()) as u64;
+        self.pad(len);
+        let mut info = Msg::default();
+        info.uint(1, self.out.len() as u64)
+            .uint(2, 0)
+            .uint(3, data.len() as u64)
+            .uint(4, footer.len() as u64)
+            .uint(5, self.stripe_rows);
+        self.out.extend_from_slice(&data);
+        self.out.extend_from_slice(&footer);
+        self.stripes.push(info);
+        self.stripe_stats.push(stats);
+        self.root.walk_mut(&mut |c| {
+            c.file.add(c.stripe);
+            c.stripe = Stats::default();
+            c.present.clear();
+            c.ints.clear();
+            c.lengths.clear();
+            c.secondary.clear();
+            c.bytes.clear();
+        });
+        self.stripe_rows = 0;
+        Ok(())
+    }
+
+    /// With padding on, fills the rest of the block with zeros when a
+    /// stripe of `len` bytes would straddle its end and the space left is
+    /// within the tolerance.
+    fn pad(&mut self, len: u64) {
+        let Some(tolerance) = self.o.padding_tolerance else {
+            return;
+        };
+        let block = self.o.block_size.max(1);
+        let left = block - self.out.len() as u64 % block;
+        if len < block && len > left && (left as f64) <= tolerance * self.o.stripe_size as f64 {
+            self.out.resize(self.out.len() + left as usize, 0);
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        self.flush_stripe()?;
+        let mut metadata = Msg::default();
+        for s in &self.stripe_stats {
+            metadata.msg(1, s);
+        }
+        let mut columns = Vec::new();
+        self.root.walk(&mut columns);
+        let mut footer = Msg::default();
+        footer.uint(1, 3).uint(2, self.out.len() as u64 - 3);
+        for s in &self.stripes {
+            footer.msg(3, s);
+        }
+        for c in &columns {
+            footer.msg(4, &c.type_msg());
+        }
+        footer.uint(6, self.rows);
+        for c in &columns {
+            footer.msg(7, &c.file.msg());
+        }
+        footer.uint(8, 0);
+        let metadata = compress(&metadata.0, self.o)?;
+        let footer = compress(&footer.0, self.o)?;
+        let mut ps = Msg::default();
+        ps.uint(1, footer.len() as u64)
+            .uint(
+                2,
+                match self.o.compression {
+                    Compression::None => 0,
+                    Compression::Zlib => 1,
+                    Compression::Snappy => 2,
+                },
+            )
+            .uint(3, self.o.compression_block_size.clamp(1, MAX_CHUNK) as u64)
+            .packed(4, self.o.version.map(u64::from))
+            .uint(5, metadata.len() as u64)
+            .uint(6, WRITER_VERSION)
+            .bytes(8000, b"ORC");
+        let mut out = self.out;
+        out.extend_from_slice(&metadata);
+        out.extend_from_slice(&footer);
+        out.extend_from_slice(&ps.0);
+        out.push(ps.0.len() as u8);
+        Ok(out)
+    }
+}
+
+/// `batch` as an ORC file.
+pub fn write(batch: &RecordBatch, o: &Options) -> std::io::Result<Vec<u8>> {
+    let mut next = 0;
+    let root = Column::new(
+        &DataType::Struct(batch.schema().fields().clone()),
+        &mut next,
+    )?;
+    let mut columns = Vec::new();
+    root.walk(&mut columns);
+    let timestamps = columns.iter().any(|c| matches!(c.kind, Kind::Timestamp(_)));
+    let mut w = Writer {
+        o,
+        root,
+        out: b"ORC".to_vec(),
+        stripes: Vec::new(),
+        stripe_stats: Vec::new(),
+        rows: 0,
+        stripe_rows: 0,
+        timestamps,
+    };
+    let mut at = 0;
+    while at < batch.num_rows() {
+        let n = ROWS_PER_CHECK.min(batch.num_rows() - at);
+        let rows: Vec<usize> = (at..at + n).collect();
+        w.root.present.extend(std::iter::repeat_n(true, n));
+        w.root.stripe.values += n as u64;
+        for (child, array) in w.root.children.iter_mut().zip(batch.columns()) {
+            child.append(array.as_ref(), &rows)?;
+        }
+        at += n;
+        w.rows += n as u64;
+        w.stripe_rows += n as u64;
+        if w.root.buffered() >= o.stripe_size.max(1) {
+            w.flush_stripe()?;
+        }
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{
+        BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+        Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListBuilder,
+        MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+    };
+    use arrow_array::{ArrayRef, StructArray};
+    use arrow_buffer::NullBuffer;
+    use arrow_schema::{Field, Fields, Schema};
+    use bytes::Bytes;
+    use serde_json::{json, Value as Json};
+
+    use super::*;
+
+    #[test]
+    fn varints_match_the_specification() {
+        for (v, want) in [
+            (0u128, &[0x00][..]),
+            (1, &[0x01]),
+            (127, &[0x7f]),
+            (128, &[0x80, 0x01]),
+            (129, &[0x81, 0x01]),
+            (16_383, &[0xff, 0x7f]),
+            (16_384, &[0x80, 0x80, 0x01]),
+            (16_385, &[0x81, 0x80, 0x01]),
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(out, want, "{v}");
+        }
+        let zz: Vec<u64> = [0, -1, 1, -2, 2].into_iter().map(zigzag).collect();
+        assert_eq!(zz, [0, 1, 2, 3, 4]);
+        assert_eq!(zigzag128(-1), 1);
+        assert_eq!(zigzag128(i128::MAX), u128::MAX - 1);
+        assert_eq!(zigzag(i64::MIN), u64::MAX);
+    }
+
+    #[test]
+    fn integer_rle_v1_matches_the_specification() {
+        assert_eq!(int_rle(&[7; 100], false), [0x61, 0x00, 0x07]);
+        let down: Vec<i64> = (1..=100).rev().collect();
+        assert_eq!(int_rle(&down, false), [0x61, 0xff, 0x64]);
+        assert_eq!(
+            int_rle(&[2, 3, 6, 7, 11], false),
+            [0xfb, 0x02, 0x03, 0x06, 0x07, 0x0b]
+        );
+        // Signed values are zigzag encoded; deltas stay signed bytes.
+        assert_eq!(int_rle(&[-1, -1, -1], true), [0x00, 0x00, 0x01]);
+        assert_eq!(int_rle(&[-2, 5], true), [0xfe, 0x03, 0x0a]);
+        // Literals around a run, runs longer than 130 split.
+        assert_eq!(
+            int_rle(&[1, 9, 5, 5, 5, 5, 0], false),
+            [0xfe, 0x01, 0x09, 0x01, 0x00, 0x05, 0xff, 0x00]
+        );
+        assert_eq!(int_rle(&[3; 131], false), [0x7f, 0x00, 0x03, 0xff, 0x03]);
+        // A delta past a signed byte is not a run; huge deltas do not overflow.
+        assert_eq!(int_rle(&[0, 200, 400], false)[0], 0xfd);
+        assert_eq!(int_rle(&[i64::MIN, i64::MAX, i64::MIN], true)[0], 0xfd);
+        assert!(int_rle(&[], true).is_empty());
+        // 129 literals: a group of 128 and one of 1.
+        let lits: Vec<i64> = (0..129).map(|i| i * 1000 % 7919).collect();
+        let out = int_rle(&lits, false);
+        assert_eq!(out[0], 0x80);
+        assert!(out
+            .windows(2)
+            .any(|w| w == [0xff, (128_000 % 7919) as u8 & 0x7f | 0x80]));
+    }
+
+    #[test]
+    fn byte_and_boolean_rle_match_the_specification() {
+        assert_eq!(byte_rle(&[0; 100]), [0x61, 0x00]);
+        assert_eq!(byte_rle(&[0x44, 0x45]), [0xfe, 0x44, 0x45]);
+        let mut bits = vec![true];
+        bits.extend([false; 7]);
+        assert_eq!(bool_rle(bits), [0xff, 0x80]);
+        // Nine values: the last byte is padded with zero bits.
+        assert_eq!(bool_rle([true; 9]), [0xfe, 0xff, 0x80]);
+        assert_eq!(bool_rle([false; 100 * 8]), [0x61, 0x00]);
+    }
+
+    #[test]
+    fn nanoseconds_drop_their_trailing_zeros() {
+        assert_eq!(encode_nanos(0), 0);
+        assert_eq!(encode_nanos(1), 8);
+        assert_eq!(encode_nanos(10), 80);
+        assert_eq!(encode_nanos(100), (1 << 3) | 1);
+        assert_eq!(encode_nanos(123_000_000), (123 << 3) | 5);
+        assert_eq!(encode_nanos(500_000_000), (5 << 3) | 7);
+        assert_eq!(encode_nanos(999_999_999), 999_999_999 << 3);
+        assert_eq!(timestamp(TIMESTAMP_BASE, 0), (0, 0));
+        assert_eq!(timestamp(0, 0), (-TIMESTAMP_BASE, 0));
+        assert_eq!(timestamp(-2, 500_000_000).0, -1 - TIMESTAMP_BASE);
+    }
+
+    #[test]
+    fn compressed_chunks_have_headers() {
+        let o = |compression| Options {
+            compression,
+            compression_block_size: 1000,
+            ..Options::default()
+        };
+        let data = vec![7u8; 2500];
+        assert_eq!(compress(&data, &o(Compression::None)).unwrap(), data);
+        for c in [Compression::Zlib, Compression::Snappy] {
+            let out = compress(&data, &o(c)).unwrap();
+            let mut at = 0;
+            let mut plain = Vec::new();
+            while at < out.len() {
+                let h = u32::from_le_bytes([out[at], out[at + 1], out[at + 2], 0]) as usize;
+                let (len, original) = (h >> 1, h & 1 == 1);
+                let body = &out[at + 3..at + 3 + len];
+                assert!(!original);
+                plain.extend(match c {
+                    Compression::Zlib => {
+                        let mut d = flate2::read::DeflateDecoder::new(body);
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(&mut d, &mut v).unwrap();
+                        v
+                    }
+                    _ => snap::raw::Decoder::new().decompress_vec(body).unwrap(),
+                });
+                at += 3 + len;
+            }
+            assert_eq!(plain, data);
+        }
+        // Data that does not shrink is stored as it is.
+        let out = compress(&[1, 2, 3], &o(Compression::Snappy)).unwrap();
+        assert_eq!(out, [(3 << 1) | 1, 0, 0, 1, 2, 3]);
+    }
+
+    /// One value of an array as JSON, whatever its field names and time
+    /// unit.
+    fn value(a: &dyn Array, i: usize) -> Json {
+        if a.is_null(i) {
+            return Json::Null;
+        }
+        match a.data_type() {
+            DataType::Boolean => json!(a.as_boolean().value(i)),
+            DataType::Int8 => json!(a.as_primitive::<Int8Type>().value(i)),
+            DataType::Int16 => json!(a.as_primitive::<Int16Type>().value(i)),
+            DataType::Int32 => json!(a.as_primitive::<Int32Type>().value(i)),
+            DataType::Int64 => json!(a.as_primitive::<Int64Type>().value(i)),
+            DataType::Float32 => json!(a.as_primitive::<Float32Type>().value(i)),
+            DataType::Float64 => json!(a.as_primitive::<Float64Type>().value(i)),
+            DataType::Utf8 => json!(a.as_string::<i32>().value(i)),
+            DataType::Binary => json!(a.as_binary::<i32>().value(i)),
+            DataType::Date32 => json!(a.as_primitive::<Date32Type>().value(i)),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                json!(a.as_primitive::<TimestampMillisecondType>().value(i) as i128 * 1_000_000)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                json!(a.as_primitive::<TimestampNanosecondType>().value(i) as i128)
+            }
+            DataType::Decimal128(_, s) => json!(format!(
+                "{}e-{s}",
+                a.as_primitive::<Decimal128Type>().value(i)
+            )),
+            DataType::List(_) => {
+                let l = a.as_list::<i32>().value(i);
+                Json::Array((0..l.len()).map(|j| value(&l, j)).collect())
+            }
+            DataType::Map(..) => {
+                let m = a.as_map();
+                let (from, to) = (m.value_offsets()[i], m.value_offsets()[i + 1]);
+                let e = m.entries();
+                Json::Array(
+                    (from as usize..to as usize)
+                        .map(|j| json!([value(e.column(0), j), value(e.column(1), j)]))
+                        .collect(),
+                )
+            }
+            DataType::Struct(_) => {
+                let s = a.as_struct();
+                Json::Array(s.columns().iter().map(|c| value(c, i)).collect())
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    fn rows(b: &RecordBatch) -> Vec<Json> {
+        (0..b.num_rows())
+            .map(|i| Json::Array(b.columns().iter().map(|c| value(c, i)).collect()))
+            .collect()
+    }
+
+    fn read(body: Vec<u8>) -> (Vec<Json>, usize) {
+        let r = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(body)).unwrap();
+        let stripes = r.file_metadata().stripe_metadatas().len();
+        let mut out = Vec::new();
+        for b in r.build() {
+            out.extend(rows(&b.unwrap()));
+        }
+        (out, stripes)
+    }
+
+    /// Every column type, nested, with nulls at every level, `n` rows.
+    fn every_type(n: usize) -> RecordBatch {
+        let mut cols: Vec<(&str, ArrayRef)> = Vec::new();
+        macro_rules! prim {
+            ($name:expr, $b:expr, $f:expr) => {{
+                let mut b = $b;
+                for i in 0..n {
+                    if i % 3 == 1 {
+                        b.append_null();
+                    } else {
+                        b.append_value($f(i));
+                    }
+                }
+                cols.push(($name, Arc::new(b.finish())));
+            }};
+        }
+        prim!("b", BooleanBuilder::new(), |i| i % 2 == 0);
+        prim!("t", Int8Builder::new(), |i: usize| (i % 256) as i8);
+        prim!("s", Int16Builder::new(), |i: usize| -(i as i16));
+        prim!("i", Int32Builder::new(), |i: usize| (i as i32)
+            .wrapping_mul(1_000_003));
+        prim!("l", Int64Builder::new(), |i: usize| if i % 2 == 0 {
+            i64::MIN + i as i64
+        } else {
+            i64::MAX - i as i64
+        });
+        prim!("f", Float32Builder::new(), |i: usize| i as f32 / 4.0);
+        prim!("d", Float64Builder::new(), |i: usize| -(i as f64) / 3.0);
+        prim!("str", StringBuilder::new(), |i: usize| "é".repeat(i % 5));
+        prim!("bin", BinaryBuilder::new(), |i: usize| vec![i as u8; i % 4]);
+        prim!("day", Date32Builder::new(), |i: usize| i as i32 * 37
+            - 20_000);
+        prim!("ts", TimestampMillisecondBuilder::new(), |i: usize| {
+            (i as i64 - 2) * 86_400_123 + 1_700_000_000_000
+        });
+        let dec = {
+            let mut b = Decimal128Builder::new();
+            for i in 0..n {
+                if i % 3 == 1 {
+                    b.append_null();
+                } else {
+                    let v = 10i128.pow(37) + i as i128;
+                    b.append_value(if i % 2 == 0 { v } else { -(i as i128) });
+                }
+            }
+            b.finish().with_precision_and_scale(38, 5).unwrap()
+        };
+        cols.push(("dec", Arc::new(dec)));
+        // array<array<int>>
+        let mut lb = ListBuilder::new(ListBuilder::new(Int32Builder::new()));
+        for i in 0..n {
+            match i % 4 {
+                0 => lb.append_null(),
+                1 => lb.append(true),
+                _ => {
+                    for j in 0..i % 3 {
+                        if j == 1 {
+                            lb.values().append_null();
+                        } else {
+                            lb.values().values().append_value(j as i32);
+                            lb.values().values().append_null();
+                            lb.values().append(true);
+                        }
+                    }
+                    lb.append(true);
+                }
+            }
+        }
+        cols.push(("nested", Arc::new(lb.finish())));
+        // map<string, decimal(5,2)>
+        let mut mb = MapBuilder::new(
+            None,
+            StringBuilder::new(),
+            Decimal128Builder::new()
+                .with_precision_and_scale(5, 2)
+                .unwrap(),
+        );
+        for i in 0..n {
+            if i % 5 == 3 {
+                mb.append(false).unwrap();
+                continue;
+            }
+            for j in 0..i % 3 {
+                mb.keys().append_value(format!("k{j}"));
+                if j == 1 {
+                    mb.values().append_null();
+                } else {
+                    mb.values().append_value(i as i128 * 7 - 350);
+                }
+            }
+            mb.append(true).unwrap();
+        }
+        cols.push(("m", Arc::new(mb.finish())));
+        // struct<a:int, inner:struct<x:string>, tags:array<string>>
+        let a: ArrayRef = Arc::new(Int32Array::from_iter(
+            (0..n).map(|i| (i % 2 == 0).then_some(i as i32)),
+        ));
+        let x: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (i % 3 != 0).then(|| format!("x{i}"))),
+        ));
+        let inner_fields = Fields::from(vec![Field::new("x", DataType::Utf8, true)]);
+        let inner: ArrayRef = Arc::new(
+            StructArray::try_new(
+                inner_fields.clone(),
+                vec![x],
+                Some(NullBuffer::from_iter((0..n).map(|i| i % 7 != 2))),
+            )
+            .unwrap(),
+        );
+        let mut tags = ListBuilder::new(StringBuilder::new());
+        for i in 0..n {
+            for j in 0..i % 2 {
+                tags.values().append_value(format!("t{j}"));
+            }
+            tags.append(i % 6 != 5);
+        }
+        let tags: ArrayRef = Arc::new(tags.finish());
+        let fields = Fields::from(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("inner", DataType::Struct(inner_fields), true),
+            Field::new("tags", tags.data_type().clone(), true),
+        ]);
+        let st = StructArray::try_new(
+            fields,
+            vec![a, inner, tags],
+            Some(NullBuffer::from_iter((0..n).map(|i| i % 4 != 3))),
+        )
+        .unwrap();
+        cols.push(("st", Arc::new(st)));
+        let schema = Schema::new(
+            cols.iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(Arc::new(schema), cols.into_iter().map(|(_, a)| a).collect()).unwrap()
+    }
+
+    use arrow_array::{Int32Array, StringArray};
+
+    #[test]
+    fn every_type_round_trips_through_orc_rust_under_each_compression() {
+        let batch = every_type(300);
+        let want = rows(&batch);
+        for compression in [Compression::None, Compression::Zlib, Compression::Snappy] {
+            let o = Options {
+                compression,
+                compression_block_size: 4096,
+                ..Options::default()
+            };
+            let body = write(&batch, &o).unwrap();
+            assert_eq!(&body[..3], b"ORC");
+            let (got, stripes) = read(body);
+            assert_eq!(stripes, 1);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g, w, "row {i} under {compression:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn stripes_close_at_the_stripe_size_and_pad_to_blocks() {
+        let batch = every_type(5000);
+        let want = rows(&batch);
+        let o = Options {
+            stripe_size: 64 * 1024,
+            ..Options::default()
+        };
+        let (got, stripes) = read(write(&batch, &o).unwrap());
+        assert!(stripes > 2, "{stripes}");
+        assert_eq!(got, want);
+        // A sliced batch writes the slice's rows only.
+        let (got, _) = read(write(&batch.slice(10, 20), &o).unwrap());
+        assert_eq!(got, want[10..30]);
+        // Padding: every stripe that would cross a block boundary starts
+        // at one instead.
+        let padded = Options {
+            compression: Compression::None,
+            stripe_size: 64 * 1024,
+            block_size: 100_000,
+            padding_tolerance: Some(1.0),
+            ..Options::default()
+        };
+        let body = write(&batch, &padded).unwrap();
+        let r = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(body.clone())).unwrap();
+        let infos: Vec<(u64, u64)> = r
+            .file_metadata()
+            .stripe_metadatas()
+            .iter()
+            .map(|s| {
+                (
+                    s.offset(),
+                    s.data_length() + s.footer_length() + s.index_length(),
+                )
+            })
+            .collect();
+        assert!(infos.len() > 2);
+        for (offset, len) in &infos {
+            assert_eq!(offset / 100_000, (offset + len - 1) / 100_000, "{infos:?}");
+        }
+        assert!(infos.iter().any(|(o, _)| o % 100_000 == 0));
+        assert_eq!(read(body).0, want);
+    }
+
+    #[test]
+    fn the_tail_describes_the_file() {
+        let batch = every_type(10);
+        let o = Options {
+            version: [0, 11],
+            compression: Compression::Zlib,
+            ..Options::default()
+        };
+        let body = write(&batch, &o).unwrap();
+        let ps_len = *body.last().unwrap() as usize;
+        let ps = &body[body.len() - 1 - ps_len..body.len() - 1];
+        // version [0, 11] packed, writer version 6, magic last.
+        assert!(ps.windows(4).any(|w| w == [0x22, 0x02, 0x00, 0x0b]));
+        assert!(ps.ends_with(&[0x30, 0x06, 0x82, 0xf4, 0x03, 0x03, b'O', b'R', b'C']));
+        let r = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(body)).unwrap();
+        let meta = r.file_metadata();
+        assert_eq!(meta.number_of_rows(), 10);
+        // Root, 12 primitives, list(list(int)), map(string, decimal),
+        // struct(int, struct(string), list(string)).
+        let stats = meta.column_file_statistics();
+        assert_eq!(stats.len(), 1 + 12 + 3 + 3 + 6);
+        assert_eq!(stats[0].number_of_values(), 10);
+        // "b": 10 rows, rows 1, 4, 7 null.
+        assert_eq!(
+            (stats[1].number_of_values(), stats[1].has_null()),
+            (7, true)
+        );
+        let stripes = meta.stripe_metadatas();
+        assert_eq!(stripes.len(), 1);
+        assert_eq!(stripes[0].offset(), 3);
+    }
+
+    #[test]
+    fn an_empty_batch_and_unknown_types() {
+        let empty = every_type(0);
+        let (got, stripes) = read(write(&empty, &Options::default()).unwrap());
+        assert_eq!((got.len(), stripes), (0, 0));
+        let schema = Schema::new(vec![Field::new("u", DataType::UInt32, true)]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(arrow_array::UInt32Array::from(vec![1]))],
+        )
+        .unwrap();
+        let e = write(&batch, &Options::default()).unwrap_err();
+        assert_eq!(e.to_string(), "ORC output has no column type for UInt32");
+    }
+}
