@@ -1,6 +1,6 @@
 """Firehose record format conversion with boto3: a Glue table made with
 the `glue` client, delivery streams converting JSON to Parquet (SNAPPY,
-GZIP) and ORC (ZLIB), objects read back from the embedded S3 with pyarrow
+GZIP) and ORC (NONE, ZLIB, SNAPPY; every Hive type, nested), objects read back from the embedded S3 with pyarrow
 and compared row by row; records that do not convert land under
 `format-conversion-failed` as AWS's error records."""
 import base64
@@ -349,23 +349,120 @@ def test_compression_must_be_uncompressed(fh, glue, s3):
     )
 
 
-def test_orc_of_nested_columns_waits_with_a_failure_description(fh, glue, s3):
+@pytest.mark.parametrize("compression", ["NONE", "ZLIB", "SNAPPY"])
+def test_json_to_orc_with_decimal_array_map_and_struct_columns(fh, glue, s3, compression):
     db = make_table(glue, NESTED)
-    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": {}}))
-    put(fh, name, [{"id": 1}])
-    deadline = time.time() + 10
-    while True:
-        desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
-        failure = desc["Destinations"][0]["ExtendedS3DestinationDescription"].get("FailureDescription") or desc.get("FailureDescription")
-        if failure:
-            break
-        assert time.time() < deadline, desc
-        time.sleep(0.1)
-    assert failure["Details"] == (
-        "DataFormatConversion.Unsupported: ORC output of decimal, array, map and struct columns is not supported "
-        "by Riffle yet (columns: price, tags, attrs, user); records stay buffered. (1 attempt so far)"
+    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": {"Compression": compression}}))
+    put(fh, name, NESTED_RECORDS)
+    (key,) = wait_keys(s3, bucket, "data/")
+    assert re.fullmatch(rf"data/\d{{4}}/\d\d/\d\d/\d\d/{name}-1-\d{{4}}-\d\d-\d\d-\d\d-\d\d-\d\d-{UUID}\.orc", key), key
+    f = pyarrow.orc.ORCFile(io.BytesIO(body(s3, bucket, key)))
+    assert f.compression == ("UNCOMPRESSED" if compression == "NONE" else compression)
+    assert (f.nrows, f.nstripes) == (3, 1)
+    assert str(f.schema) == str(pyarrow.schema([
+        ("id", pyarrow.int64()),
+        ("name", pyarrow.string()),
+        ("score", pyarrow.float64()),
+        ("ok", pyarrow.bool_()),
+        ("price", pyarrow.decimal128(10, 2)),
+        ("at", pyarrow.timestamp("ns")),
+        ("day", pyarrow.date32()),
+        ("tags", pyarrow.list_(pyarrow.string())),
+        ("attrs", pyarrow.map_(pyarrow.string(), pyarrow.int32())),
+        ("user", pyarrow.struct([("uid", pyarrow.int32()), ("email", pyarrow.string())])),
+    ]))
+    assert f.read().to_pylist() == NESTED_ROWS
+    desc = fh.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+    assert "FailureDescription" not in desc
+
+
+DEEP = [
+    {"Name": "tiny", "Type": "tinyint"},
+    {"Name": "small", "Type": "smallint"},
+    {"Name": "n", "Type": "int"},
+    {"Name": "ratio", "Type": "float"},
+    {"Name": "code", "Type": "char(3)"},
+    {"Name": "label", "Type": "varchar(20)"},
+    {"Name": "raw", "Type": "binary"},
+    {"Name": "big", "Type": "decimal(38,6)"},
+    {"Name": "at", "Type": "timestamp"},
+    {"Name": "orders", "Type": "array<struct<sku:string,qty:int,price:decimal(8,2),tags:array<string>>>"},
+    {"Name": "index", "Type": "map<string,array<bigint>>"},
+    {"Name": "meta", "Type": "struct<inner:struct<flag:boolean,day:date>,scores:map<int,double>>"},
+]
+
+DEEP_RECORDS = [
+    {
+        "tiny": -128, "small": 32767, "n": -2147483648, "ratio": 0.25, "code": "abc", "label": "héllo wörld",
+        "raw": "bytes\u0000here", "big": "-12345678901234567890123456789012.123456", "at": "1969-12-30 23:59:58.5",
+        "orders": [
+            {"sku": "a-1", "qty": 2, "price": "9.99", "tags": ["x", None, "y"]},
+            None,
+            {"sku": None, "qty": None, "price": None, "tags": []},
+        ],
+        "index": {"k1": [1, None, 9223372036854775807], "k2": [], "k3": None},
+        "meta": {"inner": {"flag": True, "day": "1900-01-01"}, "scores": {"1": 1.5, "2": None}},
+    },
+    {"tiny": 127, "orders": [], "index": {}, "meta": {"inner": None, "scores": {}}, "at": "2262-04-11 23:47:16.854"},
+    {"meta": {"inner": {"flag": None}}},
+]
+
+DEEP_ROWS = [
+    {
+        "tiny": -128, "small": 32767, "n": -2147483648, "ratio": 0.25, "code": "abc", "label": "héllo wörld",
+        "raw": b"bytes\x00here", "big": decimal.Decimal("-12345678901234567890123456789012.123456"),
+        "at": datetime.datetime(1969, 12, 30, 23, 59, 58, 500000),
+        "orders": [
+            {"sku": "a-1", "qty": 2, "price": decimal.Decimal("9.99"), "tags": ["x", None, "y"]},
+            None,
+            {"sku": None, "qty": None, "price": None, "tags": []},
+        ],
+        "index": [("k1", [1, None, 9223372036854775807]), ("k2", []), ("k3", None)],
+        "meta": {"inner": {"flag": True, "day": datetime.date(1900, 1, 1)}, "scores": [(1, 1.5), (2, None)]},
+    },
+    {
+        "tiny": 127, "small": None, "n": None, "ratio": None, "code": None, "label": None, "raw": None, "big": None,
+        "at": datetime.datetime(2262, 4, 11, 23, 47, 16, 854000),
+        "orders": [], "index": [], "meta": {"inner": None, "scores": []},
+    },
+    {
+        "tiny": None, "small": None, "n": None, "ratio": None, "code": None, "label": None, "raw": None, "big": None,
+        "at": None, "orders": None, "index": None, "meta": {"inner": {"flag": None, "day": None}, "scores": None},
+    },
+]
+
+
+@pytest.mark.parametrize("compression", ["NONE", "ZLIB", "SNAPPY"])
+def test_json_to_orc_of_deeply_nested_columns_with_nulls_at_every_level(fh, glue, s3, compression):
+    db = make_table(glue, DEEP)
+    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": {"Compression": compression, "FormatVersion": "V0_11"}}))
+    put(fh, name, DEEP_RECORDS)
+    (key,) = wait_keys(s3, bucket, "data/")
+    f = pyarrow.orc.ORCFile(io.BytesIO(body(s3, bucket, key)))
+    assert f.file_version == "0.11"
+    assert str(f.schema.field("orders").type) == (
+        "list<item: struct<sku: string, qty: int32, price: decimal128(8, 2), tags: list<item: string>>>"
     )
-    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert f.read().to_pylist() == DEEP_ROWS
+
+
+def test_orc_stripes_follow_stripe_size_bytes(fh, glue, s3):
+    db = make_table(glue, NESTED)
+    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": {"StripeSizeBytes": 8388608}}))
+    records = [
+        {"id": i, "name": "n" * 1000, "tags": [str(i)] * 3, "attrs": {"k": i}, "user": {"uid": i}, "price": i / 100}
+        for i in range(20000)
+    ]
+    for at in range(0, len(records), 500):
+        put(fh, name, records[at:at + 500])
+    (key,) = wait_keys(s3, bucket, "data/", timeout=60)
+    f = pyarrow.orc.ORCFile(io.BytesIO(body(s3, bucket, key)))
+    assert f.nrows == 20000
+    assert f.nstripes >= 2
+    table = f.read()
+    assert table["id"].to_pylist() == list(range(20000))
+    assert table["user"].to_pylist()[19999] == {"uid": 19999, "email": None}
+    assert table["price"].to_pylist()[12345] == decimal.Decimal("123.45")
 
 
 def test_update_destination_turns_conversion_on(fh, glue, s3):
