@@ -212,7 +212,7 @@ pub fn bool_rle(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
 /// trailing decimal zeros, the low 3 bits saying how many were dropped
 /// (n means n + 1 zeros).
 pub fn encode_nanos(nanos: u32) -> u64 {
-    if nanos == 0 || nanos % 100 != 0 {
+    if nanos == 0 || !nanos.is_multiple_of(100) {
         return u64::from(nanos) << 3;
     }
     let (mut n, mut zeros) = (nanos / 100, 1);
@@ -1043,11 +1043,15 @@ mod tests {
         prim!("s", Int16Builder::new(), |i: usize| -(i as i16));
         prim!("i", Int32Builder::new(), |i: usize| (i as i32)
             .wrapping_mul(1_000_003));
-        prim!("l", Int64Builder::new(), |i: usize| if i % 2 == 0 {
-            i64::MIN + i as i64
-        } else {
-            i64::MAX - i as i64
-        });
+        prim!(
+            "l",
+            Int64Builder::new(),
+            |i: usize| if i.is_multiple_of(2) {
+                i64::MIN + i as i64
+            } else {
+                i64::MAX - i as i64
+            }
+        );
         prim!("f", Float32Builder::new(), |i: usize| i as f32 / 4.0);
         prim!("d", Float64Builder::new(), |i: usize| -(i as f64) / 3.0);
         prim!("str", StringBuilder::new(), |i: usize| "é".repeat(i % 5));
