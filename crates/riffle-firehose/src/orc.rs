@@ -255,6 +255,16 @@ impl Msg {
         self
     }
 
+    fn sint(&mut self, field: u32, v: i64) -> &mut Self {
+        self.uint(field, zigzag(v))
+    }
+
+    fn double(&mut self, field: u32, v: f64) -> &mut Self {
+        self.key(field, 1);
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
     fn bytes(&mut self, field: u32, v: &[u8]) -> &mut Self {
         self.key(field, 2);
         varint(&mut self.0, v.len() as u128);
@@ -359,22 +369,140 @@ const DATA: u64 = 1;
 const LENGTH: u64 = 2;
 const SECONDARY: u64 = 5;
 
-/// Column statistics: values (not null) and whether a null was seen.
-#[derive(Debug, Clone, Copy, Default)]
+/// Column statistics: values (not null), whether a null was seen, and
+/// what the column's type keeps of its values.
+#[derive(Debug, Clone, Default)]
 struct Stats {
     values: u64,
     has_null: bool,
+    typed: Typed,
+}
+
+/// The longest string kept as a minimum or maximum.
+const MAX_STRING_STAT: usize = 1024;
+
+/// Type-specific statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+enum Typed {
+    #[default]
+    None,
+    /// Integers: minimum, maximum, sum (`None` once it overflows).
+    Int(i64, i64, Option<i64>),
+    /// Floats: minimum, maximum, sum; `None` once a NaN was seen.
+    Double(Option<(f64, f64, f64)>),
+    /// Strings: minimum and maximum (`None` when one is too long to
+    /// keep), total length.
+    Str(Option<(String, String)>, i64),
+    /// Binaries: total length.
+    Bin(i64),
+    Date(i32, i32),
+    /// Booleans: how many are true.
+    Bucket(u64),
+    /// Lists and maps: fewest, most and total children.
+    Collection(u64, u64, u64),
+}
+
+impl Typed {
+    fn merge(self, other: Typed) -> Typed {
+        use Typed::*;
+        match (self, other) {
+            (None, x) | (x, None) => x,
+            (Int(a, b, s), Int(c, d, t)) => Int(
+                a.min(c),
+                b.max(d),
+                s.zip(t).and_then(|(s, t)| s.checked_add(t)),
+            ),
+            (Double(x), Double(y)) => Double(
+                x.zip(y)
+                    .map(|((a, b, s), (c, d, t))| (a.min(c), b.max(d), s + t)),
+            ),
+            (Str(x, n), Str(y, m)) => Str(
+                x.zip(y).map(|((a, b), (c, d))| (a.min(c), b.max(d))),
+                n.saturating_add(m),
+            ),
+            (Bin(n), Bin(m)) => Bin(n.saturating_add(m)),
+            (Date(a, b), Date(c, d)) => Date(a.min(c), b.max(d)),
+            (Bucket(n), Bucket(m)) => Bucket(n + m),
+            (Collection(a, b, n), Collection(c, d, m)) => Collection(a.min(c), b.max(d), n + m),
+            (x, _) => x,
+        }
+    }
+
+    /// Integers' statistics.
+    fn ints(values: &[i64]) -> Typed {
+        let (Some(&min), Some(&max)) = (values.iter().min(), values.iter().max()) else {
+            return Typed::None;
+        };
+        let sum = values.iter().try_fold(0i64, |s, &v| s.checked_add(v));
+        Typed::Int(min, max, sum)
+    }
+
+    fn doubles(values: impl Iterator<Item = f64>) -> Typed {
+        let mut acc: Option<(f64, f64, f64)> = None;
+        for v in values {
+            if v.is_nan() {
+                return Typed::Double(None);
+            }
+            acc = Some(acc.map_or((v, v, v), |(a, b, s)| (a.min(v), b.max(v), s + v)));
+        }
+        acc.map_or(Typed::None, |a| Typed::Double(Some(a)))
+    }
 }
 
 impl Stats {
-    fn add(&mut self, other: Stats) {
+    fn add(&mut self, other: &Stats) {
         self.values += other.values;
         self.has_null |= other.has_null;
+        self.typed = std::mem::take(&mut self.typed).merge(other.typed.clone());
     }
 
     fn msg(&self) -> Msg {
         let mut m = Msg::default();
-        m.uint(1, self.values).uint(10, u64::from(self.has_null));
+        m.uint(1, self.values);
+        let mut t = Msg::default();
+        let field = match &self.typed {
+            Typed::None => 0,
+            Typed::Int(min, max, sum) => {
+                t.sint(1, *min).sint(2, *max);
+                if let Some(sum) = sum {
+                    t.sint(3, *sum);
+                }
+                2
+            }
+            Typed::Double(d) => {
+                if let Some((min, max, sum)) = d {
+                    t.double(1, *min).double(2, *max).double(3, *sum);
+                }
+                3
+            }
+            Typed::Str(range, sum) => {
+                if let Some((min, max)) = range {
+                    t.bytes(1, min.as_bytes()).bytes(2, max.as_bytes());
+                }
+                t.sint(3, *sum);
+                4
+            }
+            Typed::Bucket(trues) => {
+                t.packed(1, [*trues]);
+                5
+            }
+            Typed::Date(min, max) => {
+                t.sint(1, i64::from(*min)).sint(2, i64::from(*max));
+                7
+            }
+            Typed::Bin(sum) => {
+                t.sint(1, *sum);
+                8
+            }
+            Typed::Collection(min, max, total) => {
+                t.uint(1, *min).uint(2, *max).uint(3, *total);
+                12
+            }
+        };
+        if field != 0 && self.values > 0 {
+            m.msg(field, &t);
+        }
+        m.uint(10, u64::from(self.has_null));
         m
     }
 }
@@ -487,9 +615,10 @@ impl Column {
             .filter(|&r| array.is_valid(r))
             .collect();
         self.present.extend(rows.iter().map(|&r| array.is_valid(r)));
-        self.stripe.add(Stats {
+        self.stripe.add(&Stats {
             values: valid.len() as u64,
             has_null: valid.len() < rows.len(),
+            typed: Typed::None,
         });
         let wrong = || unsupported(array.data_type());
         macro_rules! ints {
@@ -600,6 +729,61 @@ impl Column {
         items
     }
 
+    /// The type-specific statistics of the values buffered for the stripe.
+    fn typed_stats(&self) -> Typed {
+        if self.stripe.values == 0 {
+            return Typed::None;
+        }
+        match &self.kind {
+            Kind::Byte | Kind::Short | Kind::Int | Kind::Long => Typed::ints(&self.ints),
+            Kind::Date => match Typed::ints(&self.ints) {
+                Typed::Int(min, max, _) => Typed::Date(min as i32, max as i32),
+                other => other,
+            },
+            Kind::Boolean => Typed::Bucket(self.ints.iter().filter(|&&v| v != 0).count() as u64),
+            Kind::Float => Typed::doubles(
+                self.bytes
+                    .chunks_exact(4)
+                    .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            ),
+            Kind::Double => Typed::doubles(
+                self.bytes
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())),
+            ),
+            Kind::String => {
+                let mut at = 0;
+                let mut range: Option<(&[u8], &[u8])> = None;
+                for &len in &self.lengths {
+                    let v = self.bytes.get(at..at + len as usize).unwrap_or_default();
+                    at += len as usize;
+                    range = Some(range.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
+                }
+                let keep = range.filter(|(a, b)| a.len().max(b.len()) <= MAX_STRING_STAT);
+                Typed::Str(
+                    keep.map(|(a, b)| {
+                        (
+                            String::from_utf8_lossy(a).into_owned(),
+                            String::from_utf8_lossy(b).into_owned(),
+                        )
+                    }),
+                    self.bytes.len() as i64,
+                )
+            }
+            Kind::Binary => Typed::Bin(self.bytes.len() as i64),
+            Kind::List | Kind::Map => {
+                let (min, max) = (self.lengths.iter().min(), self.lengths.iter().max());
+                let total: i64 = self.lengths.iter().sum();
+                Typed::Collection(
+                    min.copied().unwrap_or(0) as u64,
+                    max.copied().unwrap_or(0) as u64,
+                    total as u64,
+                )
+            }
+            Kind::Timestamp(_) | Kind::Decimal(..) | Kind::Struct(_) => Typed::None,
+        }
+    }
+
     /// This column's streams for the stripe: (kind, uncompressed bytes).
     fn streams(&self, root: bool) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();
@@ -674,6 +858,8 @@ impl Writer<'_> {
         if self.stripe_rows == 0 {
             return Ok(());
         }
+        self.root
+            .walk_mut(&mut |c| c.stripe.typed = c.typed_stats());
         let mut data = Vec::new();
         let mut footer = Msg::default();
         let mut columns = Vec::new();
@@ -712,7 +898,7 @@ impl Writer<'_> {
         self.stripes.push(info);
         self.stripe_stats.push(stats);
         self.root.walk_mut(&mut |c| {
-            c.file.add(c.stripe);
+            c.file.add(&c.stripe);
             c.stripe = Stats::default();
             c.present.clear();
             c.ints.clear();
@@ -1163,7 +1349,7 @@ mod tests {
         RecordBatch::try_new(Arc::new(schema), cols.into_iter().map(|(_, a)| a).collect()).unwrap()
     }
 
-    use arrow_array::{Int32Array, StringArray};
+    use arrow_array::{Int32Array, Int64Array, StringArray};
 
     #[test]
     fn every_type_round_trips_through_orc_rust_under_each_compression() {
@@ -1260,6 +1446,104 @@ mod tests {
         let stripes = meta.stripe_metadatas();
         assert_eq!(stripes.len(), 1);
         assert_eq!(stripes[0].offset(), 3);
+    }
+
+    fn stats_text(s: &orc_rust::statistics::ColumnStatistics) -> String {
+        format!(
+            "{} {} {:?}",
+            s.number_of_values(),
+            s.has_null(),
+            s.type_statistics()
+        )
+    }
+
+    #[test]
+    fn statistics_per_stripe_and_for_the_file() {
+        let ints = Int64Array::from(vec![Some(5), None, Some(-3), Some(i64::MAX), Some(9)]);
+        let strs = StringArray::from(vec![Some("b"), Some("a"), None, Some("ccc"), Some("b")]);
+        let bools =
+            arrow_array::BooleanArray::from(vec![Some(true), None, Some(false), None, Some(true)]);
+        let days = arrow_array::Date32Array::from(vec![Some(-5), Some(7), None, Some(0), Some(3)]);
+        let dbls =
+            arrow_array::Float64Array::from(vec![Some(1.5), Some(-2.0), None, Some(0.25), None]);
+        let mut lists = ListBuilder::new(Int32Builder::new());
+        for n in [2, 0, 5, 1, 3] {
+            for i in 0..n {
+                lists.values().append_value(i);
+            }
+            lists.append(n != 5);
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(ints),
+            Arc::new(strs),
+            Arc::new(bools),
+            Arc::new(days),
+            Arc::new(dbls),
+            Arc::new(lists.finish()),
+        ];
+        let schema = Schema::new(
+            ["i", "s", "b", "d", "f", "l"]
+                .iter()
+                .zip(&cols)
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(Arc::new(schema), cols).unwrap();
+        let body = write(&batch, &Options::default()).unwrap();
+        let r = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(body)).unwrap();
+        let meta = r.file_metadata();
+        let want = [
+            "5 false None",
+            "4 true Some(Integer { min: -3, max: 9223372036854775807, sum: None })",
+            "4 true Some(String { lower_bound: \"a\", upper_bound: \"ccc\", sum: 6, is_exact_min: true, is_exact_max: true })",
+            "3 true Some(Bucket { true_count: 2 })",
+            "4 true Some(Date { min: -5, max: 7 })",
+            "3 true Some(Double { min: -2.0, max: 1.5, sum: Some(-0.25) })",
+            "4 true Some(Collection { min_children: 0, max_children: 3, total_children: 6 })",
+            "6 false Some(Integer { min: 0, max: 2, sum: Some(4) })",
+        ];
+        let file: Vec<String> = meta
+            .column_file_statistics()
+            .iter()
+            .map(stats_text)
+            .collect();
+        assert_eq!(file, want);
+        let stripe: Vec<String> = meta.stripe_metadatas()[0]
+            .column_statistics()
+            .iter()
+            .map(stats_text)
+            .collect();
+        assert_eq!(stripe, want);
+        // Across stripes the file's statistics merge the stripes'.
+        let many = every_type(5000);
+        let o = Options {
+            stripe_size: 64 * 1024,
+            ..Options::default()
+        };
+        let r =
+            orc_rust::ArrowReaderBuilder::try_new(Bytes::from(write(&many, &o).unwrap())).unwrap();
+        let meta = r.file_metadata();
+        assert!(meta.stripe_metadatas().len() > 2);
+        let file = &meta.column_file_statistics()[4];
+        let values: Vec<i64> = (0..5000)
+            .filter(|i| i % 3 != 1)
+            .map(|i: i32| i64::from(i.wrapping_mul(1_000_003)))
+            .collect();
+        assert_eq!(
+            stats_text(file),
+            format!(
+                "3333 true Some(Integer {{ min: {}, max: {}, sum: Some({}) }})",
+                values.iter().min().unwrap(),
+                values.iter().max().unwrap(),
+                values.iter().sum::<i64>(),
+            )
+        );
+        let counts: u64 = meta
+            .stripe_metadatas()
+            .iter()
+            .map(|s| s.column_statistics()[4].number_of_values())
+            .sum();
+        assert_eq!(counts, 3333);
     }
 
     #[test]
