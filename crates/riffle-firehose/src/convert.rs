@@ -1165,8 +1165,8 @@ fn write_orc(batch: &RecordBatch, o: &OrcOptions) -> std::io::Result<Vec<u8>> {
 }
 
 /// How the ORC writer honours OrcSerDe: Compression, StripeSizeBytes (at
-/// least 1 MiB), FormatVersion, and EnablePadding with PaddingTolerance
-/// against BlockSizeBytes.
+/// least 1 MiB), RowIndexStride, FormatVersion, and EnablePadding with
+/// PaddingTolerance against BlockSizeBytes.
 fn orc_options(o: &OrcOptions) -> crate::orc::Options {
     crate::orc::Options {
         compression: match o.compression {
@@ -1177,6 +1177,7 @@ fn orc_options(o: &OrcOptions) -> crate::orc::Options {
         stripe_size: o.stripe_size_bytes.max(1024 * 1024) as usize,
         block_size: o.block_size_bytes.max(1) as u64,
         padding_tolerance: o.enable_padding.then_some(o.padding_tolerance),
+        row_index_stride: o.row_index_stride.clamp(0, i64::from(u32::MAX)) as u32,
         version: if o.format_version == "V0_11" {
             [0, 11]
         } else {

@@ -67,6 +67,8 @@ pub struct Options {
     pub padding_tolerance: Option<f64>,
     /// The file format version: `[0, 11]` or `[0, 12]`.
     pub version: [u32; 2],
+    /// Rows a row index entry covers; 0 writes no row index.
+    pub row_index_stride: u32,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             block_size: 256 * 1024 * 1024,
             padding_tolerance: None,
             version: [0, 12],
+            row_index_stride: 10_000,
         }
     }
 }
@@ -116,24 +119,56 @@ fn zigzag128(v: i128) -> u128 {
     ((v << 1) ^ (v >> 127)) as u128
 }
 
-/// Writes `items` as literal groups of at most 128, each behind its
-/// negative count.
-fn literals<T: Copy>(out: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, T)) {
-    for group in items.chunks(128) {
-        out.push((-(group.len() as i32)) as u8);
-        for &v in group {
-            put(out, v);
+/// A run-length encoded stream and where each of its groups (runs and
+/// literal lists) starts: (index of the group's first value, byte
+/// offset).
+#[derive(Debug, Default)]
+pub struct Rle {
+    pub bytes: Vec<u8>,
+    starts: Vec<(usize, usize)>,
+    values: usize,
+}
+
+impl Rle {
+    /// Opens a group whose first value is the `first`th.
+    fn group(&mut self, first: usize, control: u8) {
+        self.starts.push((first, self.bytes.len()));
+        self.bytes.push(control);
+    }
+
+    /// Writes `items`, the values from the `first`th on, as literal
+    /// groups of at most 128, each behind its negative count.
+    fn literals<T: Copy>(&mut self, first: usize, items: &[T], put: impl Fn(&mut Vec<u8>, T)) {
+        for (g, group) in items.chunks(128).enumerate() {
+            self.group(first + g * 128, (-(group.len() as i32)) as u8);
+            for &v in group {
+                put(&mut self.bytes, v);
+            }
         }
+    }
+
+    /// Where the `k`th value is: the byte offset of its group and how
+    /// many of the group's values come before it.
+    fn at(&self, k: usize) -> (usize, u64) {
+        if k >= self.values {
+            return (self.bytes.len(), 0);
+        }
+        let g = self.starts.partition_point(|&(first, _)| first <= k);
+        let (first, offset) = self.starts[g.saturating_sub(1)];
+        (offset, (k - first) as u64)
     }
 }
 
 /// Run-length encoding of integers, version 1: runs of 3 to 130 values
 /// with a constant delta in -128..=127 (control byte, delta, base value)
 /// and literal groups. `signed` values are zigzag encoded.
-pub fn int_rle(values: &[i64], signed: bool) -> Vec<u8> {
+pub fn int_rle(values: &[i64], signed: bool) -> Rle {
     let put =
         |out: &mut Vec<u8>, v: i64| varint(out, if signed { zigzag(v) } else { v as u64 } as u128);
-    let mut out = Vec::new();
+    let mut out = Rle {
+        values: values.len(),
+        ..Rle::default()
+    };
     let (mut start, mut i) = (0, 0);
     while i < values.len() {
         let run = (i + 2 < values.len())
@@ -152,25 +187,28 @@ pub fn int_rle(values: &[i64], signed: bool) -> Vec<u8> {
             .filter(|(n, _)| *n >= 3);
         match run {
             Some((n, d)) => {
-                literals(&mut out, &values[start..i], put);
-                out.push((n - 3) as u8);
-                out.push(d as i8 as u8);
-                put(&mut out, values[i]);
+                out.literals(start, &values[start..i], put);
+                out.group(i, (n - 3) as u8);
+                out.bytes.push(d as i8 as u8);
+                put(&mut out.bytes, values[i]);
                 i += n;
                 start = i;
             }
             None => i += 1,
         }
     }
-    literals(&mut out, &values[start..], put);
+    out.literals(start, &values[start..], put);
     out
 }
 
 /// Byte run-length encoding: runs of 3 to 130 equal bytes and literal
 /// groups.
-pub fn byte_rle(values: &[u8]) -> Vec<u8> {
+pub fn byte_rle(values: &[u8]) -> Rle {
     let put = |out: &mut Vec<u8>, v: u8| out.push(v);
-    let mut out = Vec::new();
+    let mut out = Rle {
+        values: values.len(),
+        ..Rle::default()
+    };
     let (mut start, mut i) = (0, 0);
     while i < values.len() {
         let mut n = 1;
@@ -178,22 +216,22 @@ pub fn byte_rle(values: &[u8]) -> Vec<u8> {
             n += 1;
         }
         if n >= 3 {
-            literals(&mut out, &values[start..i], put);
-            out.push((n - 3) as u8);
-            out.push(values[i]);
+            out.literals(start, &values[start..i], put);
+            out.group(i, (n - 3) as u8);
+            out.bytes.push(values[i]);
             i += n;
             start = i;
         } else {
             i += 1;
         }
     }
-    literals(&mut out, &values[start..], put);
+    out.literals(start, &values[start..], put);
     out
 }
 
 /// Boolean run-length encoding: bits from the most significant down,
 /// the bytes byte run-length encoded.
-pub fn bool_rle(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
+pub fn bool_rle(values: impl IntoIterator<Item = bool>) -> Rle {
     let mut bytes = Vec::new();
     for (i, v) in values.into_iter().enumerate() {
         if i % 8 == 0 {
@@ -290,11 +328,23 @@ impl Msg {
 // ---------------------------------------------------------------------
 
 fn compress(data: &[u8], o: &Options) -> std::io::Result<Vec<u8>> {
+    Ok(compress_chunks(data, o)?.0)
+}
+
+/// The chunk size compression uses.
+fn chunk_size(o: &Options) -> usize {
+    o.compression_block_size.clamp(1, MAX_CHUNK)
+}
+
+/// `data` compressed, and where each chunk starts in the output.
+fn compress_chunks(data: &[u8], o: &Options) -> std::io::Result<(Vec<u8>, Vec<usize>)> {
     if o.compression == Compression::None {
-        return Ok(data.to_vec());
+        return Ok((data.to_vec(), Vec::new()));
     }
     let mut out = Vec::with_capacity(data.len() / 2 + 3);
-    for chunk in data.chunks(o.compression_block_size.clamp(1, MAX_CHUNK)) {
+    let mut starts = Vec::new();
+    for chunk in data.chunks(chunk_size(o)) {
+        starts.push(out.len());
         let packed = match o.compression {
             Compression::Zlib => {
                 let mut e =
@@ -314,7 +364,24 @@ fn compress(data: &[u8], o: &Options) -> std::io::Result<Vec<u8>> {
         out.extend_from_slice(&(header as u32).to_le_bytes()[..3]);
         out.extend_from_slice(body);
     }
-    Ok(out)
+    Ok((out, starts))
+}
+
+/// A row index position in a stream: the byte offset, or with compression
+/// the chunk's start and the offset in the uncompressed chunk; then the
+/// numbers that follow.
+fn position(at: &(usize, Vec<u64>), packed_len: usize, starts: &[usize], o: &Options) -> Vec<u64> {
+    let mut out = if o.compression == Compression::None {
+        vec![at.0 as u64]
+    } else {
+        let size = chunk_size(o);
+        match starts.get(at.0 / size) {
+            Some(&start) => vec![start as u64, (at.0 % size) as u64],
+            None => vec![packed_len as u64, 0],
+        }
+    };
+    out.extend_from_slice(&at.1);
+    out
 }
 
 // ---------------------------------------------------------------------
@@ -368,6 +435,7 @@ const PRESENT: u64 = 0;
 const DATA: u64 = 1;
 const LENGTH: u64 = 2;
 const SECONDARY: u64 = 5;
+const ROW_INDEX: u64 = 6;
 
 /// Column statistics: values (not null), whether a null was seen, and
 /// what the column's type keeps of its values.
@@ -507,6 +575,25 @@ impl Stats {
     }
 }
 
+/// Where a column's buffers stood when a row group started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    present: usize,
+    ints: usize,
+    lengths: usize,
+    secondary: usize,
+    bytes: usize,
+}
+
+/// One stream of a stripe, uncompressed, with its position at each row
+/// group's start: a byte offset and the numbers that follow it (values
+/// into a run, bits into a byte).
+struct Stream {
+    kind: u64,
+    bytes: Vec<u8>,
+    at: Vec<(usize, Vec<u64>)>,
+}
+
 /// One column of the type tree with the values buffered for the stripe
 /// being built.
 struct Column {
@@ -522,6 +609,8 @@ struct Column {
     secondary: Vec<i64>,
     /// DATA bytes: floats, strings, binaries, decimal varints.
     bytes: Vec<u8>,
+    /// Where each row group of the stripe starts.
+    marks: Vec<Mark>,
     stripe: Stats,
     file: Stats,
 }
@@ -579,6 +668,7 @@ impl Column {
             lengths: Vec::new(),
             secondary: Vec::new(),
             bytes: Vec::new(),
+            marks: Vec::new(),
             stripe: Stats::default(),
             file: Stats::default(),
         })
@@ -729,33 +819,55 @@ impl Column {
         items
     }
 
-    /// The type-specific statistics of the values buffered for the stripe.
-    fn typed_stats(&self) -> Typed {
-        if self.stripe.values == 0 {
-            return Typed::None;
+    /// Where the buffers stand: the start of a row group.
+    fn mark(&self) -> Mark {
+        Mark {
+            present: self.present.len(),
+            ints: self.ints.len(),
+            lengths: self.lengths.len(),
+            secondary: self.secondary.len(),
+            bytes: self.bytes.len(),
         }
+    }
+
+    /// The statistics of the values buffered between two marks.
+    fn stats(&self, from: Mark, to: Mark) -> Stats {
+        let present = &self.present[from.present..to.present];
+        Stats {
+            values: present.iter().filter(|p| **p).count() as u64,
+            has_null: present.contains(&false),
+            typed: self.typed_stats(from, to),
+        }
+    }
+
+    /// The type-specific statistics of the values buffered between two
+    /// marks.
+    fn typed_stats(&self, from: Mark, to: Mark) -> Typed {
+        let ints = &self.ints[from.ints..to.ints];
+        let bytes = &self.bytes[from.bytes..to.bytes];
+        let lengths = &self.lengths[from.lengths..to.lengths];
         match &self.kind {
-            Kind::Byte | Kind::Short | Kind::Int | Kind::Long => Typed::ints(&self.ints),
-            Kind::Date => match Typed::ints(&self.ints) {
+            Kind::Byte | Kind::Short | Kind::Int | Kind::Long => Typed::ints(ints),
+            Kind::Date => match Typed::ints(ints) {
                 Typed::Int(min, max, _) => Typed::Date(min as i32, max as i32),
                 other => other,
             },
-            Kind::Boolean => Typed::Bucket(self.ints.iter().filter(|&&v| v != 0).count() as u64),
+            Kind::Boolean => Typed::Bucket(ints.iter().filter(|&&v| v != 0).count() as u64),
             Kind::Float => Typed::doubles(
-                self.bytes
+                bytes
                     .chunks_exact(4)
                     .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             ),
             Kind::Double => Typed::doubles(
-                self.bytes
+                bytes
                     .chunks_exact(8)
                     .map(|b| f64::from_le_bytes(b.try_into().unwrap_or_default())),
             ),
-            Kind::String => {
+            Kind::String if !lengths.is_empty() => {
                 let mut at = 0;
                 let mut range: Option<(&[u8], &[u8])> = None;
-                for &len in &self.lengths {
-                    let v = self.bytes.get(at..at + len as usize).unwrap_or_default();
+                for &len in lengths {
+                    let v = bytes.get(at..at + len as usize).unwrap_or_default();
                     at += len as usize;
                     range = Some(range.map_or((v, v), |(a, b)| (a.min(v), b.max(v))));
                 }
@@ -767,52 +879,91 @@ impl Column {
                             String::from_utf8_lossy(b).into_owned(),
                         )
                     }),
-                    self.bytes.len() as i64,
+                    bytes.len() as i64,
                 )
             }
-            Kind::Binary => Typed::Bin(self.bytes.len() as i64),
-            Kind::List | Kind::Map => {
-                let (min, max) = (self.lengths.iter().min(), self.lengths.iter().max());
-                let total: i64 = self.lengths.iter().sum();
+            Kind::Binary => Typed::Bin(bytes.len() as i64),
+            Kind::List | Kind::Map if !lengths.is_empty() => {
+                let (min, max) = (lengths.iter().min(), lengths.iter().max());
+                let total: i64 = lengths.iter().sum();
                 Typed::Collection(
                     min.copied().unwrap_or(0) as u64,
                     max.copied().unwrap_or(0) as u64,
                     total as u64,
                 )
             }
-            Kind::Timestamp(_) | Kind::Decimal(..) | Kind::Struct(_) => Typed::None,
+            _ => Typed::None,
         }
     }
 
-    /// This column's streams for the stripe: (kind, uncompressed bytes).
-    fn streams(&self, root: bool) -> Vec<(u64, Vec<u8>)> {
+    /// This column's streams for the stripe, each with its position at
+    /// every row group's start.
+    fn streams(&self, root: bool) -> Vec<Stream> {
+        let marks = &self.marks;
+        // A run-length stream: the group's offset and the values into it.
+        let rle = |kind, rle: Rle, k: fn(&Mark) -> usize| Stream {
+            at: marks
+                .iter()
+                .map(|m| {
+                    let (offset, n) = rle.at(k(m));
+                    (offset, vec![n])
+                })
+                .collect(),
+            kind,
+            bytes: rle.bytes,
+        };
+        // A boolean stream: the byte's position and the bits into it.
+        let bits = |kind, values: &mut dyn Iterator<Item = bool>, k: fn(&Mark) -> usize| {
+            let rle = bool_rle(values);
+            Stream {
+                at: marks
+                    .iter()
+                    .map(|m| {
+                        let (offset, n) = rle.at(k(m) / 8);
+                        (offset, vec![n, (k(m) % 8) as u64])
+                    })
+                    .collect(),
+                kind,
+                bytes: rle.bytes,
+            }
+        };
+        // A stream of plain bytes: the byte offset.
+        let raw = |kind, bytes: &[u8]| Stream {
+            kind,
+            bytes: bytes.to_vec(),
+            at: marks.iter().map(|m| (m.bytes, vec![])).collect(),
+        };
         let mut out = Vec::new();
-        if !root && self.present.iter().any(|p| !p) {
-            out.push((PRESENT, bool_rle(self.present.iter().copied())));
+        if !root && self.present.contains(&false) {
+            out.push(bits(PRESENT, &mut self.present.iter().copied(), |m| m.present));
         }
         match &self.kind {
-            Kind::Boolean => out.push((DATA, bool_rle(self.ints.iter().map(|&v| v != 0)))),
+            Kind::Boolean => out.push(bits(DATA, &mut self.ints.iter().map(|&v| v != 0), |m| {
+                m.ints
+            })),
             Kind::Byte => {
                 let bytes: Vec<u8> = self.ints.iter().map(|&v| v as u8).collect();
-                out.push((DATA, byte_rle(&bytes)));
+                out.push(rle(DATA, byte_rle(&bytes), |m| m.ints));
             }
             Kind::Short | Kind::Int | Kind::Long | Kind::Date => {
-                out.push((DATA, int_rle(&self.ints, true)))
+                out.push(rle(DATA, int_rle(&self.ints, true), |m| m.ints))
             }
-            Kind::Float | Kind::Double => out.push((DATA, self.bytes.clone())),
+            Kind::Float | Kind::Double => out.push(raw(DATA, &self.bytes)),
             Kind::String | Kind::Binary => {
-                out.push((DATA, self.bytes.clone()));
-                out.push((LENGTH, int_rle(&self.lengths, false)));
+                out.push(raw(DATA, &self.bytes));
+                out.push(rle(LENGTH, int_rle(&self.lengths, false), |m| m.lengths));
             }
             Kind::Timestamp(_) => {
-                out.push((DATA, int_rle(&self.ints, true)));
-                out.push((SECONDARY, int_rle(&self.secondary, false)));
+                out.push(rle(DATA, int_rle(&self.ints, true), |m| m.ints));
+                out.push(rle(SECONDARY, int_rle(&self.secondary, false), |m| m.secondary));
             }
             Kind::Decimal(..) => {
-                out.push((DATA, self.bytes.clone()));
-                out.push((SECONDARY, int_rle(&self.secondary, true)));
+                out.push(raw(DATA, &self.bytes));
+                out.push(rle(SECONDARY, int_rle(&self.secondary, true), |m| m.secondary));
             }
-            Kind::List | Kind::Map => out.push((LENGTH, int_rle(&self.lengths, false))),
+            Kind::List | Kind::Map => {
+                out.push(rle(LENGTH, int_rle(&self.lengths, false), |m| m.lengths))
+            }
             Kind::Struct(_) => {}
         }
         out
@@ -858,22 +1009,50 @@ impl Writer<'_> {
         if self.stripe_rows == 0 {
             return Ok(());
         }
-        self.root
-            .walk_mut(&mut |c| c.stripe.typed = c.typed_stats());
+        self.root.walk_mut(&mut |c| {
+            c.stripe.typed = c.typed_stats(Mark::default(), c.mark());
+        });
+        let o = self.o;
+        let mut index = Vec::new();
         let mut data = Vec::new();
-        let mut footer = Msg::default();
+        // Stream messages: the index streams' first, as they come first.
+        let mut index_streams = Vec::new();
+        let mut data_streams = Vec::new();
+        let stream = |kind: u64, column: u32, len: usize| {
+            let mut s = Msg::default();
+            s.uint(1, kind).uint(2, u64::from(column)).uint(3, len as u64);
+            s
+        };
         let mut columns = Vec::new();
         self.root.walk(&mut columns);
         for c in &columns {
-            for (kind, bytes) in c.streams(c.id == 0) {
-                let packed = compress(&bytes, self.o)?;
-                let mut s = Msg::default();
-                s.uint(1, kind)
-                    .uint(2, u64::from(c.id))
-                    .uint(3, packed.len() as u64);
-                footer.msg(1, &s);
+            let mut entries: Vec<Vec<u64>> = vec![Vec::new(); c.marks.len()];
+            for st in c.streams(c.id == 0) {
+                let (packed, starts) = compress_chunks(&st.bytes, o)?;
+                for (entry, at) in entries.iter_mut().zip(&st.at) {
+                    entry.extend(position(at, packed.len(), &starts, o));
+                }
+                data_streams.push(stream(st.kind, c.id, packed.len()));
                 data.extend_from_slice(&packed);
             }
+            if !c.marks.is_empty() {
+                let mut row_index = Msg::default();
+                let ends = c.marks.iter().skip(1).copied().chain([c.mark()]);
+                for ((positions, from), to) in entries.into_iter().zip(&c.marks).zip(ends) {
+                    let mut entry = Msg::default();
+                    entry
+                        .packed(1, positions)
+                        .msg(2, &c.stats(*from, to).msg());
+                    row_index.msg(1, &entry);
+                }
+                let packed = compress(&row_index.0, o)?;
+                index_streams.push(stream(ROW_INDEX, c.id, packed.len()));
+                index.extend_from_slice(&packed);
+            }
+        }
+        let mut footer = Msg::default();
+        for s in index_streams.iter().chain(&data_streams) {
+            footer.msg(1, s);
         }
         let mut stats = Msg::default();
         for c in &columns {
@@ -884,15 +1063,15 @@ impl Writer<'_> {
         if self.timestamps {
             footer.bytes(3, b"UTC");
         }
-        let footer = compress(&footer.0, self.o)?;
-        let len = (data.len() + footer.len()) as u64;
-        self.pad(len);
+        let footer = compress(&footer.0, o)?;
+        self.pad((index.len() + data.len() + footer.len()) as u64);
         let mut info = Msg::default();
         info.uint(1, self.out.len() as u64)
-            .uint(2, 0)
+            .uint(2, index.len() as u64)
             .uint(3, data.len() as u64)
             .uint(4, footer.len() as u64)
             .uint(5, self.stripe_rows);
+        self.out.extend_from_slice(&index);
         self.out.extend_from_slice(&data);
         self.out.extend_from_slice(&footer);
         self.stripes.push(info);
@@ -905,6 +1084,7 @@ impl Writer<'_> {
             c.lengths.clear();
             c.secondary.clear();
             c.bytes.clear();
+            c.marks.clear();
         });
         self.stripe_rows = 0;
         Ok(())
@@ -944,7 +1124,7 @@ impl Writer<'_> {
         for c in &columns {
             footer.msg(7, &c.file.msg());
         }
-        footer.uint(8, 0);
+        footer.uint(8, u64::from(self.o.row_index_stride));
         let metadata = compress(&metadata.0, self.o)?;
         let footer = compress(&footer.0, self.o)?;
         let mut ps = Msg::default();
@@ -957,7 +1137,7 @@ impl Writer<'_> {
                     Compression::Snappy => 2,
                 },
             )
-            .uint(3, self.o.compression_block_size.clamp(1, MAX_CHUNK) as u64)
+            .uint(3, chunk_size(self.o) as u64)
             .packed(4, self.o.version.map(u64::from))
             .uint(5, metadata.len() as u64)
             .uint(6, WRITER_VERSION)
@@ -991,9 +1171,17 @@ pub fn write(batch: &RecordBatch, o: &Options) -> std::io::Result<Vec<u8>> {
         stripe_rows: 0,
         timestamps,
     };
+    let stride = o.row_index_stride as u64;
     let mut at = 0;
     while at < batch.num_rows() {
-        let n = ROWS_PER_CHECK.min(batch.num_rows() - at);
+        let mut n = ROWS_PER_CHECK.min(batch.num_rows() - at);
+        if stride > 0 {
+            let into = w.stripe_rows % stride;
+            if into == 0 {
+                w.root.walk_mut(&mut |c| c.marks.push(c.mark()));
+            }
+            n = n.min((stride - into) as usize);
+        }
         let rows: Vec<usize> = (at..at + n).collect();
         w.root.present.extend(std::iter::repeat_n(true, n));
         w.root.stripe.values += n as u64;
@@ -1027,6 +1215,18 @@ mod tests {
 
     use super::*;
 
+    fn int_rle_bytes(values: &[i64], signed: bool) -> Vec<u8> {
+        int_rle(values, signed).bytes
+    }
+
+    fn byte_rle_bytes(values: &[u8]) -> Vec<u8> {
+        byte_rle(values).bytes
+    }
+
+    fn bool_rle_bytes(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
+        bool_rle(values).bytes
+    }
+
     #[test]
     fn varints_match_the_specification() {
         for (v, want) in [
@@ -1052,29 +1252,29 @@ mod tests {
 
     #[test]
     fn integer_rle_v1_matches_the_specification() {
-        assert_eq!(int_rle(&[7; 100], false), [0x61, 0x00, 0x07]);
+        assert_eq!(int_rle_bytes(&[7; 100], false), [0x61, 0x00, 0x07]);
         let down: Vec<i64> = (1..=100).rev().collect();
-        assert_eq!(int_rle(&down, false), [0x61, 0xff, 0x64]);
+        assert_eq!(int_rle_bytes(&down, false), [0x61, 0xff, 0x64]);
         assert_eq!(
-            int_rle(&[2, 3, 6, 7, 11], false),
+            int_rle_bytes(&[2, 3, 6, 7, 11], false),
             [0xfb, 0x02, 0x03, 0x06, 0x07, 0x0b]
         );
         // Signed values are zigzag encoded; deltas stay signed bytes.
-        assert_eq!(int_rle(&[-1, -1, -1], true), [0x00, 0x00, 0x01]);
-        assert_eq!(int_rle(&[-2, 5], true), [0xfe, 0x03, 0x0a]);
+        assert_eq!(int_rle_bytes(&[-1, -1, -1], true), [0x00, 0x00, 0x01]);
+        assert_eq!(int_rle_bytes(&[-2, 5], true), [0xfe, 0x03, 0x0a]);
         // Literals around a run, runs longer than 130 split.
         assert_eq!(
-            int_rle(&[1, 9, 5, 5, 5, 5, 0], false),
+            int_rle_bytes(&[1, 9, 5, 5, 5, 5, 0], false),
             [0xfe, 0x01, 0x09, 0x01, 0x00, 0x05, 0xff, 0x00]
         );
-        assert_eq!(int_rle(&[3; 131], false), [0x7f, 0x00, 0x03, 0xff, 0x03]);
+        assert_eq!(int_rle_bytes(&[3; 131], false), [0x7f, 0x00, 0x03, 0xff, 0x03]);
         // A delta past a signed byte is not a run; huge deltas do not overflow.
-        assert_eq!(int_rle(&[0, 200, 400], false)[0], 0xfd);
-        assert_eq!(int_rle(&[i64::MIN, i64::MAX, i64::MIN], true)[0], 0xfd);
-        assert!(int_rle(&[], true).is_empty());
+        assert_eq!(int_rle_bytes(&[0, 200, 400], false)[0], 0xfd);
+        assert_eq!(int_rle_bytes(&[i64::MIN, i64::MAX, i64::MIN], true)[0], 0xfd);
+        assert!(int_rle_bytes(&[], true).is_empty());
         // 129 literals: a group of 128 and one of 1.
         let lits: Vec<i64> = (0..129).map(|i| i * 1000 % 7919).collect();
-        let out = int_rle(&lits, false);
+        let out = int_rle_bytes(&lits, false);
         assert_eq!(out[0], 0x80);
         assert!(out
             .windows(2)
@@ -1083,14 +1283,14 @@ mod tests {
 
     #[test]
     fn byte_and_boolean_rle_match_the_specification() {
-        assert_eq!(byte_rle(&[0; 100]), [0x61, 0x00]);
-        assert_eq!(byte_rle(&[0x44, 0x45]), [0xfe, 0x44, 0x45]);
+        assert_eq!(byte_rle_bytes(&[0; 100]), [0x61, 0x00]);
+        assert_eq!(byte_rle_bytes(&[0x44, 0x45]), [0xfe, 0x44, 0x45]);
         let mut bits = vec![true];
         bits.extend([false; 7]);
-        assert_eq!(bool_rle(bits), [0xff, 0x80]);
+        assert_eq!(bool_rle_bytes(bits), [0xff, 0x80]);
         // Nine values: the last byte is padded with zero bits.
-        assert_eq!(bool_rle([true; 9]), [0xfe, 0xff, 0x80]);
-        assert_eq!(bool_rle([false; 100 * 8]), [0x61, 0x00]);
+        assert_eq!(bool_rle_bytes([true; 9]), [0xfe, 0xff, 0x80]);
+        assert_eq!(bool_rle_bytes([false; 100 * 8]), [0x61, 0x00]);
     }
 
     #[test]
