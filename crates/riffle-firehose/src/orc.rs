@@ -935,7 +935,9 @@ impl Column {
         };
         let mut out = Vec::new();
         if !root && self.present.contains(&false) {
-            out.push(bits(PRESENT, &mut self.present.iter().copied(), |m| m.present));
+            out.push(bits(PRESENT, &mut self.present.iter().copied(), |m| {
+                m.present
+            }));
         }
         match &self.kind {
             Kind::Boolean => out.push(bits(DATA, &mut self.ints.iter().map(|&v| v != 0), |m| {
@@ -955,11 +957,15 @@ impl Column {
             }
             Kind::Timestamp(_) => {
                 out.push(rle(DATA, int_rle(&self.ints, true), |m| m.ints));
-                out.push(rle(SECONDARY, int_rle(&self.secondary, false), |m| m.secondary));
+                out.push(rle(SECONDARY, int_rle(&self.secondary, false), |m| {
+                    m.secondary
+                }));
             }
             Kind::Decimal(..) => {
                 out.push(raw(DATA, &self.bytes));
-                out.push(rle(SECONDARY, int_rle(&self.secondary, true), |m| m.secondary));
+                out.push(rle(SECONDARY, int_rle(&self.secondary, true), |m| {
+                    m.secondary
+                }));
             }
             Kind::List | Kind::Map => {
                 out.push(rle(LENGTH, int_rle(&self.lengths, false), |m| m.lengths))
@@ -1020,7 +1026,9 @@ impl Writer<'_> {
         let mut data_streams = Vec::new();
         let stream = |kind: u64, column: u32, len: usize| {
             let mut s = Msg::default();
-            s.uint(1, kind).uint(2, u64::from(column)).uint(3, len as u64);
+            s.uint(1, kind)
+                .uint(2, u64::from(column))
+                .uint(3, len as u64);
             s
         };
         let mut columns = Vec::new();
@@ -1040,9 +1048,7 @@ impl Writer<'_> {
                 let ends = c.marks.iter().skip(1).copied().chain([c.mark()]);
                 for ((positions, from), to) in entries.into_iter().zip(&c.marks).zip(ends) {
                     let mut entry = Msg::default();
-                    entry
-                        .packed(1, positions)
-                        .msg(2, &c.stats(*from, to).msg());
+                    entry.packed(1, positions).msg(2, &c.stats(*from, to).msg());
                     row_index.msg(1, &entry);
                 }
                 let packed = compress(&row_index.0, o)?;
@@ -1267,10 +1273,16 @@ mod tests {
             int_rle_bytes(&[1, 9, 5, 5, 5, 5, 0], false),
             [0xfe, 0x01, 0x09, 0x01, 0x00, 0x05, 0xff, 0x00]
         );
-        assert_eq!(int_rle_bytes(&[3; 131], false), [0x7f, 0x00, 0x03, 0xff, 0x03]);
+        assert_eq!(
+            int_rle_bytes(&[3; 131], false),
+            [0x7f, 0x00, 0x03, 0xff, 0x03]
+        );
         // A delta past a signed byte is not a run; huge deltas do not overflow.
         assert_eq!(int_rle_bytes(&[0, 200, 400], false)[0], 0xfd);
-        assert_eq!(int_rle_bytes(&[i64::MIN, i64::MAX, i64::MIN], true)[0], 0xfd);
+        assert_eq!(
+            int_rle_bytes(&[i64::MIN, i64::MAX, i64::MIN], true)[0],
+            0xfd
+        );
         assert!(int_rle_bytes(&[], true).is_empty());
         // 129 literals: a group of 128 and one of 1.
         let lits: Vec<i64> = (0..129).map(|i| i * 1000 % 7919).collect();
@@ -1279,6 +1291,53 @@ mod tests {
         assert!(out
             .windows(2)
             .any(|w| w == [0xff, (128_000 % 7919) as u8 & 0x7f | 0x80]));
+    }
+
+    #[test]
+    fn positions_name_a_group_and_the_values_into_it() {
+        // [lit 1, 9] [run 5 x4] [lit 0]
+        let r = int_rle(&[1, 9, 5, 5, 5, 5, 0], false);
+        let at: Vec<(usize, u64)> = (0..8).map(|k| r.at(k)).collect();
+        assert_eq!(
+            at,
+            [
+                (0, 0),
+                (0, 1),
+                (3, 0),
+                (3, 1),
+                (3, 2),
+                (3, 3),
+                (6, 0),
+                (8, 0)
+            ]
+        );
+        // 200 literals: the second group starts at value 128.
+        let lits: Vec<u8> = (0..200).map(|i| (i * 7 % 256) as u8).collect();
+        let r = byte_rle(&lits);
+        assert_eq!(
+            (r.at(127), r.at(128), r.at(130)),
+            ((0, 127), (129, 0), (129, 2))
+        );
+        assert_eq!(Rle::default().at(0), (0, 0));
+        // Uncompressed: the offset; compressed: the chunk's start and the
+        // offset into the chunk; the run-length numbers follow.
+        let o = |compression| Options {
+            compression,
+            compression_block_size: 100,
+            ..Options::default()
+        };
+        let at = (250, vec![3]);
+        assert_eq!(position(&at, 0, &[], &o(Compression::None)), [250, 3]);
+        let starts = [0, 40, 90];
+        assert_eq!(
+            position(&at, 120, &starts, &o(Compression::Zlib)),
+            [90, 50, 3]
+        );
+        let end = (300, vec![0]);
+        assert_eq!(
+            position(&end, 120, &starts, &o(Compression::Snappy)),
+            [120, 0, 0]
+        );
     }
 
     #[test]
@@ -1646,6 +1705,17 @@ mod tests {
         let stripes = meta.stripe_metadatas();
         assert_eq!(stripes.len(), 1);
         assert_eq!(stripes[0].offset(), 3);
+        assert_eq!(meta.row_index_stride(), Some(10_000));
+        assert!(stripes[0].index_length() > 0);
+        // RowIndexStride 0: no row index.
+        let o = Options {
+            row_index_stride: 0,
+            ..o
+        };
+        let r =
+            orc_rust::ArrowReaderBuilder::try_new(Bytes::from(write(&batch, &o).unwrap())).unwrap();
+        assert_eq!(r.file_metadata().row_index_stride(), Some(0));
+        assert_eq!(r.file_metadata().stripe_metadatas()[0].index_length(), 0);
     }
 
     fn stats_text(s: &orc_rust::statistics::ColumnStatistics) -> String {
