@@ -5,9 +5,12 @@
 //!
 //! - the `ORC` magic;
 //! - stripes of whole rows, closed once the rows buffered for one reach
-//!   the stripe size. A stripe is its data streams, column by column in
-//!   pre-order, then its stripe footer (the streams, a DIRECT encoding for
-//!   every column, writer time zone `UTC`). Every column is written with
+//!   the stripe size. A stripe is its row indexes (one ROW_INDEX stream a
+//!   column, with an entry for every row index stride of rows: each
+//!   stream's position at the row group's first row and the group's
+//!   statistics), its data streams, column by column in pre-order, then
+//!   its stripe footer (the streams, a DIRECT encoding for every column,
+//!   writer time zone `UTC`). Every column is written with
 //!   the version 1 encodings: PRESENT (boolean run-length) when the stripe
 //!   holds a null of the column; integers (short, int, long, date) as
 //!   signed run-length v1; tinyint as byte run-length; boolean as boolean
@@ -23,15 +26,25 @@
 //!   boundary, when the space left in the block is within the tolerance;
 //! - the metadata (per-stripe column statistics), the file footer (the
 //!   type tree flattened in pre-order, stripe locations, file column
-//!   statistics, row count) and the PostScript (lengths, compression,
-//!   block size, file version, writer version, magic), then one byte: the
-//!   PostScript's length.
+//!   statistics, row count, row index stride) and the PostScript
+//!   (lengths, compression, block size, file version, writer version,
+//!   magic), then one byte: the PostScript's length.
 //!
 //! Every stream, stripe footer, metadata and footer is compressed
 //! separately with NONE, ZLIB (raw deflate) or SNAPPY, in chunks of at
 //! most the compression block size, each behind a 3-byte header; a chunk
-//! that does not shrink is stored as it is. Protocol Buffers messages are
-//! encoded here ([`Msg`]).
+//! that does not shrink is stored as it is. A position in a compressed
+//! stream is the chunk's start and the offset into its uncompressed
+//! bytes, then the values into a run-length group (and the bits into a
+//! byte for boolean streams).
+//!
+//! Column statistics hold the value count and whether a null was seen;
+//! integers add minimum, maximum and sum (while it fits), dates minimum
+//! and maximum, floats minimum, maximum and sum (none once a NaN is seen),
+//! strings minimum and maximum (up to 1 KiB) and total length, booleans
+//! the true count, binaries the total length, lists and maps the fewest,
+//! most and total children. Protocol Buffers messages are encoded here
+//! ([`Msg`]).
 
 use std::io::Write;
 
