@@ -500,6 +500,19 @@ def test_orc_row_index_lets_a_reader_seek(fh, glue, s3, compression):
         for t in targets:
             assert r.seek(t) == t
             assert r.read(1200) == rows[t:t + 1200], t
+    # Row group statistics: a predicate on `small` (the record's index,
+    # rising) keeps only the row group that can hold the value.
+    small = pyorc.predicates.PredicateColumn(pyorc.TypeKind.SHORT, "small")
+    found = 0
+    for data in bodies:
+        rows = list(pyorc.Reader(io.BytesIO(data)))
+        hit = [row for row in rows if row[1] == 2345]
+        if hit:
+            kept = list(pyorc.Reader(io.BytesIO(data), predicate=small == 2345))
+            assert hit[0] in kept
+            assert len(kept) == 1000 < len(rows)
+            found += 1
+    assert found == 1
     # The file statistics of an int column, as the C++ reader reads them.
     stats = pyorc.Reader(io.BytesIO(bodies[0]))[3].statistics
     ns = [row[2] for row in pyorc.Reader(io.BytesIO(bodies[0]))]
