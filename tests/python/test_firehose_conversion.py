@@ -506,9 +506,9 @@ def test_orc_row_index_lets_a_reader_seek(fh, glue, s3, compression):
     found = 0
     for data in bodies:
         rows = list(pyorc.Reader(io.BytesIO(data)))
-        hit = [row for row in rows if row[1] == 2345]
+        hit = [row for row in rows if row[1] == 2346]
         if hit:
-            kept = list(pyorc.Reader(io.BytesIO(data), predicate=small == 2345))
+            kept = list(pyorc.Reader(io.BytesIO(data), predicate=small == 2346))
             assert hit[0] in kept
             assert len(kept) == 1000 < len(rows)
             found += 1
