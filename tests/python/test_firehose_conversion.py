@@ -521,6 +521,52 @@ def test_orc_row_index_lets_a_reader_seek(fh, glue, s3, compression):
     )
 
 
+@pytest.mark.parametrize("compression", ["NONE", "SNAPPY"])
+def test_orc_bloom_filters_let_a_reader_skip_row_groups(fh, glue, s3, compression):
+    """BloomFilterColumns: Apache ORC's C++ reader (pyorc) drops every row
+    group whose bloom filter rules a value out, though its minimum and
+    maximum admit it, and keeps the group that holds it."""
+    db = make_table(glue, DEEP)
+    serde = {
+        "Compression": compression,
+        "RowIndexStride": 1000,
+        "BloomFilterColumns": ["N", "label", "ratio", "raw", "tiny"],
+        "BloomFilterFalsePositiveProbability": 0.0001,
+    }
+    name, bucket = create(fh, s3, conversion(db, {"OrcSerDe": serde}), interval=3)
+    records = [deep_record(i) for i in range(5500)]
+    for at in range(0, len(records), 500):
+        put(fh, name, records[at:at + 500])
+    deadline = time.time() + 30
+    while True:
+        bodies = [body(s3, bucket, k) for k in wait_keys(s3, bucket, "data/")]
+        if sum(len(pyorc.Reader(io.BytesIO(b))) for b in bodies) == len(records):
+            break
+        assert time.time() < deadline
+        time.sleep(0.2)
+    P, T = pyorc.predicates.PredicateColumn, pyorc.TypeKind
+    checks = [(P(T.INT, "n"), 2), (P(T.STRING, "label"), 5), (P(T.FLOAT, "ratio"), 3), (P(T.BYTE, "tiny"), 0)]
+    for data in bodies:
+        rows = list(pyorc.Reader(io.BytesIO(data)))
+        for column, index in checks:
+            present = rows[len(rows) // 2][index]
+            if present is None:
+                continue
+            kept = list(pyorc.Reader(io.BytesIO(data), predicate=column == present))
+            assert rows[len(rows) // 2] in kept
+            # tinyint values recur in every group.
+            assert len(kept) == len(rows) if index == 0 else len(kept) <= 1000 < len(rows)
+        # Values between each group's minimum and maximum that no row holds.
+        values = {row[2] for row in rows}
+        absent = next(v for v in range(-1000, 1000) if v not in values)
+        assert list(pyorc.Reader(io.BytesIO(data), predicate=P(T.INT, "n") == absent)) == []
+        labels = {row[5] for row in rows}
+        assert "label-1000-" not in labels
+        assert list(pyorc.Reader(io.BytesIO(data), predicate=P(T.STRING, "label") == "label-1000-")) == []
+        # 250.0625 is inside the third group's range only.
+        assert list(pyorc.Reader(io.BytesIO(data), predicate=P(T.FLOAT, "ratio") == 250.0625)) == []
+
+
 def test_orc_stripes_follow_stripe_size_bytes(fh, glue, s3):
     db = make_table(glue, NESTED)
     # The buffer fills at 12 MB: one object of more than one 8 MiB stripe.

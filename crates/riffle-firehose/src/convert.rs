@@ -1165,8 +1165,9 @@ fn write_orc(batch: &RecordBatch, o: &OrcOptions) -> std::io::Result<Vec<u8>> {
 }
 
 /// How the ORC writer honours OrcSerDe: Compression, StripeSizeBytes (at
-/// least 1 MiB), RowIndexStride, FormatVersion, and EnablePadding with
-/// PaddingTolerance against BlockSizeBytes.
+/// least 1 MiB), RowIndexStride, BloomFilterColumns with
+/// BloomFilterFalsePositiveProbability, FormatVersion, and EnablePadding
+/// with PaddingTolerance against BlockSizeBytes.
 fn orc_options(o: &OrcOptions) -> crate::orc::Options {
     crate::orc::Options {
         compression: match o.compression {
@@ -1178,6 +1179,12 @@ fn orc_options(o: &OrcOptions) -> crate::orc::Options {
         block_size: o.block_size_bytes.max(1) as u64,
         padding_tolerance: o.enable_padding.then_some(o.padding_tolerance),
         row_index_stride: o.row_index_stride.clamp(0, i64::from(u32::MAX)) as u32,
+        bloom_filter_columns: o
+            .bloom_filter_columns
+            .iter()
+            .map(|c| c.to_lowercase())
+            .collect(),
+        bloom_filter_fpp: o.bloom_filter_fpp,
         version: if o.format_version == "V0_11" {
             [0, 11]
         } else {

@@ -82,6 +82,11 @@ pub struct Options {
     pub version: [u32; 2],
     /// Rows a row index entry covers; 0 writes no row index.
     pub row_index_stride: u32,
+    /// Top-level columns (lower case) with a bloom filter for every row
+    /// group (with a row index).
+    pub bloom_filter_columns: Vec<String>,
+    /// The bloom filters' false positive probability.
+    pub bloom_filter_fpp: f64,
 }
 
 impl Default for Options {
@@ -94,6 +99,8 @@ impl Default for Options {
             padding_tolerance: None,
             version: [0, 12],
             row_index_stride: 10_000,
+            bloom_filter_columns: Vec::new(),
+            bloom_filter_fpp: 0.05,
         }
     }
 }
@@ -398,6 +405,96 @@ fn position(at: &(usize, Vec<u64>), packed_len: usize, starts: &[usize], o: &Opt
 }
 
 // ---------------------------------------------------------------------
+// Bloom filters
+// ---------------------------------------------------------------------
+
+/// The 64-bit Murmur3 variant ORC hashes bytes (strings, binaries) with:
+/// seed 104729, 8-byte little-endian blocks, the tail folded into one
+/// more block, the length mixed in, then the 64-bit finalizer.
+pub fn murmur3_64(data: &[u8]) -> u64 {
+    const C1: u64 = 0x87c3_7b91_1142_53d5;
+    const C2: u64 = 0x4cf5_ad43_2745_937f;
+    let scramble = |k: u64| k.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
+    let mut h: u64 = 104_729;
+    let mut blocks = data.chunks_exact(8);
+    for block in &mut blocks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(block);
+        h ^= scramble(u64::from_le_bytes(word));
+        h = h.rotate_left(27).wrapping_mul(5).wrapping_add(0x52dc_e729);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        h ^= scramble(u64::from_le_bytes(word));
+    }
+    h ^= data.len() as u64;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Thomas Wang's 64-bit integer hash, as ORC hashes integers, dates,
+/// booleans and the bits of doubles (arithmetic shifts, as on a signed
+/// long).
+pub fn long_hash(v: i64) -> u64 {
+    let mut k = (!v).wrapping_add(v << 21);
+    k ^= k >> 24;
+    k = k.wrapping_add(k << 3).wrapping_add(k << 8);
+    k ^= k >> 14;
+    k = k.wrapping_add(k << 2).wrapping_add(k << 4);
+    k ^= k >> 28;
+    k.wrapping_add(k << 31) as u64
+}
+
+/// A bloom filter sized for `entries` values at false positive
+/// probability `fpp`: whole 64-bit words of bits and k hash functions.
+struct Bloom {
+    bits: Vec<u64>,
+    k: u32,
+}
+
+impl Bloom {
+    fn new(entries: u64, fpp: f64) -> Bloom {
+        let n = entries.max(1) as f64;
+        let fpp = if fpp > 0.0 && fpp < 1.0 { fpp } else { 0.05 };
+        let ln2 = std::f64::consts::LN_2;
+        let m = ((-n * fpp.ln() / (ln2 * ln2)) as u64).max(1);
+        let k = ((m as f64 / n * ln2).round() as u32).max(1);
+        Bloom {
+            bits: vec![0; m.div_ceil(64) as usize],
+            k,
+        }
+    }
+
+    /// Sets the k bits of a hash: its low and high 32-bit halves combined
+    /// as low + i * high (i from 1 to k), flipped when negative, modulo
+    /// the bit count.
+    fn add(&mut self, hash: u64) {
+        let m = self.bits.len() as u64 * 64;
+        let (low, high) = (hash as i32, (hash >> 32) as i32);
+        for i in 1..=self.k as i32 {
+            let mut c = low.wrapping_add(i.wrapping_mul(high));
+            if c < 0 {
+                c = !c;
+            }
+            let bit = c as u64 % m;
+            self.bits[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+    }
+
+    fn msg(&self) -> Msg {
+        let bytes: Vec<u8> = self.bits.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut m = Msg::default();
+        m.uint(1, u64::from(self.k)).bytes(3, &bytes);
+        m
+    }
+}
+
+// ---------------------------------------------------------------------
 // Columns
 // ---------------------------------------------------------------------
 
@@ -449,6 +546,7 @@ const DATA: u64 = 1;
 const LENGTH: u64 = 2;
 const SECONDARY: u64 = 5;
 const ROW_INDEX: u64 = 6;
+const BLOOM_FILTER_UTF8: u64 = 8;
 
 /// Column statistics: values (not null), whether a null was seen, and
 /// what the column's type keeps of its values.
@@ -624,6 +722,8 @@ struct Column {
     bytes: Vec<u8>,
     /// Where each row group of the stripe starts.
     marks: Vec<Mark>,
+    /// Whether the column has bloom filters.
+    bloom: bool,
     stripe: Stats,
     file: Stats,
 }
@@ -682,6 +782,7 @@ impl Column {
             secondary: Vec::new(),
             bytes: Vec::new(),
             marks: Vec::new(),
+            bloom: false,
             stripe: Stats::default(),
             file: Stats::default(),
         })
@@ -909,6 +1010,41 @@ impl Column {
         }
     }
 
+    /// The bloom filter of the values buffered between two marks.
+    fn bloom_filter(&self, from: Mark, to: Mark, o: &Options) -> Bloom {
+        let mut b = Bloom::new(u64::from(o.row_index_stride), o.bloom_filter_fpp);
+        let bytes = &self.bytes[from.bytes..to.bytes];
+        match &self.kind {
+            Kind::Float => {
+                for v in bytes.chunks_exact(4) {
+                    let f = f64::from(f32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+                    b.add(long_hash(f.to_bits() as i64));
+                }
+            }
+            Kind::Double => {
+                for v in bytes.chunks_exact(8) {
+                    let f = f64::from_le_bytes(v.try_into().unwrap_or_default());
+                    b.add(long_hash(f.to_bits() as i64));
+                }
+            }
+            Kind::String | Kind::Binary => {
+                let mut at = 0;
+                for &len in &self.lengths[from.lengths..to.lengths] {
+                    b.add(murmur3_64(
+                        bytes.get(at..at + len as usize).unwrap_or_default(),
+                    ));
+                    at += len as usize;
+                }
+            }
+            _ => {
+                for &v in &self.ints[from.ints..to.ints] {
+                    b.add(long_hash(v));
+                }
+            }
+        }
+        b
+    }
+
     /// This column's streams for the stripe, each with its position at
     /// every row group's start.
     fn streams(&self, root: bool) -> Vec<Stream> {
@@ -1067,6 +1203,16 @@ impl Writer<'_> {
                 let packed = compress(&row_index.0, o)?;
                 index_streams.push(stream(ROW_INDEX, c.id, packed.len()));
                 index.extend_from_slice(&packed);
+                if c.bloom {
+                    let mut filters = Msg::default();
+                    let ends = c.marks.iter().skip(1).copied().chain([c.mark()]);
+                    for (from, to) in c.marks.iter().zip(ends) {
+                        filters.msg(1, &c.bloom_filter(*from, to, o).msg());
+                    }
+                    let packed = compress(&filters.0, o)?;
+                    index_streams.push(stream(BLOOM_FILTER_UTF8, c.id, packed.len()));
+                    index.extend_from_slice(&packed);
+                }
             }
         }
         let mut footer = Msg::default();
@@ -1075,8 +1221,14 @@ impl Writer<'_> {
         }
         let mut stats = Msg::default();
         for c in &columns {
-            // Every column DIRECT (version 1 run-length encoding).
-            footer.msg(2, Msg::default().uint(1, 0));
+            // Every column DIRECT (version 1 run-length encoding); bloom
+            // filters in the UTF-8 encoding with UTC timestamps (1).
+            let mut encoding = Msg::default();
+            encoding.uint(1, 0);
+            if c.bloom && !c.marks.is_empty() {
+                encoding.uint(3, 1);
+            }
+            footer.msg(2, &encoding);
             stats.msg(1, &c.stripe.msg());
         }
         if self.timestamps {
@@ -1177,6 +1329,16 @@ pub fn write(batch: &RecordBatch, o: &Options) -> std::io::Result<Vec<u8>> {
         &DataType::Struct(batch.schema().fields().clone()),
         &mut next,
     )?;
+    let mut root = root;
+    for (c, field) in root.children.iter_mut().zip(batch.schema().fields().iter()) {
+        c.bloom = o
+            .bloom_filter_columns
+            .contains(&field.name().to_lowercase())
+            && !matches!(
+                c.kind,
+                Kind::Decimal(..) | Kind::Timestamp(_) | Kind::List | Kind::Map | Kind::Struct(_)
+            );
+    }
     let mut columns = Vec::new();
     root.walk(&mut columns);
     let timestamps = columns.iter().any(|c| matches!(c.kind, Kind::Timestamp(_)));
@@ -1351,6 +1513,36 @@ mod tests {
             position(&end, 120, &starts, &o(Compression::Snappy)),
             [120, 0, 0]
         );
+    }
+
+    #[test]
+    fn bloom_filters_answer_as_orc_rust_reads_them() {
+        let mut b = Bloom::new(1000, 0.01);
+        // m = 1000 * ln(100) / ln(2)^2 = 9585 bits, in 150 words; k = 7.
+        assert_eq!((b.bits.len(), b.k), (150, 7));
+        let words: Vec<String> = (0..1000).map(|i| format!("value-{i}")).collect();
+        for w in &words {
+            b.add(murmur3_64(w.as_bytes()));
+        }
+        let mut bitset = Vec::new();
+        for w in &b.bits {
+            bitset.extend_from_slice(&w.to_le_bytes());
+        }
+        let proto = orc_rust::proto::BloomFilter {
+            num_hash_functions: Some(b.k),
+            bitset: vec![],
+            utf8bitset: Some(bitset),
+        };
+        let read = orc_rust::bloom_filter::BloomFilter::try_from_proto(&proto).unwrap();
+        assert!(words.iter().all(|w| read.might_contain(w.as_bytes())));
+        let misses = (1000..11_000)
+            .filter(|i| read.might_contain(format!("value-{i}").as_bytes()))
+            .count();
+        assert!(misses < 200, "{misses}");
+        // Short and block-sized inputs take the tail and block paths.
+        assert_ne!(murmur3_64(b""), murmur3_64(b"\0"));
+        assert_ne!(murmur3_64(b"12345678"), murmur3_64(b"1234567"));
+        assert_ne!(long_hash(0), long_hash(1));
     }
 
     #[test]
