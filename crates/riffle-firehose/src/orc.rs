@@ -8,7 +8,9 @@
 //!   the stripe size. A stripe is its row indexes (one ROW_INDEX stream a
 //!   column, with an entry for every row index stride of rows: each
 //!   stream's position at the row group's first row and the group's
-//!   statistics), its data streams, column by column in pre-order, then
+//!   statistics, and for the bloom filter columns a BLOOM_FILTER_UTF8
+//!   stream with a bloom filter a row group), its data streams, column by
+//!   column in pre-order, then
 //!   its stripe footer (the streams, a DIRECT encoding for every column,
 //!   writer time zone `UTC`). Every column is written with
 //!   the version 1 encodings: PRESENT (boolean run-length) when the stripe
