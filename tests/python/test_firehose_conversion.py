@@ -512,6 +512,16 @@ def test_orc_row_index_lets_a_reader_seek(fh, glue, s3, compression):
             assert hit[0] in kept
             assert len(kept) == 1000 < len(rows)
             found += 1
+            # Decimals: `big` rises with the index too.
+            big = pyorc.predicates.PredicateColumn(pyorc.TypeKind.DECIMAL, "big", precision=38, scale=6)
+            kept = list(pyorc.Reader(io.BytesIO(data), predicate=big == decimal.Decimal("2346.002346")))
+            assert hit[0] in kept
+            assert len(kept) == 1000
+            # Timestamps: every row is from 2010 to 2029.
+            at = pyorc.predicates.PredicateColumn(pyorc.TypeKind.TIMESTAMP, "at")
+            early = datetime.datetime(2010, 1, 2, 3, 3, tzinfo=UTC)
+            assert list(pyorc.Reader(io.BytesIO(data), predicate=at < early)) == []
+            assert len(list(pyorc.Reader(io.BytesIO(data), predicate=at <= early.replace(year=2011)))) == len(rows)
     assert found == 1
     # The file statistics of an int column, as the C++ reader reads them.
     stats = pyorc.Reader(io.BytesIO(bodies[0]))[3].statistics

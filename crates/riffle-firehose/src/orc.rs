@@ -45,7 +45,9 @@
 //! and maximum, floats minimum, maximum and sum (none once a NaN is seen),
 //! strings minimum and maximum (up to 1 KiB) and total length, booleans
 //! the true count, binaries the total length, lists and maps the fewest,
-//! most and total children. Protocol Buffers messages are encoded here
+//! most and total children, timestamps the earliest and latest
+//! millisecond, decimals minimum, maximum and sum (while it fits 38
+//! digits) as text. Protocol Buffers messages are encoded here
 //! ([`Msg`]).
 
 use std::io::Write;
@@ -581,6 +583,11 @@ enum Typed {
     Bucket(u64),
     /// Lists and maps: fewest, most and total children.
     Collection(u64, u64, u64),
+    /// Timestamps: earliest and latest, in milliseconds.
+    Timestamp(i64, i64),
+    /// Decimals: scale, least and greatest, sum (`None` once it
+    /// overflows 38 digits).
+    Decimal(i8, i128, i128, Option<i128>),
 }
 
 impl Typed {
@@ -605,6 +612,13 @@ impl Typed {
             (Date(a, b), Date(c, d)) => Date(a.min(c), b.max(d)),
             (Bucket(n), Bucket(m)) => Bucket(n + m),
             (Collection(a, b, n), Collection(c, d, m)) => Collection(a.min(c), b.max(d), n + m),
+            (Timestamp(a, b), Timestamp(c, d)) => Timestamp(a.min(c), b.max(d)),
+            (Decimal(s, a, b, x), Decimal(_, c, d, y)) => Decimal(
+                s,
+                a.min(c),
+                b.max(d),
+                x.zip(y).and_then(|(x, y)| decimal_sum(x, y)),
+            ),
             (x, _) => x,
         }
     }
@@ -628,6 +642,25 @@ impl Typed {
         }
         acc.map_or(Typed::None, |a| Typed::Double(Some(a)))
     }
+}
+
+/// The sum of two unscaled decimals, while it fits 38 digits.
+fn decimal_sum(a: i128, b: i128) -> Option<i128> {
+    a.checked_add(b)
+        .filter(|s| s.unsigned_abs() < 10u128.pow(38))
+}
+
+/// An unscaled decimal as text with `scale` digits after the point.
+fn decimal_text(v: i128, scale: i8) -> String {
+    let digits = v.unsigned_abs().to_string();
+    let scale = scale.max(0) as usize;
+    let sign = if v < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
 }
 
 impl Stats {
@@ -679,6 +712,19 @@ impl Stats {
                 t.uint(1, *min).uint(2, *max).uint(3, *total);
                 12
             }
+            Typed::Timestamp(min, max) => {
+                // Local and UTC bounds alike: the writer's time zone is UTC.
+                t.sint(1, *min).sint(2, *max).sint(3, *min).sint(4, *max);
+                9
+            }
+            Typed::Decimal(scale, min, max, sum) => {
+                t.bytes(1, decimal_text(*min, *scale).as_bytes())
+                    .bytes(2, decimal_text(*max, *scale).as_bytes());
+                if let Some(sum) = sum {
+                    t.bytes(3, decimal_text(*sum, *scale).as_bytes());
+                }
+                6
+            }
         };
         if field != 0 && self.values > 0 {
             m.msg(field, &t);
@@ -696,6 +742,7 @@ struct Mark {
     lengths: usize,
     secondary: usize,
     bytes: usize,
+    wide: usize,
 }
 
 /// One stream of a stripe, uncompressed, with its position at each row
@@ -720,6 +767,9 @@ struct Column {
     lengths: Vec<i64>,
     /// SECONDARY values: encoded nanoseconds or decimal scales.
     secondary: Vec<i64>,
+    /// For statistics: timestamps in milliseconds (floored), decimals
+    /// unscaled.
+    wide: Vec<i128>,
     /// DATA bytes: floats, strings, binaries, decimal varints.
     bytes: Vec<u8>,
     /// Where each row group of the stripe starts.
@@ -782,6 +832,7 @@ impl Column {
             ints: Vec::new(),
             lengths: Vec::new(),
             secondary: Vec::new(),
+            wide: Vec::new(),
             bytes: Vec::new(),
             marks: Vec::new(),
             bloom: false,
@@ -809,6 +860,7 @@ impl Column {
     fn buffered(&self) -> usize {
         self.present.len() / 8
             + 8 * (self.ints.len() + self.lengths.len() + self.secondary.len())
+            + 16 * self.wide.len()
             + self.bytes.len()
             + self.children.iter().map(Column::buffered).sum::<usize>()
     }
@@ -843,6 +895,9 @@ impl Column {
                     let (s, n) = timestamp(v.div_euclid($per_sec), nanos as u32);
                     self.ints.push(s);
                     self.secondary.push(n as i64);
+                    let ms = i128::from(v) * 1000 / $per_sec;
+                    self.wide
+                        .push(ms - i128::from(ms * $per_sec > i128::from(v) * 1000));
                 }
             }};
         }
@@ -898,6 +953,7 @@ impl Column {
                 for &r in &valid {
                     varint(&mut self.bytes, zigzag128(a.value(r)));
                     self.secondary.push(i64::from(*scale));
+                    self.wide.push(a.value(r));
                 }
             }
             Kind::List => {
@@ -942,6 +998,7 @@ impl Column {
             ints: self.ints.len(),
             lengths: self.lengths.len(),
             secondary: self.secondary.len(),
+            wide: self.wide.len(),
             bytes: self.bytes.len(),
         }
     }
@@ -999,6 +1056,26 @@ impl Column {
                 )
             }
             Kind::Binary => Typed::Bin(bytes.len() as i64),
+            Kind::Timestamp(_) => {
+                let wide = &self.wide[from.wide..to.wide];
+                match (wide.iter().min(), wide.iter().max()) {
+                    (Some(&a), Some(&b)) => Typed::Timestamp(
+                        a.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
+                        b.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
+                    ),
+                    _ => Typed::None,
+                }
+            }
+            Kind::Decimal(_, scale) => {
+                let wide = &self.wide[from.wide..to.wide];
+                match (wide.iter().min(), wide.iter().max()) {
+                    (Some(&a), Some(&b)) => {
+                        let sum = wide.iter().try_fold(0i128, |s, &v| decimal_sum(s, v));
+                        Typed::Decimal(*scale, a, b, sum)
+                    }
+                    _ => Typed::None,
+                }
+            }
             Kind::List | Kind::Map if !lengths.is_empty() => {
                 let (min, max) = (lengths.iter().min(), lengths.iter().max());
                 let total: i64 = lengths.iter().sum();
@@ -1256,6 +1333,7 @@ impl Writer<'_> {
             c.ints.clear();
             c.lengths.clear();
             c.secondary.clear();
+            c.wide.clear();
             c.bytes.clear();
             c.marks.clear();
         });
@@ -1515,6 +1593,20 @@ mod tests {
             position(&end, 120, &starts, &o(Compression::Snappy)),
             [120, 0, 0]
         );
+    }
+
+    #[test]
+    fn decimals_as_text() {
+        assert_eq!(decimal_text(0, 0), "0");
+        assert_eq!(decimal_text(-5, 0), "-5");
+        assert_eq!(decimal_text(5, 3), "0.005");
+        assert_eq!(decimal_text(-123456, 2), "-1234.56");
+        assert_eq!(
+            decimal_text(i128::MIN, 38),
+            "-1.70141183460469231731687303715884105728"
+        );
+        assert_eq!(decimal_sum(10i128.pow(38) - 1, 1), None);
+        assert_eq!(decimal_sum(-5, 3), Some(-2));
     }
 
     #[test]
@@ -1950,6 +2042,17 @@ mod tests {
             }
             lists.append(n != 5);
         }
+        let stamps = arrow_array::TimestampMillisecondArray::from(vec![
+            Some(-1500),
+            None,
+            Some(1_700_000_000_123),
+            Some(0),
+            None,
+        ]);
+        let decs =
+            arrow_array::Decimal128Array::from(vec![Some(-1234), Some(5), None, Some(7), None])
+                .with_precision_and_scale(5, 2)
+                .unwrap();
         let cols: Vec<ArrayRef> = vec![
             Arc::new(ints),
             Arc::new(strs),
@@ -1957,9 +2060,11 @@ mod tests {
             Arc::new(days),
             Arc::new(dbls),
             Arc::new(lists.finish()),
+            Arc::new(stamps),
+            Arc::new(decs),
         ];
         let schema = Schema::new(
-            ["i", "s", "b", "d", "f", "l"]
+            ["i", "s", "b", "d", "f", "l", "t", "m"]
                 .iter()
                 .zip(&cols)
                 .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
@@ -1978,6 +2083,8 @@ mod tests {
             "3 true Some(Double { min: -2.0, max: 1.5, sum: Some(-0.25) })",
             "4 true Some(Collection { min_children: 0, max_children: 3, total_children: 6 })",
             "6 false Some(Integer { min: 0, max: 2, sum: Some(4) })",
+            "3 true Some(Timestamp { min: -1500, max: 1700000000123, min_utc: -1500, max_utc: 1700000000123 })",
+            "3 true Some(Decimal { min: \"-12.34\", max: \"0.07\", sum: \"-12.22\" })",
         ];
         let file: Vec<String> = meta
             .column_file_statistics()
