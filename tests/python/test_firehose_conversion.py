@@ -1,8 +1,10 @@
 """Firehose record format conversion with boto3: a Glue table made with
 the `glue` client, delivery streams converting JSON to Parquet (SNAPPY,
-GZIP) and ORC (NONE, ZLIB, SNAPPY; every Hive type, nested), objects read back from the embedded S3 with pyarrow
-and compared row by row; records that do not convert land under
-`format-conversion-failed` as AWS's error records."""
+GZIP) and ORC (NONE, ZLIB, SNAPPY; every Hive type, nested), objects read
+back from the embedded S3 with pyarrow and compared row by row, ORC row
+indexes, statistics and bloom filters put to use by pyorc (Apache ORC's
+C++ reader) seeking and skipping row groups; records that do not convert
+land under `format-conversion-failed` as AWS's error records."""
 import base64
 import datetime
 import decimal
