@@ -1630,4 +1630,61 @@ mod tests {
         assert_eq!((ids.value(0), ids.is_null(1)), (1, true));
         assert_eq!(batch.column(1).as_string::<i32>().value(0), "a");
     }
+
+    #[test]
+    fn orc_of_decimal_array_map_and_struct_columns() {
+        let t = table(&[
+            ("d", "decimal(4,1)"),
+            ("l", "array<int>"),
+            ("m", "map<string,bigint>"),
+            ("s", "struct<a:int,b:array<string>>"),
+        ]);
+        let c = Converter::new(&t, openx()).unwrap();
+        let s = settings(json!({"OrcSerDe": {"Compression": "ZLIB"}}));
+        let out = c
+            .convert(
+                &s,
+                &[
+                    Bytes::from_static(
+                        br#"{"d": -12.34, "l": [1, null, 3], "m": {"k": 7}, "s": {"a": 5, "b": ["x", null]}}"#,
+                    ),
+                    Bytes::from_static(br#"{"l": [], "s": {"b": null}}"#),
+                ],
+            )
+            .unwrap();
+        let mut reader = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(out.body.unwrap()))
+            .unwrap()
+            .build();
+        let batch = reader.next().unwrap().unwrap();
+        let d = batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Decimal128Type>();
+        assert_eq!((d.value(0), d.is_null(1)), (-123, true));
+        assert_eq!(batch.column(0).data_type(), &DataType::Decimal128(4, 1));
+        let l = batch.column(1).as_list::<i32>();
+        let first = l.value(0);
+        let first = first.as_primitive::<Int32Type>();
+        assert_eq!(
+            (
+                first.len(),
+                first.value(0),
+                first.is_null(1),
+                first.value(2)
+            ),
+            (3, 1, true, 3)
+        );
+        assert_eq!((l.is_null(1), l.value(1).len()), (false, 0));
+        let m = batch.column(2).as_map();
+        assert_eq!(m.keys().as_string::<i32>().value(0), "k");
+        assert_eq!(m.values().as_primitive::<Int64Type>().value(0), 7);
+        assert!(m.is_null(1));
+        let st = batch.column(3).as_struct();
+        assert_eq!(st.column(0).as_primitive::<Int32Type>().value(0), 5);
+        assert!(st.column(0).is_null(1));
+        let b = st.column(1).as_list::<i32>();
+        let strings = b.value(0);
+        let strings = strings.as_string::<i32>();
+        assert_eq!((strings.value(0), strings.is_null(1)), ("x", true));
+        assert!(b.is_null(1));
+    }
 }
