@@ -1931,6 +1931,35 @@ mod tests {
     }
 
     #[test]
+    fn odd_sizes_round_trip() {
+        // Row counts, strides, chunk and stripe sizes at their edges.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for round in 0..16 {
+            let n = [0, 1, 2, 9, 1023, 1024, 1025][next(7) as usize];
+            let batch = every_type(n as usize);
+            let o = Options {
+                compression: [Compression::None, Compression::Zlib, Compression::Snappy]
+                    [next(3) as usize],
+                compression_block_size: [7, 100, 4096, 1 << 24][next(4) as usize],
+                stripe_size: [1, 5000, 1 << 20][next(3) as usize],
+                row_index_stride: [0, 1, 7, 1000][next(4) as usize],
+                bloom_filter_columns: vec!["str".into(), "i".into(), "f".into(), "nested".into()],
+                padding_tolerance: Some(0.5),
+                block_size: [1, 4096, 1 << 20][next(3) as usize],
+                ..Options::default()
+            };
+            let (got, _) = read(write(&batch, &o).unwrap());
+            assert_eq!(got, rows(&batch), "round {round}: {n} rows, {o:?}");
+        }
+    }
+
+    #[test]
     fn stripes_close_at_the_stripe_size_and_pad_to_blocks() {
         let batch = every_type(5000);
         let want = rows(&batch);
