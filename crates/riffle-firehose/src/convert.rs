@@ -524,15 +524,6 @@ impl HiveType {
             ),
         }
     }
-
-    /// Whether ORC output can hold this type (`orc-rust` writes flat
-    /// primitive columns only).
-    fn orc_writable(&self) -> bool {
-        !matches!(
-            self,
-            HiveType::Array(_) | HiveType::Map(..) | HiveType::Struct(_) | HiveType::Decimal(..)
-        )
-    }
 }
 
 fn map_fields(k: &HiveType, v: &HiveType) -> Fields {
@@ -629,22 +620,6 @@ impl Converter {
                 .map(|(n, t)| Field::new(n, t.arrow(), true))
                 .collect::<Vec<_>>(),
         )
-    }
-
-    /// Why the ORC writer cannot take this table, if it cannot.
-    pub fn orc_unsupported(&self) -> Option<String> {
-        let bad: Vec<_> = self
-            .columns
-            .iter()
-            .filter(|(_, t)| !t.orc_writable())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        (!bad.is_empty()).then(|| {
-            format!(
-                "ORC output of decimal, array, map and struct columns is not supported by Riffle yet (columns: {}); records stay buffered.",
-                bad.join(", ")
-            )
-        })
     }
 
     /// The JSON key that feeds `column` in `obj`.
@@ -1186,19 +1161,37 @@ fn write_parquet(batch: &RecordBatch, o: &ParquetOptions) -> std::io::Result<Vec
 }
 
 fn write_orc(batch: &RecordBatch, o: &OrcOptions) -> std::io::Result<Vec<u8>> {
-    use orc_rust::compression::CompressionType;
-    let mut out = Vec::new();
-    let mut b = orc_rust::ArrowWriterBuilder::new(&mut out, batch.schema())
-        .with_stripe_byte_size(o.stripe_size_bytes.max(1024 * 1024) as usize);
-    match o.compression {
-        OrcCompression::None => {}
-        OrcCompression::Zlib => b = b.with_compression(CompressionType::Zlib),
-        OrcCompression::Snappy => b = b.with_compression(CompressionType::Snappy),
+    crate::orc::write(batch, &orc_options(o))
+}
+
+/// How the ORC writer honours OrcSerDe: Compression, StripeSizeBytes (at
+/// least 1 MiB), RowIndexStride, BloomFilterColumns with
+/// BloomFilterFalsePositiveProbability, FormatVersion, and EnablePadding
+/// with PaddingTolerance against BlockSizeBytes.
+fn orc_options(o: &OrcOptions) -> crate::orc::Options {
+    crate::orc::Options {
+        compression: match o.compression {
+            OrcCompression::None => crate::orc::Compression::None,
+            OrcCompression::Zlib => crate::orc::Compression::Zlib,
+            OrcCompression::Snappy => crate::orc::Compression::Snappy,
+        },
+        stripe_size: o.stripe_size_bytes.max(1024 * 1024) as usize,
+        block_size: o.block_size_bytes.max(1) as u64,
+        padding_tolerance: o.enable_padding.then_some(o.padding_tolerance),
+        row_index_stride: o.row_index_stride.clamp(0, i64::from(u32::MAX)) as u32,
+        bloom_filter_columns: o
+            .bloom_filter_columns
+            .iter()
+            .map(|c| c.to_lowercase())
+            .collect(),
+        bloom_filter_fpp: o.bloom_filter_fpp,
+        version: if o.format_version == "V0_11" {
+            [0, 11]
+        } else {
+            [0, 12]
+        },
+        ..crate::orc::Options::default()
     }
-    let mut w = b.try_build().map_err(std::io::Error::other)?;
-    w.write(batch).map_err(std::io::Error::other)?;
-    w.close().map_err(std::io::Error::other)?;
-    Ok(out)
 }
 
 /// What conversion needs of the service besides its settings.
@@ -1247,11 +1240,6 @@ pub async fn run(
     })?;
     let converter = Converter::new(&table, settings.deserializer.clone())
         .map_err(|e| fail(e.code, e.message))?;
-    if let Serializer::Orc(_) = settings.serializer {
-        if let Some(why) = converter.orc_unsupported() {
-            return Err(fail("DataFormatConversion.Unsupported", why));
-        }
-    }
     let records = batch.records.clone();
     let owned = settings.clone();
     let converted = tokio::task::spawn_blocking(move || converter.convert(&owned, &records))
@@ -1621,10 +1609,9 @@ mod tests {
     }
 
     #[test]
-    fn orc_round_trip_and_limits() {
+    fn orc_round_trip() {
         let t = table(&[("id", "int"), ("name", "string")]);
         let c = Converter::new(&t, openx()).unwrap();
-        assert_eq!(c.orc_unsupported(), None);
         let s = settings(json!({"OrcSerDe": {"Compression": "SNAPPY"}}));
         let out = c
             .convert(
@@ -1642,14 +1629,62 @@ mod tests {
         let ids = batch.column(0).as_primitive::<Int32Type>();
         assert_eq!((ids.value(0), ids.is_null(1)), (1, true));
         assert_eq!(batch.column(1).as_string::<i32>().value(0), "a");
-        let nested = Converter::new(
-            &table(&[("l", "array<int>"), ("d", "decimal(4,1)")]),
-            openx(),
-        )
-        .unwrap();
+    }
+
+    #[test]
+    fn orc_of_decimal_array_map_and_struct_columns() {
+        let t = table(&[
+            ("d", "decimal(4,1)"),
+            ("l", "array<int>"),
+            ("m", "map<string,bigint>"),
+            ("s", "struct<a:int,b:array<string>>"),
+        ]);
+        let c = Converter::new(&t, openx()).unwrap();
+        let s = settings(json!({"OrcSerDe": {"Compression": "ZLIB"}}));
+        let out = c
+            .convert(
+                &s,
+                &[
+                    Bytes::from_static(
+                        br#"{"d": -12.34, "l": [1, null, 3], "m": {"k": 7}, "s": {"a": 5, "b": ["x", null]}}"#,
+                    ),
+                    Bytes::from_static(br#"{"l": [], "s": {"b": null}}"#),
+                ],
+            )
+            .unwrap();
+        let mut reader = orc_rust::ArrowReaderBuilder::try_new(Bytes::from(out.body.unwrap()))
+            .unwrap()
+            .build();
+        let batch = reader.next().unwrap().unwrap();
+        let d = batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Decimal128Type>();
+        assert_eq!((d.value(0), d.is_null(1)), (-123, true));
+        assert_eq!(batch.column(0).data_type(), &DataType::Decimal128(4, 1));
+        let l = batch.column(1).as_list::<i32>();
+        let first = l.value(0);
+        let first = first.as_primitive::<Int32Type>();
         assert_eq!(
-            nested.orc_unsupported().unwrap(),
-            "ORC output of decimal, array, map and struct columns is not supported by Riffle yet (columns: l, d); records stay buffered."
+            (
+                first.len(),
+                first.value(0),
+                first.is_null(1),
+                first.value(2)
+            ),
+            (3, 1, true, 3)
         );
+        assert_eq!((l.is_null(1), l.value(1).len()), (false, 0));
+        let m = batch.column(2).as_map();
+        assert_eq!(m.keys().as_string::<i32>().value(0), "k");
+        assert_eq!(m.values().as_primitive::<Int64Type>().value(0), 7);
+        assert!(m.is_null(1));
+        let st = batch.column(3).as_struct();
+        assert_eq!(st.column(0).as_primitive::<Int32Type>().value(0), 5);
+        assert!(st.column(0).is_null(1));
+        let b = st.column(1).as_list::<i32>();
+        let strings = b.value(0);
+        let strings = strings.as_string::<i32>();
+        assert_eq!((strings.value(0), strings.is_null(1)), ("x", true));
+        assert!(b.is_null(1));
     }
 }

@@ -60,6 +60,7 @@ pub mod meta;
 #[rustfmt::skip]
 pub mod model;
 pub mod ops;
+pub mod orc;
 pub mod prefix;
 pub mod process;
 pub mod redshift;
