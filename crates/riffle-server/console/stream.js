@@ -5,6 +5,7 @@ import { call, all, state, answer, AwsError } from "./api.js";
 import { presign } from "./sigv4.js";
 import { h, s, showError, fmtTime, timeChart, confirmDialog } from "./ui.js";
 import { deleteStream } from "./streams.js";
+import { iteratorAgeSection } from "./stream-age.js";
 
 const SPACE = 2n ** 128n;
 const MAX_ROWS = 1000;
@@ -531,6 +532,8 @@ export function streamPage(main, name) {
     }
   };
 
+  const age = iteratorAgeSection(name);
+  cleanups.push(age.stop);
   main.append(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumbs" }, h("a", { href: "#/streams" }, "Data Streams"), " / ", name),
     h("div", { class: "title" }, title, status, h("span", { class: "spacer" }), deleteBtn),
@@ -552,6 +555,7 @@ export function streamPage(main, name) {
       h("p", { class: "muted" }, "Records per second per shard over the last minute, by arrival time, counted from what the live tail reads."),
       chartBox,
     ),
+    age.section,
     h("section", { "aria-labelledby": "h-put" }, h("h2", { id: "h-put" }, "Put a test record"), putForm),
     h("section", { "aria-labelledby": "h-consumers" }, h("h2", { id: "h-consumers" }, "Consumers"), consumerForm, consumerError, h("table", { class: "list", "aria-label": "Consumers" }, h("thead", {}, h("tr", {}, ...["Name", "Status", "Created", "ARN", ""].map((c) => h("th", { scope: "col" }, c)))), consumersBody)),
   );

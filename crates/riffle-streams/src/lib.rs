@@ -302,6 +302,47 @@ impl Service {
         out
     }
 
+    /// Every stream's (region, name) and its shards' iterator ages, for
+    /// `/metrics`.
+    pub fn iterator_ages(&self) -> Vec<(String, String, Vec<traffic::ShardAge>)> {
+        let mut out: Vec<_> = self
+            .all_streams()
+            .iter()
+            .map(|s| (s.region.clone(), s.name.clone(), self.shard_ages(s)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// One stream's traffic figures and shards' iterator ages (what the
+    /// console's stream page charts), unless it does not exist.
+    pub fn stream_figures(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Option<(traffic::Figures, Vec<traffic::ShardAge>)> {
+        let s = self.snapshot(&(region.to_owned(), name.to_owned()))?;
+        Some((self.traffic.figures(s.id), self.shard_ages(&s)))
+    }
+
+    /// A stream's open shards, and its closed ones read within the last
+    /// minute, with their latest iterator age reported in that minute (0
+    /// when none), in shard order.
+    fn shard_ages(&self, s: &Stream) -> Vec<traffic::ShardAge> {
+        let ages = self.traffic.ages(s.id);
+        s.shards
+            .iter()
+            .filter_map(|shard| {
+                let age = ages.iter().find(|(i, _)| *i == shard.index).map(|a| a.1);
+                (shard.is_open() || age.is_some()).then(|| traffic::ShardAge {
+                    shard_id: shard.id(),
+                    open: shard.is_open(),
+                    millis: age.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
     /// Counts `bytes` as pending until the returned guard drops (after the
     /// write is durable, or abandoned), or refuses the write when the
     /// server's pending bytes are at their cap. A write is always admitted

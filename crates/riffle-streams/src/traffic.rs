@@ -1,18 +1,34 @@
 //! Records and bytes in and out of each stream, for `/metrics`: counters
 //! since the server started, and the rate over the last minute (what
-//! `riffle streams` and the console show).
+//! `riffle streams` and the console show); and each shard's iterator age,
+//! the `MillisBehindLatest` its last GetRecords or SubscribeToShard event
+//! reported (CloudWatch's `IteratorAgeMilliseconds`).
 //!
 //! A write or read adds to its stream's atomic counters (one map lookup
-//! under a read lock per call, not per record). The maintenance task
+//! under a read lock per call, not per record); a read also stores its
+//! shard's age and the time it was reported (a second lookup, in the
+//! stream's shard map, and two atomic stores per call). The maintenance task
 //! samples every counter once a second into a ring of 61 samples; a rate
 //! is the difference across the ring over the time it spans.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Samples kept: a minute of seconds, and the one before.
 const RING: usize = 61;
+
+/// A shard's age counts for this long after it was reported: CloudWatch's
+/// one-minute period.
+pub const AGE_WINDOW_MS: i64 = 60_000;
+
+/// A shard's latest iterator age and when it was reported.
+#[derive(Debug, Default)]
+struct Age {
+    millis: AtomicU64,
+    /// On the traffic's clock, plus one: 0 when never reported.
+    at_ms: AtomicI64,
+}
 
 /// One stream incarnation's counters.
 #[derive(Debug, Default)]
@@ -24,6 +40,8 @@ pub struct Counters {
     pub bytes_in: AtomicU64,
     pub records_out: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Iterator ages, by shard index.
+    ages: RwLock<HashMap<u32, Arc<Age>>>,
 }
 
 /// (ms, records in, records out) at each second.
@@ -59,6 +77,16 @@ pub struct Figures {
     /// first sample, when younger).
     pub in_per_second: f64,
     pub out_per_second: f64,
+}
+
+/// A shard's iterator age, as `/metrics` and the console report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardAge {
+    pub shard_id: String,
+    pub open: bool,
+    /// The latest `MillisBehindLatest` reported within the last minute; 0
+    /// when none.
+    pub millis: u64,
 }
 
 impl Traffic {
@@ -97,13 +125,74 @@ impl Traffic {
         c.bytes_in.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn read(&self, id: u64, records: u64, bytes: u64) {
-        if records == 0 {
-            return;
-        }
+    /// A read of `records` (`bytes` of data) from a shard, which reported
+    /// `millis_behind` (its `MillisBehindLatest`).
+    pub fn read(&self, id: u64, shard: u32, records: u64, bytes: u64, millis_behind: i64) {
+        self.read_at(self.now_ms(), id, shard, records, bytes, millis_behind);
+    }
+
+    /// [`Traffic::read`] at a given time (ms on the traffic's clock).
+    pub fn read_at(
+        &self,
+        now_ms: i64,
+        id: u64,
+        shard: u32,
+        records: u64,
+        bytes: u64,
+        millis_behind: i64,
+    ) {
         let c = self.counters(id);
-        c.records_out.fetch_add(records, Ordering::Relaxed);
-        c.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        if records > 0 {
+            c.records_out.fetch_add(records, Ordering::Relaxed);
+            c.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        }
+        let known = c
+            .ages
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard)
+            .cloned();
+        let age = known.unwrap_or_else(|| {
+            c.ages
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(shard)
+                .or_default()
+                .clone()
+        });
+        age.millis
+            .store(millis_behind.max(0) as u64, Ordering::Relaxed);
+        age.at_ms.store(now_ms + 1, Ordering::Relaxed);
+    }
+
+    /// Each shard's latest iterator age reported within the last minute,
+    /// by shard index (shards with none are left out).
+    pub fn ages(&self, id: u64) -> Vec<(u32, u64)> {
+        self.ages_at(self.now_ms(), id)
+    }
+
+    /// [`Traffic::ages`] at a given time (ms on the traffic's clock).
+    pub fn ages_at(&self, now_ms: i64, id: u64) -> Vec<(u32, u64)> {
+        let Some(c) = self
+            .counters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+        else {
+            return Vec::new();
+        };
+        let ages = c.ages.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(u32, u64)> = ages
+            .iter()
+            .filter(|(_, a)| {
+                let at = a.at_ms.load(Ordering::Relaxed);
+                at > 0 && now_ms - (at - 1) <= AGE_WINDOW_MS
+            })
+            .map(|(shard, a)| (*shard, a.millis.load(Ordering::Relaxed)))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Samples every counter (once a second), forgetting streams not in
@@ -187,7 +276,7 @@ mod tests {
         // A minute of 2 records/s: the ring holds 61 samples (60 s).
         for s in 2..=120 {
             t.wrote(7, 2, 20);
-            t.read(7, 1, 10);
+            t.read(7, 0, 1, 10, 0);
             t.sample_at(s * 1_000, &[7]);
         }
         let f = t.figures(7);
@@ -196,5 +285,28 @@ mod tests {
         // A deleted stream is forgotten.
         t.sample_at(121_000, &[]);
         assert_eq!(t.figures(7), Figures::default());
+    }
+
+    #[test]
+    fn a_shard_age_is_its_latest_report_within_a_minute() {
+        let t = Traffic::default();
+        assert_eq!(t.ages_at(0, 7), vec![]);
+        t.read_at(1_000, 7, 2, 5, 50, 4_000);
+        t.read_at(2_000, 7, 0, 1, 10, 9_000);
+        assert_eq!(t.ages_at(2_000, 7), vec![(0, 9_000), (2, 4_000)]);
+        // The latest report wins, even when it is smaller; an empty read
+        // (caught up) reports 0 and counts no records.
+        t.read_at(3_000, 7, 0, 0, 0, 0);
+        assert_eq!(t.ages_at(3_000, 7), vec![(0, 0), (2, 4_000)]);
+        assert_eq!((t.figures(7).records_out, t.figures(7).bytes_out), (6, 60));
+        // A report counts for a minute, then the shard drops out.
+        assert_eq!(t.ages_at(61_000, 7), vec![(0, 0), (2, 4_000)]);
+        assert_eq!(t.ages_at(61_001, 7), vec![(0, 0)]);
+        assert_eq!(t.ages_at(63_001, 7), vec![]);
+        // Other streams keep their own.
+        assert_eq!(t.ages_at(2_000, 8), vec![]);
+        // A deleted stream's ages are forgotten with its counters.
+        t.sample_at(4_000, &[]);
+        assert_eq!(t.ages_at(4_000, 7), vec![]);
     }
 }

@@ -514,8 +514,13 @@ pub async fn get_records(
     let read = read_shard(svc, s, shard, it.position, limit)?;
     let bytes: usize = read.records.iter().map(|r| r.data.len()).sum();
     svc.throttle.charge_read(s, shard.index, bytes as u64, now);
-    svc.traffic
-        .read(s.id, read.records.len() as u64, bytes as u64);
+    svc.traffic.read(
+        s.id,
+        shard.index,
+        read.records.len() as u64,
+        bytes as u64,
+        read.millis_behind,
+    );
     let next = match read.children {
         Some(_) => None,
         None => Some(svc.tokens.encode(&ShardIterator {
