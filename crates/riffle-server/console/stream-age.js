@@ -23,6 +23,9 @@ export function iteratorAgeSection(name, { every = 1500 } = {}) {
   const slot = h("div", { class: "slot" });
   const now = h("p", { class: "age-now", "aria-live": "polite" });
   const box = h("div", { class: "chart", "aria-label": "Iterator age per shard" });
+  // The latest figures as a table, for screen readers (the chart is a canvas).
+  const rows = h("tbody");
+  const table = h("table", { class: "sr-only", "aria-label": "Iterator age now" }, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Shard"), h("th", { scope: "col" }, "Milliseconds behind"))), rows);
   const history = []; // { t: seconds, ages: Map(shardId -> ms) }
   let chart = null;
   let key = "";
@@ -36,6 +39,7 @@ export function iteratorAgeSection(name, { every = 1500 } = {}) {
       chart = ids.length ? timeChart(box, ids, { yLabel: "ms behind", span: SPAN }) : null;
       key = ids.join();
     }
+    box.dataset.points = String(history.length);
     chart?.update([history.map((p) => p.t), ...ids.map((id) => history.map((p) => p.ages.get(id) ?? null))]);
   };
 
@@ -48,6 +52,7 @@ export function iteratorAgeSection(name, { every = 1500 } = {}) {
       while (history.length && history[0].t < t - SPAN) history.shift();
       const worst = doc.shards.reduce((a, x) => (x.iteratorAgeMilliseconds > (a?.iteratorAgeMilliseconds ?? -1) ? x : a), null);
       now.textContent = worst && worst.iteratorAgeMilliseconds > 0 ? `Furthest behind now: ${fmtAge(worst.iteratorAgeMilliseconds)} (${worst.shardId})` : "Every reader is at the tip (or none read in the last minute).";
+      rows.replaceChildren(...doc.shards.map((x) => h("tr", { "data-shard": x.shardId }, h("td", {}, x.shardId), h("td", {}, String(x.iteratorAgeMilliseconds)))));
       showError(slot, null);
       draw(doc.shards);
     } catch (e) {
@@ -63,6 +68,7 @@ export function iteratorAgeSection(name, { every = 1500 } = {}) {
     slot,
     now,
     box,
+    table,
   );
   poll();
   const timer = setInterval(poll, every);

@@ -1,0 +1,106 @@
+// The stream page's iterator age chart in a real browser (Debian's
+// Chromium driven by playwright-core): a JS SDK consumer reads an hour
+// behind the tip, and the console's endpoint and chart carry the exact
+// MillisBehindLatest its GetRecords response did, per shard; catching up
+// brings it back to 0.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import { CreateStreamCommand, DescribeStreamSummaryCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
+
+import { Riffle } from "./harness.mjs";
+import { skip, launch, until } from "./console-harness.mjs";
+
+const HOUR_MS = 3_600_000;
+const SHARDS = ["shardId-000000000000", "shardId-000000000001"];
+const enc = new TextEncoder();
+
+describe("the stream page's iterator age", { skip }, () => {
+  let server, sdk, browser, page;
+  before(async () => {
+    server = await Riffle.start();
+    sdk = server.client();
+    browser = await launch();
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  /** The endpoint's document for `name`, fetched by the page: [status, body]. */
+  const endpoint = (name) =>
+    page.evaluate(async (n) => {
+      const r = await fetch(`/_riffle/console/api/kinesis/${encodeURIComponent(n)}`, { headers: { "x-riffle-console": "1" } });
+      return [r.status, await r.json()];
+    }, name);
+
+  /** The age table the page shows next to the chart: {shard: ms}. */
+  const shown = () => page.$$eval("[aria-labelledby=h-age] table tr[data-shard]", (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.shard, Number(tr.children[1].textContent)])));
+
+  const iterator = async (name, ShardId) =>
+    (await sdk.send(new GetShardIteratorCommand({ StreamName: name, ShardId, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
+
+  test("a consumer an hour behind: endpoint, table and chart per shard, then caught up", { timeout: 60000 }, async () => {
+    const name = "age-orders";
+    await page.goto(`${server.endpoint}/`);
+    await sdk.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+    await until(async () => (await sdk.send(new DescribeStreamSummaryCommand({ StreamName: name }))).StreamDescriptionSummary.StreamStatus === "ACTIVE", "the stream active");
+    for (const i of [0, 1, 2]) {
+      await sdk.send(new PutRecordCommand({ StreamName: name, PartitionKey: "k", ExplicitHashKey: "0", Data: enc.encode(`old-${i}`) }));
+    }
+    await server.advanceClock(HOUR_MS);
+    await sdk.send(new PutRecordCommand({ StreamName: name, PartitionKey: "k", ExplicitHashKey: "0", Data: enc.encode("new") }));
+
+    const first = await sdk.send(new GetRecordsCommand({ ShardIterator: await iterator(name, SHARDS[0]), Limit: 2 }));
+    assert.deepEqual(first.Records.map((r) => new TextDecoder().decode(r.Data)), ["old-0", "old-1"]);
+    const behind = first.MillisBehindLatest;
+    assert.ok(behind >= HOUR_MS && behind < HOUR_MS + 30000, `MillisBehindLatest ${behind}`);
+    const empty = await sdk.send(new GetRecordsCommand({ ShardIterator: await iterator(name, SHARDS[1]), Limit: 2 }));
+    assert.deepEqual([empty.Records, empty.MillisBehindLatest], [[], 0]);
+
+    // The endpoint: the exact ages, the stream's counters.
+    const [status, doc] = await endpoint(name);
+    assert.equal(status, 200);
+    const { incomingRecordsPerSecond, outgoingRecordsPerSecond, ...rest } = doc;
+    assert.deepEqual(rest, {
+      streamName: name,
+      incomingRecords: 4,
+      incomingBytes: 4 * 1 + 5 * 3 + 3,
+      outgoingRecords: 2,
+      outgoingBytes: 10,
+      iteratorAgeMilliseconds: behind,
+      shards: [
+        { shardId: SHARDS[0], open: true, iteratorAgeMilliseconds: behind },
+        { shardId: SHARDS[1], open: true, iteratorAgeMilliseconds: 0 },
+      ],
+    });
+    assert.equal(typeof incomingRecordsPerSecond, "number");
+    assert.equal(typeof outgoingRecordsPerSecond, "number");
+
+    // The page: one series per shard, fed the server's values.
+    await page.goto(`${server.endpoint}/_riffle/console/#/streams/${name}`);
+    await page.waitForSelector("[aria-labelledby=h-age] .chart .uplot");
+    const legend = await page.$$eval("[aria-labelledby=h-age] .chart .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent));
+    assert.deepEqual(legend.filter(Boolean), SHARDS);
+    await until(async () => Object.keys(await shown()).length === 2, "the age table");
+    assert.deepEqual(await shown(), { [SHARDS[0]]: behind, [SHARDS[1]]: 0 });
+    assert.equal(await page.textContent("[aria-labelledby=h-age] .age-now"), `Furthest behind now: 1.0 h (${SHARDS[0]})`);
+    // The chart's points grow with each poll.
+    const points = () => page.$eval("[aria-labelledby=h-age] .chart", (c) => c.dataset.points);
+    assert.ok(Number(await until(async () => Number(await points()) >= 2 && (await points()), "two polls")) >= 2);
+
+    // Catching up: the latest read is at the tip, and the page follows.
+    const rest2 = await sdk.send(new GetRecordsCommand({ ShardIterator: first.NextShardIterator, Limit: 10 }));
+    assert.deepEqual([rest2.Records.length, rest2.MillisBehindLatest], [2, 0]);
+    await until(async () => (await shown())[SHARDS[0]] === 0, "the age back to 0");
+    assert.equal(await page.textContent("[aria-labelledby=h-age] .age-now"), "Every reader is at the tip (or none read in the last minute).");
+    assert.equal((await endpoint(name))[1].iteratorAgeMilliseconds, 0);
+  });
+
+  test("a stream that does not exist: Data Streams' ResourceNotFoundException", async () => {
+    await page.goto(`${server.endpoint}/`);
+    const [status, body] = await endpoint("no-such-stream");
+    assert.deepEqual([status, body], [400, { __type: "ResourceNotFoundException", message: "Stream no-such-stream under account 000000000000 not found." }]);
+  });
+});
