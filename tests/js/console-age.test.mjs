@@ -3,30 +3,21 @@
 // behind the tip, and the console's endpoint and chart carry the exact
 // MillisBehindLatest its GetRecords response did, per shard; catching up
 // brings it back to 0.
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { CreateStreamCommand, DescribeStreamSummaryCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
 
-import { Riffle } from "./harness.mjs";
-import { skip, launch, until } from "./console-harness.mjs";
+import { skip, pageFixture, until } from "./console-harness.mjs";
 
 const HOUR_MS = 3_600_000;
 const SHARDS = ["shardId-000000000000", "shardId-000000000001"];
 const enc = new TextEncoder();
 
 describe("the stream page's iterator age", { skip }, () => {
-  let server, sdk, browser, page;
-  before(async () => {
-    server = await Riffle.start();
-    sdk = server.client();
-    browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const f = pageFixture();
+  let server, sdk, page;
+  before(() => ({ server, sdk, page } = f));
 
   /** The endpoint's document for `name`, fetched by the page: [status, body]. */
   const endpoint = (name) =>

@@ -5,24 +5,13 @@ tip, and the metrics carry exactly the MillisBehindLatest its responses did."""
 import re
 import urllib.request
 
-import pytest
-
-from conftest import REGION, Server, unique, wait_active
+from conftest import REGION, unique, wait_active
 
 STREAM = "riffle_streams_get_records_iterator_age_milliseconds"
 SHARD = "riffle_streams_shard_iterator_age_milliseconds"
 HOUR_MS = 3_600_000
 # Hash keys that land in the first and second of two shards.
 FIRST, SECOND = "0", str(2**127)
-
-
-@pytest.fixture(scope="module")
-def srv():
-    # Its own server: the test moves the service clock forward.
-    s = Server("--status-delay-ms", "0").start()
-    yield s
-    s.stop()
-    s.cleanup()
 
 
 def metrics(srv):
@@ -49,7 +38,9 @@ def iterator(kinesis, name, shard):
     return kinesis.get_shard_iterator(StreamName=name, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
 
-def test_iterator_age_is_what_get_records_reported(srv):
+def test_iterator_age_is_what_get_records_reported(start_server):
+    # Its own server: the test moves the service clock forward.
+    srv = start_server("--status-delay-ms", "0")
     kinesis = srv.client()
     name, idle = unique("age"), unique("idle")
     kinesis.create_stream(StreamName=name, ShardCount=2)
@@ -101,7 +92,8 @@ def test_iterator_age_is_what_get_records_reported(srv):
     assert f"# TYPE {SHARD} gauge" in text
 
 
-def test_deleted_stream_leaves_the_metrics(srv):
+def test_deleted_stream_leaves_the_metrics(start_server):
+    srv = start_server("--status-delay-ms", "0")
     kinesis = srv.client()
     name = unique("gone")
     kinesis.create_stream(StreamName=name, ShardCount=1)

@@ -48,14 +48,10 @@ fn int(n: u64) -> Value {
 pub fn document(name: &str, f: &Figures, ages: &[ShardAge]) -> Value {
     let mut m = Map::new();
     m.put("streamName", Value::Str(name.to_owned()));
-    for (k, n) in [
-        ("incomingRecords", f.records_in),
-        ("incomingBytes", f.bytes_in),
-        ("outgoingRecords", f.records_out),
-        ("outgoingBytes", f.bytes_out),
-    ] {
-        m.put(k, int(n));
-    }
+    m.put("incomingRecords", int(f.records_in));
+    m.put("incomingBytes", int(f.bytes_in));
+    m.put("outgoingRecords", int(f.records_out));
+    m.put("outgoingBytes", int(f.bytes_out));
     m.put("incomingRecordsPerSecond", Value::Float(f.in_per_second));
     m.put("outgoingRecordsPerSecond", Value::Float(f.out_per_second));
     m.put(

@@ -101,14 +101,18 @@ impl Traffic {
         })
     }
 
-    fn counters(&self, id: u64) -> Arc<Counters> {
-        if let Some(c) = self
-            .counters
+    /// A stream's counters, if it has any yet.
+    fn existing(&self, id: u64) -> Option<Arc<Counters>> {
+        self.counters
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
-        {
-            return c.clone();
+            .cloned()
+    }
+
+    fn counters(&self, id: u64) -> Arc<Counters> {
+        if let Some(c) = self.existing(id) {
+            return c;
         }
         let now = self.now_ms();
         self.counters
@@ -173,13 +177,7 @@ impl Traffic {
 
     /// [`Traffic::ages`] at a given time (ms on the traffic's clock).
     pub fn ages_at(&self, now_ms: i64, id: u64) -> Vec<(u32, u64)> {
-        let Some(c) = self
-            .counters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-        else {
+        let Some(c) = self.existing(id) else {
             return Vec::new();
         };
         let ages = c.ages.read().unwrap_or_else(|p| p.into_inner());
@@ -231,13 +229,7 @@ impl Traffic {
 
     /// A stream's figures now.
     pub fn figures(&self, id: u64) -> Figures {
-        let Some(c) = self
-            .counters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-        else {
+        let Some(c) = self.existing(id) else {
             return Figures::default();
         };
         let mut f = Figures {
