@@ -1,12 +1,13 @@
-// The stream page's iterator age chart in a real browser (Debian's
+// The stream page's server-side charts in a real browser (Debian's
 // Chromium driven by playwright-core): a JS SDK consumer reads an hour
-// behind the tip, and the console's endpoint and chart carry the exact
-// MillisBehindLatest its GetRecords response did, per shard; catching up
-// brings it back to 0.
+// behind the tip, and the console's endpoint and iterator age chart carry
+// the exact MillisBehindLatest its GetRecords response did, per shard;
+// the throughput chart shows SDK writes without the live tail; catching
+// up brings the age back to 0.
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { CreateStreamCommand, DescribeStreamSummaryCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand } from "@aws-sdk/client-kinesis";
+import { CreateStreamCommand, DescribeStreamSummaryCommand, GetRecordsCommand, GetShardIteratorCommand, PutRecordCommand, PutRecordsCommand } from "@aws-sdk/client-kinesis";
 
 import { skip, pageFixture, until } from "./console-harness.mjs";
 
@@ -26,8 +27,9 @@ describe("the stream page's iterator age", { skip }, () => {
       return [r.status, await r.json()];
     }, name);
 
-  /** The age table the page shows next to the chart: {shard: ms}. */
-  const shown = () => page.$$eval("[aria-labelledby=h-age] table tr[data-shard]", (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.shard, Number(tr.children[1].textContent)])));
+  /** The table the page shows next to the charts: {shard: [records/s, ms behind]}. */
+  const table = () => page.$$eval("[aria-labelledby=h-age] table tr[data-shard]", (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.shard, [1, 2].map((i) => Number(tr.children[i].textContent))])));
+  const shown = async () => Object.fromEntries(Object.entries(await table()).map(([k, v]) => [k, v[1]]));
 
   const iterator = async (name, ShardId) =>
     (await sdk.send(new GetShardIteratorCommand({ StreamName: name, ShardId, ShardIteratorType: "TRIM_HORIZON" }))).ShardIterator;
@@ -62,28 +64,40 @@ describe("the stream page's iterator age", { skip }, () => {
       outgoingBytes: 10,
       iteratorAgeMilliseconds: behind,
       shards: [
-        { shardId: SHARDS[0], open: true, iteratorAgeMilliseconds: behind },
-        { shardId: SHARDS[1], open: true, iteratorAgeMilliseconds: 0 },
+        { shardId: SHARDS[0], open: true, incomingRecords: 4, incomingBytes: 22, outgoingRecords: 2, outgoingBytes: 10, iteratorAgeMilliseconds: behind },
+        { shardId: SHARDS[1], open: true, incomingRecords: 0, incomingBytes: 0, outgoingRecords: 0, outgoingBytes: 0, iteratorAgeMilliseconds: 0 },
       ],
     });
     assert.equal(typeof incomingRecordsPerSecond, "number");
     assert.equal(typeof outgoingRecordsPerSecond, "number");
 
-    // The page: one series per shard, fed the server's values.
+    // The page: both charts have one series per shard, fed the server's values.
     await page.goto(`${server.endpoint}/_riffle/console/#/streams/${name}`);
-    await page.waitForSelector("[aria-labelledby=h-age] .chart .uplot");
-    const legend = await page.$$eval("[aria-labelledby=h-age] .chart .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent));
-    assert.deepEqual(legend.filter(Boolean), SHARDS);
+    for (const section of ["h-throughput", "h-age"]) {
+      await page.waitForSelector(`[aria-labelledby=${section}] .chart .uplot`);
+      const legend = await page.$$eval(`[aria-labelledby=${section}] .chart .u-legend .u-series .u-label`, (ls) => ls.map((l) => l.textContent));
+      assert.deepEqual(legend.filter(Boolean), SHARDS);
+    }
     await until(async () => Object.keys(await shown()).length === 2, "the age table");
     assert.deepEqual(await shown(), { [SHARDS[0]]: behind, [SHARDS[1]]: 0 });
     assert.equal(await page.textContent("[aria-labelledby=h-age] .age-now"), `Furthest behind now: 1.0 h (${SHARDS[0]})`);
     // The chart's points grow with each poll.
-    const points = () => page.$eval("[aria-labelledby=h-age] .chart", (c) => c.dataset.points);
-    assert.ok(Number(await until(async () => Number(await points()) >= 2 && (await points()), "two polls")) >= 2);
+    const points = () => page.$$eval(".chart", (cs) => cs.map((c) => Number(c.dataset.points)));
+    await until(async () => (await points()).every((n) => n >= 2), "two polls on both charts");
+
+    // Throughput is the server's count, without the live tail: a burst of
+    // writes to the first shard shows there, none on the second.
+    await sdk.send(new PutRecordsCommand({ StreamName: name, Records: Array.from({ length: 50 }, (_, i) => ({ PartitionKey: "k", ExplicitHashKey: "0", Data: enc.encode(`burst-${i}`) })) }));
+    const burst = await until(async () => {
+      const t = await table();
+      return t[SHARDS[0]][0] > 0 && t;
+    }, "the burst in the throughput");
+    assert.equal(burst[SHARDS[1]][0], 0);
+    assert.equal((await endpoint(name))[1].shards[0].incomingRecords, 54);
 
     // Catching up: the latest read is at the tip, and the page follows.
-    const rest2 = await sdk.send(new GetRecordsCommand({ ShardIterator: first.NextShardIterator, Limit: 10 }));
-    assert.deepEqual([rest2.Records.length, rest2.MillisBehindLatest], [2, 0]);
+    const rest2 = await sdk.send(new GetRecordsCommand({ ShardIterator: first.NextShardIterator, Limit: 100 }));
+    assert.deepEqual([rest2.Records.length, rest2.MillisBehindLatest], [52, 0]);
     await until(async () => (await shown())[SHARDS[0]] === 0, "the age back to 0");
     assert.equal(await page.textContent("[aria-labelledby=h-age] .age-now"), "Every reader is at the tip (or none read in the last minute).");
     assert.equal((await endpoint(name))[1].iteratorAgeMilliseconds, 0);

@@ -12,14 +12,16 @@
 //! - `iteratorAgeMilliseconds`: the largest of the shards' ages
 //!   (`GetRecords.IteratorAgeMilliseconds`);
 //! - `shards`: each open shard, and each closed one read within the last
-//!   minute, with its `iteratorAgeMilliseconds` (the enhanced shard-level
-//!   metric): the `MillisBehindLatest` its latest GetRecords response or
+//!   minute, with the enhanced shard-level metrics: its own counters
+//!   (`incomingRecords`, `incomingBytes`, `outgoingRecords`,
+//!   `outgoingBytes`) and `iteratorAgeMilliseconds`, the
+//!   `MillisBehindLatest` its latest GetRecords response or
 //!   SubscribeToShard event carried within the last minute, 0 when none.
 //!
 //! A stream that does not exist gets Data Streams' `ResourceNotFoundException`.
 
 use riffle_streams::state::Msg;
-use riffle_streams::traffic::{Figures, ShardAge};
+use riffle_streams::traffic::{Figures, ShardTraffic};
 use riffle_streams::Service;
 use riffle_wire::{Map, Value};
 
@@ -32,7 +34,7 @@ pub fn stream(svc: &Service, rest: &str, region: &str) -> Response {
         .then(|| svc.stream_figures(region, &name))
         .flatten();
     match figures {
-        Some((f, ages)) => crate::console::json(document(&name, &f, &ages)),
+        Some((f, shards)) => crate::console::json(document(&name, &f, &shards)),
         None => crate::kinesis::kinesis_error(
             riffle_wire::Encoding::Json,
             &Msg::stream_not_found(&name, svc.account()),
@@ -40,12 +42,17 @@ pub fn stream(svc: &Service, rest: &str, region: &str) -> Response {
     }
 }
 
+/// A shard's latest iterator age within the last minute, 0 when none.
+fn age(s: &ShardTraffic) -> u64 {
+    s.figures.iterator_age_ms.unwrap_or(0)
+}
+
 fn int(n: u64) -> Value {
     Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// The endpoint's document for one stream.
-pub fn document(name: &str, f: &Figures, ages: &[ShardAge]) -> Value {
+pub fn document(name: &str, f: &Figures, shards: &[ShardTraffic]) -> Value {
     let mut m = Map::new();
     m.put("streamName", Value::Str(name.to_owned()));
     m.put("incomingRecords", int(f.records_in));
@@ -56,15 +63,19 @@ pub fn document(name: &str, f: &Figures, ages: &[ShardAge]) -> Value {
     m.put("outgoingRecordsPerSecond", Value::Float(f.out_per_second));
     m.put(
         "iteratorAgeMilliseconds",
-        int(ages.iter().map(|a| a.millis).max().unwrap_or(0)),
+        int(shards.iter().map(age).max().unwrap_or(0)),
     );
-    let shards = ages
+    let shards = shards
         .iter()
         .map(|a| {
             let mut s = Map::new();
             s.put("shardId", Value::Str(a.shard_id.clone()));
             s.put("open", Value::Bool(a.open));
-            s.put("iteratorAgeMilliseconds", int(a.millis));
+            s.put("incomingRecords", int(a.figures.records_in));
+            s.put("incomingBytes", int(a.figures.bytes_in));
+            s.put("outgoingRecords", int(a.figures.records_out));
+            s.put("outgoingBytes", int(a.figures.bytes_out));
+            s.put("iteratorAgeMilliseconds", int(age(a)));
             Value::Map(s)
         })
         .collect();

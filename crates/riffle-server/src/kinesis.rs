@@ -90,7 +90,7 @@ impl AwsService for DataStreams {
     }
 
     fn families(&self) -> Vec<Family> {
-        use riffle_streams::traffic::Figures;
+        use riffle_streams::traffic::{Figures, ShardTraffic};
         let traffic = self.0.traffic();
         let family = |name, help, kind, f: fn(&Figures) -> f64| Family {
             name,
@@ -143,16 +143,17 @@ impl AwsService for DataStreams {
                 |f| f.out_per_second,
             ),
         ];
-        let ages = self.0.iterator_ages();
+        let shards = self.0.shard_traffic();
+        let age = |a: &ShardTraffic| a.figures.iterator_age_ms.unwrap_or(0);
         families.push(Family {
             name: "riffle_streams_get_records_iterator_age_milliseconds",
             help: "Largest iterator age (MillisBehindLatest) of the stream's shards reported within the last minute; 0 when none (CloudWatch GetRecords.IteratorAgeMilliseconds).",
             kind: G,
-            samples: ages
+            samples: shards
                 .iter()
                 .map(|(region, stream, shards)| Sample {
                     labels: vec![("region", region.clone()), ("stream", stream.clone())],
-                    value: shards.iter().map(|a| a.millis).max().unwrap_or(0) as f64,
+                    value: shards.iter().map(age).max().unwrap_or(0) as f64,
                 })
                 .collect(),
         });
@@ -160,7 +161,7 @@ impl AwsService for DataStreams {
             name: "riffle_streams_shard_iterator_age_milliseconds",
             help: "A shard's latest iterator age (MillisBehindLatest) reported within the last minute; 0 when none (CloudWatch shard-level IteratorAgeMilliseconds).",
             kind: G,
-            samples: ages
+            samples: shards
                 .iter()
                 .flat_map(|(region, stream, shards)| {
                     shards.iter().map(move |a| Sample {
@@ -169,7 +170,7 @@ impl AwsService for DataStreams {
                             ("shard", a.shard_id.clone()),
                             ("stream", stream.clone()),
                         ],
-                        value: a.millis as f64,
+                        value: age(a) as f64,
                     })
                 })
                 .collect(),
