@@ -82,19 +82,18 @@ export function streamCharts(name, { every = 1500 } = {}) {
     }
   };
 
-  const throughput = h(
-    "section",
-    { "aria-labelledby": "h-throughput" },
-    h("h2", { id: "h-throughput" }, "Throughput"),
-    h("p", { class: "muted" }, "Records written per second per shard over the last minute, as the server counts them (every PutRecord and PutRecords, from any writer)."),
+  const section = (id, title, about, ...body) => h("section", { "aria-labelledby": id }, h("h2", { id }, title), h("p", { class: "muted" }, about), ...body);
+  const throughput = section(
+    "h-throughput",
+    "Throughput",
+    "Records written per second per shard over the last minute, as the server counts them (every PutRecord and PutRecords, from any writer).",
     slot,
     rates.box,
   );
-  const age = h(
-    "section",
-    { "aria-labelledby": "h-age" },
-    h("h2", { id: "h-age" }, "Iterator age"),
-    h("p", { class: "muted" }, "How far behind the newest record each shard's readers are (MillisBehindLatest of their latest GetRecords or SubscribeToShard event within the last minute; 0 at the tip), as the server saw it."),
+  const age = section(
+    "h-age",
+    "Iterator age",
+    "How far behind the newest record each shard's readers are (MillisBehindLatest of their latest GetRecords or SubscribeToShard event within the last minute; 0 at the tip), as the server saw it.",
     now,
     ages.box,
     table,
