@@ -5,6 +5,9 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { after, before } from "node:test";
+
+import { Riffle } from "./harness.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, "..", "..");
@@ -41,4 +44,24 @@ export async function shoot(page, name, fullPage = false) {
     await page.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`), fullPage });
   }
   await page.emulateMedia({ colorScheme: "light" });
+}
+
+/**
+ * A server started with `args` for the enclosing describe, its Kinesis
+ * client (`sdk`), a browser and a page: fields of the returned object once
+ * `before` has run.
+ */
+export function pageFixture({ args = [], viewport = { width: 1280, height: 860 } } = {}) {
+  const f = {};
+  before(async () => {
+    f.server = await Riffle.start({ args });
+    f.sdk = f.server.client();
+    f.browser = await launch();
+    f.page = await f.browser.newPage({ viewport });
+  });
+  after(async () => {
+    await f.browser?.close();
+    await f.server?.stop();
+  });
+  return f;
 }

@@ -160,8 +160,8 @@ describe("the console, read-write (the loopback default)", { skip }, () => {
     await page.selectOption("select[name=decode]", "text");
 
     // The throughput chart counts what the tail read.
-    await page.waitForSelector(".chart .uplot");
-    const legend = await page.$$eval(".chart .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent));
+    await page.waitForSelector("[aria-labelledby=h-throughput] .chart .uplot");
+    const legend = await page.$$eval("[aria-labelledby=h-throughput] .chart .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent));
     assert.deepEqual(legend.filter(Boolean), ["shardId-000000000000", "shardId-000000000001"]);
 
     // Split shard 0 with the SDK: the map draws the parent closed and two

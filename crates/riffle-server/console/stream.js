@@ -3,8 +3,9 @@
 
 import { call, all, state, answer, AwsError } from "./api.js";
 import { presign } from "./sigv4.js";
-import { h, s, showError, fmtTime, timeChart, confirmDialog } from "./ui.js";
+import { h, s, showError, fmtTime, confirmDialog } from "./ui.js";
 import { deleteStream } from "./streams.js";
+import { streamCharts } from "./stream-metrics.js";
 
 const SPACE = 2n ** 128n;
 const MAX_ROWS = 1000;
@@ -266,25 +267,6 @@ export function streamPage(main, name) {
   const title = h("h1", {}, name);
   const status = h("span", { class: "status" });
 
-  // Throughput: records per second per shard by arrival time, from the tail.
-  const counts = new Map(); // shardId -> Map(second -> n)
-  const chartBox = h("div", { class: "chart", "aria-label": "Records per second per shard" });
-  let chart = null;
-  let chartKey = "";
-  const drawChart = () => {
-    const ids = shards.map((x) => x.ShardId);
-    if (ids.join() !== chartKey) {
-      chart?.destroy();
-      chartBox.replaceChildren();
-      chart = ids.length ? timeChart(chartBox, ids, { yLabel: "records/s", span: 60 }) : null;
-      chartKey = ids.join();
-    }
-    if (!chart) return;
-    const now = Math.floor(Date.now() / 1000);
-    const xs = Array.from({ length: 60 }, (_, i) => now - 59 + i);
-    chart.update([xs, ...ids.map((id) => xs.map((t) => counts.get(id)?.get(t) ?? 0))]);
-  };
-
   // The live tail.
   const rowsBody = h("tbody");
   const shardSel = h("select", { name: "shard", "aria-label": "Shard" }, h("option", { value: "" }, "All shards"));
@@ -355,15 +337,10 @@ export function streamPage(main, name) {
     }
     seen.length = 0;
     rowsBody.replaceChildren();
-    counts.clear();
     const onRecords = (shardId, records) => {
-      const perShard = counts.get(shardId) ?? new Map();
-      counts.set(shardId, perShard);
       for (const r of records) {
         const rec = { ...r, shardId };
         seen.push(rec);
-        const sec = Math.floor(r.ApproximateArrivalTimestamp);
-        perShard.set(sec, (perShard.get(sec) ?? 0) + 1);
         rowsBody.prepend(rowOf(rec));
       }
       while (seen.length > MAX_ROWS) {
@@ -531,6 +508,8 @@ export function streamPage(main, name) {
     }
   };
 
+  const charts = streamCharts(name);
+  cleanups.push(charts.stop);
   main.append(
     h("nav", { class: "crumbs", "aria-label": "Breadcrumbs" }, h("a", { href: "#/streams" }, "Data Streams"), " / ", name),
     h("div", { class: "title" }, title, status, h("span", { class: "spacer" }), deleteBtn),
@@ -545,19 +524,13 @@ export function streamPage(main, name) {
       tailError,
       h("div", { class: "scroll tail" }, h("table", { class: "list records", "aria-label": "Records" }, h("thead", {}, h("tr", {}, ...["Arrival", "Shard", "Sequence number", "Partition key", "Data"].map((c) => h("th", { scope: "col" }, c)))), rowsBody)),
     ),
-    h(
-      "section",
-      { "aria-labelledby": "h-throughput" },
-      h("h2", { id: "h-throughput" }, "Throughput"),
-      h("p", { class: "muted" }, "Records per second per shard over the last minute, by arrival time, counted from what the live tail reads."),
-      chartBox,
-    ),
+    charts.throughput,
+    charts.age,
     h("section", { "aria-labelledby": "h-put" }, h("h2", { id: "h-put" }, "Put a test record"), putForm),
     h("section", { "aria-labelledby": "h-consumers" }, h("h2", { id: "h-consumers" }, "Consumers"), consumerForm, consumerError, h("table", { class: "list", "aria-label": "Consumers" }, h("thead", {}, h("tr", {}, ...["Name", "Status", "Created", "ARN", ""].map((c) => h("th", { scope: "col" }, c)))), consumersBody)),
   );
-  load().then(drawChart);
+  load();
   const timer = setInterval(load, 2000);
-  const chartTimer = setInterval(drawChart, 1000);
-  cleanups.push(() => clearInterval(timer), () => clearInterval(chartTimer), () => chart?.destroy());
+  cleanups.push(() => clearInterval(timer));
   return () => cleanups.forEach((f) => f());
 }

@@ -36,7 +36,7 @@ pub const TARGET_PREFIX: &str = "Kinesis_20131202";
 /// asked for (none by default).
 pub struct DataStreams(pub Arc<Service>, pub Faults);
 
-fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response {
+pub(crate) fn kinesis_error(encoding: Encoding, e: &KinesisError) -> Response {
     tracing::debug!(error_type = e.error_type(), "request failed");
     if let KinesisError::Internal(detail) = e {
         tracing::error!(%detail, "internal failure");
@@ -90,7 +90,7 @@ impl AwsService for DataStreams {
     }
 
     fn families(&self) -> Vec<Family> {
-        use riffle_streams::traffic::Figures;
+        use riffle_streams::traffic::{Figures, ShardTraffic};
         let traffic = self.0.traffic();
         let family = |name, help, kind, f: fn(&Figures) -> f64| Family {
             name,
@@ -105,7 +105,7 @@ impl AwsService for DataStreams {
                 .collect(),
         };
         use MetricKind::{Counter, Gauge as G};
-        vec![
+        let mut families = vec![
             family(
                 "riffle_stream_incoming_records_total",
                 "Records written (CloudWatch IncomingRecords).",
@@ -142,7 +142,52 @@ impl AwsService for DataStreams {
                 G,
                 |f| f.out_per_second,
             ),
-        ]
+        ];
+        let shards = self.0.shard_traffic();
+        let age = |a: &ShardTraffic| a.figures.iterator_age_ms.unwrap_or(0);
+        families.push(Family {
+            name: "riffle_streams_get_records_iterator_age_milliseconds",
+            help: "Largest iterator age (MillisBehindLatest) of the stream's shards reported within the last minute; 0 when none (CloudWatch GetRecords.IteratorAgeMilliseconds).",
+            kind: G,
+            samples: shards
+                .iter()
+                .map(|(region, stream, shards)| Sample {
+                    labels: vec![("region", region.clone()), ("stream", stream.clone())],
+                    value: shards.iter().map(age).max().unwrap_or(0) as f64,
+                })
+                .collect(),
+        });
+        families.push(Family {
+            name: "riffle_streams_shard_iterator_age_milliseconds",
+            help: "A shard's latest iterator age (MillisBehindLatest) reported within the last minute; 0 when none (CloudWatch shard-level IteratorAgeMilliseconds).",
+            kind: G,
+            samples: shards
+                .iter()
+                .flat_map(|(region, stream, shards)| {
+                    shards.iter().map(move |a| Sample {
+                        labels: vec![
+                            ("region", region.clone()),
+                            ("shard", a.shard_id.clone()),
+                            ("stream", stream.clone()),
+                        ],
+                        value: age(a) as f64,
+                    })
+                })
+                .collect(),
+        });
+        families
+    }
+
+    /// `GET /_riffle/console/api/kinesis/<name>`: see
+    /// [`crate::console_kinesis`].
+    fn console_get<'a>(
+        &'a self,
+        rest: &'a str,
+        region: &'a str,
+    ) -> Option<BoxFuture<'a, Response>> {
+        // Answered at once: nothing to await.
+        let answer = crate::console_kinesis::stream(&self.0, rest, region);
+        Some(Box::pin(std::future::ready(answer)))
     }
 
     fn gauges(&self) -> Vec<Gauge> {

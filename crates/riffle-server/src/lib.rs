@@ -8,7 +8,9 @@
 //!   [`sts`] answers `GetCallerIdentity`.
 //! - [`body::Body`] carries whole responses and event streams.
 //! - [`console`] serves the web console and guards the calls it makes;
-//!   [`console_firehose`] is Firehose's console endpoint,
+//!   [`console_kinesis`] is Data Streams' console endpoint (per-shard
+//!   iterator ages and the stream's traffic), [`console_firehose`]
+//!   Firehose's,
 //!   [`console_analytics`] Analytics' (code checks, live rows of
 //!   in-application streams), [`console_tail`] the live tail of a stream
 //!   (Server-Sent Events).
@@ -34,6 +36,7 @@ pub mod body;
 pub mod console;
 pub mod console_analytics;
 pub mod console_firehose;
+pub mod console_kinesis;
 pub mod console_tail;
 pub mod faults;
 pub mod firehose;

@@ -302,6 +302,50 @@ impl Service {
         out
     }
 
+    /// Every stream's (region, name) and its shards' figures, for
+    /// `/metrics`.
+    pub fn shard_traffic(&self) -> Vec<(String, String, Vec<traffic::ShardTraffic>)> {
+        let mut out: Vec<_> = self
+            .all_streams()
+            .iter()
+            .map(|s| (s.region.clone(), s.name.clone(), self.shards_of(s)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// One stream's figures and its shards' (what the console's stream
+    /// page charts), unless it does not exist.
+    pub fn stream_figures(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Option<(traffic::Figures, Vec<traffic::ShardTraffic>)> {
+        let s = self.snapshot(&(region.to_owned(), name.to_owned()))?;
+        Some((self.traffic.figures(s.id), self.shards_of(&s)))
+    }
+
+    /// A stream's open shards, and its closed ones read within the last
+    /// minute, with their figures, in shard order.
+    fn shards_of(&self, s: &Stream) -> Vec<traffic::ShardTraffic> {
+        let figures = self.traffic.shards(s.id);
+        s.shards
+            .iter()
+            .filter_map(|shard| {
+                let f = figures
+                    .iter()
+                    .find(|(i, _)| *i == shard.index)
+                    .map(|f| f.1)
+                    .unwrap_or_default();
+                (shard.is_open() || f.iterator_age_ms.is_some()).then(|| traffic::ShardTraffic {
+                    shard_id: shard.id(),
+                    open: shard.is_open(),
+                    figures: f,
+                })
+            })
+            .collect()
+    }
+
     /// Counts `bytes` as pending until the returned guard drops (after the
     /// write is durable, or abandoned), or refuses the write when the
     /// server's pending bytes are at their cap. A write is always admitted

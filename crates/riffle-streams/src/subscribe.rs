@@ -246,8 +246,10 @@ impl Service {
                 let ended = read.children.is_some();
                 svc.traffic.read(
                     stream_id,
+                    shard_index,
                     read.records.len() as u64,
                     read.records.iter().map(|r| r.data.len() as u64).sum(),
+                    read.millis_behind,
                 );
 
                 let mut event = SubscribeToShardEvent {

@@ -117,12 +117,32 @@ pub async fn put_record(
         Ok((shard, appended, s.encryption.is_some(), (pending, s.id, bytes as u64)))
     })?;
     appended.durable.await?;
-    svc.traffic.wrote(stream_id, 1, bytes);
+    svc.traffic.wrote(stream_id, &[(shard.index, 1, bytes)]);
     Ok(PutRecordOutput {
         shard_id: shard.id(),
         sequence_number: shard.seq(appended.offsets[0], (appended.arrival_ms / 1000) as u64),
         encryption_type: Some(if encrypted { "KMS" } else { "NONE" }.to_owned()),
     })
+}
+
+/// A batch's (shard, records, bytes of data and keys), one entry a shard.
+fn by_shard(batch: &[NewRecord]) -> Vec<(u32, u64, u64)> {
+    let mut each: Vec<(u32, u64)> = batch
+        .iter()
+        .map(|r| (r.shard, (r.data.len() + r.partition_key.len()) as u64))
+        .collect();
+    each.sort_unstable_by_key(|e| e.0);
+    let mut out: Vec<(u32, u64, u64)> = Vec::new();
+    for (shard, bytes) in each {
+        match out.last_mut() {
+            Some(last) if last.0 == shard => {
+                last.1 += 1;
+                last.2 += bytes;
+            }
+            _ => out.push((shard, 1, bytes)),
+        }
+    }
+    out
 }
 
 pub async fn put_records(
@@ -182,10 +202,7 @@ pub async fn put_records(
                     Err(e) => plan.push(Err(e)),
                 }
             }
-            let written: u64 = batch
-                .iter()
-                .map(|r| (r.data.len() + r.partition_key.len()) as u64)
-                .sum();
+            let written = by_shard(&batch);
             let appended = if batch.is_empty() {
                 None
             } else {
@@ -202,8 +219,7 @@ pub async fn put_records(
     let (offsets, secs) = match appended {
         Some(a) => {
             a.durable.await?;
-            svc.traffic
-                .wrote(stream_id, a.offsets.len() as u64, written);
+            svc.traffic.wrote(stream_id, &written);
             (a.offsets, (a.arrival_ms / 1000) as u64)
         }
         None => (Vec::new(), 0),
@@ -514,8 +530,13 @@ pub async fn get_records(
     let read = read_shard(svc, s, shard, it.position, limit)?;
     let bytes: usize = read.records.iter().map(|r| r.data.len()).sum();
     svc.throttle.charge_read(s, shard.index, bytes as u64, now);
-    svc.traffic
-        .read(s.id, read.records.len() as u64, bytes as u64);
+    svc.traffic.read(
+        s.id,
+        shard.index,
+        read.records.len() as u64,
+        bytes as u64,
+        read.millis_behind,
+    );
     let next = match read.children {
         Some(_) => None,
         None => Some(svc.tokens.encode(&ShardIterator {
