@@ -422,6 +422,6 @@ async fn the_console_firehose_endpoint_answers_for_existing_streams_only() {
         "{body}"
     );
     // Services without a console endpoint have none.
-    let (status, body) = send(addr, "GET", "/_riffle/console/api/kinesis/orders", &[], b"").await;
+    let (status, body) = send(addr, "GET", "/_riffle/console/api/glue/orders", &[], b"").await;
     assert_eq!((status, body.as_str()), (404, "No such console page.\n"));
 }
