@@ -366,6 +366,11 @@ const HOLD_WHILE_RETRYING: usize = 4;
 /// How often, at most, a busy task publishes what it holds (an idle one
 /// publishes before it waits).
 const FILL_EVERY: Duration = Duration::from_millis(100);
+/// Records read from the delivery buffer at a time, at most (a read also
+/// stops at the bytes the size hint still wants): enough that one read
+/// fills a size hint of small records, so a task that fell behind its
+/// interval writes objects of the size hint rather than one per read.
+const BUFFER_READ: usize = 1 << 20;
 /// Records read from a Kinesis source at a time.
 const KINESIS_READ: usize = 1000;
 
@@ -781,7 +786,7 @@ impl Task {
                     match self.cell.buffer.read(
                         *pos,
                         ReadLimits {
-                            max_records: 10_000,
+                            max_records: BUFFER_READ,
                             max_bytes: want,
                         },
                     ) {
